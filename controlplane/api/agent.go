@@ -1,0 +1,87 @@
+package api
+
+// The agent-facing contract. A node agent asks a manager for its
+// Assignments with a blocking query (the last Index it saw); the answer holds
+// only what this node needs: its own tasks, the service table its dataplane
+// compiles into kernel maps, and its mesh peers. Status flows back as
+// StatusReports. Nothing in here is addressed to another node.
+
+// Assignments is a node's complete desired state at raft index Index.
+type Assignments struct {
+	Index    uint64             `json:"index"`
+	NodeID   string             `json:"node_id"`
+	Tasks    []Task             `json:"tasks"`
+	Services []ServiceEndpoints `json:"services"`
+	Peers    []Peer             `json:"peers"`
+	// Cluster-wide network settings the agent needs to configure CNI, mesh and DNS.
+	Network ClusterNetwork `json:"network"`
+}
+
+// ClusterNetwork are the cluster's address ranges.
+type ClusterNetwork struct {
+	PodCIDR     string `json:"pod_cidr"`     // 10.42.0.0/16
+	ServiceCIDR string `json:"service_cidr"` // 10.43.0.0/16
+	Domain      string `json:"domain"`       // warren.local
+	Subnet      string `json:"subnet"`       // this node's /24
+}
+
+// BackendHealth is a backend's eligibility for new connections.
+type BackendHealth string
+
+const (
+	BackendActive      BackendHealth = "active"
+	BackendTerminating BackendHealth = "terminating"
+	BackendUnhealthy   BackendHealth = "unhealthy"
+)
+
+// ServiceEndpoints is one service as the dataplane sees it.
+type ServiceEndpoints struct {
+	ServiceID string         `json:"service_id"`
+	Name      string         `json:"name"`
+	VIP       string         `json:"vip"`
+	Ports     []PortConfig   `json:"ports"`
+	Groups    []VersionGroup `json:"groups"`
+}
+
+// VersionGroup is a set of backends running one version, with its traffic weight.
+type VersionGroup struct {
+	Version  string    `json:"version"`
+	Weight   uint32    `json:"weight"`
+	Backends []Backend `json:"backends"`
+}
+
+// Backend is one task's address.
+type Backend struct {
+	TaskID string        `json:"task_id"`
+	NodeID string        `json:"node_id"`
+	Addr   string        `json:"addr"`
+	Health BackendHealth `json:"health"`
+}
+
+// Peer is another node on the mesh.
+type Peer struct {
+	NodeID      string `json:"node_id"`
+	Addr        string `json:"addr"`
+	Subnet      string `json:"subnet"`
+	WGPublicKey string `json:"wg_public_key"`
+	WGEndpoint  string `json:"wg_endpoint"`
+}
+
+// StatusReport carries task status changes from a node to the managers.
+type StatusReport struct {
+	NodeID string                `json:"node_id"`
+	Tasks  map[string]TaskStatus `json:"tasks"`
+}
+
+// NodeRegistration is sent by an agent when it starts and on every heartbeat.
+type NodeRegistration struct {
+	NodeID   string            `json:"node_id"`
+	Hostname string            `json:"hostname"`
+	Addr     string            `json:"addr"`
+	OS       string            `json:"os"`
+	Arch     string            `json:"arch"`
+	Capacity Resources         `json:"capacity"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Network  NodeNetwork       `json:"network"`
+	Version  string            `json:"version,omitempty"`
+}

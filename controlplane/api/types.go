@@ -1,0 +1,366 @@
+package api
+
+import (
+	"time"
+)
+
+// NodeRole is what a node does in the cluster. Certificates carry it.
+type NodeRole string
+
+const (
+	RoleManager NodeRole = "manager"
+	RoleWorker  NodeRole = "worker"
+)
+
+// Availability is the operator's wish for a node (docker node update --availability).
+type Availability string
+
+const (
+	AvailabilityActive Availability = "active" // accepts new tasks
+	AvailabilityPause  Availability = "pause"  // keeps its tasks, gets no new ones
+	AvailabilityDrain  Availability = "drain"  // replicated tasks move away
+)
+
+// NodeState is what the managers observed of a node.
+type NodeState string
+
+const (
+	NodeUnknown NodeState = "unknown"
+	NodeReady   NodeState = "ready"
+	NodeDown    NodeState = "down"
+)
+
+// Resources is an amount of CPU (in nano-CPUs, 1e9 = one core) and memory (bytes).
+type Resources struct {
+	NanoCPUs    int64 `json:"nano_cpus,omitempty"`
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
+	Pids        int64 `json:"pids,omitempty"`
+}
+
+// Node is one machine in the cluster.
+type Node struct {
+	ID     string     `json:"id"`
+	Spec   NodeSpec   `json:"spec"`
+	Status NodeStatus `json:"status"`
+	// Meta records when the node was created and last changed (raft index).
+	Meta Meta `json:"meta"`
+}
+
+// NodeSpec is what operators control.
+type NodeSpec struct {
+	Role         NodeRole          `json:"role"`
+	Availability Availability      `json:"availability"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// NodeStatus is what the node and the managers report.
+type NodeStatus struct {
+	State    NodeState `json:"state"`
+	Hostname string    `json:"hostname"`
+	// Addr is the node's advertised address (IP) used for the mesh and published ports.
+	Addr      string            `json:"addr"`
+	OS        string            `json:"os"`
+	Arch      string            `json:"arch"`
+	Capacity  Resources         `json:"capacity"`
+	Labels    map[string]string `json:"labels,omitempty"` // engine labels reported by the node itself
+	Heartbeat time.Time         `json:"heartbeat"`
+	Message   string            `json:"message,omitempty"`
+	// Manager is set for manager nodes: raft address and whether it is the leader.
+	Manager *ManagerStatus `json:"manager,omitempty"`
+	// Network is the node's place in the overlay: its pod subnet and WireGuard identity.
+	Network NodeNetwork `json:"network"`
+	Version string      `json:"version,omitempty"`
+}
+
+// ManagerStatus is raft membership as seen from the store.
+type ManagerStatus struct {
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Leader   bool   `json:"leader"`
+	Voter    bool   `json:"voter"`
+}
+
+// NodeNetwork is allocated by the control plane (Subnet) and reported by the node (keys, endpoint).
+type NodeNetwork struct {
+	Subnet      string `json:"subnet,omitempty"`        // e.g. 10.42.3.0/24, allocated in raft
+	WGPublicKey string `json:"wg_public_key,omitempty"` // base64; the private key never leaves the node
+	WGEndpoint  string `json:"wg_endpoint,omitempty"`   // host:port
+	DNSAddr     string `json:"dns_addr,omitempty"`
+}
+
+// Meta is bookkeeping set by the FSM.
+type Meta struct {
+	Version   uint64    `json:"version"` // raft index of the last change
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ServiceMode is replicated (N copies) or global (one per eligible node).
+type ServiceMode string
+
+const (
+	ModeReplicated ServiceMode = "replicated"
+	ModeGlobal     ServiceMode = "global"
+)
+
+// Service is a long-running workload.
+type Service struct {
+	ID   string      `json:"id"`
+	Spec ServiceSpec `json:"spec"`
+	// PreviousSpec is kept for rollback.
+	PreviousSpec *ServiceSpec `json:"previous_spec,omitempty"`
+	// SpecVersion increments on every spec change; tasks record the version they were made from.
+	SpecVersion uint64        `json:"spec_version"`
+	Endpoint    Endpoint      `json:"endpoint"`
+	Update      *UpdateStatus `json:"update,omitempty"`
+	Meta        Meta          `json:"meta"`
+}
+
+// ServiceSpec is exactly what the user asked for; the system never modifies it.
+type ServiceSpec struct {
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Mode     ServiceMode       `json:"mode"`
+	Replicas uint64            `json:"replicas"`
+	Task     TaskSpec          `json:"task"`
+	Ports    []PortConfig      `json:"ports,omitempty"`
+	Update   UpdateConfig      `json:"update"`
+	// Version labels the task template for traffic splitting (e.g. "v2"). Empty means derived from SpecVersion.
+	Version string `json:"version,omitempty"`
+}
+
+// TaskSpec is the container template of a service.
+type TaskSpec struct {
+	Container ContainerSpec `json:"container"`
+	Resources ResourceReqs  `json:"resources"`
+	Restart   RestartPolicy `json:"restart"`
+	Placement Placement     `json:"placement"`
+	Health    *HealthCheck  `json:"health,omitempty"`
+}
+
+// ContainerSpec is everything the runtime needs to build an OCI spec.
+type ContainerSpec struct {
+	Image      string            `json:"image"`
+	Command    []string          `json:"command,omitempty"` // replaces the image entrypoint
+	Args       []string          `json:"args,omitempty"`    // replaces the image cmd
+	Env        []string          `json:"env,omitempty"`     // K=V
+	Dir        string            `json:"dir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Hostname   string            `json:"hostname,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Mounts     []Mount           `json:"mounts,omitempty"`
+	StopSignal string            `json:"stop_signal,omitempty"`
+	StopGrace  Duration          `json:"stop_grace,omitempty"`
+	ReadOnly   bool              `json:"read_only,omitempty"`
+}
+
+// MountType is bind, tmpfs or volume.
+type MountType string
+
+const (
+	MountBind   MountType = "bind"
+	MountTmpfs  MountType = "tmpfs"
+	MountVolume MountType = "volume"
+)
+
+// Mount is one filesystem made visible in the container.
+type Mount struct {
+	Type      MountType `json:"type"`
+	Source    string    `json:"source,omitempty"`
+	Target    string    `json:"target"`
+	ReadOnly  bool      `json:"read_only,omitempty"`
+	TmpfsSize int64     `json:"tmpfs_size,omitempty"`
+}
+
+// ResourceReqs are limits enforced by cgroups and reservations honoured by the scheduler.
+type ResourceReqs struct {
+	Limits       Resources `json:"limits"`
+	Reservations Resources `json:"reservations"`
+}
+
+// RestartCondition says when a stopped task is replaced.
+type RestartCondition string
+
+const (
+	RestartNone      RestartCondition = "none"
+	RestartOnFailure RestartCondition = "on-failure"
+	RestartAny       RestartCondition = "any"
+)
+
+// RestartPolicy is applied by the node agent (it works while managers are unreachable).
+type RestartPolicy struct {
+	Condition   RestartCondition `json:"condition"`
+	Delay       Duration         `json:"delay"` // first delay; doubles up to MaxDelay
+	MaxDelay    Duration         `json:"max_delay,omitempty"`
+	MaxAttempts uint64           `json:"max_attempts"` // 0 = unlimited
+	Window      Duration         `json:"window,omitempty"`
+}
+
+// Placement constrains where tasks go.
+type Placement struct {
+	Constraints []string `json:"constraints,omitempty"` // node.labels.k==v, node.role!=manager, node.hostname==x
+	MaxReplicas uint64   `json:"max_replicas_per_node,omitempty"`
+	Preferences []string `json:"preferences,omitempty"`
+}
+
+// HealthCheckKind selects how a task is probed.
+type HealthCheckKind string
+
+const (
+	HealthExec HealthCheckKind = "exec"
+	HealthHTTP HealthCheckKind = "http"
+	HealthTCP  HealthCheckKind = "tcp"
+)
+
+// HealthCheck probes a running task.
+type HealthCheck struct {
+	Kind        HealthCheckKind `json:"kind"`
+	Command     []string        `json:"command,omitempty"` // exec
+	Path        string          `json:"path,omitempty"`    // http
+	Port        uint16          `json:"port,omitempty"`    // http and tcp; defaults to the first target port
+	Interval    Duration        `json:"interval"`
+	Timeout     Duration        `json:"timeout"`
+	Retries     uint64          `json:"retries"`
+	StartPeriod Duration        `json:"start_period,omitempty"`
+}
+
+// Protocol is tcp or udp.
+type Protocol string
+
+const (
+	TCP Protocol = "tcp"
+	UDP Protocol = "udp"
+)
+
+// PortConfig exposes a container port on the service VIP and optionally on every node.
+type PortConfig struct {
+	Protocol      Protocol `json:"protocol"`
+	TargetPort    uint16   `json:"target_port"`
+	PublishedPort uint16   `json:"published_port,omitempty"` // 0 = VIP only
+}
+
+// UpdateStrategy is how a spec change is rolled out.
+type UpdateStrategy string
+
+const (
+	StrategyRolling   UpdateStrategy = "rolling"
+	StrategyBlueGreen UpdateStrategy = "blue-green"
+	StrategyCanary    UpdateStrategy = "canary"
+)
+
+// UpdateConfig controls rollouts.
+type UpdateConfig struct {
+	Strategy      UpdateStrategy `json:"strategy"`
+	Parallelism   uint64         `json:"parallelism"`
+	Delay         Duration       `json:"delay,omitempty"`
+	Order         string         `json:"order,omitempty"`          // stop-first | start-first
+	CanaryWeight  uint32         `json:"canary_weight,omitempty"`  // percent of new connections to the new version
+	FailureAction string         `json:"failure_action,omitempty"` // pause | rollback | continue
+}
+
+// UpdateStatus is the state of the current rollout.
+type UpdateStatus struct {
+	State       string    `json:"state"` // updating | paused | completed | rolled-back | awaiting-promote
+	Message     string    `json:"message,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	CompletedAt time.Time `json:"completed_at,omitempty"`
+	// Weights per version label while a canary or blue/green rollout is open.
+	Weights map[string]uint32 `json:"weights,omitempty"`
+}
+
+// Endpoint is what the control plane allocated for a service's traffic.
+type Endpoint struct {
+	VIP   string       `json:"vip,omitempty"` // from the service range, e.g. 10.43.0.7
+	Ports []PortConfig `json:"ports,omitempty"`
+}
+
+// TaskState only moves forward, in this order.
+type TaskState string
+
+const (
+	TaskNew       TaskState = "new"
+	TaskPending   TaskState = "pending"   // waiting for placement
+	TaskAssigned  TaskState = "assigned"  // placed on a node
+	TaskPreparing TaskState = "preparing" // image, container, network
+	TaskStarting  TaskState = "starting"
+	TaskRunning   TaskState = "running"
+	TaskComplete  TaskState = "complete" // exited 0
+	TaskShutdown  TaskState = "shutdown" // stopped on request
+	TaskFailed    TaskState = "failed"   // exited non-zero or could not start
+	TaskRejected  TaskState = "rejected" // the node refused it
+	TaskOrphaned  TaskState = "orphaned" // node gone
+	TaskRemove    TaskState = "remove"   // desired only: stop and delete
+)
+
+var taskStateOrder = map[TaskState]int{
+	TaskNew: 0, TaskPending: 1, TaskAssigned: 2, TaskPreparing: 3, TaskStarting: 4, TaskRunning: 5,
+	TaskComplete: 6, TaskShutdown: 7, TaskFailed: 8, TaskRejected: 9, TaskOrphaned: 10, TaskRemove: 11,
+}
+
+// Before reports whether s comes before o in the task lifecycle.
+func (s TaskState) Before(o TaskState) bool { return taskStateOrder[s] < taskStateOrder[o] }
+
+// Terminal reports whether a task in this state will never run again.
+func (s TaskState) Terminal() bool { return taskStateOrder[s] >= taskStateOrder[TaskComplete] }
+
+// HealthState of a running task.
+type HealthState string
+
+const (
+	HealthNone      HealthState = ""         // no check configured
+	HealthStarting  HealthState = "starting" // inside the start period
+	HealthHealthy   HealthState = "healthy"
+	HealthUnhealthy HealthState = "unhealthy"
+)
+
+// Task is one scheduled instance of a service.
+type Task struct {
+	ID        string `json:"id"`
+	ServiceID string `json:"service_id"`
+	// Slot is the replica number (1..N) for replicated services; 0 for global ones.
+	Slot        uint64   `json:"slot"`
+	NodeID      string   `json:"node_id,omitempty"`
+	Spec        TaskSpec `json:"spec"`
+	SpecVersion uint64   `json:"spec_version"`
+	// Version is the traffic-splitting label of the spec this task runs.
+	Version      string     `json:"version"`
+	ServiceName  string     `json:"service_name"`
+	DesiredState TaskState  `json:"desired_state"`
+	Status       TaskStatus `json:"status"`
+	Meta         Meta       `json:"meta"`
+}
+
+// TaskStatus is reported by the node agent (or the scheduler while pending).
+type TaskStatus struct {
+	State       TaskState   `json:"state"`
+	Timestamp   time.Time   `json:"timestamp"`
+	Message     string      `json:"message,omitempty"`
+	Err         string      `json:"err,omitempty"`
+	ContainerID string      `json:"container_id,omitempty"`
+	PID         int         `json:"pid,omitempty"`
+	ExitCode    int         `json:"exit_code,omitempty"`
+	Addr        string      `json:"addr,omitempty"` // the task's IP on the pod network
+	Health      HealthState `json:"health,omitempty"`
+	Restarts    uint64      `json:"restarts,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "1m30s" in JSON and YAML.
+type Duration time.Duration
+
+// D is a convenience conversion.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

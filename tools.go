@@ -1,0 +1,46 @@
+//go:build tools
+
+// Package tools pins the modules Warren depends on so that `go mod tidy`
+// keeps them while the packages that use them are being written.
+package tools
+
+import (
+	_ "github.com/anishathalye/porcupine"
+	_ "github.com/cilium/ebpf"
+	_ "github.com/cilium/ebpf/link"
+	_ "github.com/cilium/ebpf/rlimit"
+	_ "github.com/containerd/containerd/v2/client"
+	_ "github.com/containerd/containerd/v2/core/images/archive"
+	_ "github.com/containerd/containerd/v2/pkg/cio"
+	_ "github.com/containerd/containerd/v2/pkg/namespaces"
+	_ "github.com/containerd/containerd/v2/pkg/oci"
+	_ "github.com/containernetworking/cni/libcni"
+	_ "github.com/containernetworking/cni/pkg/skel"
+	_ "github.com/containernetworking/cni/pkg/types/100"
+	_ "github.com/containernetworking/cni/pkg/version"
+	_ "github.com/containernetworking/plugins/pkg/ip"
+	_ "github.com/containernetworking/plugins/pkg/ns"
+	_ "github.com/hashicorp/go-hclog"
+	_ "github.com/hashicorp/raft"
+	_ "github.com/hashicorp/raft-boltdb/v2"
+	_ "github.com/miekg/dns"
+	_ "github.com/opencontainers/image-spec/specs-go/v1"
+	_ "github.com/opencontainers/runtime-spec/specs-go"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/client_golang/prometheus/testutil"
+	_ "github.com/spf13/cobra"
+	_ "github.com/vishvananda/netlink"
+	_ "github.com/vishvananda/netns"
+	_ "go.etcd.io/bbolt"
+	_ "go.uber.org/zap"
+	_ "golang.zx2c4.com/wireguard/conn"
+	_ "golang.zx2c4.com/wireguard/device"
+	_ "golang.zx2c4.com/wireguard/tun"
+	_ "golang.zx2c4.com/wireguard/wgctrl"
+	_ "golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+	_ "google.golang.org/grpc"
+	_ "k8s.io/cri-api/pkg/apis/runtime/v1"
+	_ "pgregory.net/rapid"
+	_ "sigs.k8s.io/yaml"
+)
