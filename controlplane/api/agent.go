@@ -15,6 +15,8 @@ type Assignments struct {
 	Peers    []Peer             `json:"peers"`
 	// Cluster-wide network settings the agent needs to configure CNI, mesh and DNS.
 	Network ClusterNetwork `json:"network"`
+	// Managers are the API addresses of every manager, so the agent can fail over.
+	Managers []string `json:"managers"`
 }
 
 // ClusterNetwork are the cluster's address ranges.
