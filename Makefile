@@ -1,0 +1,100 @@
+# Warren — one binary, one Makefile.
+#
+#   sudo make demo        set up this Debian machine and run a single-node cluster serving `web`
+#   sudo make ci          run every test exactly as CI does (.ci/run calls it)
+#
+SHELL       := /bin/bash
+GO          ?= go
+BIN         := build/warren
+DATA_DIR    ?= /var/lib/warren
+DEMO_IMAGE  := build/demo.tar
+PKGS_UNIT   := $(shell $(GO) list ./... 2>/dev/null | grep -v -e /kernel-tests/ -e /bench/)
+APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build test kernel-test bench bench-smoke generate generate-check lint demo-image demo demo-clean deps release ci containerd
+
+all: build
+
+## build: the warren binary, and wrn / warren-cni links to it
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/warren
+	ln -sf warren build/wrn
+	ln -sf warren build/warren-cni
+
+## test: unit tests (no root needed)
+test:
+	$(GO) test -count=1 $(PKGS_UNIT)
+
+## kernel-test: tests against the real kernel, containerd and WireGuard (root)
+kernel-test: build demo-image
+	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) \
+		$(GO) test -count=1 -p 1 -timeout 20m ./kernel-tests/...
+
+## bench: full benchmarks (root); bench-smoke: the short run CI does
+bench: build
+	WARREN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+bench-smoke: build
+	WARREN_BENCH_SMOKE=1 WARREN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./bench/...
+
+## generate: regenerate bpf2go output (clang 14); generate-check fails if the committed output differs
+generate:
+	$(GO) generate ./dataplane/...
+generate-check: generate
+	git diff --exit-code -- dataplane/ bpf/ || (echo "committed bpf2go output differs from a fresh generation: run make generate and commit" >&2; exit 1)
+
+## lint: gofmt, go vet, and a darwin build (the proxy dataplane must build there)
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1)
+	$(GO) vet ./...
+	GOOS=darwin GOARCH=arm64 $(GO) build ./...
+
+## demo-image: the demo HTTP server packed as an OCI archive (no registry, no docker)
+demo-image: build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o build/demo-server ./cmd/demo-server
+	$(BIN) image pack --binary build/demo-server --name warren/demo:v1 -o $(DEMO_IMAGE)
+	WARREN_DEMO_VERSION=v2 $(BIN) image pack --binary build/demo-server --name warren/demo:v2 --env WARREN_DEMO_VERSION=v2 -o build/demo-v2.tar
+
+## deps: install what Warren and its tests need on Debian (idempotent)
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	$(GO) mod download
+
+## containerd: start the system containerd if nothing answers on its socket
+containerd:
+	@if ! ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then \
+		echo "starting containerd"; mkdir -p /run/containerd; \
+		setsid containerd >/var/log/warren-containerd.log 2>&1 < /dev/null & \
+		for i in $$(seq 50); do ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 && break; sleep 0.2; done; fi
+
+## demo: a single-node cluster serving `web` (3 replicas, port 8080) — safe to re-run
+demo: deps build demo-image containerd
+	install -m 0755 $(BIN) /usr/local/bin/warren && ln -sf warren /usr/local/bin/wrn
+	@if ! warren cluster info >/dev/null 2>&1; then \
+		warren cluster init --detach --data-dir $(DATA_DIR); fi
+	warren image load -i $(DEMO_IMAGE)
+	@warren service inspect web >/dev/null 2>&1 || \
+		warren service create web --image warren/demo:v1 --replicas 3 --port 8080:80 --health-http /healthz
+	warren service ls
+	@for i in 1 2 3 4 5 6; do curl -s --max-time 2 localhost:8080 | head -1; done
+
+## demo-clean: stop the demo cluster and remove its state
+demo-clean:
+	-warren service rm web
+	-warren cluster leave --force --data-dir $(DATA_DIR)
+	-pkill -f 'warren (cluster init|manager run)'
+	rm -rf $(DATA_DIR)
+
+## release: cross-builds (linux amd64/arm64/armv7, macOS with the proxy dataplane)
+release:
+	@for t in linux/amd64 linux/arm64 linux/arm/7 darwin/arm64 darwin/amd64; do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; [ "$$arm" = "$$rest" ] && arm=""; \
+		out=build/release/warren-$$os-$$arch$${arm:+v$$arm}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/warren || exit 1; \
+		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
+
+## ci: everything CI runs, in order (root)
+ci: deps lint test kernel-test bench-smoke
+	@echo "ci: all stages passed"
