@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -89,6 +90,23 @@ func (c *Client) Del(ctx context.Context, containerID, netnsPath string) error {
 	rt.ContainerID, rt.NetNS = containerID, netnsPath
 	if err := cfg.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("cni del %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// GC tells the plugin which containers still exist; it frees the addresses
+// and host interfaces of every other attachment.
+func (c *Client) GC(ctx context.Context, validContainerIDs []string) error {
+	cfg, list, rt, err := c.setup()
+	if err != nil {
+		return err
+	}
+	args := &libcni.GCArgs{}
+	for _, id := range validContainerIDs {
+		args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: id, IfName: rt.IfName})
+	}
+	if err := cfg.GCNetworkList(ctx, list, args); err != nil {
+		return fmt.Errorf("cni gc: %w", err)
 	}
 	return nil
 }

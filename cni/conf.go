@@ -33,6 +33,8 @@ type NetConf struct {
 	DNS        types.DNS `json:"dns,omitempty"`
 	// RawPrevResult is set by the runtime for CHECK (and DEL).
 	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+	// ValidAttachments is set by the runtime for GC.
+	ValidAttachments []types.GCAttachment `json:"cni.dev/valid-attachments,omitempty"`
 
 	Bridge      string `json:"bridge,omitempty"`
 	Subnet      string `json:"subnet"` // this node's /24, e.g. 10.42.3.0/24

@@ -26,6 +26,7 @@ func Main() {
 		Add:    cmdAdd,
 		Del:    cmdDel,
 		Check:  cmdCheck,
+		GC:     cmdGC,
 		Status: cmdStatus,
 	}, version.All, "warren-cni: bridge + veth + node-subnet IPAM for Warren")
 }
@@ -69,10 +70,6 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}()
 
 	hostName := hostVethName(args.ContainerID, args.IfName)
-	// A repeated ADD for the same attachment replaces its veth; deleting the
-	// host end removes the container end too.
-	_ = ip.DelLinkByName(hostName)
-
 	gw := ipam.Gateway(conf.subnet)
 	cidr := &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(conf.subnet.Bits(), 32)}
 	hostNS, err := ns.GetCurrentNS()
@@ -82,22 +79,33 @@ func cmdAdd(args *skel.CmdArgs) error {
 	defer hostNS.Close()
 
 	var hostIf, contIf net.Interface
+	// A repeated ADD for an attachment that is intact keeps it: recreating the
+	// veth would change the MAC under live neighbours' ARP caches.
+	reused := existingAttachment(netns, hostName, args.IfName, cidr, &hostIf, &contIf)
+	if !reused {
+		// Deleting the host end of a broken attachment removes both ends.
+		_ = ip.DelLinkByName(hostName)
+	}
 	err = netns.Do(func(ns.NetNS) error {
-		if l, err := netlink.LinkByName(args.IfName); err == nil {
-			// Left over from a runtime that lost track of it.
-			_ = netlink.LinkDel(l)
-		}
-		var err error
-		hostIf, contIf, err = ip.SetupVethWithName(args.IfName, hostName, conf.MTU, "", hostNS)
-		if err != nil {
-			return fmt.Errorf("create veth: %w", err)
+		if !reused {
+			if l, err := netlink.LinkByName(args.IfName); err == nil {
+				// Left over from a runtime that lost track of it.
+				_ = netlink.LinkDel(l)
+			}
+			var err error
+			hostIf, contIf, err = ip.SetupVethWithName(args.IfName, hostName, conf.MTU, "", hostNS)
+			if err != nil {
+				return fmt.Errorf("create veth: %w", err)
+			}
 		}
 		link, err := netlink.LinkByName(args.IfName)
 		if err != nil {
 			return err
 		}
-		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: cidr}); err != nil {
-			return fmt.Errorf("add address %s: %w", cidr, err)
+		if !reused {
+			if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: cidr}); err != nil {
+				return fmt.Errorf("add address %s: %w", cidr, err)
+			}
 		}
 		if err := netlink.LinkSetUp(link); err != nil {
 			return fmt.Errorf("set %s up: %w", args.IfName, err)
@@ -143,6 +151,35 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	ok = true
 	return types.PrintResult(result, conf.CNIVersion)
+}
+
+// existingAttachment reports whether the host veth and the container
+// interface of this attachment already exist with the leased address.
+func existingAttachment(netns ns.NetNS, hostName, ifName string, cidr *net.IPNet, hostIf, contIf *net.Interface) bool {
+	hl, err := netlink.LinkByName(hostName)
+	if err != nil {
+		return false
+	}
+	ok := false
+	_ = netns.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return nil
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return nil
+		}
+		for _, a := range addrs {
+			if a.IPNet.String() == cidr.String() {
+				ok = true
+			}
+		}
+		*contIf = net.Interface{Name: l.Attrs().Name, HardwareAddr: l.Attrs().HardwareAddr, Index: l.Attrs().Index}
+		return nil
+	})
+	*hostIf = net.Interface{Name: hl.Attrs().Name, HardwareAddr: hl.Attrs().HardwareAddr, Index: hl.Attrs().Index}
+	return ok
 }
 
 // ensureBridge creates the node bridge with the gateway address if it is
@@ -311,6 +348,33 @@ func cmdCheck(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrInvalidNetNS, "open netns", err.Error())
 		}
 		return types.NewError(types.ErrInternal, "container interface does not match prevResult", err.Error())
+	}
+	return nil
+}
+
+// cmdGC frees the leases and host veths of attachments the runtime no
+// longer knows (CNI 1.1 GC), e.g. after a crash between ADD and DEL.
+func cmdGC(args *skel.CmdArgs) error {
+	conf, err := parseConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	store, err := ipam.Open(conf.DataDir, conf.subnet)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "open ipam store", err.Error())
+	}
+	valid := make([]ipam.Owner, 0, len(conf.ValidAttachments))
+	for _, a := range conf.ValidAttachments {
+		valid = append(valid, ipam.Owner{ContainerID: a.ContainerID, IfName: a.IfName})
+	}
+	freed, err := store.Retain(valid)
+	if err != nil {
+		return internal("gc leases", err)
+	}
+	for _, o := range freed {
+		if err := ip.DelLinkByName(hostVethName(o.ContainerID, o.IfName)); err != nil && !errors.Is(err, ip.ErrLinkNotFound) {
+			return internal("gc host veth", err)
+		}
 	}
 	return nil
 }

@@ -128,3 +128,18 @@ func (p *Pool) ReleaseContainer(containerID string) []netip.Addr {
 	sort.Slice(freed, func(i, j int) bool { return freed[i].Less(freed[j]) })
 	return freed
 }
+
+// Retain frees every lease whose owner is not in valid and returns the
+// freed owners, sorted. It is CNI GC: the runtime names the attachments it
+// still knows and everything else is a leak.
+func (p *Pool) Retain(valid map[Owner]bool) []Owner {
+	var freed []Owner
+	for a, o := range p.Leases {
+		if !valid[o] {
+			delete(p.Leases, a)
+			freed = append(freed, o)
+		}
+	}
+	sort.Slice(freed, func(i, j int) bool { return freed[i].String() < freed[j].String() })
+	return freed
+}

@@ -143,3 +143,19 @@ func TestBroadcastGateway(t *testing.T) {
 		}
 	}
 }
+
+func TestPoolRetain(t *testing.T) {
+	p, _ := NewPool(netip.MustParsePrefix("10.42.0.0/24"))
+	for _, c := range []string{"a", "b", "c"} {
+		if _, err := p.Allocate(Owner{c, "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freed := p.Retain(map[Owner]bool{{"b", "eth0"}: true, {"zzz", "eth0"}: true})
+	if len(freed) != 2 || freed[0].ContainerID != "a" || freed[1].ContainerID != "c" {
+		t.Fatalf("freed %v", freed)
+	}
+	if _, ok := p.Lookup(Owner{"b", "eth0"}); !ok || len(p.Leases) != 1 {
+		t.Fatalf("leases after retain: %v", p.Leases)
+	}
+}

@@ -60,6 +60,21 @@ func (s *Store) Release(containerID, ifName string) error {
 	})
 }
 
+// Retain frees every lease not held by one of valid and returns the owners
+// it freed.
+func (s *Store) Retain(valid []Owner) ([]Owner, error) {
+	keep := map[Owner]bool{}
+	for _, o := range valid {
+		keep[o] = true
+	}
+	var freed []Owner
+	err := s.update(func(p *Pool) (bool, error) {
+		freed = p.Retain(keep)
+		return len(freed) > 0, nil
+	})
+	return freed, err
+}
+
 // Lookup returns the address leased to (containerID, ifName).
 func (s *Store) Lookup(containerID, ifName string) (netip.Addr, bool, error) {
 	var (

@@ -42,6 +42,10 @@ type JoinTokens struct {
 	WorkerExpires  time.Time `json:"worker_expires"`
 	ManagerHash    string    `json:"manager_hash"`
 	ManagerExpires time.Time `json:"manager_expires"`
+	// The tokens themselves, encrypted with the managers' key-encryption key,
+	// so `warren cluster join-token worker` can show the current one again.
+	WorkerSealed  []byte `json:"worker_sealed,omitempty"`
+	ManagerSealed []byte `json:"manager_sealed,omitempty"`
 }
 
 // Image is an image archive loaded into the cluster (`warren image load`):

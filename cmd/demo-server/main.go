@@ -1,0 +1,154 @@
+// Command demo-server is the small program Warren's demo image runs and its
+// tests talk to. Every HTTP request is answered with the container's hostname,
+// its version (WARREN_DEMO_VERSION, default v1) and the client address the
+// server saw, so tests can tell which backend answered and whether the
+// source address survived load balancing. It also echoes UDP datagrams on the
+// same port, prefixed with the hostname.
+//
+// /healthz answers 200 unless /tmp/unhealthy exists, so a test can make a
+// task unhealthy with one exec.
+//
+// It must stay stdlib-only and build with CGO_ENABLED=0: it is packed alone
+// into a one-layer image.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	// Subcommands exist because the image has no shell: exec health checks
+	// and tests run the binary itself inside the container.
+	if len(os.Args) > 1 {
+		os.Exit(subcommand(os.Args[1:]))
+	}
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// subcommand runs "healthcheck [URL]", "touch FILE" or "rm FILE".
+func subcommand(args []string) int {
+	switch args[0] {
+	case "healthcheck":
+		url := "http://127.0.0.1:" + envOr("PORT", "80") + "/healthz"
+		if len(args) > 1 {
+			url = args[1]
+		}
+		c := http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintln(os.Stderr, resp.Status)
+			return 1
+		}
+		return 0
+	case "touch", "rm":
+		if len(args) != 2 {
+			fmt.Fprintf(os.Stderr, "usage: %s FILE\n", args[0])
+			return 2
+		}
+		var err error
+		if args[0] == "touch" {
+			err = os.WriteFile(args[1], nil, 0o644)
+		} else {
+			err = os.Remove(args[1])
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "unknown subcommand %q (healthcheck, touch, rm)\n", args[0])
+	return 2
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type reply struct {
+	Hostname string `json:"hostname"`
+	Version  string `json:"version"`
+	Client   string `json:"client"`
+	Path     string `json:"path"`
+}
+
+func run() error {
+	port := envOr("PORT", "80")
+	version := envOr("WARREN_DEMO_VERSION", "v1")
+	unhealthyFile := envOr("WARREN_DEMO_UNHEALTHY_FILE", "/tmp/unhealthy")
+	host, _ := os.Hostname()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(unhealthyFile); err == nil {
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		rep := reply{Hostname: host, Version: version, Client: r.RemoteAddr, Path: r.URL.Path}
+		if r.URL.Query().Get("format") == "json" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(rep)
+			return
+		}
+		fmt.Fprintf(w, "hostname: %s\nversion: %s\nclient: %s\n", rep.Hostname, rep.Version, rep.Client)
+	})
+
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return fmt.Errorf("listen tcp: %w", err)
+	}
+	pc, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		return fmt.Errorf("listen udp: %w", err)
+	}
+	go udpEcho(pc, host)
+	log.Printf("demo-server %s on %s (tcp+udp) as %s", version, port, host)
+
+	errc := make(chan error, 1)
+	go func() { errc <- http.Serve(ln, mux) }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case s := <-sig:
+		log.Printf("demo-server: %v, exiting", s)
+		return nil
+	}
+}
+
+func udpEcho(pc net.PacketConn, host string) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			log.Printf("udp: %v", err)
+			return
+		}
+		out := append([]byte(host+": "), buf[:n]...)
+		if _, err := pc.WriteTo(out, addr); err != nil {
+			log.Printf("udp reply to %s: %v", addr, err)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/runtime/ociimage"
+)
+
+func newImageCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage images kept by the cluster (air-gapped sites need no registry)",
+	}
+	cmd.AddCommand(newImageLoadCmd(g), newImageLsCmd(g), newImageRmCmd(g), newImagePackCmd(g))
+	return cmd
+}
+
+func newImageLoadCmd(g *globals) *cobra.Command {
+	var input string
+	cmd := &cobra.Command{
+		Use:   "load -i FILE.tar",
+		Short: "Load an image archive (docker save or OCI) into the cluster",
+		Long: `Load an image archive into the cluster. Managers keep it by digest; a node that needs the
+image and does not have it fetches it from a manager over mTLS, so no registry is needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if input == "" {
+				return fmt.Errorf("--input/-i is required: the archive to load")
+			}
+			f, err := os.Open(input)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			names, err := archiveNames(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", input, err)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+				ctx, cancel := ctxTimeout(10 * time.Minute)
+				img, err := c.UploadImage(ctx, name, f)
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "Loaded image: %s (%s)\n", img.Name, shortDigest(img.Digest))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "archive to load")
+	return cmd
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// archiveNames reads the image names an archive declares: OCI index
+// annotations, or docker's manifest.json RepoTags.
+func archiveNames(r io.Reader) ([]string, error) {
+	tr := tar.NewReader(r)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not a tar archive: %w", err)
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "index.json":
+			var idx struct {
+				Manifests []struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"manifests"`
+			}
+			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+				return nil, fmt.Errorf("index.json: %w", err)
+			}
+			for _, m := range idx.Manifests {
+				if n := m.Annotations[ociimage.AnnotationImageName]; n != "" {
+					names = appendUnique(names, n)
+				} else if n := m.Annotations["org.opencontainers.image.ref.name"]; strings.ContainsAny(n, "/:") {
+					names = appendUnique(names, n)
+				}
+			}
+		case "manifest.json":
+			var ms []struct{ RepoTags []string }
+			if err := json.NewDecoder(tr).Decode(&ms); err != nil {
+				return nil, fmt.Errorf("manifest.json: %w", err)
+			}
+			for _, m := range ms {
+				for _, t := range m.RepoTags {
+					names = appendUnique(names, t)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, errors.New("the archive names no image (no index.json annotation or manifest.json RepoTags)")
+	}
+	return names, nil
+}
+
+func appendUnique(s []string, v string) []string {
+	v = ociimage.NormalizeRef(v)
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+func newImageLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List images loaded into the cluster",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			imgs, err := c.Images(ctx)
+			if err != nil {
+				return err
+			}
+			return g.printer().object(imgs, func(tw *tabwriter.Writer) {
+				row(tw, "NAME", "DIGEST", "SIZE", "MANAGERS")
+				for _, i := range imgs {
+					row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), len(i.Holders))
+				}
+			})
+		},
+	}
+}
+
+func newImageRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm IMAGE...",
+		Aliases: []string{"remove"},
+		Short:   "Remove images from the cluster's store",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				ctx, cancel := ctxTimeout(30 * time.Second)
+				_, err := c.RemoveImage(ctx, ociimage.NormalizeRef(a))
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, a)
+			}
+			return nil
+		},
+	}
+}
+
+func newImagePackCmd(g *globals) *cobra.Command {
+	var binary, name, out string
+	var env, ports []string
+	cmd := &cobra.Command{
+		Use:     "pack --binary FILE --name REF -o FILE.tar",
+		Short:   "Pack a static binary into an OCI image archive (no docker, no registry)",
+		Example: "  warren image pack --binary ./server --name myapp:v1 -o myapp.tar && warren image load -i myapp.tar",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if binary == "" || name == "" || out == "" {
+				return fmt.Errorf("--binary, --name and --output are all required")
+			}
+			b, err := os.ReadFile(binary)
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			if err := ociimage.PackBinary(f, name, b, ociimage.ImageConfig{Env: env, ExposedPorts: ports}); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		},
+	}
+	cmd.Flags().StringVar(&binary, "binary", "", "static executable to run as /app")
+	cmd.Flags().StringVar(&name, "name", "", "image name, e.g. myapp:v1")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "archive to write")
+	cmd.Flags().StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE baked into the image")
+	cmd.Flags().StringArrayVar(&ports, "expose", nil, "exposed port, e.g. 80/tcp")
+	return cmd
+}
+
+var _ = api.Image{}

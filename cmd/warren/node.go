@@ -1,0 +1,211 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+)
+
+func newNodeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Manage the cluster's nodes (like docker node)"}
+	cmd.AddCommand(newNodeLsCmd(g), newNodeInspectCmd(g), newNodeUpdateCmd(g), newNodeRmCmd(g),
+		newNodeRoleCmd(g, "promote", "Make workers managers (raft voters)"),
+		newNodeRoleCmd(g, "demote", "Make managers workers"))
+	return cmd
+}
+
+func newNodeLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List nodes",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			nodes, err := c.Nodes(ctx)
+			if err != nil {
+				return err
+			}
+			return g.printer().object(nodes, func(tw *tabwriter.Writer) {
+				row(tw, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "SUBNET", "VERSION")
+				for _, n := range nodes {
+					row(tw, shortID(n.ID), n.Status.Hostname, n.Status.State, n.Spec.Availability,
+						managerStatus(n), dash(n.Status.Addr), dash(n.Status.Network.Subnet), dash(n.Status.Version))
+				}
+			})
+		},
+	}
+}
+
+func managerStatus(n api.Node) string {
+	if n.Spec.Role != api.RoleManager {
+		return ""
+	}
+	if m := n.Status.Manager; m != nil && m.Leader {
+		return "Leader"
+	}
+	if m := n.Status.Manager; m != nil && !m.Voter {
+		return "Joining"
+	}
+	return "Reachable"
+}
+
+func newNodeInspectCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NODE...",
+		Short: "Show nodes in detail (JSON by default)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			var out []api.Node
+			for _, a := range args {
+				n, err := c.Node(ctx, a)
+				if err != nil {
+					return err
+				}
+				out = append(out, *n)
+			}
+			p := g.printer()
+			if !cmd.Flags().Changed("output") {
+				p.format = "json"
+			}
+			return p.object(out, func(tw *tabwriter.Writer) {
+				for _, n := range out {
+					row(tw, "ID:", n.ID)
+					row(tw, "Hostname:", n.Status.Hostname)
+					row(tw, "Role:", n.Spec.Role)
+					row(tw, "State:", n.Status.State)
+					row(tw, "Availability:", n.Spec.Availability)
+					row(tw, "Address:", n.Status.Addr)
+					row(tw, "Platform:", n.Status.OS+"/"+n.Status.Arch)
+					row(tw, "CPUs:", float64(n.Status.Capacity.NanoCPUs)/1e9)
+					row(tw, "Memory:", fmt.Sprintf("%d MiB", n.Status.Capacity.MemoryBytes>>20))
+					for k, v := range n.Spec.Labels {
+						row(tw, "Label:", k+"="+v)
+					}
+				}
+			})
+		},
+	}
+}
+
+func newNodeUpdateCmd(g *globals) *cobra.Command {
+	var availability string
+	var add, rm []string
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] NODE",
+		Short: "Change a node's availability or labels",
+		Example: `  warren node update --availability drain node-2
+  warren node update --label-add site=a node-3`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u client.NodeUpdate
+			if cmd.Flags().Changed("availability") {
+				a := api.Availability(availability)
+				switch a {
+				case api.AvailabilityActive, api.AvailabilityPause, api.AvailabilityDrain:
+				default:
+					return fmt.Errorf("--availability %q: must be active, pause or drain", availability)
+				}
+				u.Availability = &a
+			}
+			if len(add) > 0 {
+				kv, err := parseKV("--label-add", add)
+				if err != nil {
+					return err
+				}
+				u.LabelAdd = kv
+			}
+			u.LabelRm = rm
+			if u.Availability == nil && u.LabelAdd == nil && u.LabelRm == nil {
+				return fmt.Errorf("nothing to update: give --availability, --label-add or --label-rm")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			if _, err := c.UpdateNode(ctx, args[0], u); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&availability, "availability", "", "active, pause (keep tasks, take no new ones) or drain (move replicated tasks away)")
+	cmd.Flags().StringArrayVar(&add, "label-add", nil, "add or change a label KEY=VALUE")
+	cmd.Flags().StringArrayVar(&rm, "label-rm", nil, "remove a label")
+	return cmd
+}
+
+func newNodeRmCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NODE...",
+		Aliases: []string{"remove"},
+		Short:   "Remove nodes from the cluster",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				ctx, cancel := ctxTimeout(30 * time.Second)
+				_, err := c.RemoveNode(ctx, a, force)
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, a)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove a node that is still up or a manager")
+	return cmd
+}
+
+func newNodeRoleCmd(g *globals, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NODE...",
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				ctx, cancel := ctxTimeout(60 * time.Second)
+				if verb == "promote" {
+					_, err = c.PromoteNode(ctx, a)
+				} else {
+					_, err = c.DemoteNode(ctx, a)
+				}
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "node %s %sd\n", a, verb)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,616 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "service",
+		Aliases: []string{"svc"},
+		Short:   "Manage services (like docker service)",
+	}
+	cmd.AddCommand(
+		newServiceCreateCmd(g),
+		newServiceUpdateCmd(g),
+		newServiceLsCmd(g),
+		newServiceInspectCmd(g),
+		newServicePsCmd(g),
+		newServiceScaleCmd(g),
+		newServiceRmCmd(g),
+		newServicePromoteCmd(g),
+		newServiceRollbackCmd(g),
+	)
+	return cmd
+}
+
+func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
+	fs.StringVar(&f.image, "image", "", "image to run, e.g. nginx:1.27 or warren/demo:v1")
+	fs.Uint64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
+	fs.StringVar(&f.mode, "mode", "replicated", "replicated or global (one task per node)")
+	fs.StringArrayVarP(&f.ports, "publish", "p", nil, "publish a port: PUBLISHED:TARGET[/tcp|udp] (every node, and the service VIP)")
+	fs.StringArrayVar(&f.ports, "port", nil, "alias of --publish")
+	fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
+	fs.StringArrayVarP(&f.labels, "label", "l", nil, "service label KEY=VALUE")
+	fs.StringArrayVar(&f.containerLabels, "container-label", nil, "container label KEY=VALUE")
+	fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.site==a or node.role!=manager")
+	fs.Uint64Var(&f.maxPerNode, "replicas-max-per-node", 0, "at most this many tasks of the service per node (0 = no limit)")
+	fs.StringVar(&f.command, "entrypoint", "", "override the image entrypoint")
+	fs.StringArrayVar(&f.args, "args", nil, "arguments (replaces the image command); repeat for each")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory in the container")
+	fs.StringVarP(&f.user, "user", "u", "", "user[:group] to run as")
+	fs.StringVar(&f.hostname, "hostname", "", "container hostname")
+	fs.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind,source=/a,target=/b[,readonly] | type=tmpfs,target=/t[,tmpfs-size=64M] | /a:/b[:ro]")
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fs.StringVar(&f.reserveCPU, "reserve-cpu", "", "CPUs reserved for scheduling, e.g. 0.25")
+	fs.StringVar(&f.reserveMemory, "reserve-memory", "", "memory reserved for scheduling, e.g. 64M")
+	fs.StringVar(&f.limitCPU, "limit-cpu", "", "CPU limit, e.g. 0.5")
+	fs.StringVar(&f.limitMemory, "limit-memory", "", "memory limit, e.g. 128M")
+	fs.Int64Var(&f.limitPids, "limit-pids", 0, "maximum number of processes (0 = no limit)")
+	fs.StringVar(&f.healthCmd, "health-cmd", "", "health check: command run in the container (exit 0 = healthy)")
+	fs.StringVar(&f.healthHTTP, "health-http", "", "health check: HTTP GET of this path on the task's address")
+	fs.Uint16Var(&f.healthTCP, "health-tcp", 0, "health check: TCP connect to this port of the task")
+	fs.DurationVar(&f.healthInterval, "health-interval", 5*time.Second, "time between health checks")
+	fs.DurationVar(&f.healthTimeout, "health-timeout", 2*time.Second, "time a health check may take")
+	fs.Uint64Var(&f.healthRetries, "health-retries", 3, "consecutive failures before a task is unhealthy")
+	fs.DurationVar(&f.healthStart, "health-start-period", 0, "failures during this time after start do not count")
+	fs.StringVar(&f.restartCond, "restart-condition", "any", "restart when a task stops: none, on-failure or any")
+	fs.DurationVar(&f.restartDelay, "restart-delay", 100*time.Millisecond, "delay before the first restart (doubles up to 10s)")
+	fs.Uint64Var(&f.restartMax, "restart-max-attempts", 0, "give up after this many restarts (0 = never)")
+	fs.DurationVar(&f.restartWindow, "restart-window", 0, "window in which restarts are counted (0 = forever)")
+	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
+	fs.DurationVar(&f.stopGrace, "stop-grace-period", 10*time.Second, "time to wait before killing a stopping container")
+	fs.StringVar(&f.updateStrategy, "update-strategy", "rolling", "rolling, blue-green or canary")
+	fs.Uint64Var(&f.updateParallel, "update-parallelism", 1, "tasks updated at a time (rolling)")
+	fs.DurationVar(&f.updateDelay, "update-delay", 0, "delay between updating batches of tasks")
+	fs.StringVar(&f.updateOrder, "update-order", "stop-first", "stop-first or start-first")
+	fs.StringVar(&f.updateFailure, "update-failure-action", "pause", "on failure during an update: pause, rollback or continue")
+	fs.Uint32Var(&f.canaryWeight, "canary-weight", 10, "percent of new connections sent to the new version (canary)")
+	fs.StringVar(&f.version, "version", "", "version label of this spec for traffic splitting (default derived from the spec version)")
+}
+
+// flagSet reports whether the user set a flag; --port is an alias of --publish.
+func flagSet(fs *pflag.FlagSet) func(string) bool {
+	return func(name string) bool {
+		if name == "publish" {
+			return fs.Changed("publish") || fs.Changed("port")
+		}
+		return fs.Changed(name)
+	}
+}
+
+type waitOpts struct {
+	detach  bool
+	timeout time.Duration
+	quiet   bool
+}
+
+func addWaitFlags(fs *pflag.FlagSet, w *waitOpts) {
+	fs.BoolVarP(&w.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
+	fs.DurationVar(&w.timeout, "timeout", 3*time.Minute, "give up waiting for convergence after this long (exit status 3)")
+	fs.BoolVarP(&w.quiet, "quiet", "q", false, "print only the service ID")
+}
+
+func newServiceCreateCmd(g *globals) *cobra.Command {
+	var f serviceFlags
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] NAME",
+		Short: "Create a service and wait until its tasks run",
+		Example: `  warren service create web --image warren/demo:v1 --replicas 3 --port 8080:80
+  warren service create agent --image telegraf --mode global --constraint node.labels.site==a`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("image") {
+				return fmt.Errorf("--image is required")
+			}
+			spec, err := specFromFlags(args[0], &f, flagSet(cmd.Flags()))
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			res, err := c.CreateService(ctx, spec)
+			cancel()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, res.ID)
+			if w.detach {
+				return nil
+			}
+			return waitConverged(g, c, args[0], w)
+		},
+	}
+	addServiceFlags(cmd.Flags(), &f)
+	addWaitFlags(cmd.Flags(), &w)
+	return cmd
+}
+
+func newServiceUpdateCmd(g *globals) *cobra.Command {
+	var f serviceFlags
+	var w waitOpts
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] SERVICE",
+		Short: "Change a service; the change is rolled out by its update strategy",
+		Example: `  warren service update web --image warren/demo:v2
+  warren service update web --image warren/demo:v2 --update-strategy canary --canary-weight 10
+  warren service promote web`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			svc, err := c.Service(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			spec, err := applyFlags(svc.Spec, &f, flagSet(cmd.Flags()))
+			if err != nil {
+				return err
+			}
+			if force {
+				if spec.Labels == nil {
+					spec.Labels = map[string]string{}
+				}
+				spec.Labels["warren.force-update"] = strconv.FormatInt(time.Now().UnixNano(), 10)
+			}
+			if _, err := c.UpdateService(ctx, args[0], spec); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, svc.Spec.Name)
+			if w.detach {
+				return nil
+			}
+			return waitConverged(g, c, args[0], w)
+		},
+	}
+	addServiceFlags(cmd.Flags(), &f)
+	addWaitFlags(cmd.Flags(), &w)
+	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed")
+	return cmd
+}
+
+func newServiceLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			svcs, err := c.Services(ctx)
+			if err != nil {
+				return err
+			}
+			tasks, err := c.Tasks(ctx, client.TaskFilter{})
+			if err != nil {
+				return err
+			}
+			return g.printer().object(svcs, func(tw *tabwriter.Writer) {
+				row(tw, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "VIP")
+				for _, s := range svcs {
+					running, want := replicaCounts(s, tasks)
+					row(tw, shortID(s.ID), s.Spec.Name, s.Spec.Mode, fmt.Sprintf("%d/%d", running, want),
+						s.Spec.Task.Container.Image, portsString(s.Spec.Ports), s.Endpoint.VIP)
+				}
+			})
+		},
+	}
+}
+
+// replicaCounts is what `service ls` shows as N/M: running tasks of the
+// service against the tasks it should have.
+func replicaCounts(s api.Service, tasks []api.Task) (running, want int) {
+	for _, t := range tasks {
+		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
+			continue
+		}
+		if s.Spec.Mode == api.ModeGlobal {
+			want++
+		}
+		if t.Status.State == api.TaskRunning {
+			running++
+		}
+	}
+	if s.Spec.Mode != api.ModeGlobal {
+		want = int(s.Spec.Replicas)
+	}
+	return running, want
+}
+
+func portsString(ps []api.PortConfig) string {
+	var out []string
+	for _, p := range ps {
+		if p.PublishedPort != 0 {
+			out = append(out, fmt.Sprintf("*:%d->%d/%s", p.PublishedPort, p.TargetPort, p.Protocol))
+		} else {
+			out = append(out, fmt.Sprintf("%d/%s", p.TargetPort, p.Protocol))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func newServiceInspectCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect SERVICE...",
+		Short: "Show services in detail (JSON by default)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			var out []api.Service
+			for _, a := range args {
+				s, err := c.Service(ctx, a)
+				if err != nil {
+					return err
+				}
+				out = append(out, *s)
+			}
+			p := g.printer()
+			if !cmd.Flags().Changed("output") {
+				p.format = "json"
+			}
+			return p.object(out, func(tw *tabwriter.Writer) {
+				for _, s := range out {
+					row(tw, "ID:", s.ID)
+					row(tw, "Name:", s.Spec.Name)
+					row(tw, "Mode:", s.Spec.Mode)
+					row(tw, "Replicas:", s.Spec.Replicas)
+					row(tw, "Image:", s.Spec.Task.Container.Image)
+					row(tw, "VIP:", s.Endpoint.VIP)
+					row(tw, "Ports:", portsString(s.Spec.Ports))
+					row(tw, "Update strategy:", s.Spec.Update.Strategy)
+					if s.Update != nil {
+						row(tw, "Update state:", s.Update.State, s.Update.Message)
+					}
+				}
+			})
+		},
+	}
+	return cmd
+}
+
+func newServicePsCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ps SERVICE",
+		Short: "List the tasks of a service, with the reason a task is not running",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := ctxTimeout(30 * time.Second)
+		defer cancel()
+		svc, err := c.Service(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		tasks, err := c.Tasks(ctx, client.TaskFilter{Service: svc.ID})
+		if err != nil {
+			return err
+		}
+		nodes, _ := c.Nodes(ctx)
+		names := map[string]string{}
+		for _, n := range nodes {
+			names[n.ID] = n.Status.Hostname
+		}
+		if !all {
+			tasks = currentTasks(tasks)
+		}
+		sortTasks(tasks)
+		return g.printer().object(tasks, func(tw *tabwriter.Writer) {
+			row(tw, "ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "HEALTH", "ADDR", "RESTARTS", "ERROR")
+			for _, t := range tasks {
+				node := names[t.NodeID]
+				if node == "" {
+					node = shortID(t.NodeID)
+				}
+				msg := t.Status.Err
+				if msg == "" && !t.Status.State.Terminal() && t.Status.State != api.TaskRunning {
+					msg = t.Status.Message
+				}
+				row(tw, shortID(t.ID), taskName(t), t.Spec.Container.Image, dash(node), t.DesiredState,
+					fmt.Sprintf("%s %s", t.Status.State, ago(t.Status.Timestamp)), dash(string(t.Status.Health)),
+					dash(t.Status.Addr), t.Status.Restarts, msg)
+			}
+		})
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished tasks")
+	return cmd
+}
+
+func currentTasks(ts []api.Task) []api.Task {
+	var out []api.Task
+	for _, t := range ts {
+		if t.DesiredState == api.TaskRunning || !t.Status.State.Terminal() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func sortTasks(ts []api.Task) {
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].Slot != ts[j].Slot {
+			return ts[i].Slot < ts[j].Slot
+		}
+		if ts[i].NodeID != ts[j].NodeID {
+			return ts[i].NodeID < ts[j].NodeID
+		}
+		return ts[i].Meta.CreatedAt.After(ts[j].Meta.CreatedAt)
+	})
+}
+
+func taskName(t api.Task) string {
+	if t.Slot > 0 {
+		return fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
+	}
+	return fmt.Sprintf("%s.%s", t.ServiceName, shortID(t.NodeID))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return time.Since(t).Truncate(time.Second).String() + " ago"
+}
+
+func newServiceScaleCmd(g *globals) *cobra.Command {
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:     "scale SERVICE=REPLICAS...",
+		Short:   "Change the number of replicas of services",
+		Example: "  warren service scale web=5 api=2",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				name, n, ok := strings.Cut(a, "=")
+				reps, err := strconv.ParseUint(n, 10, 64)
+				if !ok || err != nil {
+					return fmt.Errorf("%q: must be SERVICE=REPLICAS with a whole number", a)
+				}
+				ctx, cancel := ctxTimeout(30 * time.Second)
+				_, err = c.ScaleService(ctx, name, reps)
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s scaled to %d\n", name, reps)
+				if !w.detach {
+					if err := waitConverged(g, c, name, w); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	addWaitFlags(cmd.Flags(), &w)
+	return cmd
+}
+
+func newServiceRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm SERVICE...",
+		Aliases: []string{"remove"},
+		Short:   "Remove services and stop their tasks",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				ctx, cancel := ctxTimeout(30 * time.Second)
+				_, err := c.RemoveService(ctx, a)
+				cancel()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, a)
+			}
+			return nil
+		},
+	}
+}
+
+func newServicePromoteCmd(g *globals) *cobra.Command {
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:   "promote SERVICE",
+		Short: "Finish a canary or blue-green update: send all traffic to the new version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			if _, err := c.PromoteService(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, args[0])
+			if w.detach {
+				return nil
+			}
+			return waitConverged(g, c, args[0], w)
+		},
+	}
+	addWaitFlags(cmd.Flags(), &w)
+	return cmd
+}
+
+func newServiceRollbackCmd(g *globals) *cobra.Command {
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Go back to the service's previous spec",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			if _, err := c.RollbackService(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, args[0])
+			if w.detach {
+				return nil
+			}
+			return waitConverged(g, c, args[0], w)
+		},
+	}
+	addWaitFlags(cmd.Flags(), &w)
+	return cmd
+}
+
+// waitConverged polls the service's tasks until every wanted task of the
+// current spec runs (and is healthy when it has a check), printing progress:
+// a redrawn per-task view on a terminal, one line per change otherwise.
+func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
+	deadline := time.Now().Add(w.timeout)
+	var last string
+	for {
+		ctx, cancel := ctxTimeout(15 * time.Second)
+		svc, err := c.Service(ctx, ref)
+		if err != nil {
+			cancel()
+			return err
+		}
+		tasks, err := c.Tasks(ctx, client.TaskFilter{Service: svc.ID})
+		cancel()
+		if err != nil {
+			return err
+		}
+		p := progressOf(*svc, tasks)
+		if line := p.String(); line != last && !w.quiet {
+			fmt.Fprintln(g.stderr, line)
+			last = line
+		}
+		if p.done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &exitError{code: 3, err: fmt.Errorf("service %s did not converge within %s: %s", svc.Spec.Name, w.timeout, p.problem())}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// progress summarises a service's convergence.
+type progress struct {
+	name             string
+	running, want    int
+	done             bool
+	pending, failing []string
+	awaitingPromote  bool
+}
+
+func progressOf(s api.Service, tasks []api.Task) progress {
+	p := progress{name: s.Spec.Name}
+	running, want := replicaCounts(s, tasks)
+	p.want = want
+	current := 0
+	for _, t := range tasks {
+		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
+			continue
+		}
+		ok := t.Status.State == api.TaskRunning && t.SpecVersion == s.SpecVersion &&
+			(t.Spec.Health == nil || t.Status.Health == api.HealthHealthy)
+		if ok {
+			current++
+		}
+		switch {
+		case t.Status.State == api.TaskPending && t.Status.Message != "":
+			p.pending = append(p.pending, fmt.Sprintf("%s: %s", taskName(t), t.Status.Message))
+		case t.Status.State.Terminal() || t.Status.Err != "":
+			p.failing = append(p.failing, fmt.Sprintf("%s: %s %s", taskName(t), t.Status.State, t.Status.Err))
+		case t.Status.Health == api.HealthUnhealthy:
+			p.failing = append(p.failing, fmt.Sprintf("%s: unhealthy", taskName(t)))
+		}
+	}
+	p.running = running
+	if s.Update != nil && s.Update.State == "awaiting-promote" {
+		p.awaitingPromote = true
+		p.done = running >= want
+		return p
+	}
+	p.done = current >= want && running == want && (s.Update == nil || s.Update.State != "updating")
+	return p
+}
+
+func (p progress) String() string {
+	switch {
+	case p.done && p.awaitingPromote:
+		return fmt.Sprintf("%s: %d/%d running, new version deployed: run `warren service promote %s` to finish", p.name, p.running, p.want, p.name)
+	case p.done:
+		return fmt.Sprintf("%s: %d/%d running, converged", p.name, p.running, p.want)
+	}
+	s := fmt.Sprintf("%s: %d/%d running…", p.name, p.running, p.want)
+	if len(p.pending) > 0 {
+		s += " pending: " + p.pending[0]
+	} else if len(p.failing) > 0 {
+		s += " failing: " + p.failing[0]
+	}
+	return s
+}
+
+func (p progress) problem() string {
+	if len(p.pending) > 0 {
+		return strings.Join(p.pending, "; ")
+	}
+	if len(p.failing) > 0 {
+		return strings.Join(p.failing, "; ")
+	}
+	return fmt.Sprintf("%d/%d running", p.running, p.want)
+}
+
+var _ = context.Background

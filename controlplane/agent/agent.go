@@ -1,0 +1,454 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+)
+
+// Executor runs the node's tasks. Set receives the complete desired list
+// every time; it is declarative and may be called again with the same list.
+// runtime.Worker implements it.
+type Executor interface {
+	Set(ctx context.Context, tasks []api.Task) error
+}
+
+// Network applies the network half of the assignments (service table, mesh
+// peers, pod subnet, DNS). Like Executor it takes the whole desired state.
+type Network interface {
+	SetNetwork(ctx context.Context, a *api.Assignments) error
+}
+
+// Manager is the part of the API client the agent uses; *client.Client
+// implements it, failing over between the addresses given to SetAddrs.
+type Manager interface {
+	Register(ctx context.Context, reg api.NodeRegistration) error
+	Assignments(ctx context.Context, index uint64, wait time.Duration) (*api.Assignments, error)
+	ReportStatus(ctx context.Context, rep api.StatusReport) error
+	SetAddrs(addrs []string)
+}
+
+var _ Manager = (*client.Client)(nil)
+
+// Config wires an Agent.
+type Config struct {
+	NodeID  string
+	DataDir string
+	Manager Manager
+	// Managers seeds the manager list (from the join answer); the agent then
+	// keeps the list it learns from its assignments, across restarts.
+	Managers []string
+	Executor Executor
+	Network  Network
+	// Registration describes the node; it is called for every heartbeat so
+	// capacity and keys may change.
+	Registration func() api.NodeRegistration
+	Logger       *zap.Logger
+
+	// Heartbeat is the registration interval (default 5s).
+	Heartbeat time.Duration
+	// Wait is the blocking query's wait (default 30s).
+	Wait time.Duration
+	// RetryMin and RetryMax bound the backoff after a failure (1s, 30s).
+	RetryMin, RetryMax time.Duration
+}
+
+// Agent is the manager-facing half of a node agent. Create it with New,
+// start it with Run; Report may be called at any time after New.
+type Agent struct {
+	cfg   Config
+	log   *zap.Logger
+	cache *cache
+
+	mu       sync.Mutex
+	pending  map[string]api.TaskStatus // unacknowledged reports, latest per task
+	applied  *api.Assignments          // last assignments handed to Executor and Network
+	current  *api.Assignments          // last assignments received or cached
+	managers []string
+
+	latest   chan *api.Assignments // size 1: the applier only wants the newest
+	reportCh chan struct{}         // size 1: something to send
+	reachCh  chan struct{}         // size 1: a manager answered
+}
+
+// New opens the cache in cfg.DataDir and loads what it holds.
+func New(cfg Config) (*Agent, error) {
+	switch {
+	case cfg.NodeID == "" || cfg.DataDir == "":
+		return nil, errors.New("agent: NodeID and DataDir are required")
+	case cfg.Manager == nil || cfg.Executor == nil || cfg.Network == nil || cfg.Registration == nil:
+		return nil, errors.New("agent: Manager, Executor, Network and Registration are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 30 * time.Second
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = time.Second
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(30*time.Second, cfg.RetryMin)
+	}
+	c, err := openCache(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Logger.Named("agent"), cache: c,
+		latest:   make(chan *api.Assignments, 1),
+		reportCh: make(chan struct{}, 1),
+		reachCh:  make(chan struct{}, 1),
+	}
+	if a.current, err = c.assignments(); err != nil {
+		c.close()
+		return nil, err
+	}
+	if a.pending, err = c.reports(); err != nil {
+		c.close()
+		return nil, err
+	}
+	cached, err := c.managers()
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	// Addresses learned from the cluster win over the join-time seed; both
+	// are kept so a node that never reached its last managers can still try
+	// the ones it joined through.
+	a.managers = mergeAddrs(cached, cfg.Managers)
+	if len(a.managers) > 0 {
+		cfg.Manager.SetAddrs(a.managers)
+		if err := c.put(keyManagers, a.managers); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func mergeAddrs(first, then []string) []string {
+	out := slices.Clone(first)
+	for _, a := range then {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Close releases the cache. Call it after Run returned.
+func (a *Agent) Close() error { return a.cache.close() }
+
+// Report records a task's status for the managers. Reports are coalesced per
+// task (the latest wins), persisted, and sent when a manager is reachable.
+// It never blocks on the network.
+func (a *Agent) Report(taskID string, st api.TaskStatus) {
+	a.mu.Lock()
+	a.pending[taskID] = st
+	err := a.cache.putReport(taskID, st)
+	a.mu.Unlock()
+	if err != nil {
+		// Still held in memory and sent; only a reboot before delivery loses it.
+		a.log.Warn("persist status report", zap.String("task", taskID), zap.Error(err))
+	}
+	signal(a.reportCh)
+}
+
+// Assignments returns the last assignments received (or loaded from the
+// cache), or nil.
+func (a *Agent) Assignments() *api.Assignments {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.current
+}
+
+// Applied returns the last assignments successfully handed to the Executor
+// and Network, or nil.
+func (a *Agent) Applied() *api.Assignments {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// offer replaces whatever the applier has not picked up yet.
+func (a *Agent) offer(as *api.Assignments) {
+	for {
+		select {
+		case a.latest <- as:
+			return
+		default:
+		}
+		select {
+		case <-a.latest:
+		default:
+		}
+	}
+}
+
+// Run applies the cached assignments at once, then registers, watches and
+// reports until ctx ends. Failures of managers are retried forever; Run
+// only returns when ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	cached := a.current
+	a.mu.Unlock()
+	if cached != nil {
+		a.log.Info("applying cached assignments", zap.Uint64("index", cached.Index), zap.Int("tasks", len(cached.Tasks)))
+		a.offer(cached)
+	}
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){a.applyLoop, a.heartbeatLoop, a.watchLoop, a.reportLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// backoff doubles from RetryMin to RetryMax.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (a *Agent) newBackoff() *backoff { return &backoff{min: a.cfg.RetryMin, max: a.cfg.RetryMax} }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// applyLoop hands assignments to the node. A failed apply is retried with
+// backoff unless newer assignments arrive first.
+func (a *Agent) applyLoop(ctx context.Context) {
+	bo := a.newBackoff()
+	var want *api.Assignments
+	for {
+		if want == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case want = <-a.latest:
+			}
+		}
+		err := a.apply(ctx, want)
+		if err == nil {
+			bo.reset()
+			a.mu.Lock()
+			a.applied = want
+			a.mu.Unlock()
+			want = nil
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d := bo.next()
+		a.log.Warn("apply assignments failed; retrying", zap.Uint64("index", want.Index), zap.Duration("in", d), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case newer := <-a.latest:
+			want = newer
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
+	// Network first: a task started before its service table and routes
+	// exist could not reach anything.
+	if err := a.cfg.Network.SetNetwork(ctx, as); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	if err := a.cfg.Executor.Set(ctx, as.Tasks); err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	return nil
+}
+
+// heartbeatLoop registers at once and then every Heartbeat.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	bo := a.newBackoff()
+	for {
+		reg := a.cfg.Registration()
+		reg.NodeID = a.cfg.NodeID
+		err := a.cfg.Manager.Register(ctx, reg)
+		wait := a.cfg.Heartbeat
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait = min(bo.next(), a.cfg.Heartbeat)
+			a.log.Warn("heartbeat failed", zap.Error(err))
+		} else {
+			bo.reset()
+			signal(a.reachCh)
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// watchLoop follows the node's assignments with blocking queries.
+func (a *Agent) watchLoop(ctx context.Context) {
+	bo := a.newBackoff()
+	for {
+		var index uint64
+		a.mu.Lock()
+		if a.current != nil {
+			index = a.current.Index
+		}
+		a.mu.Unlock()
+		as, err := a.cfg.Manager.Assignments(ctx, index, a.cfg.Wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if client.StatusOf(err) == http.StatusNotFound {
+				a.log.Error("this node is no longer part of the cluster; keeping the cached assignments", zap.Error(err))
+			} else {
+				a.log.Warn("watch assignments failed", zap.Error(err))
+			}
+			if !sleep(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		signal(a.reachCh)
+		if as.Index == index {
+			continue // the wait ran out with nothing new
+		}
+		if err := a.accept(as); err != nil {
+			a.log.Warn("cache assignments", zap.Error(err))
+		}
+		a.offer(as)
+	}
+}
+
+// accept makes as current and persists it with the manager list it names.
+func (a *Agent) accept(as *api.Assignments) error {
+	a.mu.Lock()
+	a.current = as
+	changed := len(as.Managers) > 0 && !slices.Equal(as.Managers, a.managers)
+	if changed {
+		a.managers = slices.Clone(as.Managers)
+	}
+	a.mu.Unlock()
+	if changed {
+		a.cfg.Manager.SetAddrs(as.Managers)
+		if err := a.cache.put(keyManagers, as.Managers); err != nil {
+			return err
+		}
+	}
+	return a.cache.put(keyAssign, as)
+}
+
+// reportLoop sends pending reports whenever there are some, retrying with
+// backoff and as soon as any manager answered again.
+func (a *Agent) reportLoop(ctx context.Context) {
+	bo := a.newBackoff()
+	for {
+		a.mu.Lock()
+		batch := make(map[string]api.TaskStatus, len(a.pending))
+		for k, v := range a.pending {
+			batch[k] = v
+		}
+		a.mu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.reportCh:
+				continue
+			}
+		}
+		err := a.cfg.Manager.ReportStatus(ctx, api.StatusReport{NodeID: a.cfg.NodeID, Tasks: batch})
+		if err == nil {
+			bo.reset()
+			a.ack(batch)
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if s := client.StatusOf(err); s >= 400 && s < 500 && s != http.StatusConflict && s != http.StatusTooManyRequests {
+			// The manager understood and refused (node removed, malformed):
+			// resending the same report cannot succeed. Drop it.
+			a.log.Error("status report refused; dropping it", zap.Int("tasks", len(batch)), zap.Error(err))
+			a.ack(batch)
+			continue
+		}
+		d := bo.next()
+		a.log.Warn("status report failed; retrying", zap.Duration("in", d), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-a.reachCh:
+		}
+		t.Stop()
+	}
+}
+
+// ack forgets delivered reports unless a newer one for the task came in.
+func (a *Agent) ack(sent map[string]api.TaskStatus) {
+	a.mu.Lock()
+	for id, st := range sent {
+		if cur, ok := a.pending[id]; ok && sameStatus(cur, st) {
+			delete(a.pending, id)
+		}
+	}
+	err := a.cache.ackReports(sent)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("forget delivered reports", zap.Error(err))
+	}
+}

@@ -1,0 +1,147 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/endpoints"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// The agent routes act on the caller's own node only: the node ID comes from
+// its certificate, and a body naming another node is refused rather than
+// trusted.
+
+func checkSelf(id Identity, claimed string) error {
+	if id.NodeID == "" {
+		return errorf(http.StatusForbidden, "agent routes need a node certificate")
+	}
+	if claimed != "" && claimed != id.NodeID {
+		return errorf(http.StatusForbidden, "node %s may not act for node %s", id.NodeID, claimed)
+	}
+	return nil
+}
+
+// register records what the node says about itself and counts as its
+// heartbeat. It merges into Status, keeping what the control plane owns
+// (subnet, manager membership).
+func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) error {
+	var reg api.NodeRegistration
+	if err := decodeBody(r, &reg); err != nil {
+		return err
+	}
+	if err := checkSelf(id, reg.NodeID); err != nil {
+		return err
+	}
+	n, ok := s.b.View().Node(id.NodeID)
+	if !ok {
+		return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
+	}
+	st := n.Status
+	st.State = api.NodeReady
+	st.Hostname, st.Addr, st.OS, st.Arch = reg.Hostname, reg.Addr, reg.OS, reg.Arch
+	st.Capacity, st.Labels, st.Version = reg.Capacity, reg.Labels, reg.Version
+	st.Heartbeat = s.cfg.Now()
+	st.Message = ""
+	st.Network.WGPublicKey = reg.Network.WGPublicKey
+	st.Network.WGEndpoint = reg.Network.WGEndpoint
+	st.Network.DNSAddr = reg.Network.DNSAddr
+	idx, err := s.apply(r.Context(), &store.Batch{
+		NodeStatuses: []store.NodeStatusUpdate{{NodeID: id.NodeID, Status: st}},
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: id.NodeID})
+	return nil
+}
+
+// assignments is a blocking query: it answers when the store index moves
+// past ?index= or when ?wait= (default 30s, capped) runs out.
+func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity) error {
+	if err := checkSelf(id, ""); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "index: %q is not a raft index", v)
+		}
+		after = n
+	}
+	wait := 30 * time.Second
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errorf(http.StatusBadRequest, "wait: %q is not a duration ≥ 0 (e.g. 30s)", v)
+		}
+		wait = d
+	}
+	wait = min(wait, s.cfg.MaxWait)
+	if s.b.View().Index() <= after && wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		_, err := s.b.WaitIndex(ctx, after)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if r.Context().Err() != nil {
+				return nil // the agent went away
+			}
+			return err
+		}
+	}
+	v := s.b.View()
+	if _, ok := v.Node(id.NodeID); !ok {
+		return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
+	}
+	var cl api.Cluster
+	if c := v.Cluster(); c != nil {
+		cl = *c
+	}
+	a := endpoints.ForNode(id.NodeID, endpoints.ClusterView{
+		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
+	})
+	a.NodeID = id.NodeID
+	if a.Index == 0 {
+		a.Index = v.Index()
+	}
+	if len(a.Managers) == 0 {
+		a.Managers = managerAddrs(v)
+	}
+	writeIndex(w, a.Index)
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+// reportStatus turns a report into status updates for the caller's node. The
+// store drops updates for tasks not assigned to that node, so a node cannot
+// change another node's tasks even by naming their IDs.
+func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identity) error {
+	var rep api.StatusReport
+	if err := decodeBody(r, &rep); err != nil {
+		return err
+	}
+	if err := checkSelf(id, rep.NodeID); err != nil {
+		return err
+	}
+	if len(rep.Tasks) == 0 {
+		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index()})
+		return nil
+	}
+	b := &store.Batch{}
+	for taskID, st := range rep.Tasks {
+		b.TaskStatuses = append(b.TaskStatuses, store.TaskStatusUpdate{TaskID: taskID, NodeID: id.NodeID, Status: st})
+	}
+	idx, err := s.apply(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx})
+	return nil
+}

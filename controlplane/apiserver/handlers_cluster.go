@@ -1,0 +1,292 @@
+package apiserver
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/allocator"
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+func (s *Server) cluster(v *store.View) (*api.Cluster, error) {
+	c := v.Cluster()
+	if c == nil {
+		return nil, errorf(http.StatusServiceUnavailable, "the cluster is not initialised yet")
+	}
+	return c, nil
+}
+
+func writeIndex(w http.ResponseWriter, idx uint64) {
+	w.Header().Set(client.HeaderIndex, strconv.FormatUint(idx, 10))
+}
+
+// newID makes a node or service ID: 16 random bytes in hex, which the CA
+// accepts as a certificate common name.
+func newID(rnd io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+		return "", fmt.Errorf("new id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// managerAddrs lists the API addresses of managers known to the store.
+func managerAddrs(v *store.View) []string {
+	var out []string
+	for _, n := range v.Nodes() {
+		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+			out = append(out, n.Status.Manager.APIAddr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	c, err := s.cluster(v)
+	if err != nil {
+		return err
+	}
+	info := client.ClusterInfo{
+		ID: c.ID, CreatedAt: c.CreatedAt, Network: c.Network,
+		CADigest: c.CA.Digest, CACertPEM: c.CA.CertPEM, Index: v.Index(), Served: s.b.NodeID(),
+	}
+	members, err := s.b.Members()
+	if err != nil {
+		return fmt.Errorf("raft members: %w", err)
+	}
+	for _, m := range members {
+		mi := client.ManagerInfo{NodeID: m.ID, RaftAddr: m.Addr, Voter: m.Voter, Leader: m.Leader}
+		if n, ok := v.Node(m.ID); ok && n.Status.Manager != nil {
+			mi.APIAddr = n.Status.Manager.APIAddr
+		}
+		info.Managers = append(info.Managers, mi)
+	}
+	writeIndex(w, v.Index())
+	writeJSON(w, http.StatusOK, info)
+	return nil
+}
+
+// join turns a token and a CSR into a certificate and a node record. The
+// token is checked before anything else is parsed, so an anonymous caller
+// cannot reach any other code path.
+func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	var req client.JoinRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	v := s.b.View()
+	c, err := s.cluster(v)
+	if err != nil {
+		return err
+	}
+	role := Role(req.Role)
+	if role != RoleWorker && role != RoleManager {
+		return errorf(http.StatusBadRequest, "join: role: must be worker or manager, not %q", req.Role)
+	}
+	tok, err := ca.ParseToken(req.Token)
+	if err == nil {
+		err = ca.CheckToken(tok, api.NodeRole(role), c.Tokens, now)
+	}
+	if err != nil {
+		return errorf(http.StatusUnauthorized, "join as %s refused: %v", role, err)
+	}
+	if role == RoleManager && (req.RaftAddr == "" || req.APIAddr == "") {
+		return errorf(http.StatusBadRequest, "join: raft_addr and api_addr are required to join as a manager")
+	}
+	nodeID, err := newID(s.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	certPEM, err := s.b.Signer().Sign([]byte(req.CSRPEM), Identity{NodeID: nodeID, Role: role}, c.NodeCertTTL.D(), now, s.cfg.Rand)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "join: csr_pem: %v", err)
+	}
+	node := api.Node{
+		ID:   nodeID,
+		Spec: api.NodeSpec{Role: api.NodeRole(role), Availability: api.AvailabilityActive},
+		Status: api.NodeStatus{
+			State: api.NodeUnknown, Hostname: req.Hostname, Addr: req.Addr,
+		},
+	}
+	if role == RoleManager {
+		node.Status.Manager = &api.ManagerStatus{RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}
+	}
+
+	// The subnet is allocated now so the joiner can configure its pod
+	// network before its first assignments arrive.
+	next, subnet, err := allocator.AllocateSubnet(*c, nodeID)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "join: no pod subnet left for a new node: %v", err)
+	}
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	idx, err := s.apply(r.Context(), &store.Batch{
+		Expect: []store.Expectation{
+			{Kind: store.KindCluster, Version: c.Meta.Version},
+			{Kind: store.KindNode, ID: nodeID, Version: 0},
+		},
+		Cluster:  &next,
+		PutNodes: []api.Node{node},
+	})
+	if err != nil {
+		return err
+	}
+	if role == RoleManager {
+		// A nonvoter first: if the joiner never comes up, the quorum size
+		// is unchanged. It asks for its vote with manager-ready once its
+		// store has caught up.
+		if err := s.b.AddNonvoter(nodeID, req.RaftAddr); err != nil {
+			return errorf(http.StatusServiceUnavailable, "join: add %s to raft as a nonvoter: %v", req.RaftAddr, err)
+		}
+	}
+	resp := client.JoinResponse{
+		NodeID:    nodeID,
+		CertPEM:   string(certPEM),
+		CACertPEM: string(s.b.Signer().CertPEM()),
+		Managers:  managerAddrs(v),
+		Network: api.ClusterNetwork{
+			PodCIDR: c.Network.PodCIDR, ServiceCIDR: c.Network.ServiceCIDR, Domain: c.Network.Domain,
+			Subnet: subnet,
+		},
+		Index: idx,
+	}
+	if role == RoleManager {
+		resp.KEK = s.b.KEK()
+	}
+	s.log.Info("node joined", zap.String("node", nodeID), zap.String("role", string(role)), zap.String("hostname", req.Hostname))
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// managerReady promotes a caught-up nonvoter to voter.
+func (s *Server) managerReady(w http.ResponseWriter, r *http.Request, id Identity) error {
+	var req client.ManagerReadyRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	members, err := s.b.Members()
+	if err != nil {
+		return fmt.Errorf("raft members: %w", err)
+	}
+	i := slices.IndexFunc(members, func(m Member) bool { return m.ID == id.NodeID })
+	if i < 0 {
+		return errorf(http.StatusNotFound, "manager %s is not a raft member; join again", id.NodeID)
+	}
+	m := members[i]
+	if m.Voter {
+		writeJSON(w, http.StatusOK, client.WriteResult{})
+		return nil
+	}
+	if v := s.b.View(); v.Index() < req.Index {
+		return errorf(http.StatusConflict, "manager-ready: the leader is at index %d, before %d; retry", v.Index(), req.Index)
+	}
+	if err := s.b.AddVoter(m.ID, m.Addr); err != nil {
+		return errorf(http.StatusServiceUnavailable, "promote %s to raft voter: %v", m.ID, err)
+	}
+	s.log.Info("manager promoted to voter", zap.String("node", m.ID), zap.String("raft_addr", m.Addr))
+	writeJSON(w, http.StatusOK, client.WriteResult{})
+	return nil
+}
+
+func (s *Server) joinTokens(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	c, err := s.cluster(s.b.View())
+	if err != nil {
+		return err
+	}
+	t := c.Tokens
+	writeJSON(w, http.StatusOK, []client.TokenInfo{
+		{Role: string(RoleWorker), Expires: t.WorkerExpires, Set: t.WorkerHash != ""},
+		{Role: string(RoleManager), Expires: t.ManagerExpires, Set: t.ManagerHash != ""},
+	})
+	return nil
+}
+
+func (s *Server) rotateJoinToken(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	role := Role(r.PathValue("role"))
+	if role != RoleWorker && role != RoleManager {
+		return errorf(http.StatusBadRequest, "join token role must be worker or manager, not %q", role)
+	}
+	var req client.RotateTokenRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+	}
+	if req.TTL < 0 {
+		return errorf(http.StatusBadRequest, "ttl: must be ≥ 0")
+	}
+	c, err := s.cluster(s.b.View())
+	if err != nil {
+		return err
+	}
+	tok, hash, err := ca.NewToken(c.CA.Digest, s.cfg.Rand)
+	if err != nil {
+		return fmt.Errorf("new join token: %w", err)
+	}
+	next := *c
+	// A token always expires (the CA refuses one without an expiry).
+	ttl := ca.DefaultTokenTTL
+	if req.TTL > 0 {
+		ttl = req.TTL.D()
+	}
+	expires := s.cfg.Now().Add(ttl)
+	if role == RoleWorker {
+		next.Tokens.WorkerHash, next.Tokens.WorkerExpires = hash, expires
+	} else {
+		next.Tokens.ManagerHash, next.Tokens.ManagerExpires = hash, expires
+	}
+	if _, err := s.apply(r.Context(), &store.Batch{
+		Expect:  []store.Expectation{{Kind: store.KindCluster, Version: c.Meta.Version}},
+		Cluster: &next,
+	}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, client.TokenInfo{Role: string(role), Token: tok, Expires: expires, Set: true})
+	return nil
+}
+
+// renewCert signs a new certificate for the identity the caller already
+// has; the CSR only proves possession of the new key.
+func (s *Server) renewCert(w http.ResponseWriter, r *http.Request, id Identity) error {
+	if id.NodeID == "" {
+		return errorf(http.StatusBadRequest, "certificate renewal needs the current client certificate; the unix socket has none")
+	}
+	var req client.RenewRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	v := s.b.View()
+	c, err := s.cluster(v)
+	if err != nil {
+		return err
+	}
+	if id.Role != RoleAdmin {
+		n, ok := v.Node(id.NodeID)
+		if !ok {
+			return errorf(http.StatusForbidden, "node %s was removed from the cluster; its certificate is not renewed", id.NodeID)
+		}
+		if string(n.Spec.Role) != string(id.Role) {
+			// The role changed (promote/demote): the node must rejoin to get
+			// a certificate for its new role, never silently keep the old one.
+			return errorf(http.StatusForbidden, "node %s is now a %s; its %s certificate is not renewed", id.NodeID, n.Spec.Role, id.Role)
+		}
+	}
+	certPEM, err := s.b.Signer().Sign([]byte(req.CSRPEM), id, c.NodeCertTTL.D(), s.cfg.Now(), s.cfg.Rand)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "renew: csr_pem: %v", err)
+	}
+	writeJSON(w, http.StatusOK, client.RenewResponse{CertPEM: string(certPEM), CACertPEM: string(s.b.Signer().CertPEM())})
+	return nil
+}

@@ -1,0 +1,286 @@
+package apiserver
+
+import (
+	"cmp"
+	"net/http"
+	"reflect"
+	"slices"
+
+	"github.com/warrenhq/warren/controlplane/allocator"
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// findService resolves a service by ID, then by name.
+func findService(v *store.View, ref string) (api.Service, error) {
+	if svc, ok := v.Service(ref); ok {
+		return svc, nil
+	}
+	if svc, ok := v.ServiceByName(ref); ok {
+		return svc, nil
+	}
+	return api.Service{}, errorf(http.StatusNotFound, "service %q not found", ref)
+}
+
+func servicePtrs(v *store.View) []*api.Service {
+	all := v.Services()
+	out := make([]*api.Service, len(all))
+	for i := range all {
+		out[i] = &all[i]
+	}
+	return out
+}
+
+func (s *Server) checkSpec(v *store.View, spec api.ServiceSpec, selfID string) error {
+	if err := validateSpec(spec, selfID, servicePtrs(v)); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if other, ok := v.ServiceByName(spec.Name); ok && other.ID != selfID {
+		return errorf(http.StatusConflict, "service %q: name: already used by service %s", spec.Name, other.ID)
+	}
+	return nil
+}
+
+func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	var spec api.ServiceSpec
+	if err := decodeBody(r, &spec); err != nil {
+		return err
+	}
+	spec = withDefaults(spec)
+	v := s.b.View()
+	if err := s.checkSpec(v, spec, ""); err != nil {
+		return err
+	}
+	c, err := s.cluster(v)
+	if err != nil {
+		return err
+	}
+	id, err := newID(s.cfg.Rand)
+	if err != nil {
+		return err
+	}
+	next, vip, err := allocator.AllocateVIP(*c, id)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", spec.Name, err)
+	}
+	svc := api.Service{
+		ID: id, Spec: spec, SpecVersion: 1,
+		Endpoint: api.Endpoint{VIP: vip, Ports: slices.Clone(spec.Ports)},
+	}
+	idx, err := s.apply(r.Context(), &store.Batch{
+		Expect: []store.Expectation{
+			{Kind: store.KindCluster, Version: c.Meta.Version},
+			{Kind: store.KindService, ID: id, Version: 0},
+		},
+		Cluster:     &next,
+		PutServices: []api.Service{svc},
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id})
+	return nil
+}
+
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	all := v.Services()
+	slices.SortFunc(all, func(a, b api.Service) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
+	writeIndex(w, v.Index())
+	writeJSON(w, http.StatusOK, nonNil(all))
+	return nil
+}
+
+func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	svc, err := findService(v, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	writeIndex(w, v.Index())
+	writeJSON(w, http.StatusOK, svc)
+	return nil
+}
+
+func (s *Server) putService(w http.ResponseWriter, r *http.Request, svc api.Service, version uint64) error {
+	idx, err := s.apply(r.Context(), &store.Batch{
+		Expect:      []store.Expectation{{Kind: store.KindService, ID: svc.ID, Version: version}},
+		PutServices: []api.Service{svc},
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID})
+	return nil
+}
+
+// updateService replaces the spec and keeps the old one for rollback. A new
+// SpecVersion is what tells the orchestrator to roll tasks.
+func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	var spec api.ServiceSpec
+	if err := decodeBody(r, &spec); err != nil {
+		return err
+	}
+	spec = withDefaults(spec)
+	v := s.b.View()
+	svc, err := findService(v, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if spec.Mode != svc.Spec.Mode {
+		return errorf(http.StatusBadRequest, "service %q: mode: cannot change from %s to %s; remove and create the service", svc.Spec.Name, svc.Spec.Mode, spec.Mode)
+	}
+	if err := s.checkSpec(v, spec, svc.ID); err != nil {
+		return err
+	}
+	if reflect.DeepEqual(spec, svc.Spec) {
+		writeJSON(w, http.StatusOK, client.WriteResult{Index: v.Index(), ID: svc.ID})
+		return nil
+	}
+	version := svc.Meta.Version
+	prev := svc.Spec
+	svc.PreviousSpec = &prev
+	svc.Spec = spec
+	svc.SpecVersion++
+	svc.Endpoint.Ports = slices.Clone(spec.Ports)
+	return s.putService(w, r, svc, version)
+}
+
+// scaleService changes only the replica count. SpecVersion stays: the task
+// template is unchanged, so no running task has to be replaced.
+func (s *Server) scaleService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	var req client.ScaleRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	svc, err := findService(s.b.View(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if svc.Spec.Mode == api.ModeGlobal {
+		return errorf(http.StatusBadRequest, "service %q: replicas: a global service runs one task per eligible node and cannot be scaled", svc.Spec.Name)
+	}
+	version := svc.Meta.Version
+	svc.Spec.Replicas = req.Replicas
+	return s.putService(w, r, svc, version)
+}
+
+// removeService deletes the service, releases its VIP and asks every task to
+// stop, in one batch.
+func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	svc, err := findService(v, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	b := &store.Batch{
+		Expect:         []store.Expectation{{Kind: store.KindService, ID: svc.ID, Version: svc.Meta.Version}},
+		DeleteServices: []string{svc.ID},
+	}
+	if c := v.Cluster(); c != nil {
+		if _, ok := c.VIPs[svc.ID]; ok {
+			next := allocator.ReleaseVIP(*c, svc.ID)
+			b.Cluster = &next
+			b.Expect = append(b.Expect, store.Expectation{Kind: store.KindCluster, Version: c.Meta.Version})
+		}
+	}
+	for _, t := range v.TasksByService(svc.ID) {
+		if t.DesiredState != api.TaskRemove {
+			t.DesiredState = api.TaskRemove
+			b.PutTasks = append(b.PutTasks, t)
+		}
+	}
+	idx, err := s.apply(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID})
+	return nil
+}
+
+// promoteService ends a canary or blue/green rollout in favour of the new
+// version: it sends all new connections there and marks the rollout
+// "promoted" for the orchestrator, which then retires the old tasks.
+func (s *Server) promoteService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	svc, err := findService(s.b.View(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	st := svc.Spec.Update.Strategy
+	if st != api.StrategyCanary && st != api.StrategyBlueGreen {
+		return errorf(http.StatusBadRequest, "service %q: update.strategy is %s: only canary and blue-green rollouts are promoted", svc.Spec.Name, st)
+	}
+	if svc.Update == nil || svc.Update.State == "completed" || svc.Update.State == "rolled-back" {
+		return errorf(http.StatusBadRequest, "service %q: no rollout is waiting to be promoted", svc.Spec.Name)
+	}
+	version := svc.Meta.Version
+	u := *svc.Update
+	newVersion := svc.Spec.Version
+	if newVersion == "" {
+		newVersion = "v" + uintText(svc.SpecVersion)
+	}
+	u.Weights = map[string]uint32{}
+	for k := range svc.Update.Weights {
+		u.Weights[k] = 0
+	}
+	u.Weights[newVersion] = 100
+	u.State = "promoted"
+	u.Message = "promoted by the operator"
+	svc.Update = &u
+	return s.putService(w, r, svc, version)
+}
+
+// rollbackService makes the previous spec current again (and the current one
+// previous, so a rollback can itself be undone).
+func (s *Server) rollbackService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	svc, err := findService(s.b.View(), r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	if svc.PreviousSpec == nil {
+		return errorf(http.StatusBadRequest, "service %q: there is no previous spec to roll back to", svc.Spec.Name)
+	}
+	version := svc.Meta.Version
+	cur := svc.Spec
+	svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &cur
+	svc.SpecVersion++
+	svc.Endpoint.Ports = slices.Clone(svc.Spec.Ports)
+	svc.Update = &api.UpdateStatus{State: "updating", Message: "rollback requested by the operator", StartedAt: s.cfg.Now()}
+	return s.putService(w, r, svc, version)
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	q := r.URL.Query()
+	var tasks []api.Task
+	switch {
+	case q.Get("service") != "":
+		svc, err := findService(v, q.Get("service"))
+		if err != nil {
+			return err
+		}
+		tasks = v.TasksByService(svc.ID)
+	case q.Get("node") != "":
+		n, err := findNode(v, q.Get("node"))
+		if err != nil {
+			return err
+		}
+		tasks = v.TasksByNode(n.ID)
+	default:
+		tasks = v.Tasks()
+	}
+	if q.Get("service") != "" && q.Get("node") != "" {
+		n, err := findNode(v, q.Get("node"))
+		if err != nil {
+			return err
+		}
+		tasks = slices.DeleteFunc(tasks, func(t api.Task) bool { return t.NodeID != n.ID })
+	}
+	slices.SortFunc(tasks, func(a, b api.Task) int {
+		return cmp.Or(cmp.Compare(a.ServiceName, b.ServiceName), cmp.Compare(a.Slot, b.Slot), cmp.Compare(a.ID, b.ID))
+	})
+	writeIndex(w, v.Index())
+	writeJSON(w, http.StatusOK, nonNil(tasks))
+	return nil
+}

@@ -1,0 +1,446 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// NoQuorumMessage is what a refused write says when raft has no quorum.
+const NoQuorumMessage = "cluster has no quorum: writes are refused (read-only mode)"
+
+// Config wires a Server. Backend, CAPool and NoQuorum come from the
+// manager; Now and Rand default to the real clock and crypto/rand.
+type Config struct {
+	Backend Backend
+	Logger  *zap.Logger
+	// CAPool verifies client certificates. The TLS listener only requests a
+	// certificate (tls.RequestClientCert): verifying here lets a caller with a
+	// certificate from another cluster get a JSON error instead of a TLS alert.
+	CAPool func() *x509.CertPool
+	// NoQuorum is the sentinel Backend.Apply wraps when raft lacks quorum.
+	NoQuorum error
+	Now      func() time.Time
+	Rand     io.Reader
+	// MaxWait caps a blocking query's wait (default 5m).
+	MaxWait time.Duration
+}
+
+// Server serves the v1 API. Create it with New.
+type Server struct {
+	cfg    Config
+	b      Backend
+	log    *zap.Logger
+	routes []Route
+	mux    *http.ServeMux
+
+	proxyOnce sync.Once
+	proxyTr   http.RoundTripper
+
+	// joinMu serialises joins so two joiners cannot race for raft changes.
+	joinMu sync.Mutex
+}
+
+// New checks cfg and builds the route table.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Backend == nil:
+		return nil, errors.New("apiserver: Backend is required")
+	case cfg.CAPool == nil:
+		return nil, errors.New("apiserver: CAPool is required to authenticate callers")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 5 * time.Minute
+	}
+	s := &Server{cfg: cfg, b: cfg.Backend, log: cfg.Logger.Named("api")}
+	s.routes = s.routeTable()
+	s.mux = s.buildMux(s.routes)
+	return s, nil
+}
+
+// Routes returns the route table (docs and tests).
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Handler serves callers on the mTLS listener: identity comes from their
+// certificate.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// UnixHandler serves the root-only unix socket: callers are admin.
+func (s *Server) UnixHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), unixKey{}, true))
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// ListenUnix creates the unix socket at path, readable and writable by root
+// only. A stale socket from a previous run is replaced.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("api socket %s: remove stale socket: %w", path, err)
+	}
+	// The umask closes the window between bind and chmod in which another
+	// user could connect and be treated as admin.
+	l, err := listenUnixPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Forwarding says where a route is served.
+type Forwarding int
+
+const (
+	// Local routes are served by whichever manager is called.
+	Local Forwarding = iota
+	// Read routes are linearizable: served by the leader after it confirms
+	// its leadership, unless the caller asks for ?stale=true.
+	Read
+	// Write routes go to the leader.
+	Write
+)
+
+// Route is one entry of the API.
+type Route struct {
+	Method  string
+	Pattern string
+	// Allowed lists the roles that may call the route; RoleNone admits
+	// callers without any certificate (only the join route).
+	Allowed []Role
+	Forward Forwarding
+	Handler func(w http.ResponseWriter, r *http.Request, id Identity) error
+}
+
+type unixKey struct{}
+
+// httpError is an error with a status and a message for the caller.
+type httpError struct {
+	status int
+	msg    string
+	leader string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: http.StatusInternalServerError, msg: err.Error()}
+		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	writeJSON(w, he.status, client.Error{Message: he.msg, Leader: he.leader})
+}
+
+func (s *Server) buildMux(routes []Route) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, client.Error{Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// caller is who is on the other end of the connection, before forwarding.
+type caller struct {
+	id Identity
+	// problem explains why a certificate gave no identity.
+	problem string
+}
+
+// authenticate derives the identity from the transport.
+func (s *Server) authenticate(r *http.Request) caller {
+	if v, _ := r.Context().Value(unixKey{}).(bool); v {
+		return caller{id: Identity{Role: RoleAdmin}}
+	}
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return caller{id: Identity{Role: RoleNone}, problem: "no client certificate was presented"}
+	}
+	if len(r.TLS.VerifiedChains) > 0 {
+		// The listener verified the chain during the handshake (ca.ServerConfig).
+		if id, ok := ca.IdentityFromConn(*r.TLS); ok {
+			return caller{id: id}
+		}
+		return caller{id: Identity{Role: RoleNone}, problem: "the client certificate carries no warren node identity"}
+	}
+	// A listener that only requests certificates leaves verification to us,
+	// so a certificate from another cluster gets a JSON answer.
+	leaf := r.TLS.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         s.cfg.CAPool(),
+		Intermediates: inter,
+		CurrentTime:   s.cfg.Now(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return caller{id: Identity{Role: RoleNone}, problem: "the client certificate is not valid for this cluster (" + err.Error() + ")"}
+	}
+	st := *r.TLS
+	st.VerifiedChains = chains
+	id, ok := ca.IdentityFromConn(st)
+	if !ok {
+		return caller{id: Identity{Role: RoleNone}, problem: "the client certificate carries no warren node identity"}
+	}
+	return caller{id: id}
+}
+
+// effective applies the forwarded-for header, which only a manager may set:
+// a follower forwarding a request vouches for the original caller.
+func effective(c caller, r *http.Request) (Identity, bool, error) {
+	h := r.Header.Get(client.HeaderForwardedFor)
+	if h == "" {
+		return c.id, false, nil
+	}
+	if c.id.Role != RoleManager {
+		// Ignored rather than refused: a proxy in front of a CLI may have
+		// added it, and it grants nothing.
+		return c.id, false, nil
+	}
+	id, err := parseForwarded(h)
+	if err != nil {
+		return Identity{}, false, errorf(http.StatusBadRequest, "header %s: %v", client.HeaderForwardedFor, err)
+	}
+	return id, true, nil
+}
+
+func formatForwarded(id Identity) string { return string(id.Role) + ";" + id.NodeID }
+
+func parseForwarded(h string) (Identity, error) {
+	role, node, ok := strings.Cut(h, ";")
+	if !ok {
+		return Identity{}, fmt.Errorf("want role;node-id, got %q", h)
+	}
+	switch Role(role) {
+	case RoleNone, RoleWorker, RoleManager, RoleAdmin:
+	default:
+		return Identity{}, fmt.Errorf("unknown role %q", role)
+	}
+	return Identity{Role: Role(role), NodeID: node}, nil
+}
+
+func allowed(rt Route, role Role) bool {
+	return slices.Contains(rt.Allowed, RoleNone) || slices.Contains(rt.Allowed, role)
+}
+
+func rolesText(rs []Role) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return strings.Join(out, " or ")
+}
+
+// wrap authorises, then forwards or serves.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := s.authenticate(r)
+		id, forwarded, err := effective(c, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !allowed(rt, id.Role) {
+			if id.Role == RoleNone {
+				s.writeError(w, r, errorf(http.StatusUnauthorized, "%s %s needs a client certificate with role %s: %s",
+					rt.Method, rt.Pattern, rolesText(rt.Allowed), c.problem))
+				return
+			}
+			s.writeError(w, r, errorf(http.StatusForbidden, "%s %s needs role %s; the caller's certificate has role %s",
+				rt.Method, rt.Pattern, rolesText(rt.Allowed), id.Role))
+			return
+		}
+		if err := s.route(w, r, rt, id, forwarded); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// route decides where the request is served.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, rt Route, id Identity, forwarded bool) error {
+	switch rt.Forward {
+	case Write:
+		if !s.b.IsLeader() {
+			if forwarded {
+				// The sender thought we lead; leadership moved. Forwarding again
+				// could loop, so let the caller retry.
+				return errorf(http.StatusServiceUnavailable, "leadership changed while the request was forwarded; retry")
+			}
+			return s.forward(w, r, id, true)
+		}
+	case Read:
+		if r.URL.Query().Get("stale") == "true" {
+			w.Header().Set(client.HeaderConsistency, "stale")
+			break
+		}
+		if s.b.IsLeader() {
+			if err := s.b.VerifyLeader(r.Context()); err != nil {
+				// Without quorum reads still work, from the local view, and
+				// say so.
+				s.log.Debug("leadership not confirmed; serving a stale read", zap.Error(err))
+				w.Header().Set(client.HeaderConsistency, "stale")
+			}
+			break
+		}
+		if forwarded {
+			w.Header().Set(client.HeaderConsistency, "stale")
+			break
+		}
+		return s.forward(w, r, id, false)
+	}
+	return rt.Handler(w, r, id)
+}
+
+// leaderAPIAddr finds the leader's API address via its node record.
+func (s *Server) leaderAPIAddr() (string, string, error) {
+	lid, _ := s.b.Leader()
+	if lid == "" {
+		return "", "", errorf(http.StatusServiceUnavailable, NoQuorumMessage)
+	}
+	n, ok := s.b.View().Node(lid)
+	if !ok || n.Status.Manager == nil || n.Status.Manager.APIAddr == "" {
+		return lid, "", errorf(http.StatusServiceUnavailable, "the leader %s has no known API address yet; retry", lid)
+	}
+	return lid, n.Status.Manager.APIAddr, nil
+}
+
+// forward proxies the request to the leader with this manager's certificate,
+// naming the original caller in a header the leader trusts from managers.
+// Reads that cannot reach a leader fall back to the local view.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, write bool) error {
+	lid, addr, err := s.leaderAPIAddr()
+	if err != nil {
+		if write {
+			return err
+		}
+		w.Header().Set(client.HeaderConsistency, "stale")
+		return s.serveLocal(w, r, id)
+	}
+	s.proxyOnce.Do(func() {
+		s.proxyTr = &http.Transport{
+			TLSClientConfig:     s.b.ForwardTLS(),
+			ForceAttemptHTTP2:   true,
+			TLSHandshakeTimeout: 5 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 8,
+		}
+	})
+	var proxyErr error
+	p := &httputil.ReverseProxy{
+		Transport: s.proxyTr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "https"
+			pr.Out.URL.Host = addr
+			pr.Out.Host = addr
+			pr.Out.Header.Set(client.HeaderForwardedFor, formatForwarded(id))
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			proxyErr = err
+		},
+	}
+	p.ServeHTTP(w, r)
+	if proxyErr != nil {
+		s.log.Warn("forward to leader failed", zap.String("leader", lid), zap.String("addr", addr), zap.Error(proxyErr))
+		if !write {
+			w.Header().Set(client.HeaderConsistency, "stale")
+			return s.serveLocal(w, r, id)
+		}
+		return &httpError{status: http.StatusServiceUnavailable, leader: addr,
+			msg: fmt.Sprintf("cannot reach the leader %s at %s: %v", lid, addr, proxyErr)}
+	}
+	return nil
+}
+
+// serveLocal runs the matched route's handler here.
+func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, id Identity) error {
+	for _, rt := range s.routes {
+		if rt.Method+" "+rt.Pattern == r.Pattern {
+			return rt.Handler(w, r, id)
+		}
+	}
+	return errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+}
+
+// apply proposes a batch and maps raft failures to the caller's language.
+func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
+	b.Now = s.cfg.Now()
+	idx, err := s.b.Apply(ctx, b)
+	switch {
+	case err == nil:
+		return idx, nil
+	case s.cfg.NoQuorum != nil && errors.Is(err, s.cfg.NoQuorum):
+		return 0, errorf(http.StatusServiceUnavailable, NoQuorumMessage)
+	case errors.Is(err, store.ErrConflict):
+		return 0, errorf(http.StatusConflict, "the object changed while the request was applied; retry: %v", err)
+	case !s.b.IsLeader():
+		return 0, errorf(http.StatusServiceUnavailable, "this manager lost leadership while applying the request; retry")
+	}
+	return 0, fmt.Errorf("apply: %w", err)
+}
+
+// decodeBody reads a JSON request body, naming the field a type error is in.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return errorf(http.StatusBadRequest, "request body: %s: cannot be %s (want %s)", te.Field, te.Value, te.Type)
+		}
+		return errorf(http.StatusBadRequest, "request body: %v", err)
+	}
+	return nil
+}
+
+func uintText(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -1,0 +1,217 @@
+package endpoints
+
+import (
+	"net"
+	"sort"
+	"strconv"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Compute returns the service's backends grouped by task.Version.
+//
+// Weights come from the open canary or blue-green rollout
+// (svc.Update.Weights); a version the rollout does not mention gets 0. With
+// no weights — no rollout, or a rolling update — a single version gets 100
+// and several versions share 100 in proportion to their active backends, so
+// every healthy backend gets an equal share as a rolling update proceeds.
+//
+// Only tasks with an address are backends: running and healthy (or without
+// a health check) is active; asked to stop but not yet stopped is
+// terminating, so open connections drain; anything else is unhealthy.
+// Terminal tasks are omitted.
+func Compute(svc api.Service, tasks []api.Task) api.ServiceEndpoints {
+	out := api.ServiceEndpoints{
+		ServiceID: svc.ID,
+		Name:      svc.Spec.Name,
+		VIP:       svc.Endpoint.VIP,
+		Ports:     svc.Endpoint.Ports,
+	}
+	if len(out.Ports) == 0 {
+		out.Ports = svc.Spec.Ports
+	}
+	groups := map[string]*api.VersionGroup{}
+	group := func(v string) *api.VersionGroup {
+		g := groups[v]
+		if g == nil {
+			g = &api.VersionGroup{Version: v, Backends: []api.Backend{}}
+			groups[v] = g
+		}
+		return g
+	}
+	var weights map[string]uint32
+	if svc.Update != nil && len(svc.Update.Weights) > 0 {
+		weights = svc.Update.Weights
+		for v := range weights {
+			group(v)
+		}
+	}
+	for _, t := range tasks {
+		if t.ServiceID != svc.ID || t.Status.Addr == "" || t.Status.State.Terminal() {
+			continue
+		}
+		g := group(t.Version)
+		g.Backends = append(g.Backends, api.Backend{TaskID: t.ID, NodeID: t.NodeID, Addr: t.Status.Addr, Health: health(&t)})
+	}
+
+	versions := make([]string, 0, len(groups))
+	for v := range groups {
+		versions = append(versions, v)
+	}
+	sort.Strings(versions)
+	for _, v := range versions {
+		g := groups[v]
+		sort.Slice(g.Backends, func(i, j int) bool { return g.Backends[i].TaskID < g.Backends[j].TaskID })
+		out.Groups = append(out.Groups, *g)
+	}
+	if weights != nil {
+		for i := range out.Groups {
+			out.Groups[i].Weight = weights[out.Groups[i].Version]
+		}
+	} else {
+		proportional(out.Groups)
+	}
+	return out
+}
+
+func health(t *api.Task) api.BackendHealth {
+	switch {
+	case t.DesiredState == api.TaskShutdown || t.DesiredState == api.TaskRemove || t.DesiredState.Terminal():
+		return api.BackendTerminating
+	case t.Status.State == api.TaskRunning && (t.Status.Health == api.HealthHealthy || t.Status.Health == api.HealthNone && t.Spec.Health == nil):
+		return api.BackendActive
+	default:
+		return api.BackendUnhealthy
+	}
+}
+
+// proportional splits 100 between groups by active backends using largest
+// remainders, so the weights always sum to exactly 100 when anything is
+// active. Ties in the remainder go to the earlier version for determinism.
+func proportional(groups []api.VersionGroup) {
+	active := make([]int, len(groups))
+	total := 0
+	for i, g := range groups {
+		for _, b := range g.Backends {
+			if b.Health == api.BackendActive {
+				active[i]++
+			}
+		}
+		total += active[i]
+	}
+	if total == 0 {
+		// Nothing can take traffic; keep a single version addressable so
+		// the dataplane still knows the service exists.
+		if len(groups) == 1 {
+			groups[0].Weight = 100
+		}
+		return
+	}
+	given := 0
+	rem := make([]int, len(groups))
+	for i := range groups {
+		groups[i].Weight = uint32(100 * active[i] / total)
+		rem[i] = 100 * active[i] % total
+		given += int(groups[i].Weight)
+	}
+	idx := make([]int, len(groups))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return rem[idx[a]] > rem[idx[b]] })
+	for k := 0; given < 100; k++ {
+		groups[idx[k%len(idx)]].Weight++
+		given++
+	}
+}
+
+// ClusterView is the part of a snapshot ForNode reads.
+type ClusterView struct {
+	// Index is the raft index of the snapshot; the agent echoes it in its
+	// next blocking query.
+	Index    uint64
+	Cluster  api.Cluster
+	Nodes    []api.Node
+	Services []api.Service
+	Tasks    []api.Task
+}
+
+// ForNode returns everything node nodeID needs and nothing addressed to any
+// other node: its own tasks except those being removed (the agent stops and
+// deletes what disappears from its assignments), every service's endpoints
+// (any task on the node may call any service), the other ready nodes that can
+// be meshed with (they have a subnet and a WireGuard key), the cluster's
+// network with this node's subnet, and the managers' API addresses.
+func ForNode(nodeID string, view ClusterView) api.Assignments {
+	a := api.Assignments{
+		Index:    view.Index,
+		NodeID:   nodeID,
+		Tasks:    []api.Task{},
+		Services: []api.ServiceEndpoints{},
+		Peers:    []api.Peer{},
+		Managers: []string{},
+		Network: api.ClusterNetwork{
+			PodCIDR:     view.Cluster.Network.PodCIDR,
+			ServiceCIDR: view.Cluster.Network.ServiceCIDR,
+			Domain:      view.Cluster.Network.Domain,
+		},
+	}
+	byService := map[string][]api.Task{}
+	for _, t := range view.Tasks {
+		byService[t.ServiceID] = append(byService[t.ServiceID], t)
+		if t.NodeID == nodeID && t.DesiredState != api.TaskRemove {
+			a.Tasks = append(a.Tasks, t)
+		}
+	}
+	sort.Slice(a.Tasks, func(i, j int) bool { return a.Tasks[i].ID < a.Tasks[j].ID })
+
+	for _, s := range view.Services {
+		a.Services = append(a.Services, Compute(s, byService[s.ID]))
+	}
+	sort.Slice(a.Services, func(i, j int) bool { return a.Services[i].ServiceID < a.Services[j].ServiceID })
+
+	for _, n := range view.Nodes {
+		subnet := subnetOf(view.Cluster, &n)
+		if n.ID == nodeID {
+			a.Network.Subnet = subnet
+			continue
+		}
+		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+			a.Managers = append(a.Managers, n.Status.Manager.APIAddr)
+		}
+		if n.Status.State != api.NodeReady || subnet == "" || n.Status.Network.WGPublicKey == "" {
+			continue
+		}
+		a.Peers = append(a.Peers, api.Peer{
+			NodeID:      n.ID,
+			Addr:        n.Status.Addr,
+			Subnet:      subnet,
+			WGPublicKey: n.Status.Network.WGPublicKey,
+			WGEndpoint:  wgEndpoint(view.Cluster, &n),
+		})
+	}
+	for _, n := range view.Nodes {
+		if n.ID == nodeID && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+			a.Managers = append(a.Managers, n.Status.Manager.APIAddr)
+		}
+	}
+	sort.Strings(a.Managers)
+	sort.Slice(a.Peers, func(i, j int) bool { return a.Peers[i].NodeID < a.Peers[j].NodeID })
+	return a
+}
+
+// subnetOf prefers the allocation recorded in raft; the node's own report is
+// a fallback for a node whose status was written before the cluster map.
+func subnetOf(c api.Cluster, n *api.Node) string {
+	if s := c.Subnets[n.ID]; s != "" {
+		return s
+	}
+	return n.Status.Network.Subnet
+}
+
+func wgEndpoint(c api.Cluster, n *api.Node) string {
+	if n.Status.Network.WGEndpoint != "" || n.Status.Addr == "" || c.Network.WGPort == 0 {
+		return n.Status.Network.WGEndpoint
+	}
+	return net.JoinHostPort(n.Status.Addr, strconv.Itoa(int(c.Network.WGPort)))
+}

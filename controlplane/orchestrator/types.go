@@ -1,0 +1,79 @@
+package orchestrator
+
+import (
+	"time"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// ClusterState is the snapshot Reconcile reads. Now is the leader's clock;
+// nothing in this package reads a clock of its own.
+type ClusterState struct {
+	Now      time.Time
+	Cluster  api.Cluster
+	Nodes    []api.Node
+	Services []api.Service
+	Tasks    []api.Task
+}
+
+// Result is what the leader should propose. Every slice is sorted
+// deterministically so that two leaders computing from the same snapshot
+// propose the same batch.
+type Result struct {
+	// Create are new tasks: Status.State pending, DesiredState running, with
+	// slot, spec, spec version and version label set. Global tasks carry
+	// their NodeID already.
+	Create []api.Task
+	// Update are existing tasks whose DesiredState changed (shutdown or
+	// remove). Tasks on a node that went down also carry Status.State
+	// orphaned.
+	Update []api.Task
+	// Delete are terminal tasks beyond the history kept per slot, tasks of
+	// deleted services once stopped, and never-placed tasks that are no
+	// longer wanted.
+	Delete []api.Task
+	// NodesDown are nodes whose heartbeat is older than the grace, with
+	// Status.State down.
+	NodesDown []api.Node
+	// Services are services whose rollout status changed, or whose spec was
+	// reverted by an automatic rollback.
+	Services []api.Service
+	// NextEval, when not zero, is the earliest time at which Reconcile would
+	// decide something new without any write happening first (an update
+	// delay ends, a heartbeat expires). The leader should re-run by then.
+	NextEval time.Time
+}
+
+// Empty reports whether there is nothing to write.
+func (r Result) Empty() bool {
+	return len(r.Create) == 0 && len(r.Update) == 0 && len(r.Delete) == 0 && len(r.NodesDown) == 0 && len(r.Services) == 0
+}
+
+// Rollout states in api.UpdateStatus.State.
+const (
+	StateUpdating        = "updating"
+	StatePaused          = "paused"
+	StateCompleted       = "completed"
+	StateRolledBack      = "rolled-back"
+	StateAwaitingPromote = "awaiting-promote"
+)
+
+// Failure actions and update orders in api.UpdateConfig.
+const (
+	FailurePause    = "pause"
+	FailureRollback = "rollback"
+	FailureContinue = "continue"
+
+	OrderStopFirst  = "stop-first"
+	OrderStartFirst = "start-first"
+)
+
+const (
+	// HistoryLimit is how many terminal tasks are kept per slot (per node
+	// for global services) so `service ps` can show why a slot restarted.
+	HistoryLimit = 5
+	// DefaultNodeDownGrace applies when the cluster object has none.
+	DefaultNodeDownGrace = 30 * time.Second
+	// DefaultCanaryWeight is used when a canary rollout names no weight.
+	DefaultCanaryWeight = 10
+)

@@ -1,0 +1,14 @@
+// Package raftnode runs a manager's member of the raft cluster: it wires
+// hashicorp/raft to the state store's FSM, a raft-boltdb log and stable store
+// (fsync on every write — NoSync is never enabled), a file snapshot store
+// and a network transport over a caller-provided stream layer (the manager
+// multiplexes raft over its mTLS port with ALPN "warren-raft").
+//
+// It turns raft's errors into the ones callers act on: *NotLeaderError (send
+// the write to the leader), ErrNoQuorum (the cluster is read-only until
+// enough managers return) and the FSM's store.ErrConflict (re-read, retry).
+//
+// The package must not import the API server, scheduler or anything kernel-
+// or runtime-facing (dataplane, runtime, cni, cilium/ebpf, containerd,
+// netlink, WireGuard); it knows the state only through package store.
+package raftnode

@@ -1,0 +1,527 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// Config configures one manager's raft member.
+type Config struct {
+	// NodeID is the raft server ID; Warren uses the manager's node ID.
+	NodeID string
+	// DataDir holds raft.db (log and stable store) and snapshots/.
+	DataDir string
+	// Stream carries raft RPCs; see NewStreamLayer.
+	Stream raft.StreamLayer
+	// Bootstrap makes this manager the first voter of a new cluster. It is
+	// honoured only when DataDir holds no raft state: re-bootstrapping an
+	// existing member would fork the cluster's history.
+	Bootstrap bool
+	Logger    *zap.Logger
+
+	// Defaults: 500ms, 500ms, 250ms. With these a killed leader is replaced
+	// in about a second and a half on a LAN.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold and SnapshotInterval default to raft's (8192, 120s).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs is how many entries stay in the log after a snapshot, so
+	// that a briefly absent follower catches up from the log rather than by
+	// a full snapshot. Default raft's (10240).
+	TrailingLogs uint64
+	// NoQuorumWait bounds how long Apply waits for a leader to appear before
+	// it reports ErrNoQuorum. Default 3×ElectionTimeout.
+	NoQuorumWait time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == "" || c.DataDir == "" || c.Stream == nil {
+		return errors.New("raft config: NodeID, DataDir and Stream are required")
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = 500 * time.Millisecond
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	if c.NoQuorumWait == 0 {
+		c.NoQuorumWait = 3 * c.ElectionTimeout
+	}
+	return nil
+}
+
+var (
+	// ErrNoQuorum means no leader could be reached or elected: fewer than a
+	// majority of managers are up. Reads from the local store still work.
+	ErrNoQuorum = errors.New("cluster has no quorum: writes are refused (read-only mode)")
+	// ErrNotLeader is what errors.Is matches for a *NotLeaderError.
+	ErrNotLeader = errors.New("not the raft leader")
+	// ErrShutdown is returned after Shutdown.
+	ErrShutdown = errors.New("raft node is shut down")
+)
+
+// NotLeaderError is returned by writes on a manager that is not the leader.
+// LeaderID and LeaderAddr name the current leader for forwarding.
+type NotLeaderError struct {
+	LeaderID, LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("not the raft leader: leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+// Unwrap lets errors.Is(err, ErrNotLeader) match.
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// Member is one server in the raft configuration.
+type Member struct {
+	ID, Addr      string
+	Voter, Leader bool
+}
+
+// Stats are raft figures for metrics and `warren node ls`.
+type Stats struct {
+	State        string
+	Term         uint64
+	LastIndex    uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	// LastContact is the time since a follower last heard from the leader;
+	// 0 on the leader, -1 if never.
+	LastContact time.Duration
+}
+
+// Node is one manager's raft member.
+type Node struct {
+	cfg   Config
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	store *store.Store
+	log   *zap.Logger
+
+	notify chan bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	leader bool
+	subs   []chan bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+const (
+	boltFile     = "raft.db"
+	snapshotsDir = "snapshots"
+	// retainSnapshots: two, so one damaged snapshot still leaves a restore.
+	retainSnapshots = 2
+	// configTimeout bounds enqueueing membership changes.
+	configTimeout = 10 * time.Second
+)
+
+// HasState reports whether dataDir already holds raft state (a log, a term
+// or a snapshot). Such a directory must never be bootstrapped again. It
+// opens the log read-only and fails rather than waits if a running node
+// holds it.
+func HasState(dataDir string) (bool, error) {
+	path := filepath.Join(dataDir, boltFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		snaps, err := os.ReadDir(filepath.Join(dataDir, snapshotsDir))
+		return err == nil && len(snaps) > 0, nil
+	}
+	b, err := raftboltdb.New(raftboltdb.Options{
+		Path:        path,
+		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second},
+	})
+	if err != nil {
+		return false, fmt.Errorf("open raft log %s: %w", path, err)
+	}
+	defer b.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, retainSnapshots, newHCLog(zap.NewNop()))
+	if err != nil {
+		return false, fmt.Errorf("open snapshots: %w", err)
+	}
+	ok, err := raft.HasExistingState(b, b, snaps)
+	if err != nil {
+		return false, fmt.Errorf("inspect raft state in %s: %w", dataDir, err)
+	}
+	return ok, nil
+}
+
+// New starts a raft member applying to st, which must be empty: raft
+// rebuilds it from the latest snapshot and the log.
+func New(cfg Config, st *store.Store) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if st == nil || st.Index() != 0 {
+		return nil, errors.New("raft node: store must be new and empty")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft data dir: %w", err)
+	}
+	hlog := newHCLog(cfg.Logger.Named("raft"))
+
+	// NoSync stays false: an acknowledged entry must survive power loss.
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.DataDir, boltFile),
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	n := &Node{cfg: cfg, bolt: bolt, store: st, log: cfg.Logger, notify: make(chan bool, 8), done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			if n.trans != nil {
+				_ = n.trans.Close()
+			}
+			_ = bolt.Close()
+		}
+	}()
+	logs, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, retainSnapshots, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("open raft snapshots: %w", err)
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  cfg.Stream,
+		MaxPool: 5,
+		Timeout: 10 * time.Second,
+		Logger:  hlog,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	if cfg.SnapshotThreshold != 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval != 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs != 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	rc.Logger = hlog
+	// Raft blocks on NotifyCh; forward() drains it at once into per-
+	// subscriber latest-value channels, so a slow reader never stalls raft.
+	rc.NotifyCh = n.notify
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("raft config: %w", err)
+	}
+
+	exists, err := raft.HasExistingState(logs, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	if cfg.Bootstrap && !exists {
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, logs, bolt, snaps, n.trans, conf); err != nil {
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped new raft cluster", zap.String("id", cfg.NodeID), zap.String("addr", string(n.trans.LocalAddr())))
+	} else if cfg.Bootstrap {
+		cfg.Logger.Info("raft state exists, not bootstrapping", zap.String("dir", cfg.DataDir))
+	}
+
+	r, err := raft.NewRaft(rc, store.NewFSM(st), logs, bolt, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	ok = true
+	n.wg.Add(1)
+	go n.forward()
+	return n, nil
+}
+
+// forward fans leadership changes out to LeaderCh subscribers.
+func (n *Node) forward() {
+	defer n.wg.Done()
+	for {
+		select {
+		case v := <-n.notify:
+			n.mu.Lock()
+			n.leader = v
+			for _, ch := range n.subs {
+				select { // keep only the latest value
+				case <-ch:
+				default:
+				}
+				ch <- v
+			}
+			n.mu.Unlock()
+		case <-n.done:
+			n.mu.Lock()
+			for _, ch := range n.subs {
+				close(ch)
+			}
+			n.subs = nil
+			n.mu.Unlock()
+			return
+		}
+	}
+}
+
+// LeaderCh returns a new channel that receives the current leadership
+// state at once and then every change. It holds only the latest value, so a
+// subscriber that falls behind sees the current state, not a backlog. The
+// channel is closed by Shutdown.
+func (n *Node) LeaderCh() <-chan bool {
+	ch := make(chan bool, 1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.done:
+		close(ch)
+		return ch
+	default:
+	}
+	ch <- n.leader
+	n.subs = append(n.subs, ch)
+	return ch
+}
+
+// IsLeader reports whether this manager is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's ID and address as this manager knows them;
+// empty when there is none.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Store returns the state store this node applies to.
+func (n *Node) Store() *store.Store { return n.store }
+
+// awaitLeader returns nil when this manager is the leader, a
+// *NotLeaderError when another manager is, and ErrNoQuorum when none has
+// appeared within NoQuorumWait.
+func (n *Node) awaitLeader(ctx context.Context) error {
+	deadline := time.NewTimer(n.cfg.NoQuorumWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		switch n.raft.State() {
+		case raft.Leader:
+			return nil
+		case raft.Shutdown:
+			return ErrShutdown
+		}
+		// A follower keeps its leader until its heartbeat times out; a leader
+		// it has not heard from for that long is likely gone, so wait for the
+		// election instead of redirecting the caller to a dead address.
+		if addr, id := n.raft.LeaderWithID(); id != "" && time.Since(n.raft.LastContact()) < n.cfg.HeartbeatTimeout {
+			return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("no leader elected within %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
+		}
+	}
+}
+
+// Apply proposes b and waits until it is committed and applied on this
+// manager (the leader), returning its raft index.
+//
+// Errors: *NotLeaderError on a follower; an error wrapping ErrNoQuorum when
+// no leader exists; store.ErrConflict or store.ErrInvalid from the FSM, as
+// is (the index is then that of the rejected entry). If leadership is lost
+// or ctx ends after the entry was proposed, the entry may still commit
+// later: callers that retry should guard the batch with Expect.
+func (n *Node) Apply(ctx context.Context, b *store.Batch) (uint64, error) {
+	data, err := store.Encode(b)
+	if err != nil {
+		return 0, err
+	}
+	if err := n.awaitLeader(ctx); err != nil {
+		return 0, err
+	}
+	var timeout time.Duration // 0: raft waits for room in its queue
+	if d, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(d); timeout <= 0 {
+			return 0, fmt.Errorf("raft apply: %w", context.DeadlineExceeded)
+		}
+	}
+	f := n.raft.Apply(data, timeout)
+	if err := wait(ctx, f); err != nil {
+		return 0, n.mapErr(ctx, err)
+	}
+	if resp, ok := f.Response().(error); ok && resp != nil {
+		return f.Index(), resp
+	}
+	return f.Index(), nil
+}
+
+// wait waits for a raft future without outliving ctx.
+func wait(ctx context.Context, f raft.Future) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("raft: %w (the operation may still complete)", ctx.Err())
+	}
+}
+
+func (n *Node) mapErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Whoever leads now (or nobody) decides what the caller should do.
+		if lerr := n.awaitLeader(ctx); lerr != nil {
+			return fmt.Errorf("%w (after %v)", lerr, err)
+		}
+		return fmt.Errorf("raft: %w", err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrShutdown
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("raft: %w: %w", err, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("raft: %w", err)
+}
+
+// VerifyLeader confirms with a quorum that this manager is still the leader,
+// so that a read from its store afterwards is linearizable.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	if err := wait(ctx, n.raft.VerifyLeader()); err != nil {
+		return n.mapErr(ctx, err)
+	}
+	return nil
+}
+
+func (n *Node) change(ctx context.Context, f raft.IndexFuture) error {
+	if err := wait(ctx, f); err != nil {
+		return n.mapErr(ctx, err)
+	}
+	return nil
+}
+
+// AddNonvoter adds a manager that receives the log but does not vote, the
+// first step of joining: it catches up before it can affect quorum.
+func (n *Node) AddNonvoter(id, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), configTimeout)
+	defer cancel()
+	return n.change(ctx, n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, configTimeout))
+}
+
+// AddVoter adds a voting manager or promotes a non-voter.
+func (n *Node) AddVoter(id, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), configTimeout)
+	defer cancel()
+	return n.change(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, configTimeout))
+}
+
+// RemoveServer removes a manager from the configuration.
+func (n *Node) RemoveServer(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), configTimeout)
+	defer cancel()
+	return n.change(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, configTimeout))
+}
+
+// DemoteVoter turns a voter into a non-voter.
+func (n *Node) DemoteVoter(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), configTimeout)
+	defer cancel()
+	return n.change(ctx, n.raft.DemoteVoter(raft.ServerID(id), 0, configTimeout))
+}
+
+// Members returns the raft configuration, sorted as raft keeps it.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	_, leader := n.raft.LeaderWithID()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{
+			ID: string(s.ID), Addr: string(s.Address),
+			Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader,
+		})
+	}
+	return out, nil
+}
+
+// Stats returns raft figures for metrics.
+func (n *Node) Stats() Stats {
+	s := Stats{
+		State:        n.raft.State().String(),
+		Term:         n.raft.CurrentTerm(),
+		LastIndex:    n.raft.LastIndex(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		LastContact:  -1,
+	}
+	if n.raft.State() == raft.Leader {
+		s.LastContact = 0
+	} else if lc := n.raft.LastContact(); !lc.IsZero() {
+		s.LastContact = time.Since(lc)
+	}
+	return s
+}
+
+// Snapshot asks raft to take a snapshot now (for tests and `warren raft
+// snapshot`).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("raft snapshot: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops raft, closes the transport (and with it the stream
+// layer's listener) and the log. It is safe to call more than once. The
+// data dir can then be reopened by a new Node.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() {
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+		if err := n.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft transport: %w", err))
+		}
+		if err := n.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log: %w", err))
+		}
+		close(n.done)
+		n.wg.Wait()
+		n.shutdownErr = errors.Join(errs...)
+	})
+	return n.shutdownErr
+}

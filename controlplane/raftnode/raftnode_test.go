@@ -1,0 +1,336 @@
+package raftnode_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/controlplane/raftnode"
+	"github.com/warrenhq/warren/controlplane/raftnode/raftnodetest"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+func TestThreeManagersOverMutualTLS(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 3, nil)
+	c.Form()
+	lead := c.Leader(10 * time.Second)
+
+	members, err := lead.Node.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters, leaders := 0, 0
+	for _, m := range members {
+		if m.Voter {
+			voters++
+		}
+		if m.Leader {
+			leaders++
+		}
+	}
+	if len(members) != 3 || voters != 3 || leaders != 1 {
+		t.Fatalf("members = %+v", members)
+	}
+
+	idx, err := lead.Node.Apply(context.Background(), raftnodetest.PutTask("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitAll(idx, 10*time.Second)
+	for _, m := range c.Members {
+		if _, ok := m.Store.View().Task("t1"); !ok {
+			t.Fatalf("%s lacks the acknowledged task", m.ID)
+		}
+	}
+	c.RequireSameState()
+
+	// A conflict from the FSM comes back as is.
+	conflict := raftnodetest.PutTask("t1")
+	conflict.Expect = []store.Expectation{{Kind: store.KindTask, ID: "t1"}}
+	if _, err := lead.Node.Apply(context.Background(), conflict); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("conflicting write: err = %v, want store.ErrConflict", err)
+	}
+
+	// Followers redirect to the leader and refuse to verify leadership.
+	for _, m := range c.Members {
+		if m == lead {
+			if err := m.Node.VerifyLeader(context.Background()); err != nil {
+				t.Fatalf("leader VerifyLeader: %v", err)
+			}
+			continue
+		}
+		_, err := m.Node.Apply(context.Background(), raftnodetest.PutTask("t2"))
+		var nle *raftnode.NotLeaderError
+		if !errors.As(err, &nle) || nle.LeaderID != lead.ID || nle.LeaderAddr != lead.Addr || !errors.Is(err, raftnode.ErrNotLeader) {
+			t.Fatalf("follower %s Apply: err = %v, want raftnode.NotLeaderError for %s@%s", m.ID, err, lead.ID, lead.Addr)
+		}
+		if err := m.Node.VerifyLeader(context.Background()); err == nil {
+			t.Fatalf("follower %s verified leadership", m.ID)
+		}
+		st := m.Node.Stats()
+		if st.State != "Follower" || st.AppliedIndex < idx || st.LastContact < 0 {
+			t.Fatalf("follower %s stats = %+v", m.ID, st)
+		}
+	}
+	if ch := lead.Node.LeaderCh(); !<-ch {
+		t.Fatal("LeaderCh on the leader did not report leadership")
+	}
+
+	// Demote and remove a follower; the configuration follows.
+	var follower *raftnodetest.Member
+	for _, m := range c.Members {
+		if m != lead {
+			follower = m
+			break
+		}
+	}
+	if err := lead.Node.DemoteVoter(follower.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := lead.Node.RemoveServer(follower.ID); err != nil {
+		t.Fatal(err)
+	}
+	members, _ = lead.Node.Members()
+	if len(members) != 2 {
+		t.Fatalf("after remove: members = %+v", members)
+	}
+}
+
+// TestLeaderKilledUnderLoad kills the leader three times while writers keep
+// proposing. Every acknowledged write must be present on every manager
+// afterwards, and the restarted managers must catch up to identical state.
+func TestLeaderKilledUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills leaders three times: ~15s")
+	}
+	c := raftnodetest.NewCluster(t, 3, nil)
+	c.Form()
+	c.Leader(10 * time.Second)
+
+	var (
+		mu     sync.Mutex
+		acked  = map[string]uint64{}
+		nodes  sync.Mutex // guards members[i].Node against the killer
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		ackCnt = func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%05d", w, seq)
+				nodes.Lock()
+				var lead *raftnode.Node
+				for _, m := range c.Members {
+					if m.Node != nil && m.Node.IsLeader() {
+						lead = m.Node
+					}
+				}
+				nodes.Unlock()
+				if lead == nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				idx, err := lead.Apply(ctx, raftnodetest.PutTask(id))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[id] = idx
+					mu.Unlock()
+				}
+				// Unacknowledged writes may or may not have committed; they
+				// are not checked.
+			}
+		}(w)
+	}
+	waitAcks := func(n int) {
+		deadline := time.Now().Add(20 * time.Second)
+		for ackCnt() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d writes acknowledged", ackCnt(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		waitAcks(ackCnt() + 30)
+		lead := c.Leader(10 * time.Second)
+		killed := -1
+		for i, m := range c.Members {
+			if m == lead {
+				killed = i
+			}
+		}
+		nodes.Lock()
+		c.Stop(killed)
+		nodes.Unlock()
+		newLead := c.Leader(10 * time.Second)
+		if newLead == lead {
+			t.Fatal("the killed manager is still leader")
+		}
+		waitAcks(ackCnt() + 30) // progress without the killed manager
+		nodes.Lock()
+		c.Start(killed)
+		nodes.Unlock()
+	}
+	close(stop)
+	wg.Wait()
+
+	last := c.ApplyAnywhere(raftnodetest.PutTask("final"), 20*time.Second)
+	c.WaitAll(last, 20*time.Second)
+	c.RequireSameState()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range c.Members {
+		v := m.Store.View()
+		for id := range acked {
+			if _, ok := v.Task(id); !ok {
+				t.Fatalf("%s lost acknowledged write %s (index %d)", m.ID, id, acked[id])
+			}
+		}
+		members, err := m.Node.Members()
+		if err != nil || len(members) != 3 {
+			t.Fatalf("%s members after restarts = %+v, %v", m.ID, members, err)
+		}
+	}
+	t.Logf("%d writes acknowledged across 3 leader kills, final index %d", len(acked), last)
+}
+
+// TestSnapshotsAcrossRestarts: a follower that was down while the leader
+// snapshotted and compacted catches up by snapshot, and a full-cluster
+// restart rebuilds identical state from snapshot plus log.
+func TestSnapshotsAcrossRestarts(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 3, func(cfg *raftnode.Config) {
+		cfg.SnapshotThreshold = 16
+		cfg.TrailingLogs = 4
+		cfg.SnapshotInterval = 100 * time.Millisecond
+	})
+	c.Form()
+	c.Leader(10 * time.Second)
+	write := func(prefix string, n int) uint64 {
+		var idx uint64
+		for i := 0; i < n; i++ {
+			idx = c.ApplyAnywhere(raftnodetest.PutTask(fmt.Sprintf("%s-%03d", prefix, i)), 10*time.Second)
+		}
+		return idx
+	}
+	c.WaitAll(write("a", 40), 10*time.Second)
+
+	lead := c.Leader(10 * time.Second)
+	down := 1
+	if c.Members[down] == lead {
+		down = 2
+	}
+	missedFrom := c.Members[down].Store.Index() + 1
+	c.Stop(down)
+	idx := write("b", 60)
+	// Make sure the log the follower misses is compacted away, so that it
+	// can only catch up by installing the leader's snapshot.
+	if err := lead.Node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := lead.Node.FirstLogIndex(); err != nil || first <= missedFrom {
+		t.Fatalf("leader log starts at %d (%v); the follower needs %d, so no snapshot install would be exercised", first, err, missedFrom)
+	}
+	c.Start(down)
+	c.WaitAll(idx, 20*time.Second)
+	c.RequireSameState()
+	if v := c.Members[down].Store.View(); len(v.Tasks()) != 100 {
+		t.Fatalf("restarted follower has %d tasks, want 100", len(v.Tasks()))
+	}
+
+	before := raftnodetest.StateBytes(t, lead.Store)
+	beforeIdx := lead.Store.Index()
+	for i := range c.Members {
+		c.Stop(i)
+	}
+	for i := range c.Members {
+		ok, err := raftnode.HasState(c.Members[i].Dir)
+		if err != nil || !ok {
+			t.Fatalf("raftnode.HasState(%s) = %v, %v after running", c.Members[i].Dir, ok, err)
+		}
+		snaps, _ := os.ReadDir(filepath.Join(c.Members[i].Dir, "snapshots"))
+		if len(snaps) == 0 {
+			t.Fatalf("%s wrote no snapshot", c.Members[i].ID)
+		}
+	}
+	for i := range c.Members {
+		c.Start(i)
+	}
+	c.Leader(10 * time.Second)
+	c.WaitAll(beforeIdx, 20*time.Second)
+	for _, m := range c.Members {
+		if !bytes.Equal(raftnodetest.StateBytes(t, m.Store), before) {
+			t.Fatalf("%s state after full restart differs from before", m.ID)
+		}
+	}
+	if members, _ := c.Members[0].Node.Members(); len(members) != 3 {
+		t.Fatalf("bootstrap flag on restart changed membership: %+v", members)
+	}
+}
+
+// TestNoQuorumIsReadOnly: with two of three managers down the survivor —
+// here the old leader — refuses writes with raftnode.ErrNoQuorum, serves reads, and
+// accepts writes again once one manager returns.
+func TestNoQuorumIsReadOnly(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 3, nil)
+	c.Form()
+	lead := c.Leader(10 * time.Second)
+	idx, err := lead.Node.Apply(context.Background(), raftnodetest.PutTask("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitAll(idx, 10*time.Second)
+
+	var downed []int
+	for i, m := range c.Members {
+		if m != lead {
+			c.Stop(i)
+			downed = append(downed, i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err = lead.Node.Apply(ctx, raftnodetest.PutTask("during"))
+	if !errors.Is(err, raftnode.ErrNoQuorum) || !strings.Contains(err.Error(), "read-only mode") {
+		t.Fatalf("Apply without quorum: err = %v, want raftnode.ErrNoQuorum", err)
+	}
+	// Later writes fail the same way, without waiting on the dead leader.
+	if _, err := lead.Node.Apply(ctx, raftnodetest.PutTask("during2")); !errors.Is(err, raftnode.ErrNoQuorum) {
+		t.Fatalf("second Apply without quorum: err = %v", err)
+	}
+	if _, ok := lead.Store.View().Task("before"); !ok {
+		t.Fatal("reads fail without quorum")
+	}
+	if lead.Node.IsLeader() {
+		t.Fatal("a manager without quorum still claims leadership")
+	}
+
+	c.Start(downed[0])
+	c.ApplyAnywhere(raftnodetest.PutTask("after"), 20*time.Second)
+}
+
+func TestHasStateOnFreshDirAndConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	if ok, err := raftnode.HasState(dir); ok || err != nil {
+		t.Fatalf("raftnode.HasState(empty) = %v, %v", ok, err)
+	}
+	if _, err := raftnode.New(raftnode.Config{DataDir: dir}, store.New()); err == nil {
+		t.Fatal("New accepted a config without NodeID and Stream")
+	}
+}

@@ -1,0 +1,151 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Plan is what the leader proposes after a Schedule call: every pending task
+// appears exactly once, either placed or with the reason it was not.
+type Plan struct {
+	Placements []Placement
+	Unplaced   []Unplaced
+}
+
+// Placement assigns a task to a node.
+type Placement struct {
+	TaskID string
+	NodeID string
+}
+
+// Unplaced is a task that stays pending, and why, e.g.
+// "0/5 nodes available: 3 insufficient memory, 2 did not match constraint node.labels.site==a".
+type Unplaced struct {
+	TaskID string
+	Reason string
+}
+
+// Schedule places pending tasks on nodes.
+//
+// tasks are all non-terminal tasks in the cluster, placed or not; those on a
+// node count against its capacity and its spread score. Pending tasks found
+// in tasks are ignored there, so the caller may pass the same snapshot
+// slice twice. A pending task with NodeID already set (a global task) may
+// only go to that node.
+//
+// Nodes are visited in ID order and pending tasks in (service, slot, ID)
+// order, so the plan depends only on the inputs and the state of rnd, which
+// breaks ties between equally good nodes.
+func Schedule(nodes []api.Node, tasks []api.Task, pending []api.Task, rnd *rand.Rand) Plan {
+	infos := make([]*NodeInfo, len(nodes))
+	byID := make(map[string]*NodeInfo, len(nodes))
+	for i := range nodes {
+		infos[i] = &NodeInfo{Node: &nodes[i], ServiceTasks: map[string]int{}}
+	}
+	sort.SliceStable(infos, func(i, j int) bool { return infos[i].Node.ID < infos[j].Node.ID })
+	for _, n := range infos {
+		byID[n.Node.ID] = n
+	}
+
+	toPlace := make(map[string]bool, len(pending))
+	for i := range pending {
+		toPlace[pending[i].ID] = true
+	}
+	for i := range tasks {
+		t := &tasks[i]
+		if toPlace[t.ID] || t.NodeID == "" || t.Status.State.Terminal() {
+			continue
+		}
+		if n := byID[t.NodeID]; n != nil {
+			n.add(t)
+		}
+	}
+
+	order := make([]*api.Task, len(pending))
+	for i := range pending {
+		order[i] = &pending[i]
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.ServiceID != b.ServiceID {
+			return a.ServiceID < b.ServiceID
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		return a.ID < b.ID
+	})
+
+	var plan Plan
+	for _, t := range order {
+		filters, err := Filters(t)
+		if err != nil {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: "invalid placement: " + err.Error()})
+			continue
+		}
+		best := pick(infos, filters, t.ServiceID, rnd)
+		if best == nil {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: explain(infos, filters)})
+			continue
+		}
+		best.add(t)
+		plan.Placements = append(plan.Placements, Placement{TaskID: t.ID, NodeID: best.Node.ID})
+	}
+	return plan
+}
+
+// pick returns the feasible node with the fewest tasks of the service, then
+// the fewest tasks overall; ties are broken uniformly at random (reservoir
+// sampling, so one pass and one rnd draw per tie).
+func pick(infos []*NodeInfo, filters []Filter, serviceID string, rnd *rand.Rand) *NodeInfo {
+	var best *NodeInfo
+	var bestSvc, bestAll, ties int
+next:
+	for _, n := range infos {
+		for _, f := range filters {
+			if !f.Check(n) {
+				continue next
+			}
+		}
+		svc, all := n.ServiceTasks[serviceID], n.Tasks
+		switch {
+		case best == nil || svc < bestSvc || svc == bestSvc && all < bestAll:
+			best, bestSvc, bestAll, ties = n, svc, all, 1
+		case svc == bestSvc && all == bestAll:
+			ties++
+			if rnd.IntN(ties) == 0 {
+				best = n
+			}
+		}
+	}
+	return best
+}
+
+// explain attributes each node to the first filter that refused it, in
+// filter order, and renders the counts.
+func explain(infos []*NodeInfo, filters []Filter) string {
+	counts := make([]int, len(filters))
+	for _, n := range infos {
+		for i, f := range filters {
+			if !f.Check(n) {
+				counts[i]++
+				break
+			}
+		}
+	}
+	parts := make([]string, 0, len(filters))
+	for i, f := range filters {
+		if counts[i] > 0 {
+			parts = append(parts, f.Explain(counts[i]))
+		}
+	}
+	reason := fmt.Sprintf("0/%d nodes available", len(infos))
+	if len(parts) > 0 {
+		reason += ": " + strings.Join(parts, ", ")
+	}
+	return reason
+}

@@ -1,0 +1,10 @@
+// Package ebpf holds the compiled socket load-balancing programs
+// (bpf/sock_lb.c) and their bpf2go bindings. The output is committed so that
+// building Warren needs no clang; `go generate ./dataplane/ebpf` (or
+// `make -C bpf generate`) rebuilds it reproducibly with clang 14.
+//
+// It owns no policy: dataplane loads, pins and fills these objects. It must
+// not import dataplane.
+package ebpf
+
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target bpfel -go-package ebpf -output-stem socklb SockLB ../../bpf/sock_lb.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror

@@ -1,0 +1,461 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	bpf "github.com/warrenhq/warren/dataplane/ebpf"
+)
+
+// ebpfDataplane balances at the socket layer with cgroup sock_addr programs.
+// Maps and links are pinned under PinDir, so Close leaves traffic flowing
+// and the next New re-syncs from what the kernel holds.
+type ebpfDataplane struct {
+	mu     sync.Mutex
+	log    *zap.Logger
+	objs   bpf.SockLBObjects
+	links  []link.Link
+	tables *Tables
+	names  map[string]string // Service.ID → Service.Name for metrics
+}
+
+func newEBPF(opts Options) (Dataplane, error) {
+	if opts.PinDir == "" || opts.CgroupPath == "" {
+		return nil, errors.New("ebpf dataplane: PinDir and CgroupPath are required")
+	}
+	if err := requireFS(opts.CgroupPath, unix.CGROUP2_SUPER_MAGIC); err != nil {
+		return nil, &NotSupportedError{What: "cgroup v2 at " + opts.CgroupPath, Err: err}
+	}
+	// The pin dir may not exist yet; its nearest existing ancestor must be
+	// on bpffs.
+	existing := opts.PinDir
+	for {
+		if _, err := os.Stat(existing); err == nil || existing == "/" {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if err := requireFS(existing, unix.BPF_FS_MAGIC); err != nil {
+		return nil, &NotSupportedError{What: "bpffs for " + opts.PinDir, Err: err}
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, &NotSupportedError{What: "bpf memlock", Err: err}
+	}
+	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pin dir: %w", err)
+	}
+	d := &ebpfDataplane{log: opts.Logger, names: map[string]string{}}
+	err := bpf.LoadSockLBObjects(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinDir}})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, &NotSupportedError{What: "socket load-balancing programs", Err: err}
+		}
+		return nil, fmt.Errorf("load sock_lb: %w", err)
+	}
+	cgroups := map[string]string{"node": opts.CgroupPath}
+	if opts.AttachHostRoot {
+		root := opts.HostRootCgroup
+		if root == "" {
+			if root, err = hostCgroup2Root(); err != nil {
+				d.closeAll()
+				return nil, &NotSupportedError{What: "host cgroup v2 root", Err: err}
+			}
+		}
+		cgroups["host"] = root
+	}
+	progs := []struct {
+		name string
+		prog *ebpf.Program
+		at   ebpf.AttachType
+	}{
+		{"connect4", d.objs.WarrenConnect4, ebpf.AttachCGroupInet4Connect},
+		{"sendmsg4", d.objs.WarrenSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
+		{"recvmsg4", d.objs.WarrenRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
+		{"getpeername4", d.objs.WarrenGetpeername4, ebpf.AttachCgroupInet4GetPeername},
+	}
+	for scope, cg := range cgroups {
+		for _, p := range progs {
+			l, err := attachPinned(filepath.Join(opts.PinDir, "link_"+scope+"_"+p.name), cg, p.prog, p.at)
+			if err != nil {
+				d.closeAll()
+				if errors.Is(err, ebpf.ErrNotSupported) {
+					return nil, &NotSupportedError{What: "cgroup " + p.name, Err: err}
+				}
+				return nil, fmt.Errorf("attach %s to %s: %w", p.name, cg, err)
+			}
+			d.links = append(d.links, l)
+		}
+	}
+	if d.tables, err = d.readTables(); err != nil {
+		d.closeAll()
+		return nil, fmt.Errorf("read pinned maps: %w", err)
+	}
+	return d, nil
+}
+
+// attachPinned reuses a link pinned by an earlier agent, swapping in the
+// program just loaded (bpf_link update is atomic: no connect goes
+// unbalanced), or attaches and pins a new one.
+func attachPinned(pin, cgroup string, prog *ebpf.Program, at ebpf.AttachType) (link.Link, error) {
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(prog); err == nil {
+			return l, nil
+		}
+		// A link that cannot be updated (another cgroup, detached) is
+		// replaced.
+		l.Unpin()
+		l.Close()
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroup, Attach: at, Program: prog})
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("pin link: %w", err)
+	}
+	return l, nil
+}
+
+func requireFS(path string, magic int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return err
+	}
+	if int64(st.Type) != magic {
+		return fmt.Errorf("%s: filesystem type %#x, want %#x", path, st.Type, magic)
+	}
+	return nil
+}
+
+// hostCgroup2Root finds the mount point of the cgroup v2 hierarchy (it is
+// /sys/fs/cgroup/unified on hybrid hosts).
+func hostCgroup2Root() (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && f[i+1] == "cgroup2" && len(f) > 4 && f[3] == "/" {
+				return f[4], nil
+			}
+		}
+	}
+	return "", errors.New("no cgroup2 mount")
+}
+
+func (d *ebpfDataplane) Set(cfg *Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ops, err := Plan(d.tables, cfg)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if err := d.syncLocalAddrs(); err != nil {
+		return fmt.Errorf("local addresses: %w", err)
+	}
+	for _, s := range cfg.Services {
+		d.names[s.ID] = s.Name
+	}
+	w := kernelWriter{d: d}
+	for _, o := range ops {
+		if err := w.Apply(o); err != nil {
+			// The kernel holds a prefix of the plan; re-read so the next Set
+			// diffs against the truth.
+			if t, rerr := d.readTables(); rerr == nil {
+				d.tables = t
+			}
+			return fmt.Errorf("%v: %w", o, err)
+		}
+		d.tables.Apply(o)
+	}
+	d.pruneCounters()
+	return nil
+}
+
+func (d *ebpfDataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closeAll()
+}
+
+// closeAll drops this process's handles; pins keep maps and links alive.
+func (d *ebpfDataplane) closeAll() error {
+	var errs []error
+	for _, l := range d.links {
+		errs = append(errs, l.Close())
+	}
+	d.links = nil
+	errs = append(errs, d.objs.Close())
+	return errors.Join(errs...)
+}
+
+// Unpin removes a node's pinned maps and links, detaching its programs. It
+// is for uninstall and tests; a restarting agent must not call it.
+func Unpin(pinDir string) error { return os.RemoveAll(pinDir) }
+
+func addrU32(a netip.Addr) uint32 {
+	if !a.Is4() {
+		return 0 // deletes carry no value
+	}
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func u32Addr(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+// nport converts a port to the network-order value the kernel compares.
+func nport(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func hport(p uint16) uint16 { return nport(p) }
+
+func nameVal(s string) bpf.SockLBNameVal {
+	var v bpf.SockLBNameVal
+	for i := 0; i < len(s) && i < len(v.Name)-1; i++ {
+		v.Name[i] = int8(s[i])
+	}
+	return v
+}
+
+func valName(v bpf.SockLBNameVal) string {
+	b := make([]byte, 0, len(v.Name))
+	for _, c := range v.Name {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(bytes.Clone(b))
+}
+
+type kernelWriter struct{ d *ebpfDataplane }
+
+func (w kernelWriter) Apply(o Op) error {
+	m := w.d.objs.SockLBMaps
+	put := func(mp *ebpf.Map, k, v any) error {
+		if o.Delete {
+			if err := mp.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return err
+			}
+			return nil
+		}
+		return mp.Put(k, v)
+	}
+	switch o.Map {
+	case MapServiceNames:
+		return put(m.ServiceNames, o.ID, nameVal(o.Name))
+	case MapBackendNames:
+		return put(m.BackendNames, o.ID, nameVal(o.Name))
+	case MapBackends:
+		return put(m.Backends, o.ID, bpf.SockLBBackendVal{Addr: addrU32(o.Addr)})
+	case MapSlots:
+		return put(m.Slots, bpf.SockLBSlotKey{Service: o.Slot.Service, Rev: o.Slot.Rev, Slot: o.Slot.Slot}, o.Backend)
+	case MapFrontends:
+		k := bpf.SockLBFrontendKey{Addr: addrU32(o.Frontend.Addr), Port: nport(o.Frontend.Port), Proto: uint8(o.Frontend.Proto)}
+		v := bpf.SockLBFrontendVal{Service: o.FrontVal.Service, Rev: o.FrontVal.Rev, Count: o.FrontVal.Count, TargetPort: nport(o.FrontVal.TargetPort)}
+		return put(m.Frontends, k, v)
+	}
+	return fmt.Errorf("unknown map %v", o.Map)
+}
+
+// readTables reads the pinned maps back into the model Plan diffs against.
+func (d *ebpfDataplane) readTables() (*Tables, error) {
+	t := NewTables()
+	m := d.objs.SockLBMaps
+	var id uint32
+	var name bpf.SockLBNameVal
+	it := m.ServiceNames.Iterate()
+	for it.Next(&id, &name) {
+		t.ServiceNames[id] = valName(name)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("service_names: %w", err)
+	}
+	it = m.BackendNames.Iterate()
+	for it.Next(&id, &name) {
+		t.BackendNames[id] = valName(name)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("backend_names: %w", err)
+	}
+	var bv bpf.SockLBBackendVal
+	it = m.Backends.Iterate()
+	for it.Next(&id, &bv) {
+		t.Backends[id] = u32Addr(bv.Addr)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("backends: %w", err)
+	}
+	var sk bpf.SockLBSlotKey
+	var sv uint32
+	it = m.Slots.Iterate()
+	for it.Next(&sk, &sv) {
+		t.Slots[SlotKey{sk.Service, sk.Rev, sk.Slot}] = sv
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("slots: %w", err)
+	}
+	var fk bpf.SockLBFrontendKey
+	var fv bpf.SockLBFrontendVal
+	it = m.Frontends.Iterate()
+	for it.Next(&fk, &fv) {
+		t.Frontends[FrontendKey{u32Addr(fk.Addr), hport(fk.Port), Protocol(fk.Proto)}] =
+			FrontendVal{fv.Service, fv.Rev, fv.Count, hport(fv.TargetPort)}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("frontends: %w", err)
+	}
+	return t, nil
+}
+
+// syncLocalAddrs makes published ports answer on the node's own IPv4
+// addresses (loopback is matched in the program itself).
+func (d *ebpfDataplane) syncLocalAddrs() error {
+	want := map[uint32]bool{}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range ifaddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+			want[addrU32(p.Addr())] = true
+		}
+	}
+	m := d.objs.LocalAddrs
+	var k uint32
+	var v uint8
+	var stale []uint32
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if !want[k] {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		m.Delete(k)
+	}
+	for k := range want {
+		if err := m.Put(k, uint8(1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneCounters drops counters of services and backends that are gone, so
+// ids reused later start from zero.
+func (d *ebpfDataplane) pruneCounters() {
+	m := d.objs.SockLBMaps
+	for _, mp := range []*ebpf.Map{m.ServiceConns, m.NoBackendDrops} {
+		var k uint32
+		var stale []uint32
+		it := mp.Iterate()
+		var vals []uint64
+		for it.Next(&k, &vals) {
+			if _, ok := d.tables.ServiceNames[k]; !ok {
+				stale = append(stale, k)
+			}
+		}
+		for _, k := range stale {
+			mp.Delete(k)
+		}
+	}
+	var bk bpf.SockLBBackendCounterKey
+	var vals []uint64
+	var stale []bpf.SockLBBackendCounterKey
+	it := m.BackendConns.Iterate()
+	for it.Next(&bk, &vals) {
+		_, s := d.tables.ServiceNames[bk.Service]
+		_, b := d.tables.BackendNames[bk.Backend]
+		if !s || !b {
+			stale = append(stale, bk)
+		}
+	}
+	for _, k := range stale {
+		m.BackendConns.Delete(k)
+	}
+}
+
+// Counters implements CounterSource by summing the per-CPU counter maps.
+func (d *ebpfDataplane) Counters() ([]ServiceCounters, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.objs.SockLBMaps
+	bySvc := map[uint32]*ServiceCounters{}
+	get := func(id uint32) *ServiceCounters {
+		c := bySvc[id]
+		if c == nil {
+			sid := d.tables.ServiceNames[id]
+			name := d.names[sid]
+			if name == "" {
+				name = sid
+			}
+			c = &ServiceCounters{Service: name, Backends: map[string]uint64{}}
+			bySvc[id] = c
+		}
+		return c
+	}
+	sum := func(vs []uint64) (n uint64) {
+		for _, v := range vs {
+			n += v
+		}
+		return n
+	}
+	var errs []error
+	var k uint32
+	var vals []uint64
+	it := m.ServiceConns.Iterate()
+	for it.Next(&k, &vals) {
+		if _, ok := d.tables.ServiceNames[k]; ok {
+			get(k).Connections = sum(vals)
+		}
+	}
+	errs = append(errs, it.Err())
+	it = m.NoBackendDrops.Iterate()
+	for it.Next(&k, &vals) {
+		if _, ok := d.tables.ServiceNames[k]; ok {
+			get(k).Drops = sum(vals)
+		}
+	}
+	errs = append(errs, it.Err())
+	var bk bpf.SockLBBackendCounterKey
+	it = m.BackendConns.Iterate()
+	for it.Next(&bk, &vals) {
+		name, ok := d.tables.BackendNames[bk.Backend]
+		if _, sok := d.tables.ServiceNames[bk.Service]; !ok || !sok {
+			continue
+		}
+		task, _, _ := strings.Cut(name, "@")
+		get(bk.Service).Backends[task] += sum(vals)
+	}
+	errs = append(errs, it.Err())
+	out := make([]ServiceCounters, 0, len(bySvc))
+	for _, id := range sortedKeys(bySvc) {
+		out = append(out, *bySvc[id])
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,460 @@
+//go:build linux
+
+package runtimetest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/kernel-tests/ktest"
+	wrt "github.com/warrenhq/warren/runtime"
+	ctrd "github.com/warrenhq/warren/runtime/containerd"
+	"github.com/warrenhq/warren/runtime/ociimage"
+)
+
+const demoRef = "warren/demo:v1"
+
+// fixture is one containerd, one test network and the demo image.
+type fixture struct {
+	t       *testing.T
+	ctd     *ktest.Containerd
+	net     *testNet
+	dataDir string
+	parent  string
+	ns      string
+}
+
+func newFixture(t *testing.T) *fixture {
+	ktest.Root(t)
+	ktest.File(t, "/sys/fs/cgroup/unified/cgroup.procs", "cgroup v2 hierarchy (hybrid host)")
+	goBin := ktest.Binary(t, "go")
+	f := &fixture{
+		t:       t,
+		ctd:     ktest.StartContainerd(t, ktest.ContainerdOptions{Tag: "rt"}),
+		net:     newTestNet(t),
+		dataDir: t.TempDir(),
+		parent:  fmt.Sprintf("warren-kt%d", os.Getpid()),
+		ns:      fmt.Sprintf("warren-kt%d", os.Getpid()),
+	}
+	t.Cleanup(func() {
+		for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"} {
+			dirs, _ := filepath.Glob(filepath.Join(root, f.parent, "*"))
+			for _, d := range dirs {
+				if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+					_ = os.Remove(d)
+				}
+			}
+			_ = os.Remove(filepath.Join(root, f.parent))
+		}
+	})
+
+	// Build the demo server statically and pack it, as `make demo-image` does.
+	bin := filepath.Join(t.TempDir(), "demo-server")
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/warrenhq/warren/cmd/demo-server")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build demo-server: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if err := ociimage.PackBinary(&archive, demoRef, b, ociimage.ImageConfig{ExposedPorts: []string{"80/tcp"}}); err != nil {
+		t.Fatal(err)
+	}
+	ex := f.executor()
+	names, err := ex.ImportArchive(context.Background(), &archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "docker.io/warren/demo:v1") {
+		t.Fatalf("import gave %v", names)
+	}
+	return f
+}
+
+func (f *fixture) executor() *ctrd.Executor {
+	ex, err := ctrd.New(ctrd.Options{
+		Address: f.ctd.Socket, Namespace: f.ns, CgroupParent: f.parent,
+		NodeID: "node-kt", Network: f.net, Logger: zaptest.NewLogger(f.t),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+func (f *fixture) worker(ex *ctrd.Executor) *wrt.Worker {
+	w, err := wrt.NewWorker(wrt.WorkerOptions{
+		Executor: ex, DataDir: f.dataDir, Logger: zaptest.NewLogger(f.t),
+		HouseKeeping: 500 * time.Millisecond,
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func demoTask(id string, hc *api.HealthCheck) api.Task {
+	return api.Task{
+		ID: id, ServiceID: "svc-web", ServiceName: "web", NodeID: "node-kt", Slot: 1, Version: "v1",
+		DesiredState: api.TaskRunning,
+		Spec: api.TaskSpec{
+			Container: api.ContainerSpec{Image: demoRef, Env: []string{"PORT=8080", "WARREN_DEMO_VERSION=v1"}},
+			Resources: api.ResourceReqs{Limits: api.Resources{NanoCPUs: 500_000_000, MemoryBytes: 64 << 20, Pids: 64}},
+			Restart:   api.RestartPolicy{Condition: api.RestartAny, Delay: api.Duration(100 * time.Millisecond)},
+			Health:    hc,
+		},
+	}
+}
+
+// waitFor polls the worker's status of id until ok accepts it.
+func waitFor(t *testing.T, w *wrt.Worker, id string, within time.Duration, what string, ok func(api.TaskStatus) bool) api.TaskStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var st api.TaskStatus
+	for time.Now().Before(deadline) {
+		st = w.Tasks()[id]
+		if ok(st) {
+			return st
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("task %s: %s not reached within %s; last status %+v", id, what, within, st)
+	return st
+}
+
+type demoReply struct{ Hostname, Version, Client string }
+
+func get(addr string) (demoReply, error) {
+	var r demoReply
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + ":8080/?format=json")
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	return r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+func TestRuntime(t *testing.T) {
+	f := newFixture(t)
+	ex := f.executor()
+	w := f.worker(ex)
+	ctx := context.Background()
+
+	probe := func(kind api.HealthCheckKind, port uint16) *api.HealthCheck {
+		return &api.HealthCheck{Kind: kind, Path: "/healthz", Port: port, Command: []string{"/app", "healthcheck"},
+			Interval: api.Duration(200 * time.Millisecond), Timeout: api.Duration(time.Second), Retries: 2}
+	}
+	tasks := []api.Task{
+		demoTask("kt-http", probe(api.HealthHTTP, 8080)),
+		demoTask("kt-exec", probe(api.HealthExec, 0)),
+		demoTask("kt-tcp", probe(api.HealthTCP, 8080)),
+		demoTask("kt-tcpbad", probe(api.HealthTCP, 9)),
+	}
+	if err := w.Set(ctx, tasks); err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]api.TaskStatus{}
+	for _, tk := range tasks {
+		status[tk.ID] = waitFor(t, w, tk.ID, 30*time.Second, "running with an address", func(s api.TaskStatus) bool {
+			return s.State == api.TaskRunning && s.Addr != "" && s.PID > 0
+		})
+	}
+
+	t.Run("tasks answer HTTP on their address", func(t *testing.T) {
+		for _, id := range []string{"kt-http", "kt-exec", "kt-tcp"} {
+			var r demoReply
+			var err error
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if r, err = get(status[id].Addr); err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("%s at %s: %v", id, status[id].Addr, err)
+			}
+			if r.Hostname != id || r.Version != "v1" || !strings.HasPrefix(r.Client, f.net.gateway.String()+":") {
+				t.Fatalf("%s answered %+v", id, r)
+			}
+		}
+	})
+
+	t.Run("health checks", func(t *testing.T) {
+		for _, id := range []string{"kt-http", "kt-exec", "kt-tcp"} {
+			waitFor(t, w, id, 15*time.Second, "healthy", func(s api.TaskStatus) bool { return s.Health == api.HealthHealthy })
+		}
+		waitFor(t, w, "kt-tcpbad", 15*time.Second, "unhealthy (nothing listens on port 9)", func(s api.TaskStatus) bool { return s.Health == api.HealthUnhealthy })
+		// Make two tasks fail their checks from inside, as an operator's exec would.
+		for _, id := range []string{"kt-http", "kt-exec"} {
+			execIn(t, ex, id, "/app", "touch", "/tmp/unhealthy")
+		}
+		for _, id := range []string{"kt-http", "kt-exec"} {
+			st := waitFor(t, w, id, 15*time.Second, "unhealthy", func(s api.TaskStatus) bool { return s.Health == api.HealthUnhealthy })
+			if st.State != api.TaskRunning || st.PID != status[id].PID {
+				t.Fatalf("%s: unhealthy task must keep running in place, got %+v", id, st)
+			}
+		}
+		if s := w.Tasks()["kt-tcp"]; s.Health != api.HealthHealthy {
+			t.Fatalf("kt-tcp: %+v", s)
+		}
+		execIn(t, ex, "kt-http", "/app", "rm", "/tmp/unhealthy")
+		waitFor(t, w, "kt-http", 15*time.Second, "healthy again", func(s api.TaskStatus) bool { return s.Health == api.HealthHealthy })
+	})
+
+	t.Run("cgroup limits and v2 placement", func(t *testing.T) {
+		id := "kt-tcp"
+		cg := wrt.CgroupPath(f.parent, id)
+		want := map[string]string{
+			"/sys/fs/cgroup/memory" + cg + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+			"/sys/fs/cgroup/cpu" + cg + "/cpu.cfs_quota_us":         "50000",
+			"/sys/fs/cgroup/cpu" + cg + "/cpu.cfs_period_us":        "100000",
+			"/sys/fs/cgroup/pids" + cg + "/pids.max":                "64",
+		}
+		for p, v := range want {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(b)); got != v {
+				t.Errorf("%s = %s, want %s", p, got, v)
+			}
+		}
+		pid := status[id].PID
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "\n0::"+cg+"\n") && !strings.HasPrefix(string(b), "0::"+cg+"\n") {
+			t.Fatalf("pid %d not in v2 cgroup %s:\n%s", pid, cg, b)
+		}
+		if got, want := w.CgroupV2Path(), "/sys/fs/cgroup/unified/"+f.parent; got != want {
+			t.Fatalf("CgroupV2Path %q, want %q", got, want)
+		}
+		procs, err := os.ReadFile(filepath.Join(ex.TaskCgroupV2Path(id), "cgroup.procs"))
+		if err != nil || !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(pid)) {
+			t.Fatalf("v2 cgroup.procs of %s: %q %v", id, procs, err)
+		}
+	})
+
+	t.Run("kill -9 restarts in place and logs follow", func(t *testing.T) {
+		id := "kt-tcp"
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		rc, err := w.Logs(lctx, id, wrt.LogOptions{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		lines := make(chan string, 100)
+		go func() {
+			sc := bufio.NewScanner(rc)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		expectLine := func(what string) {
+			t.Helper()
+			timeout := time.After(10 * time.Second)
+			for {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						t.Fatalf("log stream ended before %q", what)
+					}
+					if strings.Contains(l, what) {
+						return
+					}
+				case <-timeout:
+					t.Fatalf("log line %q not seen", what)
+				}
+			}
+		}
+		expectLine("demo-server v1 on 8080")
+
+		old := status[id]
+		killed := time.Now()
+		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		st := waitFor(t, w, id, 20*time.Second, "running again after kill -9", func(s api.TaskStatus) bool {
+			return s.State == api.TaskRunning && s.PID != old.PID && s.PID > 0 && s.Restarts == 1
+		})
+		running := time.Since(killed)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err = get(st.Addr); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("restarted task does not answer: %v", err)
+		}
+		t.Logf("restart after kill -9: running again %v after the kill, answering HTTP %v after (policy delay 100ms)", running, time.Since(killed))
+		expectLine("demo-server v1 on 8080") // the new process's start line, followed live
+		status[id] = st
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(w.Collector())
+		n, err := testutil.GatherAndCount(reg, "warren_task_cpu_seconds_total", "warren_task_memory_bytes", "warren_task_restarts_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 3*len(tasks) {
+			t.Fatalf("%d samples, want %d", n, 3*len(tasks))
+		}
+		if v := testutil.ToFloat64(restartsOf(t, reg, "kt-tcp")); v != 1 {
+			t.Fatalf("restarts of kt-tcp = %v", v)
+		}
+	})
+
+	t.Run("a new worker adopts running containers", func(t *testing.T) {
+		before := w.Tasks()
+		w.Close()
+		ex2 := f.executor()
+		w2 := f.worker(ex2)
+		if err := w2.Set(ctx, tasks); err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range tasks {
+			st := waitFor(t, w2, tk.ID, 15*time.Second, "running (adopted)", func(s api.TaskStatus) bool { return s.State == api.TaskRunning })
+			if st.PID != before[tk.ID].PID || st.Addr != before[tk.ID].Addr {
+				t.Fatalf("%s: adopted pid/addr %d/%s, before %d/%s", tk.ID, st.PID, st.Addr, before[tk.ID].PID, before[tk.ID].Addr)
+			}
+			if !strings.Contains(st.Message, "adopted") {
+				t.Fatalf("%s: %+v", tk.ID, st)
+			}
+		}
+		// The adopted task is still supervised: kill it and it comes back.
+		old := w2.Tasks()["kt-http"]
+		_ = syscall.Kill(old.PID, syscall.SIGKILL)
+		waitFor(t, w2, "kt-http", 20*time.Second, "restarted by the new worker", func(s api.TaskStatus) bool {
+			return s.State == api.TaskRunning && s.PID != old.PID && s.PID > 0
+		})
+
+		// An empty desired set stops and removes everything of this node.
+		if err := w2.Set(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			owned, err := ex2.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(owned) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("containers left after Set(nil): %+v", owned)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, tk := range tasks {
+			if _, err := os.Stat(ex2.TaskCgroupV2Path(tk.ID)); err == nil {
+				t.Errorf("v2 cgroup of %s left behind", tk.ID)
+			}
+		}
+	})
+}
+
+func restartsOf(t *testing.T, reg *prometheus.Registry, task string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "warren_task_restarts_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "task" && l.GetValue() == task {
+					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+					g.Set(m.GetCounter().GetValue())
+					return g
+				}
+			}
+		}
+	}
+	t.Fatalf("no restarts sample for %s", task)
+	return nil
+}
+
+// execIn runs a command inside a task's container through containerd.
+func execIn(t *testing.T, ex *ctrd.Executor, id string, args ...string) {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), ex.Namespace())
+	c, err := ex.Client().LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := c.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := *spec.Process
+	p.Args = args
+	proc, err := tk.Exec(ctx, fmt.Sprintf("test-%d", time.Now().UnixNano()), &p, nullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Delete(ctx)
+	ch, err := proc.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case es := <-ch:
+		if code, _, err := es.Result(); err != nil || code != 0 {
+			t.Fatalf("exec %v in %s: code %d %v", args, id, code, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("exec %v in %s: timeout", args, id)
+	}
+}
+
+var _ = io.Discard
+var _ specs.Spec

@@ -1,0 +1,16 @@
+// Package runtime is the node agent's executor: it turns the tasks the
+// managers assigned to this node into running containers and reports what it
+// observed. It owns the per-task lifecycle (a state machine that only moves
+// forward), the restart policy applied on the node (so it keeps working while
+// managers are unreachable), health checks, container log files and task
+// metrics.
+//
+// The Worker is what the agent calls: Set(desired tasks), Run, Tasks. How a
+// container is really run is behind the Executor and Controller interfaces:
+// runtime/containerd implements them on containerd, runtime/fake in memory
+// for tests.
+//
+// This package may import the controlplane/api types, zap and prometheus. It
+// must not import containerd (that lives in runtime/containerd), cni,
+// dataplane or the rest of controlplane.
+package runtime

@@ -1,0 +1,282 @@
+// Package ociimage writes OCI image archives from Go with the standard
+// library: a single static binary becomes a one-layer image that
+// `ctr images import`, containerd's import API and `docker load` accept.
+// It exists so Warren can build its demo image (and users their own images)
+// on machines that reach no registry.
+//
+// It owns the archive format only; it must not import containerd or any
+// other part of Warren.
+package ociimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImageConfig is the part of an image's runtime configuration PackBinary
+// lets callers choose. The entrypoint defaults to ["/app"].
+type ImageConfig struct {
+	Entrypoint   []string
+	Cmd          []string
+	Env          []string // K=V; PATH is added when missing
+	ExposedPorts []string // "80/tcp", "80/udp"
+	WorkingDir   string
+	User         string
+	Labels       map[string]string
+	StopSignal   string
+	// Created is recorded in the config and as every file's mtime; zero
+	// keeps the archive byte-for-byte reproducible.
+	Created time.Time
+	// Arch defaults to runtime.GOARCH.
+	Arch string
+}
+
+// AnnotationImageName is the annotation containerd's importer reads the
+// image name from.
+const AnnotationImageName = "io.containerd.image.name"
+
+// NormalizeRef turns a short reference into the fully qualified form
+// containerd stores: "warren/demo:v1" → "docker.io/warren/demo:v1",
+// "demo" → "docker.io/library/demo:latest".
+func NormalizeRef(ref string) string {
+	name, tag := ref, ""
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		name, tag = ref[:i], ref[i:]
+	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		name, tag = ref[:i], ref[i:]
+	}
+	if tag == "" {
+		tag = ":latest"
+	}
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !hasSlash {
+			name = "library/" + name
+		}
+		name = "docker.io/" + name
+	}
+	return name + tag
+}
+
+// PackBinary writes an OCI image layout as a tar stream to w: one gzip layer
+// holding binary at /app, an empty /tmp and minimal /etc/passwd and
+// /etc/group, with cfg as the image config, named ref. A docker-style
+// manifest.json is included so `docker load` accepts it too.
+func PackBinary(w io.Writer, ref string, binary []byte, cfg ImageConfig) error {
+	if ref == "" {
+		return fmt.Errorf("pack image: empty reference")
+	}
+	full := NormalizeRef(ref)
+	mtime := cfg.Created
+	if mtime.IsZero() {
+		mtime = time.Unix(0, 0)
+	}
+	layer, diffID, err := buildLayer(binary, mtime)
+	if err != nil {
+		return fmt.Errorf("pack image layer: %w", err)
+	}
+	layerDesc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageLayerGzip,
+		Digest:    digest.FromBytes(layer),
+		Size:      int64(len(layer)),
+	}
+
+	arch := cfg.Arch
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	img := ocispec.Image{
+		Platform: ocispec.Platform{Architecture: arch, OS: "linux"},
+		Config:   imageConfig(cfg),
+		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
+	}
+	if !cfg.Created.IsZero() {
+		c := cfg.Created.UTC()
+		img.Created = &c
+	}
+	cfgBlob, err := json.Marshal(img)
+	if err != nil {
+		return fmt.Errorf("pack image config: %w", err)
+	}
+	cfgDesc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageConfig,
+		Digest:    digest.FromBytes(cfgBlob),
+		Size:      int64(len(cfgBlob)),
+	}
+
+	manifest := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    cfgDesc,
+		Layers:    []ocispec.Descriptor{layerDesc},
+	}
+	manBlob, err := json.Marshal(manifest)
+	if err != nil {
+		return fmt.Errorf("pack image manifest: %w", err)
+	}
+	tagOnly := full[strings.LastIndex(full, ":")+1:]
+	manDesc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Digest:    digest.FromBytes(manBlob),
+		Size:      int64(len(manBlob)),
+		Platform:  &ocispec.Platform{Architecture: arch, OS: "linux"},
+		Annotations: map[string]string{
+			AnnotationImageName:       full,
+			ocispec.AnnotationRefName: tagOnly,
+		},
+	}
+	index := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{manDesc},
+	}
+	indexBlob, err := json.Marshal(index)
+	if err != nil {
+		return fmt.Errorf("pack image index: %w", err)
+	}
+	layoutBlob, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	dockerManifest, _ := json.Marshal([]map[string]any{{
+		"Config":   blobPath(cfgDesc.Digest),
+		"RepoTags": []string{dockerTag(full)},
+		"Layers":   []string{blobPath(layerDesc.Digest)},
+	}})
+
+	tw := tar.NewWriter(w)
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+			return fmt.Errorf("pack image: %w", err)
+		}
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{ocispec.ImageLayoutFile, layoutBlob},
+		{blobPath(layerDesc.Digest), layer},
+		{blobPath(cfgDesc.Digest), cfgBlob},
+		{blobPath(manDesc.Digest), manBlob},
+		{ocispec.ImageIndexFile, indexBlob},
+		{"manifest.json", dockerManifest},
+	}
+	for _, f := range files {
+		if err := writeFile(tw, f.name, 0o644, f.data, mtime); err != nil {
+			return fmt.Errorf("pack image %s: %w", f.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("pack image: %w", err)
+	}
+	return nil
+}
+
+func imageConfig(cfg ImageConfig) ocispec.ImageConfig {
+	c := ocispec.ImageConfig{
+		Entrypoint: cfg.Entrypoint,
+		Cmd:        cfg.Cmd,
+		WorkingDir: cfg.WorkingDir,
+		User:       cfg.User,
+		Labels:     cfg.Labels,
+		StopSignal: cfg.StopSignal,
+	}
+	if len(c.Entrypoint) == 0 {
+		c.Entrypoint = []string{"/app"}
+	}
+	hasPath := false
+	for _, e := range cfg.Env {
+		if strings.HasPrefix(e, "PATH=") {
+			hasPath = true
+		}
+	}
+	if !hasPath {
+		c.Env = append(c.Env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	c.Env = append(c.Env, cfg.Env...)
+	if len(cfg.ExposedPorts) > 0 {
+		c.ExposedPorts = map[string]struct{}{}
+		for _, p := range cfg.ExposedPorts {
+			if !strings.Contains(p, "/") {
+				p += "/tcp"
+			}
+			c.ExposedPorts[p] = struct{}{}
+		}
+	}
+	return c
+}
+
+// buildLayer returns the gzip-compressed layer and the digest of its
+// uncompressed tar (the diff ID the image config must name).
+func buildLayer(binary []byte, mtime time.Time) ([]byte, digest.Digest, error) {
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if err != nil {
+		return nil, "", err
+	}
+	h := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(zw, h))
+	dirs := []struct {
+		name string
+		mode int64
+	}{{"etc/", 0o755}, {"tmp/", 0o1777}}
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d.name, Mode: d.mode, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+			return nil, "", err
+		}
+	}
+	files := []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"app", 0o755, binary},
+		{"etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")},
+		{"etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n")},
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	for _, f := range files {
+		if err := writeFile(tw, f.name, f.mode, f.data, mtime); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, "", err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", err
+	}
+	return gz.Bytes(), digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))), nil
+}
+
+func writeFile(tw *tar.Writer, name string, mode int64, data []byte, mtime time.Time) error {
+	if err := tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)),
+		ModTime: mtime, Format: tar.FormatPAX,
+	}); err != nil {
+		return err
+	}
+	_, err := tw.Write(data)
+	return err
+}
+
+func blobPath(d digest.Digest) string {
+	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded()
+}
+
+// dockerTag strips the docker.io/ and library/ prefixes docker omits in RepoTags.
+func dockerTag(full string) string {
+	s := strings.TrimPrefix(full, "docker.io/")
+	return strings.TrimPrefix(s, "library/")
+}

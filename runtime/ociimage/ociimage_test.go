@@ -1,0 +1,150 @@
+package ociimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func readArchive(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = data
+	}
+}
+
+func blob(t *testing.T, files map[string][]byte, d ocispec.Descriptor) []byte {
+	t.Helper()
+	b, ok := files[blobPath(d.Digest)]
+	if !ok {
+		t.Fatalf("blob %s missing", d.Digest)
+	}
+	if got := digest.FromBytes(b); got != d.Digest {
+		t.Fatalf("blob digest: got %s, descriptor says %s", got, d.Digest)
+	}
+	if int64(len(b)) != d.Size {
+		t.Fatalf("blob %s size %d, descriptor says %d", d.Digest, len(b), d.Size)
+	}
+	return b
+}
+
+func TestPackBinary(t *testing.T) {
+	bin := []byte("\x7fELF pretend binary")
+	var buf bytes.Buffer
+	cfg := ImageConfig{Cmd: []string{"-v"}, Env: []string{"A=b"}, ExposedPorts: []string{"80", "80/udp"}, User: "65534"}
+	if err := PackBinary(&buf, "warren/demo:v1", bin, cfg); err != nil {
+		t.Fatal(err)
+	}
+	files := readArchive(t, buf.Bytes())
+	if string(files["oci-layout"]) != `{"imageLayoutVersion":"1.0.0"}` {
+		t.Fatalf("oci-layout: %s", files["oci-layout"])
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(files["index.json"], &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 1 {
+		t.Fatalf("index has %d manifests", len(idx.Manifests))
+	}
+	md := idx.Manifests[0]
+	if got := md.Annotations[AnnotationImageName]; got != "docker.io/warren/demo:v1" {
+		t.Fatalf("image name annotation %q", got)
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(blob(t, files, md), &man); err != nil {
+		t.Fatal(err)
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(blob(t, files, man.Config), &img); err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Layers) != 1 || len(img.RootFS.DiffIDs) != 1 {
+		t.Fatalf("layers %d diffids %d", len(man.Layers), len(img.RootFS.DiffIDs))
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(blob(t, files, man.Layers[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := digest.FromBytes(raw); got != img.RootFS.DiffIDs[0] {
+		t.Fatalf("diff id %s, config says %s", got, img.RootFS.DiffIDs[0])
+	}
+	layer := readArchive(t, raw)
+	if !bytes.Equal(layer["app"], bin) {
+		t.Fatal("layer /app differs from the binary")
+	}
+	if _, ok := layer["etc/passwd"]; !ok {
+		t.Fatal("layer lacks /etc/passwd")
+	}
+	c := img.Config
+	if c.Entrypoint[0] != "/app" || c.Cmd[0] != "-v" || c.User != "65534" {
+		t.Fatalf("config %+v", c)
+	}
+	if _, ok := c.ExposedPorts["80/tcp"]; !ok {
+		t.Fatalf("exposed ports %v", c.ExposedPorts)
+	}
+	if _, ok := c.ExposedPorts["80/udp"]; !ok {
+		t.Fatalf("exposed ports %v", c.ExposedPorts)
+	}
+	if c.Env[len(c.Env)-1] != "A=b" || len(c.Env) != 2 {
+		t.Fatalf("env %v", c.Env)
+	}
+	var dm []struct {
+		Config           string
+		RepoTags, Layers []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &dm); err != nil {
+		t.Fatal(err)
+	}
+	if dm[0].RepoTags[0] != "warren/demo:v1" || dm[0].Config != blobPath(man.Config.Digest) {
+		t.Fatalf("docker manifest %+v", dm)
+	}
+
+	// Reproducible: same input, same bytes.
+	var again bytes.Buffer
+	if err := PackBinary(&again, "warren/demo:v1", bin, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+		t.Fatal("archive not reproducible")
+	}
+}
+
+func TestNormalizeRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"demo":                     "docker.io/library/demo:latest",
+		"warren/demo:v1":           "docker.io/warren/demo:v1",
+		"docker.io/warren/demo:v2": "docker.io/warren/demo:v2",
+		"localhost:5000/x":         "localhost:5000/x:latest",
+		"reg.example/a/b:1":        "reg.example/a/b:1",
+	} {
+		if got := NormalizeRef(in); got != want {
+			t.Errorf("NormalizeRef(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

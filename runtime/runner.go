@@ -1,0 +1,269 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// runner is the goroutine that owns one task on this node.
+type runner struct {
+	w    *Worker
+	task api.Task
+	ctl  Controller
+
+	mu       sync.Mutex
+	desired  api.TaskState
+	stopCh   chan struct{} // closed once desired becomes terminal
+	history  RestartHistory
+	restarts uint64
+}
+
+func newRunner(w *Worker, t api.Task, ctl Controller) *runner {
+	return &runner{w: w, task: t, ctl: ctl, desired: t.DesiredState, stopCh: make(chan struct{})}
+}
+
+// setDesired records a new desired state; desired states only move forward.
+func (r *runner) setDesired(s api.TaskState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.desired.Before(s) {
+		return
+	}
+	wasTerminal := r.desired.Terminal()
+	r.desired = s
+	if s.Terminal() && !wasTerminal {
+		close(r.stopCh)
+	}
+}
+
+func (r *runner) desiredState() api.TaskState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.desired
+}
+
+func (r *runner) stopping() bool {
+	select {
+	case <-r.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *runner) run() {
+	ctx := r.w.ctx
+	id := r.task.ID
+	log := r.w.log.With(zap.String("task", id))
+	restart := false
+	for {
+		if r.stopping() {
+			r.stop()
+			return
+		}
+		actx, acancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-r.stopCh:
+				acancel()
+			case <-actx.Done():
+			}
+		}()
+		exit, err := r.attempt(actx, restart)
+		acancel()
+		restart = false
+		if ctx.Err() != nil {
+			return // the Worker is closing: leave the container as it is
+		}
+		if r.stopping() {
+			r.stop()
+			return
+		}
+		if err != nil {
+			log.Warn("task attempt failed", zap.Error(err))
+		}
+		now := r.w.o.Clock()
+		d := NextRestart(r.task.Spec.Restart, r.history, exit, now)
+		if !d.Restart {
+			r.w.report(id, false, func(st *api.TaskStatus) {
+				if st.Message == "" {
+					st.Message = d.Reason
+				} else {
+					st.Message += "; " + d.Reason
+				}
+			})
+			select {
+			case <-r.stopCh:
+				r.stop()
+			case <-ctx.Done():
+			}
+			return
+		}
+		t := time.NewTimer(d.Delay)
+		select {
+		case <-r.stopCh:
+			t.Stop()
+			r.stop()
+			return
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.history.Restarts = append(r.history.Restarts, r.w.o.Clock())
+		r.restarts++
+		restart = true
+		log.Info("restarting task", zap.Uint64("restarts", r.restarts), zap.Duration("delay", d.Delay))
+	}
+}
+
+// attempt runs the task once: prepare, start, wait. It reports every step.
+func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) {
+	id := r.task.ID
+	restarts := r.restarts
+	r.w.report(id, restart, func(st *api.TaskStatus) {
+		*st = api.TaskStatus{State: api.TaskPreparing, Restarts: restarts, ContainerID: st.ContainerID}
+	})
+	fail := func(step string, err error) (ExitStatus, error) {
+		err = fmt.Errorf("%s: %w", step, err)
+		if ctx.Err() == nil {
+			r.w.report(id, false, func(st *api.TaskStatus) {
+				st.State, st.Err, st.PID, st.Health = api.TaskFailed, err.Error(), 0, api.HealthNone
+			})
+		}
+		return ExitStatus{Code: -1, ExitedAt: r.w.o.Clock()}, err
+	}
+	if err := r.ctl.Prepare(ctx); err != nil {
+		return fail("prepare", err)
+	}
+	r.w.report(id, false, func(st *api.TaskStatus) { st.State = api.TaskStarting })
+	if err := r.ctl.Start(ctx); err != nil {
+		return fail("start", err)
+	}
+	var info Info
+	if in, ok := r.ctl.(Inspector); ok {
+		info = in.Info()
+	}
+	msg := "started"
+	if info.Adopted {
+		msg = "adopted running container"
+	}
+	r.w.report(id, false, func(st *api.TaskStatus) {
+		st.State, st.PID, st.ContainerID, st.Message = api.TaskRunning, info.PID, info.ContainerID, msg
+		st.Addr = ""
+		if info.Addr.IsValid() {
+			st.Addr = info.Addr.String()
+		}
+		if r.task.Spec.Health != nil {
+			st.Health = api.HealthStarting
+		}
+	})
+	stopHealth := r.startHealth(ctx, info)
+	exit, err := r.ctl.Wait(ctx)
+	stopHealth()
+	if ctx.Err() != nil {
+		return exit, ctx.Err()
+	}
+	if err != nil {
+		return fail("wait", err)
+	}
+	state := api.TaskComplete
+	if exit.Failed() {
+		state = api.TaskFailed
+	}
+	r.w.report(id, false, func(st *api.TaskStatus) {
+		st.State, st.ExitCode, st.PID, st.Health = state, exit.Code, 0, api.HealthNone
+		st.Message = fmt.Sprintf("exited with code %d", exit.Code)
+		if exit.OOMKilled {
+			st.Message += " (out of memory)"
+		}
+	})
+	return exit, nil
+}
+
+// startHealth probes the task until the returned function is called; that
+// function waits for the prober so no health report follows it.
+//
+// An unhealthy task is reported, not restarted: the dataplane stops sending
+// it new connections, and the managers' orchestrator (which sees the whole
+// service) decides whether to replace it. Restarting here as well would race
+// that decision and hide a failing health check behind a restart loop.
+func (r *runner) startHealth(ctx context.Context, info Info) func() {
+	hc := r.task.Spec.Health
+	if hc == nil {
+		return func() {}
+	}
+	ex, _ := r.ctl.(Execer)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr := NewHealthTracker(*hc, r.w.o.Clock())
+		last := tr.State()
+		interval, _ := HealthIntervals(*hc)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := Probe(ctx, *hc, info.Addr, ex)
+			if ctx.Err() != nil {
+				return
+			}
+			s := tr.Observe(r.w.o.Clock(), err == nil)
+			if s == last {
+				continue
+			}
+			last = s
+			r.w.report(r.task.ID, false, func(st *api.TaskStatus) {
+				st.Health = s
+				if err != nil {
+					st.Message = "health check: " + err.Error()
+				} else {
+					st.Message = "health check passed"
+				}
+			})
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// stop shuts the task down and removes its container, then reports shutdown
+// (unless the task already ended) and forgets it if it is not wanted at all.
+func (r *runner) stop() {
+	id := r.task.ID
+	grace := r.task.Spec.Container.StopGrace.D()
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
+	defer cancel()
+	var errs []string
+	if err := r.ctl.Shutdown(ctx); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := r.ctl.Remove(ctx); err != nil {
+		errs = append(errs, err.Error())
+	}
+	desired := r.desiredState()
+	r.w.report(id, false, func(st *api.TaskStatus) {
+		if !st.State.Terminal() {
+			st.State = api.TaskShutdown
+		}
+		st.PID, st.Health = 0, api.HealthNone
+		st.Message = "stopped and removed"
+		if len(errs) > 0 {
+			st.Err = fmt.Sprint(errs)
+		}
+	})
+	r.w.forget(id, r, desired == api.TaskShutdown)
+}
