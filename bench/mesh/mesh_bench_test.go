@@ -120,39 +120,52 @@ func run(b *testing.B, args ...string) string {
 }
 
 // iperf runs one TCP iperf3 test from ns a to addr in ns b and returns the
-// received rate in bit/s.
+// received rate in bit/s. Each attempt starts a one-off server; attempts are
+// retried (bounded) while the server is not yet listening.
 func iperf(b *testing.B, nsA, nsB, addr string, secs int) float64 {
 	b.Helper()
-	srv := exec.Command("nsenter", "--net=/run/netns/"+nsB, "--", "iperf3", "-s", "-1", "-B", addr, "-p", "5201")
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	var out []byte
-	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err = exec.Command("nsenter", "--net=/run/netns/"+nsA, "--", "iperf3", "-c", addr, "-p", "5201",
-			"-t", strconv.Itoa(secs), "-O", "1", "-J").Output()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // server not listening yet
-	}
-	if err != nil {
-		b.Fatalf("iperf3 to %s: %v\n%s", addr, err, out)
-	}
-	var res struct {
-		End struct {
+	type result struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		b.Fatalf("iperf3 json: %v", err)
+	attempt := func() (result, []byte, error) {
+		srv := exec.Command("nsenter", "--net=/run/netns/"+nsB, "--", "iperf3", "-s", "-1", "-B", addr, "-p", "5201")
+		if err := srv.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+		var (
+			out []byte
+			err error
+		)
+		for i := 0; i < 50; i++ {
+			out, err = exec.Command("nsenter", "--net=/run/netns/"+nsA, "--", "iperf3", "-c", addr, "-p", "5201",
+				"-t", strconv.Itoa(secs), "-O", "1", "-J").Output()
+			var res result
+			if json.Unmarshal(out, &res) == nil && strings.Contains(res.Error, "connect") {
+				time.Sleep(100 * time.Millisecond) // server not listening yet
+				continue
+			}
+			if err != nil {
+				return res, out, err
+			}
+			return res, out, json.Unmarshal(out, &res)
+		}
+		return result{}, out, err
 	}
-	return res.End.SumReceived.BitsPerSecond
+	for try := 0; try < 3; try++ {
+		res, out, err := attempt()
+		if err == nil && res.Error == "" && res.End.SumReceived.BitsPerSecond > 0 {
+			return res.End.SumReceived.BitsPerSecond
+		}
+		b.Logf("iperf3 to %s: attempt %d: %v %q; %d bytes of output", addr, try, err, res.Error, len(out))
+	}
+	b.Fatalf("iperf3 to %s failed 3 times", addr)
+	return 0
 }
 
 func BenchmarkMeshIperf(b *testing.B) {

@@ -62,6 +62,7 @@ type nodeOpts struct {
 	bridge         string
 	metricsAddr    string
 	labels         []string
+	hostLB         bool
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
@@ -82,6 +83,7 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.bridge, "bridge", envOr("WARREN_BRIDGE", "warren0"), "bridge for this node's containers [$WARREN_BRIDGE]")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", envOr("WARREN_METRICS_ADDR", "127.0.0.1:9323"), "Prometheus /metrics and /healthz listener (plain HTTP) [$WARREN_METRICS_ADDR]")
 	fs.StringArrayVar(&o.labels, "label", nil, "node label KEY=VALUE reported by this node")
+	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 
 func addInitFlags(fs *pflag.FlagSet, o *nodeOpts) {
@@ -121,10 +123,10 @@ func newClusterJoinCmd(g *globals) *cobra.Command {
 	var o nodeOpts
 	var token string
 	cmd := &cobra.Command{
-		Use:   "join --token TOKEN MANAGER_ADDR",
-		Short: "Join this machine to a cluster as a worker or a manager (the token decides)",
+		Use:     "join --token TOKEN MANAGER_ADDR",
+		Short:   "Join this machine to a cluster as a worker or a manager (the token decides)",
 		Example: `  warren cluster join --token WRN-1-… 10.0.0.1:2377`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if token == "" && !manager.Initialized(g.dataDir) {
 				return fmt.Errorf("--token is required (get it with `warren cluster join-token worker` on a manager)")

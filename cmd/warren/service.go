@@ -305,7 +305,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 		Use:   "ps SERVICE",
 		Short: "List the tasks of a service, with the reason a task is not running",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(*cobra.Command, []string) error { return nil },
+		RunE:  func(*cobra.Command, []string) error { return nil },
 	}
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		c, err := g.client()

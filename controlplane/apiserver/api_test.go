@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -359,4 +360,22 @@ func TestRenewKeepsIdentity(t *testing.T) {
 	c.apply(t, &store.Batch{DeleteNodes: []string{"w1"}})
 	_, err = c.client(t, "worker", hostOf(srv)).RenewCert(context.Background(), string(csr))
 	wantErr(t, err, http.StatusForbidden, "was removed")
+}
+
+func TestNegativeReplicasNamesServiceAndField(t *testing.T) {
+	c := newCluster(t)
+	srv := c.serve(t, c.newServer(t, c.backend(t, "m1", true)).Handler())
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.tlsFor("admin")}}
+	resp, err := hc.Post(srv.URL+"/v1/services", "application/json",
+		strings.NewReader(`{"name":"web","replicas":-1,"task":{"container":{"image":"x"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e client.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	want := `service "web": replicas: must be a whole number ≥ 0, not number -1`
+	if resp.StatusCode != http.StatusBadRequest || e.Message != want {
+		t.Fatalf("got %d %q, want 400 %q", resp.StatusCode, e.Message, want)
+	}
 }

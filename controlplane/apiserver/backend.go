@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -18,9 +19,9 @@ type Backend interface {
 	View() *store.View
 	// WaitIndex blocks until the local store's index is > after, or ctx ends.
 	WaitIndex(ctx context.Context, after uint64) (uint64, error)
-	// Apply proposes a batch through raft. On a follower it fails (the
-	// server forwards writes before calling it); without quorum the error
-	// wraps the Config.NoQuorum sentinel.
+	// Apply proposes a batch through raft. On a follower it fails with
+	// raftnode.ErrNotLeader (the server forwards writes before calling it);
+	// without quorum the error wraps raftnode.ErrNoQuorum.
 	Apply(ctx context.Context, b *store.Batch) (uint64, error)
 
 	Raft
@@ -37,7 +38,7 @@ type Backend interface {
 	ForwardTLS() *tls.Config
 }
 
-// Raft is the membership side of raftnode.Node.
+// Raft is the leadership and membership side of *raftnode.Node.
 type Raft interface {
 	IsLeader() bool
 	// Leader returns the leader's raft server ID (its node ID) and raft address.
@@ -46,18 +47,13 @@ type Raft interface {
 	VerifyLeader(ctx context.Context) error
 	AddNonvoter(id, addr string) error
 	AddVoter(id, addr string) error
-	RemoveServer(id, addr string) error
-	DemoteVoter(id, addr string) error
+	RemoveServer(id string) error
+	DemoteVoter(id string) error
 	Members() ([]Member, error)
 }
 
 // Member is one raft server.
-type Member struct {
-	ID     string
-	Addr   string
-	Voter  bool
-	Leader bool
-}
+type Member = raftnode.Member
 
 // Signer issues node certificates.
 type Signer interface {
@@ -65,3 +61,9 @@ type Signer interface {
 	CertPEM() []byte
 	Digest() string
 }
+
+// The manager's concrete parts satisfy the interfaces declared here.
+var (
+	_ Raft   = (*raftnode.Node)(nil)
+	_ Signer = (*ca.CA)(nil)
+)

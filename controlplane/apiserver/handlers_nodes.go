@@ -179,7 +179,7 @@ func (s *Server) demoteNode(w http.ResponseWriter, r *http.Request, _ Identity) 
 		if self.Voter && voters <= 1 {
 			return errorf(http.StatusBadRequest, "node %q is the last raft voter: demoting it would leave the cluster without managers", n.ID)
 		}
-		if err := s.b.RemoveServer(self.ID, self.Addr); err != nil {
+		if err := s.b.RemoveServer(self.ID); err != nil {
 			return errorf(http.StatusServiceUnavailable, "remove %s from raft: %v", n.ID, err)
 		}
 	}

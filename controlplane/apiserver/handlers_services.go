@@ -43,8 +43,8 @@ func (s *Server) checkSpec(v *store.View, spec api.ServiceSpec, selfID string) e
 }
 
 func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	var spec api.ServiceSpec
-	if err := decodeBody(r, &spec); err != nil {
+	spec, err := decodeSpec(r)
+	if err != nil {
 		return err
 	}
 	spec = withDefaults(spec)
@@ -118,8 +118,8 @@ func (s *Server) putService(w http.ResponseWriter, r *http.Request, svc api.Serv
 // updateService replaces the spec and keeps the old one for rollback. A new
 // SpecVersion is what tells the orchestrator to roll tasks.
 func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	var spec api.ServiceSpec
-	if err := decodeBody(r, &spec); err != nil {
+	spec, err := decodeSpec(r)
+	if err != nil {
 		return err
 	}
 	spec = withDefaults(spec)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,12 +14,13 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
 var (
-	errNoQuorum  = errors.New("no quorum")
-	errNotLeader = errors.New("not the leader")
+	errNoQuorum  = raftnode.ErrNoQuorum
+	errNotLeader = &raftnode.NotLeaderError{LeaderID: "m1"}
 	testNow      = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 )
 
@@ -102,8 +102,8 @@ func (f *fakeBackend) AddVoter(id, addr string) error {
 	}
 	return nil
 }
-func (f *fakeBackend) RemoveServer(id, addr string) error { return nil }
-func (f *fakeBackend) DemoteVoter(id, addr string) error  { return nil }
+func (f *fakeBackend) RemoveServer(id string) error { return nil }
+func (f *fakeBackend) DemoteVoter(id string) error  { return nil }
 func (f *fakeBackend) Members() ([]Member, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -221,7 +221,7 @@ func (c *cluster) serve(t *testing.T, h http.Handler) *httptest.Server {
 
 func (c *cluster) newServer(t *testing.T, b *fakeBackend) *Server {
 	t.Helper()
-	s, err := New(Config{Backend: b, CAPool: c.ca.Pool, NoQuorum: errNoQuorum, Now: func() time.Time { return testNow }})
+	s, err := New(Config{Backend: b, CAPool: c.ca.Pool, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}

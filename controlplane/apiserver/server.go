@@ -23,14 +23,14 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
 // NoQuorumMessage is what a refused write says when raft has no quorum.
-const NoQuorumMessage = "cluster has no quorum: writes are refused (read-only mode)"
+var NoQuorumMessage = raftnode.ErrNoQuorum.Error()
 
-// Config wires a Server. Backend, CAPool and NoQuorum come from the
-// manager; Now and Rand default to the real clock and crypto/rand.
+// Config wires a Server. Backend and CAPool come from the manager; Now and Rand default to the real clock and crypto/rand.
 type Config struct {
 	Backend Backend
 	Logger  *zap.Logger
@@ -38,10 +38,8 @@ type Config struct {
 	// certificate (tls.RequestClientCert): verifying here lets a caller with a
 	// certificate from another cluster get a JSON error instead of a TLS alert.
 	CAPool func() *x509.CertPool
-	// NoQuorum is the sentinel Backend.Apply wraps when raft lacks quorum.
-	NoQuorum error
-	Now      func() time.Time
-	Rand     io.Reader
+	Now    func() time.Time
+	Rand   io.Reader
 	// MaxWait caps a blocking query's wait (default 5m).
 	MaxWait time.Duration
 }
@@ -346,7 +344,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rt Route, id Iden
 func (s *Server) leaderAPIAddr() (string, string, error) {
 	lid, _ := s.b.Leader()
 	if lid == "" {
-		return "", "", errorf(http.StatusServiceUnavailable, NoQuorumMessage)
+		return "", "", errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
 	}
 	n, ok := s.b.View().Node(lid)
 	if !ok || n.Status.Manager == nil || n.Status.Manager.APIAddr == "" {
@@ -419,11 +417,11 @@ func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	switch {
 	case err == nil:
 		return idx, nil
-	case s.cfg.NoQuorum != nil && errors.Is(err, s.cfg.NoQuorum):
-		return 0, errorf(http.StatusServiceUnavailable, NoQuorumMessage)
+	case errors.Is(err, raftnode.ErrNoQuorum):
+		return 0, errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
 	case errors.Is(err, store.ErrConflict):
 		return 0, errorf(http.StatusConflict, "the object changed while the request was applied; retry: %v", err)
-	case !s.b.IsLeader():
+	case errors.Is(err, raftnode.ErrNotLeader) || !s.b.IsLeader():
 		return 0, errorf(http.StatusServiceUnavailable, "this manager lost leadership while applying the request; retry")
 	}
 	return 0, fmt.Errorf("apply: %w", err)

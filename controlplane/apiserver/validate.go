@@ -1,8 +1,13 @@
 package apiserver
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"path"
+	"reflect"
 	"strings"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -252,4 +257,34 @@ func validateTask(t api.TaskSpec, fail func(field, format string, args ...any) e
 		}
 	}
 	return nil
+}
+
+// decodeSpec reads a ServiceSpec body. A type error (replicas: -1) is
+// reported like a validation error, naming the service and the field.
+func decodeSpec(r *http.Request) (api.ServiceSpec, error) {
+	var raw json.RawMessage
+	if err := decodeBody(r, &raw); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	var spec api.ServiceSpec
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&spec)
+	if err == nil {
+		return spec, nil
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(raw, &named)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		want := te.Type.String()
+		switch te.Type.Kind() {
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			want = "a whole number ≥ 0"
+		}
+		return spec, errorf(http.StatusBadRequest, "service %q: %s: must be %s, not %s", named.Name, te.Field, want, te.Value)
+	}
+	return spec, errorf(http.StatusBadRequest, "service %q: %v", named.Name, err)
 }

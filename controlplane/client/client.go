@@ -211,7 +211,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	}
 	addrs := c.Addrs()
 	var lastErr error
-	for i, addr := range addrs {
+	for _, addr := range addrs {
 		resp, err := c.try(ctx, addr, r)
 		if err == nil {
 			c.markGood(addr)
@@ -223,7 +223,6 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		_ = i
 	}
 	cancel()
 	if ctx.Err() != nil && lastErr == nil {

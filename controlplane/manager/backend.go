@@ -28,13 +28,13 @@ func (b *backend) Apply(ctx context.Context, batch *store.Batch) (uint64, error)
 	}
 	return b.m.raft.Apply(ctx, batch)
 }
-func (b *backend) IsLeader() bool                        { return b.m.raft.IsLeader() }
-func (b *backend) Leader() (string, string)              { return b.m.raft.Leader() }
+func (b *backend) IsLeader() bool                         { return b.m.raft.IsLeader() }
+func (b *backend) Leader() (string, string)               { return b.m.raft.Leader() }
 func (b *backend) VerifyLeader(ctx context.Context) error { return b.m.raft.VerifyLeader(ctx) }
-func (b *backend) AddNonvoter(id, addr string) error     { return b.m.raft.AddNonvoter(id, addr) }
-func (b *backend) AddVoter(id, addr string) error        { return b.m.raft.AddVoter(id, addr) }
-func (b *backend) RemoveServer(id, _ string) error       { return b.m.raft.RemoveServer(id) }
-func (b *backend) DemoteVoter(id, _ string) error        { return b.m.raft.DemoteVoter(id) }
+func (b *backend) AddNonvoter(id, addr string) error      { return b.m.raft.AddNonvoter(id, addr) }
+func (b *backend) AddVoter(id, addr string) error         { return b.m.raft.AddVoter(id, addr) }
+func (b *backend) RemoveServer(id, _ string) error        { return b.m.raft.RemoveServer(id) }
+func (b *backend) DemoteVoter(id, _ string) error         { return b.m.raft.DemoteVoter(id) }
 func (b *backend) Members() ([]apiserver.Member, error) {
 	ms, err := b.m.raft.Members()
 	if err != nil {

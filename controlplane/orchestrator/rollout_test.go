@@ -291,3 +291,40 @@ func TestPromoteAndRollbackFunctions(t *testing.T) {
 		t.Errorf("second rollback err = %v", err)
 	}
 }
+
+func TestGlobalRollingUpdateAndNodeDown(t *testing.T) {
+	s := newSim(t, 4)
+	svc := global("mon")
+	svc.Spec.Update = api.UpdateConfig{Parallelism: 1, Order: OrderStartFirst}
+	s.services = []api.Service{svc}
+	s.run(3)
+	s.updateSpec("mon", nil)
+	for i := 0; i < 20; i++ {
+		s.step()
+		if u := s.unfinished("mon"); u > 5 {
+			t.Fatalf("step %d: %d unfinished, 4 nodes + parallelism 1", i, u)
+		}
+	}
+	if v := versions(s, "mon"); !reflect.DeepEqual(v, map[uint64]int{2: 4}) {
+		t.Fatalf("versions %v", v)
+	}
+	// A global task is not moved when its node dies: it is orphaned and the
+	// node gets a fresh one when it returns.
+	s.cut["n3"] = true
+	s.now = s.now.Add(time.Minute)
+	s.agent()
+	r := s.reconcile()
+	if len(r.NodesDown) != 1 || len(r.Create) != 0 {
+		t.Fatalf("down %d, created %d", len(r.NodesDown), len(r.Create))
+	}
+	delete(s.cut, "n3")
+	s.node("n3").Status.State = api.NodeReady
+	s.node("n3").Status.Heartbeat = s.now
+	s.run(3)
+	if got := nodesOf(s.running("mon")); !reflect.DeepEqual(got, []string{"n1", "n2", "n3", "n4"}) {
+		t.Fatalf("running on %v", got)
+	}
+	if s.unfinished("mon") != 4 {
+		t.Fatalf("%d unfinished, want 4 (no duplicate on n3)", s.unfinished("mon"))
+	}
+}

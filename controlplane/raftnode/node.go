@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -125,6 +126,14 @@ type Node struct {
 	mu     sync.Mutex
 	leader bool
 	subs   []chan bool
+
+	// noLeaderSince is when this manager last saw the cluster without a
+	// known leader (UnixNano, 0 while one is known). Once the cluster has
+	// been leaderless for NoQuorumWait, writes fail at once instead of each
+	// waiting out the same timeout.
+	noLeaderSince atomic.Int64
+	// readyTerm is the term in which a Barrier last completed here.
+	readyTerm atomic.Uint64
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -264,11 +273,20 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 	return n, nil
 }
 
-// forward fans leadership changes out to LeaderCh subscribers.
+// forward fans leadership changes out to LeaderCh subscribers and tracks
+// how long the cluster has been without a leader.
 func (n *Node) forward() {
 	defer n.wg.Done()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		select {
+		case <-poll.C:
+			if _, id := n.raft.LeaderWithID(); id != "" {
+				n.noLeaderSince.Store(0)
+			} else if n.noLeaderSince.Load() == 0 {
+				n.noLeaderSince.Store(time.Now().UnixNano())
+			}
 		case v := <-n.notify:
 			n.mu.Lock()
 			n.leader = v
@@ -328,7 +346,11 @@ func (n *Node) Store() *store.Store { return n.store }
 // *NotLeaderError when another manager is, and ErrNoQuorum when none has
 // appeared within NoQuorumWait.
 func (n *Node) awaitLeader(ctx context.Context) error {
-	deadline := time.NewTimer(n.cfg.NoQuorumWait)
+	patience := n.cfg.NoQuorumWait
+	if since := n.noLeaderSince.Load(); since != 0 {
+		patience -= time.Since(time.Unix(0, since))
+	}
+	deadline := time.NewTimer(max(patience, 0))
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -348,7 +370,7 @@ func (n *Node) awaitLeader(ctx context.Context) error {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return fmt.Errorf("no leader elected within %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
+			return fmt.Errorf("no leader for %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
 		case <-ctx.Done():
 			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
 		}
@@ -415,9 +437,29 @@ func (n *Node) mapErr(ctx context.Context, err error) error {
 	return fmt.Errorf("raft: %w", err)
 }
 
-// VerifyLeader confirms with a quorum that this manager is still the leader,
-// so that a read from its store afterwards is linearizable.
+// Barrier waits until every entry committed before it has been applied to
+// this manager's store. A new leader must pass one before acting on its
+// store (scheduling, reconciling): entries committed by the previous leader
+// may not have reached its FSM yet.
+func (n *Node) Barrier(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
+	if err := wait(ctx, n.raft.Barrier(0)); err != nil {
+		return n.mapErr(ctx, err)
+	}
+	n.readyTerm.Store(term)
+	return nil
+}
+
+// VerifyLeader confirms with a quorum that this manager is still the
+// leader, after making sure (once per term, with Barrier) that its store
+// holds everything committed before. A read from Store().View() after it
+// returns nil is linearizable.
 func (n *Node) VerifyLeader(ctx context.Context) error {
+	if n.readyTerm.Load() != n.raft.CurrentTerm() {
+		if err := n.Barrier(ctx); err != nil {
+			return err
+		}
+	}
 	if err := wait(ctx, n.raft.VerifyLeader()); err != nil {
 		return n.mapErr(ctx, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/raftnode/raftnodetest"
 	"github.com/warrenhq/warren/controlplane/store"
@@ -115,13 +119,33 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 	c.Leader(10 * time.Second)
 
 	var (
-		mu     sync.Mutex
-		acked  = map[string]uint64{}
-		nodes  sync.Mutex // guards members[i].Node against the killer
-		stop   = make(chan struct{})
-		wg     sync.WaitGroup
-		ackCnt = func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+		mu      sync.Mutex
+		acked   = map[string]uint64{}
+		history []porcupine.Operation // register ops for the linearizability check
+		base    = time.Now()
+		clock   = func() int64 { return int64(time.Since(base)) } // monotonic
+		nodes   sync.Mutex                                        // guards members[i].Node against the killer
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		ackCnt  = func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	)
+	leader := func() *raftnode.Node {
+		nodes.Lock()
+		defer nodes.Unlock()
+		for _, m := range c.Members {
+			if m.Node != nil && m.Node.IsLeader() {
+				return m.Node
+			}
+		}
+		return nil
+	}
+	record := func(op porcupine.Operation) {
+		mu.Lock()
+		history = append(history, op)
+		mu.Unlock()
+	}
+	// Writers put a task (for the ack-set check) and set one of a few
+	// registers (node labels) to the task's ID in the same batch.
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -132,31 +156,62 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				id := fmt.Sprintf("w%d-%05d", w, seq)
-				nodes.Lock()
-				var lead *raftnode.Node
-				for _, m := range c.Members {
-					if m.Node != nil && m.Node.IsLeader() {
-						lead = m.Node
-					}
-				}
-				nodes.Unlock()
+				lead := leader()
 				if lead == nil {
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
+				id := fmt.Sprintf("w%d-%05d", w, seq)
+				key := fmt.Sprintf("reg%d", seq%3)
+				b := raftnodetest.PutTask(id)
+				b.PutNodes = []api.Node{{ID: key, Spec: api.NodeSpec{Labels: map[string]string{"v": id}}}}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				idx, err := lead.Apply(ctx, raftnodetest.PutTask(id))
+				call := clock()
+				idx, err := lead.Apply(ctx, b)
+				ret := clock()
 				cancel()
+				op := porcupine.Operation{ClientId: w, Input: regOp{write: true, key: key, value: id}, Call: call, Return: ret}
 				if err == nil {
 					mu.Lock()
 					acked[id] = idx
 					mu.Unlock()
+				} else {
+					// The write may still commit at any later time.
+					op.Return = math.MaxInt64
 				}
-				// Unacknowledged writes may or may not have committed; they
-				// are not checked.
+				record(op)
 			}
 		}(w)
+	}
+	// Readers read registers from the leader after VerifyLeader.
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				lead := leader()
+				if lead == nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				key := fmt.Sprintf("reg%d", seq%3)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				call := clock()
+				err := lead.VerifyLeader(ctx)
+				cancel()
+				if err != nil {
+					continue // a failed read observed nothing
+				}
+				n, _ := lead.Store().View().Node(key)
+				record(porcupine.Operation{ClientId: 4 + r, Input: regOp{key: key}, Output: n.Spec.Labels["v"], Call: call, Return: clock()})
+				time.Sleep(2 * time.Millisecond)
+			}
+		}(r)
 	}
 	waitAcks := func(n int) {
 		deadline := time.Now().Add(20 * time.Second)
@@ -167,6 +222,7 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	var failovers []time.Duration // informational: wall time is not asserted
 	for round := 0; round < 3; round++ {
 		waitAcks(ackCnt() + 30)
 		lead := c.Leader(10 * time.Second)
@@ -179,7 +235,9 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 		nodes.Lock()
 		c.Stop(killed)
 		nodes.Unlock()
+		killedAt := time.Now()
 		newLead := c.Leader(10 * time.Second)
+		failovers = append(failovers, time.Since(killedAt).Round(time.Millisecond))
 		if newLead == lead {
 			t.Fatal("the killed manager is still leader")
 		}
@@ -208,7 +266,19 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 			t.Fatalf("%s members after restarts = %+v, %v", m.ID, members, err)
 		}
 	}
-	t.Logf("%d writes acknowledged across 3 leader kills, final index %d", len(acked), last)
+	reads := 0
+	for _, op := range history {
+		if !op.Input.(regOp).write {
+			reads++
+		}
+	}
+	if reads == 0 {
+		t.Fatal("no read succeeded: linearizability was not checked")
+	}
+	if res := porcupine.CheckOperationsTimeout(registerModel, history, 20*time.Second); res != porcupine.Ok {
+		t.Fatalf("register history of %d operations is %s, want linearizable", len(history), res)
+	}
+	t.Logf("%d writes acknowledged, %d linearizable reads across 3 leader kills (new leader after %v), final index %d", len(acked), reads, failovers, last)
 }
 
 // TestSnapshotsAcrossRestarts: a follower that was down while the leader
@@ -296,6 +366,9 @@ func TestNoQuorumIsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WaitAll(idx, 10*time.Second)
+	// A subscriber that never reads must not stall raft, and later sees only
+	// the latest state.
+	leaderCh := lead.Node.LeaderCh()
 
 	var downed []int
 	for i, m := range c.Members {
@@ -320,6 +393,9 @@ func TestNoQuorumIsReadOnly(t *testing.T) {
 	if lead.Node.IsLeader() {
 		t.Fatal("a manager without quorum still claims leadership")
 	}
+	if v := <-leaderCh; v {
+		t.Fatal("LeaderCh still says leader after stepping down")
+	}
 
 	c.Start(downed[0])
 	c.ApplyAnywhere(raftnodetest.PutTask("after"), 20*time.Second)
@@ -333,4 +409,45 @@ func TestHasStateOnFreshDirAndConfigErrors(t *testing.T) {
 	if _, err := raftnode.New(raftnode.Config{DataDir: dir}, store.New()); err == nil {
 		t.Fatal("New accepted a config without NodeID and Stream")
 	}
+}
+
+// regOp is a write of value to, or a read of, one register.
+type regOp struct {
+	write      bool
+	key, value string
+}
+
+// registerModel is a set of independent registers, initially "".
+var registerModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range h {
+			k := op.Input.(regOp).key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() interface{} { return "" },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		in := input.(regOp)
+		if in.write {
+			return true, in.value
+		}
+		return output.(string) == state.(string), state
+	},
+	DescribeOperation: func(input, output interface{}) string {
+		in := input.(regOp)
+		if in.write {
+			return fmt.Sprintf("put %s=%s", in.key, in.value)
+		}
+		return fmt.Sprintf("get %s -> %v", in.key, output)
+	},
 }

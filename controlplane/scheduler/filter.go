@@ -75,6 +75,16 @@ func Filters(task *api.Task) ([]Filter, error) {
 	return fs, nil
 }
 
+// isStatic reports whether a filter's verdict depends only on the node, not
+// on what is placed on it, so it can be evaluated once per task shape.
+func isStatic(f Filter) bool {
+	switch f.(type) {
+	case readyFilter, availabilityFilter, pinnedFilter, constraintFilter:
+		return true
+	}
+	return false
+}
+
 type readyFilter struct{}
 
 func (readyFilter) Check(n *NodeInfo) bool   { return n.Node.Status.State == api.NodeReady }

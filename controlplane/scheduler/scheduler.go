@@ -80,45 +80,93 @@ func Schedule(nodes []api.Node, tasks []api.Task, pending []api.Task, rnd *rand.
 		return a.ID < b.ID
 	})
 
+	// Static filters (node state, availability, pinning, constraints) do
+	// not change as tasks are placed, so their verdict is computed once per
+	// distinct task shape; per task only reservations and replica limits
+	// are re-checked. Spread counts live in slices indexed like infos so the
+	// hot loop does no map lookups.
+	type shape struct {
+		filters, static, dynamic []Filter
+		cand                     []int
+		err                      error
+	}
+	shapes := map[string]*shape{}
+	counts := map[string][]int32{}
 	var plan Plan
 	for _, t := range order {
-		filters, err := Filters(t)
-		if err != nil {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: "invalid placement: " + err.Error()})
+		key := t.ServiceID + "\x00" + t.NodeID + "\x00" + strings.Join(t.Spec.Placement.Constraints, "\x00") +
+			fmt.Sprintf("\x00%d\x00%+v", t.Spec.Placement.MaxReplicas, t.Spec.Resources.Reservations)
+		sh := shapes[key]
+		if sh == nil {
+			sh = &shape{}
+			sh.filters, sh.err = Filters(t)
+			for _, f := range sh.filters {
+				if isStatic(f) {
+					sh.static = append(sh.static, f)
+				} else {
+					sh.dynamic = append(sh.dynamic, f)
+				}
+			}
+			for i, n := range infos {
+				if passes(n, sh.static) {
+					sh.cand = append(sh.cand, i)
+				}
+			}
+			shapes[key] = sh
+		}
+		if sh.err != nil {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: "invalid placement: " + sh.err.Error()})
 			continue
 		}
-		best := pick(infos, filters, t.ServiceID, rnd)
-		if best == nil {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: explain(infos, filters)})
+		svc := counts[t.ServiceID]
+		if svc == nil {
+			svc = make([]int32, len(infos))
+			for i, n := range infos {
+				svc[i] = int32(n.ServiceTasks[t.ServiceID])
+			}
+			counts[t.ServiceID] = svc
+		}
+		best := pick(infos, sh.cand, sh.dynamic, svc, rnd)
+		if best < 0 {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: t.ID, Reason: explain(infos, sh.filters)})
 			continue
 		}
-		best.add(t)
-		plan.Placements = append(plan.Placements, Placement{TaskID: t.ID, NodeID: best.Node.ID})
+		infos[best].add(t)
+		svc[best]++
+		plan.Placements = append(plan.Placements, Placement{TaskID: t.ID, NodeID: infos[best].Node.ID})
 	}
 	return plan
 }
 
-// pick returns the feasible node with the fewest tasks of the service, then
-// the fewest tasks overall; ties are broken uniformly at random (reservoir
-// sampling, so one pass and one rnd draw per tie).
-func pick(infos []*NodeInfo, filters []Filter, serviceID string, rnd *rand.Rand) *NodeInfo {
-	var best *NodeInfo
-	var bestSvc, bestAll, ties int
-next:
-	for _, n := range infos {
-		for _, f := range filters {
-			if !f.Check(n) {
-				continue next
-			}
+func passes(n *NodeInfo, fs []Filter) bool {
+	for _, f := range fs {
+		if !f.Check(n) {
+			return false
 		}
-		svc, all := n.ServiceTasks[serviceID], n.Tasks
+	}
+	return true
+}
+
+// pick returns the index of the feasible candidate with the fewest tasks of
+// the service, then the fewest tasks overall; ties are broken uniformly at
+// random (reservoir sampling: one pass, one rnd draw per tie). -1 if none.
+func pick(infos []*NodeInfo, cand []int, dynamic []Filter, svc []int32, rnd *rand.Rand) int {
+	best, ties := -1, 0
+	var bestSvc int32
+	var bestAll int
+	for _, i := range cand {
+		n := infos[i]
+		if !passes(n, dynamic) {
+			continue
+		}
+		s, all := svc[i], n.Tasks
 		switch {
-		case best == nil || svc < bestSvc || svc == bestSvc && all < bestAll:
-			best, bestSvc, bestAll, ties = n, svc, all, 1
-		case svc == bestSvc && all == bestAll:
+		case best < 0 || s < bestSvc || s == bestSvc && all < bestAll:
+			best, bestSvc, bestAll, ties = i, s, all, 1
+		case s == bestSvc && all == bestAll:
 			ties++
 			if rnd.IntN(ties) == 0 {
-				best = n
+				best = i
 			}
 		}
 	}

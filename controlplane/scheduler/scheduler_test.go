@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -229,8 +230,20 @@ func TestSchedulePropertiesRapid(t *testing.T) {
 		}
 		for _, u := range plan.Unplaced {
 			seen[u.TaskID]++
-			if u.Reason == "" {
-				t.Fatalf("task %s unplaced without a reason", u.TaskID)
+			// Every node is accounted for exactly once in the reason.
+			var total, refused int
+			head, tail, _ := strings.Cut(u.Reason, ": ")
+			if _, err := fmt.Sscanf(head, "0/%d nodes available", &total); err != nil || total != len(w.nodes) {
+				t.Fatalf("reason %q does not count %d nodes", u.Reason, len(w.nodes))
+			}
+			for _, part := range strings.Split(tail, ", ") {
+				var n int
+				if _, err := fmt.Sscanf(part, "%d ", &n); err == nil {
+					refused += n
+				}
+			}
+			if refused != total {
+				t.Fatalf("reason %q explains %d of %d nodes", u.Reason, refused, total)
 			}
 		}
 		if len(seen) != len(w.pending) {

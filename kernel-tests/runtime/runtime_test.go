@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
@@ -416,8 +414,17 @@ func restartsOf(t *testing.T, reg *prometheus.Registry, task string) prometheus.
 	return nil
 }
 
-// execIn runs a command inside a task's container through containerd.
+// execIn runs a command inside a task's container through containerd and
+// fails the test unless it exits 0.
 func execIn(t *testing.T, ex *ctrd.Executor, id string, args ...string) {
+	t.Helper()
+	if code := execCode(t, ex, id, args...); code != 0 {
+		t.Fatalf("exec %v in %s: exit code %d", args, id, code)
+	}
+}
+
+// execCode runs a command inside a task's container and returns its exit code.
+func execCode(t *testing.T, ex *ctrd.Executor, id string, args ...string) int {
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), ex.Namespace())
 	c, err := ex.Client().LoadContainer(ctx, id)
@@ -448,13 +455,13 @@ func execIn(t *testing.T, ex *ctrd.Executor, id string, args ...string) {
 	}
 	select {
 	case es := <-ch:
-		if code, _, err := es.Result(); err != nil || code != 0 {
-			t.Fatalf("exec %v in %s: code %d %v", args, id, code, err)
+		code, _, err := es.Result()
+		if err != nil {
+			t.Fatalf("exec %v in %s: %v", args, id, err)
 		}
+		return int(code)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("exec %v in %s: timeout", args, id)
 	}
+	return -1
 }
-
-var _ = io.Discard
-var _ specs.Spec

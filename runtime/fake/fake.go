@@ -23,8 +23,16 @@ type Executor struct {
 	nextPID    int
 	// FailPrepare makes Prepare fail for these task IDs.
 	FailPrepare map[string]error
-	// ExecResult is the exit code Exec returns per task (default 0).
+	// ExecResult is the exit code Exec returns per task (default 0); set it
+	// before the Worker runs, or with SetExecResult while it does.
 	ExecResult map[string]int
+}
+
+// SetExecResult sets the exit code health-check execs of taskID return.
+func (e *Executor) SetExecResult(taskID string, code int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ExecResult[taskID] = code
 }
 
 type container struct {

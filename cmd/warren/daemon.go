@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/agent"
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/manager"
+)
+
+// runNode is the daemon: it brings this node's identity up (init, join or
+// resume), runs the manager when the node is one, and the node agent unless
+// --manager-only. It returns when SIGINT/SIGTERM arrives.
+func runNode(g *globals, o *nodeOpts, start nodeStart) error {
+	if o.detach {
+		return detach(g)
+	}
+	log, err := newLogger(g.logLevel, g.logFormat, g.stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	adv, err := normalizeAdvertise(o.advertiseAddr, o.listenAddr)
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+
+	var mgr *manager.Manager
+	ident, err := manager.LoadIdentity(g.dataDir)
+	switch {
+	case err == nil && ident.Role == api.RoleManager:
+		mgr, err = openManager(ctx, g, o, log, adv, hostname, nil)
+	case err == nil:
+		// A worker resumes from its data dir.
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	case start.init:
+		mgr, err = openManager(ctx, g, o, log, adv, hostname, nil)
+	case start.joinAddr != "":
+		ident, err = joinAsWorker(ctx, g.dataDir, start, adv, hostname)
+		if errors.Is(err, ca.ErrTokenWrongRole) || (err != nil && isWrongRole(err)) {
+			mgr, err = openManager(ctx, g, o, log, adv, hostname, &manager.JoinOptions{Addr: start.joinAddr, Token: start.joinToken})
+		}
+	default:
+		return fmt.Errorf("%s holds no node: run `warren cluster init` or `warren cluster join`", g.dataDir)
+	}
+	if err != nil {
+		return err
+	}
+	if mgr != nil {
+		defer mgr.Close()
+		id := mgr.Identity()
+		ident = &id
+		if r := mgr.InitResult(); r != nil {
+			printJoinCommands(g, r, adv)
+		}
+	}
+	log = log.With(zap.String("node_id", ident.NodeID))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if mgr != nil {
+		reg.MustRegister(manager.NewCollector(mgr))
+	}
+
+	errc := make(chan error, 3)
+	if mgr != nil {
+		go func() { errc <- mgr.Serve(ctx) }()
+	}
+	var node *nodeAgent
+	if !(mgr != nil && o.managerOnly) {
+		node, err = startAgent(ctx, g, o, log, ident, adv, hostname, reg)
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		go func() { errc <- node.Run(ctx) }()
+	}
+	msrv := serveMetrics(o.metricsAddr, reg, log)
+	defer msrv.Close()
+
+	log.Info("warren node running", zap.String("role", string(ident.Role)), zap.String("advertise", adv), zap.String("version", version))
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func isWrongRole(err error) bool {
+	var ae *client.APIError
+	return errors.As(err, &ae) && containsAny(ae.Error(), "wrong role", "cannot join as")
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if len(x) > 0 && len(s) >= len(x) {
+			for i := 0; i+len(x) <= len(s); i++ {
+				if s[i:i+len(x)] == x {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, adv, hostname string, join *manager.JoinOptions) (*manager.Manager, error) {
+	cfg := manager.Config{
+		DataDir:       g.dataDir,
+		ListenAddr:    o.listenAddr,
+		AdvertiseAddr: adv,
+		Hostname:      hostname,
+		Logger:        log,
+		Join:          join,
+	}
+	if join == nil {
+		cfg.Init = &manager.InitOptions{
+			PodCIDR: o.podCIDR, ServiceCIDR: o.serviceCIDR, Domain: o.domain,
+			WGPort: o.wgPort, NodeDownGrace: o.nodeDownGrace,
+		}
+	}
+	return manager.Open(ctx, cfg)
+}
+
+func printJoinCommands(g *globals, r *manager.InitResult, adv string) {
+	fmt.Fprintf(g.stdout, `Cluster %s initialised; this node is its first manager.
+
+To add a worker to this cluster, run this on it:
+
+    warren cluster join --token %s %s
+
+To add a manager, run:
+
+    warren cluster join --token %s %s
+
+Administrator credentials for the CLI on other machines are in %s.
+`, r.ClusterID, r.WorkerToken, adv, r.ManagerToken, adv, filepath.Join(g.dataDir, manager.AdminDir))
+}
+
+// joinAsWorker pins the CA by the token's digest, sends a CSR with the
+// token, and saves the node's identity. The private key never leaves.
+func joinAsWorker(ctx context.Context, dataDir string, start nodeStart, adv, hostname string) (*manager.NodeIdentity, error) {
+	tok, err := ca.ParseToken(start.joinToken)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := ca.FetchCA(ctx, start.joinAddr, tok.CADigest)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ca.NewNodeKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := ca.NewCSR(key, "joining", rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	anon, err := client.New(client.Config{Addrs: []string{start.joinAddr}, TLS: ca.ClientConfig(verifier, nil, ca.ManagerServerName)})
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(adv)
+	resp, err := anon.Join(ctx, client.JoinRequest{Token: start.joinToken, Role: string(api.RoleWorker), CSRPEM: string(csr), Hostname: hostname, Addr: host})
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := ca.MarshalKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := ca.NewCertStore([]byte(resp.CertPEM), keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := certs.Save(filepath.Join(dataDir, manager.CertsDir)); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, manager.CertsDir, manager.CAFile), []byte(resp.CACertPEM), 0o600); err != nil {
+		return nil, err
+	}
+	id := &manager.NodeIdentity{NodeID: resp.NodeID, Role: api.RoleWorker, Managers: resp.Managers, Addr: host, Network: resp.Network}
+	if err := manager.SaveIdentity(dataDir, id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// managerClient is the node's mTLS client to the managers, with its own
+// manager first when it is one.
+func managerClient(dataDir string, ident *manager.NodeIdentity) (*client.Client, *ca.CertStore, *ca.CA, error) {
+	certs, err := ca.LoadCertStore(filepath.Join(dataDir, manager.CertsDir))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, manager.CertsDir, manager.CAFile))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	verifier, err := ca.LoadVerifier(caPEM)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	addrs := ident.Managers
+	if ident.APIAddr != "" {
+		addrs = append([]string{ident.APIAddr}, addrs...)
+	}
+	c, err := client.New(client.Config{Addrs: addrs, TLS: ca.ClientConfig(verifier, certs, ca.ManagerServerName)})
+	return c, certs, verifier, err
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics listener", zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+	return srv
+}
+
+// registration describes this node for heartbeats.
+func registration(ident *manager.NodeIdentity, hostname string, labels map[string]string, netw func() api.NodeNetwork) func() api.NodeRegistration {
+	return func() api.NodeRegistration {
+		return api.NodeRegistration{
+			NodeID: ident.NodeID, Hostname: hostname, Addr: ident.Addr,
+			OS: runtime.GOOS, Arch: runtime.GOARCH,
+			Capacity: hostCapacity(), Labels: labels, Network: netw(), Version: version,
+		}
+	}
+}
+
+var _ = agent.Config{}
