@@ -83,6 +83,16 @@ type Owned struct {
 type ControllerOptions struct {
 	// LogPath is the file the task's stdout and stderr are written to.
 	LogPath string
+	// LogMaxBytes and LogMaxFiles bound it when the executor rotates.
+	LogMaxBytes int64
+	LogMaxFiles int
+}
+
+// TaggedLogger is implemented by executors whose log files hold
+// "<RFC3339Nano> <stream> <text>" lines written by a logger that rotates
+// them itself; otherwise log files are raw output the Worker rotates.
+type TaggedLogger interface {
+	TaggedLogs() bool
 }
 
 // Executor makes controllers and knows which containers belong to this node.

@@ -14,18 +14,19 @@ import (
 
 // Task logs.
 //
-// The container's stdout and stderr go straight from the shim to one file
-// per task (containerd's file log URI, cio.LogFile): the shim opens it with
-// O_APPEND and keeps writing while the agent is down or restarting, so no
-// output is lost and nothing in the agent sits in the data path.
+// Output goes from the shim to one file per task without passing through
+// the agent, so it keeps flowing while the agent is down or restarting.
+// Two writers exist:
 //
-// Rotation is copy-then-truncate, done by the Worker: when the file passes
-// MaxBytes it is copied to .1 (older files shift to .2 …) and truncated to
-// zero. Because the shim writes with O_APPEND, its next write lands at the
-// new end of file. Bytes written between the copy and the truncate are lost;
-// with a check every few seconds that window is a few microseconds. The
-// shim merges stdout and stderr into the one file, and lines carry no
-// timestamps (LogOptions.Timestamps is refused).
+//   - the task logger (runtime/containerd LoggerMain, containerd's binary
+//     log driver): the shim keeps it alive next to the task; it writes
+//     "<RFC3339Nano> <stdout|stderr> <text>" lines and rotates the file by
+//     renaming it. Readers follow the rename.
+//   - the shim's file log URI (cio.LogFile), when no logger binary is
+//     configured: raw output, stdout and stderr merged, no timestamps. The
+//     Worker rotates it copy-then-truncate; the shim writes with O_APPEND so
+//     its next write lands at the new end. Bytes written between the copy
+//     and the truncate are lost (a window of microseconds every few seconds).
 
 // LogOptions select what Logs returns.
 type LogOptions struct {
@@ -70,26 +71,25 @@ func RotateLog(path string, maxBytes int64, keep int) (bool, error) {
 
 // readLogs streams a task's log: rotated files oldest first, then the live
 // file, optionally only the last tail lines, optionally following it.
-func readLogs(ctx context.Context, path string, keep int, o LogOptions, poll time.Duration) (io.ReadCloser, error) {
-	if o.Timestamps {
-		return nil, fmt.Errorf("logs: timestamps are not recorded (the shim writes raw output)")
+// Tagged files ("<time> <stream> <text>" lines) are shown as text, with the
+// time when asked; raw files have no timestamps to show.
+func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOptions, poll time.Duration) (io.ReadCloser, error) {
+	if o.Timestamps && !tagged {
+		return nil, fmt.Errorf("logs: timestamps are not recorded (raw log files; run the task logger)")
 	}
 	var files []string
-	for i := keep; i >= 1; i-- {
+	for i := keep + 1; i >= 1; i-- {
 		p := path + "." + strconv.Itoa(i)
 		if _, err := os.Stat(p); err == nil {
 			files = append(files, p)
 		}
 	}
-	if _, err := os.Stat(path); err != nil {
-		if len(files) == 0 && !o.Follow {
-			return nil, fmt.Errorf("logs %s: %w", filepath.Base(path), ErrNotFound)
-		}
+	if _, err := os.Stat(path); err != nil && len(files) == 0 && !o.Follow {
+		return nil, fmt.Errorf("logs %s: %w", filepath.Base(path), ErrNotFound)
 	}
 	var old bytes.Buffer
 	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err == nil {
+		if b, err := os.ReadFile(p); err == nil {
 			old.Write(b)
 		}
 	}
@@ -104,18 +104,26 @@ func readLogs(ctx context.Context, path string, keep int, o LogOptions, poll tim
 	}
 	offset := int64(len(cur))
 	all := append(old.Bytes(), cur...)
+	if tagged {
+		// Hold back a partial last line; following completes it.
+		if i := bytes.LastIndexByte(all, '\n'); i+1 < len(all) {
+			offset -= int64(len(all) - (i + 1))
+			all = all[:i+1]
+		}
+	}
 	if o.Tail > 0 {
 		all = lastLines(all, o.Tail)
 	}
+	lf := lineFormatter{tagged: tagged, timestamps: o.Timestamps}
 	if !o.Follow {
 		f.Close()
-		return io.NopCloser(bytes.NewReader(all)), nil
+		return io.NopCloser(bytes.NewReader(lf.format(all))), nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	go func() {
-		defer f.Close()
-		if _, err := pw.Write(all); err != nil {
+		defer func() { f.Close() }()
+		if _, err := pw.Write(lf.format(all)); err != nil {
 			return
 		}
 		buf := make([]byte, 32<<10)
@@ -125,7 +133,7 @@ func readLogs(ctx context.Context, path string, keep int, o LogOptions, poll tim
 			n, err := f.ReadAt(buf, offset)
 			if n > 0 {
 				offset += int64(n)
-				if _, werr := pw.Write(buf[:n]); werr != nil {
+				if _, werr := pw.Write(lf.format(buf[:n])); werr != nil {
 					return
 				}
 				continue
@@ -134,10 +142,21 @@ func readLogs(ctx context.Context, path string, keep int, o LogOptions, poll tim
 				pw.CloseWithError(err)
 				return
 			}
-			// Truncated by rotation: start again from the top.
-			if fi, err := f.Stat(); err == nil && fi.Size() < offset {
-				offset = 0
-				continue
+			if fi, err := f.Stat(); err == nil {
+				switch cur, serr := os.Stat(path); {
+				case fi.Size() < offset:
+					// Truncated (copy-then-truncate rotation): from the top.
+					offset = 0
+					continue
+				case serr == nil && !os.SameFile(fi, cur):
+					// Renamed away (the task logger rotated) and read to
+					// its end: continue with the new file.
+					if nf, err := os.Open(path); err == nil {
+						f.Close()
+						f, offset = nf, 0
+						continue
+					}
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -148,6 +167,42 @@ func readLogs(ctx context.Context, path string, keep int, o LogOptions, poll tim
 		}
 	}()
 	return &logReader{PipeReader: pr, cancel: cancel}, nil
+}
+
+// lineFormatter turns tagged lines into what the user asked to see. It
+// keeps a partial line until its end arrives.
+type lineFormatter struct {
+	tagged, timestamps bool
+	partial            []byte
+}
+
+func (l *lineFormatter) format(b []byte) []byte {
+	if !l.tagged {
+		return append([]byte(nil), b...)
+	}
+	data := append(l.partial, b...)
+	l.partial = nil
+	var out []byte
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			l.partial = append([]byte(nil), data...)
+			break
+		}
+		line := data[:i+1]
+		data = data[i+1:]
+		ts, rest, ok1 := bytes.Cut(line, []byte(" "))
+		_, text, ok2 := bytes.Cut(rest, []byte(" "))
+		if !ok1 || !ok2 {
+			out = append(out, line...)
+			continue
+		}
+		if l.timestamps {
+			out = append(append(out, ts...), ' ')
+		}
+		out = append(out, text...)
+	}
+	return out
 }
 
 type logReader struct {

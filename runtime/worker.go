@@ -118,7 +118,7 @@ func (w *Worker) Set(ctx context.Context, tasks []api.Task) error {
 				delete(w.status, t.ID)
 			}
 		default:
-			ctl, err := w.o.Executor.Controller(&t, ControllerOptions{LogPath: w.LogPath(t.ID)})
+			ctl, err := w.o.Executor.Controller(&t, ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles})
 			if err != nil {
 				w.mu.Unlock()
 				return fmt.Errorf("set task %s: %w", t.ID, err)
@@ -183,6 +183,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		synced := w.synced
 		w.mu.Unlock()
 		for _, id := range ids {
+			if w.tagged() {
+				break // the task logger rotates its own files
+			}
 			if _, err := RotateLog(w.LogPath(id), w.o.LogMaxBytes, w.o.LogMaxFiles); err != nil {
 				w.log.Warn("rotate log", zap.String("task", id), zap.Error(err))
 			}
@@ -211,7 +214,12 @@ func (w *Worker) Tasks() map[string]api.TaskStatus {
 
 // Logs returns a task's output (see LogOptions).
 func (w *Worker) Logs(ctx context.Context, taskID string, o LogOptions) (io.ReadCloser, error) {
-	return readLogs(ctx, w.LogPath(taskID), w.o.LogMaxFiles, o, 100*time.Millisecond)
+	return readLogs(ctx, w.LogPath(taskID), w.o.LogMaxFiles, w.tagged(), o, 100*time.Millisecond)
+}
+
+func (w *Worker) tagged() bool {
+	tl, ok := w.o.Executor.(TaggedLogger)
+	return ok && tl.TaggedLogs()
 }
 
 // report records and publishes a task's status. It enforces Transition:

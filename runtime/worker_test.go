@@ -338,3 +338,56 @@ func TestLogsRotateAndFollow(t *testing.T) {
 		t.Fatalf("follow: %q", buf)
 	}
 }
+
+type taggedFake struct{ *fake.Executor }
+
+func (taggedFake) TaggedLogs() bool { return true }
+
+func TestTaggedLogs(t *testing.T) {
+	dir := t.TempDir()
+	w, err := runtime.NewWorker(runtime.WorkerOptions{Executor: taggedFake{fake.New()}, DataDir: dir, LogMaxFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.LogPath("t")
+	os.WriteFile(p+".1", []byte("2026-01-01T00:00:00Z stdout one\n"), 0o640)
+	os.WriteFile(p, []byte("2026-01-01T00:00:01Z stderr two\n2026-01-01T00:00:02Z stdout thr"), 0o640)
+	read := func(o runtime.LogOptions) string {
+		rc, err := w.Logs(context.Background(), "t", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		return string(b)
+	}
+	if got := read(runtime.LogOptions{}); got != "one\ntwo\n" {
+		t.Fatalf("plain: %q", got)
+	}
+	if got := read(runtime.LogOptions{Timestamps: true, Tail: 1}); got != "2026-01-01T00:00:01Z two\n" {
+		t.Fatalf("timestamps: %q", got)
+	}
+	// Follow completes the partial line and follows a rename rotation.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rc, err := w.Logs(ctx, "t", runtime.LogOptions{Follow: true, Tail: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("ee\n")
+	f.Close()
+	os.Rename(p, p+".1")
+	os.WriteFile(p, []byte("2026-01-01T00:00:03Z stdout four\n"), 0o640)
+	var got []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(string(got), "four") && time.Now().Before(deadline) {
+		buf := make([]byte, 64)
+		n, _ := rc.Read(buf)
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "two\nthree\nfour\n" {
+		t.Fatalf("follow: %q", got)
+	}
+}

@@ -223,3 +223,8 @@ func newImagePackCmd(g *globals) *cobra.Command {
 }
 
 var _ = api.Image{}
+
+// ociimagePack packs a binary with default settings (tests).
+func ociimagePack(w io.Writer, ref string, bin []byte) error {
+	return ociimage.PackBinary(w, ref, bin, ociimage.ImageConfig{})
+}

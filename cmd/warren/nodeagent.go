@@ -94,7 +94,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
-		NodeID: ident.NodeID, Network: cniClient,
+		NodeID: ident.NodeID, Network: cniNetwork{cniClient},
 		ImageFetcher: func(ctx context.Context, ref string) (io.ReadCloser, error) { return mc.DownloadImage(ctx, ref) },
 		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
 		Logger:       log.With(zap.String("component", "runtime")),
@@ -373,3 +373,14 @@ func dnsConfig(a *api.Assignments) *dns.Config {
 }
 
 var _ = client.TaskFilter{}
+
+// cniNetwork adapts the CNI client to the runtime's Network hook.
+type cniNetwork struct{ c *cni.Client }
+
+func (n cniNetwork) Attach(ctx context.Context, containerID, netnsPath string) (netip.Addr, error) {
+	return n.c.Add(ctx, containerID, netnsPath)
+}
+
+func (n cniNetwork) Detach(ctx context.Context, containerID, netnsPath string) error {
+	return n.c.Del(ctx, containerID, netnsPath)
+}

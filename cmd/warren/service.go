@@ -104,7 +104,7 @@ func addWaitFlags(fs *pflag.FlagSet, w *waitOpts) {
 }
 
 func newServiceCreateCmd(g *globals) *cobra.Command {
-	var f serviceFlags
+	f := &serviceFlags{}
 	var w waitOpts
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NAME",
@@ -116,7 +116,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if !cmd.Flags().Changed("image") {
 				return fmt.Errorf("--image is required")
 			}
-			spec, err := specFromFlags(args[0], &f, flagSet(cmd.Flags()))
+			spec, err := specFromFlags(args[0], f, flagSet(cmd.Flags()))
 			if err != nil {
 				return err
 			}
@@ -137,13 +137,13 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			return waitConverged(g, c, args[0], w)
 		},
 	}
-	addServiceFlags(cmd.Flags(), &f)
+	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
 	return cmd
 }
 
 func newServiceUpdateCmd(g *globals) *cobra.Command {
-	var f serviceFlags
+	f := &serviceFlags{}
 	var w waitOpts
 	var force bool
 	cmd := &cobra.Command{
@@ -164,7 +164,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			spec, err := applyFlags(svc.Spec, &f, flagSet(cmd.Flags()))
+			spec, err := applyFlags(svc.Spec, f, flagSet(cmd.Flags()))
 			if err != nil {
 				return err
 			}
@@ -184,7 +184,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			return waitConverged(g, c, args[0], w)
 		},
 	}
-	addServiceFlags(cmd.Flags(), &f)
+	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
 	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed")
 	return cmd

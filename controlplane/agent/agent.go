@@ -344,7 +344,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			index = a.current.Index
 		}
 		a.mu.Unlock()
-		as, err := a.cfg.Manager.Assignments(ctx, index, a.cfg.Wait)
+		// Bounded beyond the server's wait so a manager that went silent
+		// (partition, no RST) is given up on and the next one tried.
+		qctx, cancel := context.WithTimeout(ctx, a.cfg.Wait+15*time.Second)
+		as, err := a.cfg.Manager.Assignments(qctx, index, a.cfg.Wait)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return

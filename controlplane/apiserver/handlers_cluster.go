@@ -14,6 +14,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/secretbox"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -206,9 +207,23 @@ func (s *Server) joinTokens(w http.ResponseWriter, r *http.Request, _ Identity) 
 		return err
 	}
 	t := c.Tokens
+	// The tokens are sealed with the managers' key-encryption key next to
+	// their hashes, so an administrator can be shown the current one again
+	// (as `docker swarm join-token` does) without raft holding it in clear.
+	unseal := func(sealed []byte, aad []byte) string {
+		if len(sealed) == 0 {
+			return ""
+		}
+		b, err := secretbox.Open(s.b.KEK(), sealed, aad)
+		if err != nil {
+			s.log.Warn("cannot unseal join token", zap.Error(err))
+			return ""
+		}
+		return string(b)
+	}
 	writeJSON(w, http.StatusOK, []client.TokenInfo{
-		{Role: string(RoleWorker), Expires: t.WorkerExpires, Set: t.WorkerHash != ""},
-		{Role: string(RoleManager), Expires: t.ManagerExpires, Set: t.ManagerHash != ""},
+		{Role: string(RoleWorker), Expires: t.WorkerExpires, Set: t.WorkerHash != "", Token: unseal(t.WorkerSealed, secretbox.AADWorkerToken)},
+		{Role: string(RoleManager), Expires: t.ManagerExpires, Set: t.ManagerHash != "", Token: unseal(t.ManagerSealed, secretbox.AADManagerToken)},
 	})
 	return nil
 }
@@ -242,10 +257,20 @@ func (s *Server) rotateJoinToken(w http.ResponseWriter, r *http.Request, _ Ident
 		ttl = req.TTL.D()
 	}
 	expires := s.cfg.Now().Add(ttl)
+	aad := secretbox.AADManagerToken
 	if role == RoleWorker {
-		next.Tokens.WorkerHash, next.Tokens.WorkerExpires = hash, expires
+		aad = secretbox.AADWorkerToken
+	}
+	var sealed []byte
+	if kek := s.b.KEK(); len(kek) > 0 {
+		if sealed, err = secretbox.Seal(kek, []byte(tok), aad, s.cfg.Rand); err != nil {
+			return fmt.Errorf("seal join token: %w", err)
+		}
+	}
+	if role == RoleWorker {
+		next.Tokens.WorkerHash, next.Tokens.WorkerExpires, next.Tokens.WorkerSealed = hash, expires, sealed
 	} else {
-		next.Tokens.ManagerHash, next.Tokens.ManagerExpires = hash, expires
+		next.Tokens.ManagerHash, next.Tokens.ManagerExpires, next.Tokens.ManagerSealed = hash, expires, sealed
 	}
 	if _, err := s.apply(r.Context(), &store.Batch{
 		Expect:  []store.Expectation{{Kind: store.KindCluster, Version: c.Meta.Version}},

@@ -9,6 +9,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/allocator"
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/orchestrator"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -144,6 +145,8 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identit
 	svc.Spec = spec
 	svc.SpecVersion++
 	svc.Endpoint.Ports = slices.Clone(spec.Ports)
+	// A new spec starts a new rollout: the orchestrator decides its state.
+	svc.Update = nil
 	return s.putService(w, r, svc, version)
 }
 
@@ -199,9 +202,8 @@ func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identit
 	return nil
 }
 
-// promoteService ends a canary or blue/green rollout in favour of the new
-// version: it sends all new connections there and marks the rollout
-// "promoted" for the orchestrator, which then retires the old tasks.
+// promoteService ends the waiting phase of a canary or blue-green rollout;
+// the orchestrator owns what promotion means (orchestrator.Promote).
 func (s *Server) promoteService(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	svc, err := findService(s.b.View(), r.PathValue("ref"))
 	if err != nil {
@@ -211,43 +213,26 @@ func (s *Server) promoteService(w http.ResponseWriter, r *http.Request, _ Identi
 	if st != api.StrategyCanary && st != api.StrategyBlueGreen {
 		return errorf(http.StatusBadRequest, "service %q: update.strategy is %s: only canary and blue-green rollouts are promoted", svc.Spec.Name, st)
 	}
-	if svc.Update == nil || svc.Update.State == "completed" || svc.Update.State == "rolled-back" {
+	if svc.Update == nil || svc.Update.State != orchestrator.StateAwaitingPromote {
 		return errorf(http.StatusBadRequest, "service %q: no rollout is waiting to be promoted", svc.Spec.Name)
 	}
 	version := svc.Meta.Version
-	u := *svc.Update
-	newVersion := svc.Spec.Version
-	if newVersion == "" {
-		newVersion = "v" + uintText(svc.SpecVersion)
-	}
-	u.Weights = map[string]uint32{}
-	for k := range svc.Update.Weights {
-		u.Weights[k] = 0
-	}
-	u.Weights[newVersion] = 100
-	u.State = "promoted"
-	u.Message = "promoted by the operator"
-	svc.Update = &u
-	return s.putService(w, r, svc, version)
+	return s.putService(w, r, orchestrator.Promote(svc, s.cfg.Now()), version)
 }
 
-// rollbackService makes the previous spec current again (and the current one
-// previous, so a rollback can itself be undone).
+// rollbackService makes the previous spec current again (orchestrator.Rollback).
 func (s *Server) rollbackService(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	svc, err := findService(s.b.View(), r.PathValue("ref"))
 	if err != nil {
 		return err
 	}
-	if svc.PreviousSpec == nil {
-		return errorf(http.StatusBadRequest, "service %q: there is no previous spec to roll back to", svc.Spec.Name)
-	}
 	version := svc.Meta.Version
-	cur := svc.Spec
-	svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &cur
-	svc.SpecVersion++
-	svc.Endpoint.Ports = slices.Clone(svc.Spec.Ports)
-	svc.Update = &api.UpdateStatus{State: "updating", Message: "rollback requested by the operator", StartedAt: s.cfg.Now()}
-	return s.putService(w, r, svc, version)
+	next, err := orchestrator.Rollback(svc, s.cfg.Now(), "rollback requested by the operator")
+	if err != nil {
+		return errorf(http.StatusBadRequest, "service %q: %v", svc.Spec.Name, err)
+	}
+	next.Endpoint.Ports = slices.Clone(next.Spec.Ports)
+	return s.putService(w, r, next, version)
 }
 
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, _ Identity) error {

@@ -30,16 +30,21 @@ import (
 // NoQuorumMessage is what a refused write says when raft has no quorum.
 var NoQuorumMessage = raftnode.ErrNoQuorum.Error()
 
-// Config wires a Server. Backend and CAPool come from the manager; Now and Rand default to the real clock and crypto/rand.
+// Config wires a Server. Backend and CAPool come from the manager; Now and
+// Rand default to the real clock and crypto/rand.
 type Config struct {
 	Backend Backend
 	Logger  *zap.Logger
-	// CAPool verifies client certificates. The TLS listener only requests a
-	// certificate (tls.RequestClientCert): verifying here lets a caller with a
-	// certificate from another cluster get a JSON error instead of a TLS alert.
+	// CAPool verifies client certificates when the listener only requested
+	// them (tls.RequestClientCert): a caller with a certificate from another
+	// cluster then gets a JSON 401 instead of a TLS alert. Chains already
+	// verified in the handshake (ca.ServerConfig) are used as they are.
 	CAPool func() *x509.CertPool
-	Now    func() time.Time
-	Rand   io.Reader
+	// NoQuorum is the error Backend.Apply wraps when raft lacks quorum;
+	// default raftnode.ErrNoQuorum.
+	NoQuorum error
+	Now      func() time.Time
+	Rand     io.Reader
 	// MaxWait caps a blocking query's wait (default 5m).
 	MaxWait time.Duration
 }
@@ -69,6 +74,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.NoQuorum == nil {
+		cfg.NoQuorum = raftnode.ErrNoQuorum
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -417,7 +425,7 @@ func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	switch {
 	case err == nil:
 		return idx, nil
-	case errors.Is(err, raftnode.ErrNoQuorum):
+	case errors.Is(err, s.cfg.NoQuorum):
 		return 0, errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
 	case errors.Is(err, store.ErrConflict):
 		return 0, errorf(http.StatusConflict, "the object changed while the request was applied; retry: %v", err)

@@ -33,8 +33,8 @@ func (b *backend) Leader() (string, string)               { return b.m.raft.Lead
 func (b *backend) VerifyLeader(ctx context.Context) error { return b.m.raft.VerifyLeader(ctx) }
 func (b *backend) AddNonvoter(id, addr string) error      { return b.m.raft.AddNonvoter(id, addr) }
 func (b *backend) AddVoter(id, addr string) error         { return b.m.raft.AddVoter(id, addr) }
-func (b *backend) RemoveServer(id, _ string) error        { return b.m.raft.RemoveServer(id) }
-func (b *backend) DemoteVoter(id, _ string) error         { return b.m.raft.DemoteVoter(id) }
+func (b *backend) RemoveServer(id string) error           { return b.m.raft.RemoveServer(id) }
+func (b *backend) DemoteVoter(id string) error            { return b.m.raft.DemoteVoter(id) }
 func (b *backend) Members() ([]apiserver.Member, error) {
 	ms, err := b.m.raft.Members()
 	if err != nil {

@@ -21,12 +21,6 @@ import (
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
-// Sealing purposes for secrets kept in raft.
-var (
-	AADWorkerToken  = []byte("warren/join-token/worker")
-	AADManagerToken = []byte("warren/join-token/manager")
-)
-
 func hostOf(addr string) string {
 	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -100,10 +94,10 @@ func (m *Manager) initCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if tokens.WorkerSealed, err = secretbox.Seal(kek, []byte(worker), AADWorkerToken, rand.Reader); err != nil {
+	if tokens.WorkerSealed, err = secretbox.Seal(kek, []byte(worker), secretbox.AADWorkerToken, rand.Reader); err != nil {
 		return err
 	}
-	if tokens.ManagerSealed, err = secretbox.Seal(kek, []byte(manager), AADManagerToken, rand.Reader); err != nil {
+	if tokens.ManagerSealed, err = secretbox.Seal(kek, []byte(manager), secretbox.AADManagerToken, rand.Reader); err != nil {
 		return err
 	}
 	cluster := api.Cluster{

@@ -230,10 +230,9 @@ func (m *Manager) startRaft(bootstrap bool) error {
 	m.raft = rn
 
 	srv, err := apiserver.New(apiserver.Config{
-		Backend:  &backend{m: m},
-		Logger:   m.cfg.Logger.With(zap.String("component", "api")),
-		CAPool:   m.caCert.Pool,
-		NoQuorum: raftnode.ErrNoQuorum,
+		Backend: &backend{m: m},
+		Logger:  m.cfg.Logger.With(zap.String("component", "api")),
+		CAPool:  m.caCert.Pool,
 	})
 	if err != nil {
 		return err

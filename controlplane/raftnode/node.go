@@ -75,6 +75,8 @@ var (
 	ErrNoQuorum = errors.New("cluster has no quorum: writes are refused (read-only mode)")
 	// ErrNotLeader is what errors.Is matches for a *NotLeaderError.
 	ErrNotLeader = errors.New("not the raft leader")
+	// ErrTooLarge rejects a batch above MaxEntryBytes; split it.
+	ErrTooLarge = errors.New("raft entry too large")
 	// ErrShutdown is returned after Shutdown.
 	ErrShutdown = errors.New("raft node is shut down")
 )
@@ -117,15 +119,12 @@ type Node struct {
 	trans *raft.NetworkTransport
 	bolt  *raftboltdb.BoltStore
 	store *store.Store
-	log   *zap.Logger
 
 	notify chan bool
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	leader bool
-	subs   []chan bool
+	leaderCh chan bool // capacity 1, latest value
 
 	// noLeaderSince is when this manager last saw the cluster without a
 	// known leader (UnixNano, 0 while one is known). Once the cluster has
@@ -138,6 +137,12 @@ type Node struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
+
+// MaxEntryBytes bounds one encoded batch. Raft sends up to 64 entries per
+// AppendEntries RPC and keeps recent entries in memory, so a few huge
+// entries would cost hundreds of megabytes; about 1,000 task placements
+// (~0.6 MB) per batch already amortise the fsync.
+const MaxEntryBytes = 8 << 20
 
 const (
 	boltFile     = "raft.db"
@@ -178,15 +183,21 @@ func HasState(dataDir string) (bool, error) {
 }
 
 // New starts a raft member applying to st, which must be empty: raft
-// rebuilds it from the latest snapshot and the log.
+// rebuilds it from the latest snapshot and the log. The Node owns
+// cfg.Stream from here on: Shutdown closes it, and so does a failing New.
 func New(cfg Config, st *store.Store) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
+		if cfg.Stream != nil {
+			_ = cfg.Stream.Close()
+		}
 		return nil, err
 	}
 	if st == nil || st.Index() != 0 {
+		_ = cfg.Stream.Close()
 		return nil, errors.New("raft node: store must be new and empty")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		_ = cfg.Stream.Close()
 		return nil, fmt.Errorf("create raft data dir: %w", err)
 	}
 	hlog := newHCLog(cfg.Logger.Named("raft"))
@@ -197,14 +208,17 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second},
 	})
 	if err != nil {
+		_ = cfg.Stream.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
-	n := &Node{cfg: cfg, bolt: bolt, store: st, log: cfg.Logger, notify: make(chan bool, 8), done: make(chan struct{})}
+	n := &Node{cfg: cfg, bolt: bolt, store: st, notify: make(chan bool, 8), leaderCh: make(chan bool, 1), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
 			if n.trans != nil {
-				_ = n.trans.Close()
+				_ = n.trans.Close() // closes the stream too
+			} else {
+				_ = cfg.Stream.Close()
 			}
 			_ = bolt.Close()
 		}
@@ -239,8 +253,8 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.Logger = hlog
-	// Raft blocks on NotifyCh; forward() drains it at once into per-
-	// subscriber latest-value channels, so a slow reader never stalls raft.
+	// Raft blocks on NotifyCh; forward() drains it at once into the
+	// latest-value LeaderCh, so a slow reader never stalls raft.
 	rc.NotifyCh = n.notify
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raft config: %w", err)
@@ -273,8 +287,8 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 	return n, nil
 }
 
-// forward fans leadership changes out to LeaderCh subscribers and tracks
-// how long the cluster has been without a leader.
+// forward drains raft's NotifyCh into leaderCh, keeping only the latest
+// value, and tracks how long the cluster has been without a leader.
 func (n *Node) forward() {
 	defer n.wg.Done()
 	poll := time.NewTicker(50 * time.Millisecond)
@@ -288,46 +302,24 @@ func (n *Node) forward() {
 				n.noLeaderSince.Store(time.Now().UnixNano())
 			}
 		case v := <-n.notify:
-			n.mu.Lock()
-			n.leader = v
-			for _, ch := range n.subs {
-				select { // keep only the latest value
-				case <-ch:
-				default:
-				}
-				ch <- v
+			select { // replace an unread value: only the latest matters
+			case <-n.leaderCh:
+			default:
 			}
-			n.mu.Unlock()
+			n.leaderCh <- v // cannot block: this goroutine is the only sender
 		case <-n.done:
-			n.mu.Lock()
-			for _, ch := range n.subs {
-				close(ch)
-			}
-			n.subs = nil
-			n.mu.Unlock()
 			return
 		}
 	}
 }
 
-// LeaderCh returns a new channel that receives the current leadership
-// state at once and then every change. It holds only the latest value, so a
-// subscriber that falls behind sees the current state, not a backlog. The
-// channel is closed by Shutdown.
-func (n *Node) LeaderCh() <-chan bool {
-	ch := make(chan bool, 1)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	select {
-	case <-n.done:
-		close(ch)
-		return ch
-	default:
-	}
-	ch <- n.leader
-	n.subs = append(n.subs, ch)
-	return ch
-}
+// LeaderCh returns the channel that receives true when this manager becomes
+// leader and false when it stops being leader. It is the same channel on
+// every call, meant for one consumer (the manager's leadership loop). It
+// holds only the latest change: a consumer that falls behind reads the
+// current state rather than a backlog, and raft never waits for it. Read
+// IsLeader first for the state before the first change.
+func (n *Node) LeaderCh() <-chan bool { return n.leaderCh }
 
 // IsLeader reports whether this manager is the leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
@@ -389,6 +381,9 @@ func (n *Node) Apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	data, err := store.Encode(b)
 	if err != nil {
 		return 0, err
+	}
+	if len(data) > MaxEntryBytes {
+		return 0, fmt.Errorf("batch encodes to %d bytes, more than %d: %w", len(data), MaxEntryBytes, ErrTooLarge)
 	}
 	if err := n.awaitLeader(ctx); err != nil {
 		return 0, err

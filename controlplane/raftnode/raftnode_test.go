@@ -83,8 +83,9 @@ func TestThreeManagersOverMutualTLS(t *testing.T) {
 			t.Fatalf("follower %s stats = %+v", m.ID, st)
 		}
 	}
-	if ch := lead.Node.LeaderCh(); !<-ch {
-		t.Fatal("LeaderCh on the leader did not report leadership")
+	// The election's notification waits, unread, in the latest-value channel.
+	if ch := lead.Node.LeaderCh(); !<-ch || ch != lead.Node.LeaderCh() {
+		t.Fatal("LeaderCh on the leader did not report leadership, or is not one channel")
 	}
 
 	// Demote and remove a follower; the configuration follows.
@@ -450,4 +451,14 @@ var registerModel = porcupine.Model{
 		}
 		return fmt.Sprintf("get %s -> %v", in.key, output)
 	},
+}
+
+func TestApplyRejectsHugeBatchBeforeRaft(t *testing.T) {
+	// No cluster needed: the size check comes before any raft call, so a
+	// zero Node must not be touched.
+	b := raftnodetest.PutTask("big")
+	b.PutTasks[0].Spec.Container.Env = []string{strings.Repeat("x", raftnode.MaxEntryBytes)}
+	if _, err := new(raftnode.Node).Apply(context.Background(), b); !errors.Is(err, raftnode.ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
 }

@@ -52,3 +52,9 @@ func newAEAD(kek []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(b)
 }
+
+// Purposes (additional authenticated data) of the secrets Warren seals.
+var (
+	AADWorkerToken  = []byte("warren/join-token/worker")
+	AADManagerToken = []byte("warren/join-token/manager")
+)

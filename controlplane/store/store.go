@@ -353,7 +353,7 @@ func (t *txn) applyTaskStatuses(b *Batch) error {
 		if u.NodeID == "" || old.NodeID != u.NodeID {
 			continue // a node may only report on tasks assigned to it
 		}
-		if u.Status.State.Before(old.Status.State) || u.Status == old.Status {
+		if u.Status.State.Before(old.Status.State) || sameTaskStatus(u.Status, old.Status) {
 			continue // stale, or nothing new: keep Version so watchers sleep
 		}
 		nt := *old
@@ -420,4 +420,16 @@ func (t *txn) applyImages(b *Batch) error {
 		t.images.Insert([]byte(img.Name), img)
 	}
 	return nil
+}
+
+// sameTaskStatus compares statuses with time.Time.Equal: == would also
+// compare the decoded time.Location, which depends on the manager's local
+// zone, and replicas in different zones would then disagree on whether an
+// update is a no-op.
+func sameTaskStatus(a, b api.TaskStatus) bool {
+	if !a.Timestamp.Equal(b.Timestamp) {
+		return false
+	}
+	a.Timestamp, b.Timestamp = time.Time{}, time.Time{}
+	return a == b
 }

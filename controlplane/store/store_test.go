@@ -159,6 +159,14 @@ func TestTaskStatusRules(t *testing.T) {
 	if ver() != v {
 		t.Fatal("identical status bumped the version")
 	}
+	// The same instant in another zone is the same status.
+	at := t0.Add(time.Minute)
+	upd("n1", api.TaskStatus{State: api.TaskRunning, Health: api.HealthHealthy, Addr: "10.42.1.5", Timestamp: at})
+	v = ver()
+	upd("n1", api.TaskStatus{State: api.TaskRunning, Health: api.HealthHealthy, Addr: "10.42.1.5", Timestamp: at.In(time.FixedZone("X", 3600))})
+	if ver() != v {
+		t.Fatal("a zone-shifted identical timestamp bumped the version")
+	}
 	upd("n1", api.TaskStatus{State: api.TaskFailed, ExitCode: 1})
 	if got := status(); got.State != api.TaskFailed || got.ExitCode != 1 {
 		t.Fatalf("forward update not applied: %+v", got)

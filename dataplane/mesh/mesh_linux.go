@@ -145,26 +145,20 @@ func (m *linuxMesh) Set(c *Config) error {
 	if err := m.dev.apply(plan); err != nil {
 		return fmt.Errorf("mesh: configure peers: %w", err)
 	}
-	// Peers are applied; record them now so a route failure below is retried
-	// by the next Set without re-adding peers.
-	applied := c.Clone()
+	// Record each part as soon as it is applied, so that after a failure the
+	// next Set diffs against what the device really holds.
+	want := c.Clone()
+	m.applied.ListenPort, m.applied.Peers = want.ListenPort, want.Peers
 	link, err := netlink.LinkByName(m.opts.IfName)
 	if err != nil {
 		return fmt.Errorf("mesh: find %s: %w", m.opts.IfName, err)
 	}
-	if err := syncAddress(link, m.applied.Address, c.Address); err != nil {
-		m.applied.Peers = applied.Peers
-		m.applied.ListenPort = applied.ListenPort
+	if err := syncAddress(link, m.applied.Address, want.Address); err != nil {
 		return err
 	}
-	if err := syncRoutes(link, routesOf(c), c.Address); err != nil {
-		m.applied.Peers = applied.Peers
-		m.applied.ListenPort = applied.ListenPort
-		m.applied.Address = applied.Address
-		return err
-	}
-	m.applied = applied
-	return nil
+	m.applied.Address = want.Address
+	// Routes are reconciled against the kernel's table, not against memory.
+	return syncRoutes(link, routesOf(want), want.Address)
 }
 
 func syncAddress(link netlink.Link, old, want netip.Prefix) error {

@@ -188,7 +188,7 @@ func cleanupContainerdDirs(c *Containerd) {
 			}
 		}
 		for i := len(mnts) - 1; i >= 0; i-- {
-			_ = syscall.Unmount(mnts[i], syscall.MNT_DETACH)
+			detachUnmount(mnts[i])
 		}
 	}
 	_ = os.RemoveAll(c.Dir)

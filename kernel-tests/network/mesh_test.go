@@ -108,6 +108,12 @@ func TestMeshOverlay(t *testing.T) {
 	if out := inNS(t, p.nsA, "ip", "route", "show", "dev", p.a.ifName); !strings.Contains(out, subB.String()) {
 		t.Fatalf("A has no route to %s via %s: %s", subB, p.a.ifName, out)
 	}
+	// A route deleted by hand comes back with the next (identical) Set.
+	inNS(t, p.nsA, "ip", "route", "del", subB.String(), "dev", p.a.ifName)
+	p.configure(51820, 51820)
+	if out := inNS(t, p.nsA, "ip", "route", "show", "dev", p.a.ifName); !strings.Contains(out, subB.String()) {
+		t.Fatalf("Set did not restore the deleted route: %s", out)
+	}
 	// The connection went through the WireGuard interface, not around it.
 	if rx := rxBytes(t, p.nsA, p.a.ifName); rx == 0 {
 		t.Fatalf("no bytes received on %s", p.a.ifName)

@@ -96,7 +96,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) executor() *ctrd.Executor {
 	ex, err := ctrd.New(ctrd.Options{
 		Address: f.ctd.Socket, Namespace: f.ns, CgroupParent: f.parent,
-		NodeID: "node-kt", Network: f.net, Logger: zaptest.NewLogger(f.t),
+		NodeID: "node-kt", Network: f.net, DisablePull: true, Logger: zaptest.NewLogger(f.t),
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -40,14 +40,14 @@ func TestSpecRoundTrip(t *testing.T) {
 		DesiredState: api.TaskRunning,
 		Spec: api.TaskSpec{
 			Container: api.ContainerSpec{
-				Image:      demoRef,
-				Command:    []string{"/app"},
-				Args:       []string{},
-				Env:        []string{"PORT=8081", "WARREN_DEMO_VERSION=v7", "FOO=bar"},
-				Dir:        "/tmp",
-				User:       "65534:65534",
-				Hostname:   "spec-host",
-				Labels:     map[string]string{"team": "edge", "tier": "front"},
+				Image:    demoRef,
+				Command:  []string{"/app"},
+				Args:     []string{},
+				Env:      []string{"PORT=8081", "WARREN_DEMO_VERSION=v7", "FOO=bar"},
+				Dir:      "/tmp",
+				User:     "65534:65534",
+				Hostname: "spec-host",
+				Labels:   map[string]string{"team": "edge", "tier": "front"},
 				Mounts: []api.Mount{
 					{Type: api.MountBind, Source: bindSrc, Target: "/data", ReadOnly: true},
 					{Type: api.MountTmpfs, Target: "/scratch", TmpfsSize: 1 << 20},

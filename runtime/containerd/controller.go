@@ -150,7 +150,11 @@ func (c *controller) subscribe(t client.Task) error {
 }
 
 func (c *controller) newTask(ctx context.Context) (err error) {
-	t, err := c.ctr.NewTask(ctx, cio.LogFile(c.o.LogPath))
+	logIO := cio.LogFile(c.o.LogPath)
+	if c.e.o.LoggerBinary != "" {
+		logIO = cio.BinaryIO(c.e.o.LoggerBinary, loggerArgs(c.o.LogPath, c.o.LogMaxBytes, c.o.LogMaxFiles))
+	}
+	t, err := c.ctr.NewTask(ctx, logIO)
 	if err != nil {
 		return fmt.Errorf("new task: %w", err)
 	}

@@ -44,9 +44,17 @@ type Options struct {
 	// ImageFetcher returns an image archive (from a manager) when an image
 	// is not present locally; tried before a registry pull.
 	ImageFetcher func(ctx context.Context, ref string) (io.ReadCloser, error)
-	Snapshotter  string
-	Runtime      string
-	VolumeDir    string
+	// LoggerBinary, when set, is run by the shim as the task's log driver
+	// (see LoggerMain): stdout and stderr are kept apart and timestamped,
+	// and it rotates the file itself. Empty: the shim appends raw output to
+	// the log file and the Worker rotates it.
+	LoggerBinary string
+	// DisablePull keeps EnsureImage from contacting registries (air-gapped
+	// sites, and tests, which must not send traffic off the machine).
+	DisablePull bool
+	Snapshotter string
+	Runtime     string
+	VolumeDir   string
 	// CgroupV2Root is the cgroup2 mount; detected when empty
 	// (/sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid ones).
 	CgroupV2Root string
@@ -93,6 +101,10 @@ func (e *Executor) Close() error { return e.client.Close() }
 
 // Client is the underlying containerd client (tests read specs back with it).
 func (e *Executor) Client() *client.Client { return e.client }
+
+// TaggedLogs reports whether task logs are written by the task logger
+// (timestamped, one stream tag per line) rather than raw.
+func (e *Executor) TaggedLogs() bool { return e.o.LoggerBinary != "" }
 
 // Namespace is the containerd namespace of this node.
 func (e *Executor) Namespace() string { return e.o.Namespace }
@@ -264,6 +276,9 @@ func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, e
 		} else {
 			e.log.Info("image fetcher", zap.String("image", ref), zap.Error(ferr))
 		}
+	}
+	if err != nil && e.o.DisablePull {
+		return nil, fmt.Errorf("image %s: not local, not fetched, and pulls are disabled: %w", name, runtime.ErrNotFound)
 	}
 	if err != nil {
 		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter))

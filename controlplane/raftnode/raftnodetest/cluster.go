@@ -2,6 +2,8 @@
 // managers on loopback TCP with mutual TLS from a throwaway CA, each with its
 // own data dir, started, killed and restarted on the same dir and address.
 //
+// Set WARREN_TEST_RAFT_LOG=1 to see raft's logs.
+//
 // It is test support only: production code must not import it. Like the
 // packages it exercises, it must not import anything kernel- or
 // runtime-facing.
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -140,9 +143,13 @@ func NewCluster(t testing.TB, n int, tune func(*raftnode.Config)) *Cluster {
 }
 
 func testLogger() *zap.Logger {
-	// Errors only: leader kills make raft warn by design.
+	// Silent by default: killing leaders makes raft log errors by design,
+	// and they would interleave with benchmark output.
+	if os.Getenv("WARREN_TEST_RAFT_LOG") == "" {
+		return zap.NewNop()
+	}
 	cfg := zap.NewDevelopmentConfig()
-	cfg.Level = zap.NewAtomicLevelAt(zapcore.ErrorLevel)
+	cfg.Level = zap.NewAtomicLevelAt(zapcore.DebugLevel)
 	l, _ := cfg.Build()
 	return l
 }
