@@ -48,6 +48,9 @@ type Info struct {
 	Addr        netip.Addr
 	// Adopted is true when Start found the process already running.
 	Adopted bool
+	// Restarts is how many times the executor started a new process in
+	// this container, when it records that (so adoption keeps the count).
+	Restarts uint64
 }
 
 // Inspector is implemented by controllers that can describe their task.

@@ -150,12 +150,17 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	if in, ok := r.ctl.(Inspector); ok {
 		info = in.Info()
 	}
+	if info.Restarts > r.restarts {
+		r.restarts = info.Restarts // recorded by the executor before this Worker existed
+	}
+	restarts = r.restarts
 	msg := "started"
 	if info.Adopted {
 		msg = "adopted running container"
 	}
 	r.w.report(id, false, func(st *api.TaskStatus) {
 		st.State, st.PID, st.ContainerID, st.Message = api.TaskRunning, info.PID, info.ContainerID, msg
+		st.Restarts = restarts
 		st.Addr = ""
 		if info.Addr.IsValid() {
 			st.Addr = info.Addr.String()

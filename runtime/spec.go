@@ -29,6 +29,9 @@ const (
 	LabelStopGrace   = "warren.stop.grace"
 	// LabelAddr records the address the network attached, for adoption.
 	LabelAddr = "warren.task.addr"
+	// LabelRestarts counts processes started in the container after the
+	// first, so a new Worker adopting it keeps the count.
+	LabelRestarts = "warren.task.restarts"
 )
 
 // DefaultPath is the PATH a container gets when neither image nor task set one.

@@ -30,6 +30,7 @@ import (
 	"github.com/warrenhq/warren/dataplane/mesh"
 	"github.com/warrenhq/warren/runtime"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
+	"github.com/warrenhq/warren/runtime/ociimage"
 )
 
 // nodeAgent is everything a node runs for its tasks: the agent (manager
@@ -95,7 +96,10 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: cniNetwork{cniClient},
-		ImageFetcher: func(ctx context.Context, ref string) (io.ReadCloser, error) { return mc.DownloadImage(ctx, ref) },
+		ImageFetcher: func(ctx context.Context, ref string) (io.ReadCloser, error) {
+			// Managers keep images under their fully qualified names.
+			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
+		},
 		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
 		Logger:       log.With(zap.String("component", "runtime")),
 	})
@@ -123,6 +127,12 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	n.worker = worker
 	reg.MustRegister(worker.Collector())
 
+	// The node's cgroup must exist before the dataplane attaches to it.
+	if p := exec.CgroupV2Path(); p != "" {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return nil, fmt.Errorf("node cgroup %s: %w", p, err)
+		}
+	}
 	sink, err := newNetSink(log, g.dataDir, ident, o, gateway, exec.CgroupV2Path())
 	if err != nil {
 		return nil, err

@@ -4,6 +4,10 @@
 // and a network transport over a caller-provided stream layer (the manager
 // multiplexes raft over its mTLS port with ALPN "warren-raft").
 //
+// A manager's leadership loop reads IsLeader, then LeaderCh for changes;
+// on becoming leader it should call Barrier before planning from its store,
+// and API reads that must be linearizable call VerifyLeader first.
+//
 // It turns raft's errors into the ones callers act on: *NotLeaderError (send
 // the write to the leader), ErrNoQuorum (the cluster is read-only until
 // enough managers return) and the FSM's store.ErrConflict (re-read, retry).

@@ -3,6 +3,7 @@ package raftnode_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -460,5 +461,29 @@ func TestApplyRejectsHugeBatchBeforeRaft(t *testing.T) {
 	b.PutTasks[0].Spec.Container.Env = []string{strings.Repeat("x", raftnode.MaxEntryBytes)}
 	if _, err := new(raftnode.Node).Apply(context.Background(), b); !errors.Is(err, raftnode.ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+}
+
+// TestRaftPortRequiresClientCertificate: the stream layer is only as safe
+// as the listener it is given; with the manager's mutual-TLS listener a
+// peer without a cluster certificate cannot speak raft, and the cluster
+// keeps working.
+func TestRaftPortRequiresClientCertificate(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 1, nil)
+	m := c.Start(0)
+	c.Leader(10 * time.Second)
+	conn, err := tls.Dial("tcp", m.Addr, &tls.Config{RootCAs: c.RootCAs(), NextProtos: []string{"warren-raft"}, MinVersion: tls.VersionTLS13})
+	if err == nil {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		// A raft RPC type byte; the server must refuse before reading it.
+		_, _ = conn.Write([]byte{0})
+		_, err = conn.Read(make([]byte, 1))
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("anonymous peer: err = %v, want a TLS certificate error", err)
+	}
+	if _, err := m.Node.Apply(context.Background(), raftnodetest.PutTask("still-works")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -353,6 +353,9 @@ func TestRuntime(t *testing.T) {
 			if st.PID != before[tk.ID].PID || st.Addr != before[tk.ID].Addr {
 				t.Fatalf("%s: adopted pid/addr %d/%s, before %d/%s", tk.ID, st.PID, st.Addr, before[tk.ID].PID, before[tk.ID].Addr)
 			}
+			if st.Restarts != before[tk.ID].Restarts {
+				t.Fatalf("%s: adopted with %d restarts, before %d", tk.ID, st.Restarts, before[tk.ID].Restarts)
+			}
 			if !strings.Contains(st.Message, "adopted") {
 				t.Fatalf("%s: %+v", tk.ID, st)
 			}
@@ -361,7 +364,7 @@ func TestRuntime(t *testing.T) {
 		old := w2.Tasks()["kt-http"]
 		_ = syscall.Kill(old.PID, syscall.SIGKILL)
 		waitFor(t, w2, "kt-http", 20*time.Second, "restarted by the new worker", func(s api.TaskStatus) bool {
-			return s.State == api.TaskRunning && s.PID != old.PID && s.PID > 0
+			return s.State == api.TaskRunning && s.PID != old.PID && s.PID > 0 && s.Restarts == old.Restarts+1
 		})
 
 		// An empty desired set stops and removes everything of this node.

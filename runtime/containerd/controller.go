@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -116,6 +117,22 @@ func (c *controller) Start(ctx context.Context) error {
 		if err := c.deleteTask(ctx, t); err != nil {
 			return err
 		}
+		if err := c.newTask(ctx); err != nil {
+			return err
+		}
+		// A process ran here before: count the restart in the container
+		// so it survives the agent.
+		labels, err := c.ctr.Labels(ctx)
+		if err != nil {
+			return fmt.Errorf("read labels: %w", err)
+		}
+		n, _ := strconv.ParseUint(labels[runtime.LabelRestarts], 10, 64)
+		n++
+		if _, err := c.ctr.SetLabels(ctx, map[string]string{runtime.LabelRestarts: strconv.FormatUint(n, 10)}); err != nil {
+			return fmt.Errorf("record restart: %w", err)
+		}
+		c.info.Restarts = n
+		return nil
 	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("load task: %w", err)
 	}
@@ -129,7 +146,8 @@ func (c *controller) adopt(ctx context.Context, t client.Task) error {
 		}
 	}
 	labels, _ := c.ctr.Labels(ctx)
-	c.info = runtime.Info{ContainerID: c.id(), PID: int(t.Pid()), Addr: parseAddr(labels[runtime.LabelAddr]), Adopted: true}
+	n, _ := strconv.ParseUint(labels[runtime.LabelRestarts], 10, 64)
+	c.info = runtime.Info{ContainerID: c.id(), PID: int(t.Pid()), Addr: parseAddr(labels[runtime.LabelAddr]), Adopted: true, Restarts: n}
 	return nil
 }
 

@@ -362,3 +362,7 @@ func (c *Cluster) RequireSameState() {
 		}
 	}
 }
+
+// RootCAs is the pool of the cluster's throwaway CA, for tests that dial a
+// member themselves.
+func (c *Cluster) RootCAs() *x509.CertPool { return c.ca.pool }
