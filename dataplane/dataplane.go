@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	"go.uber.org/zap"
@@ -28,6 +29,26 @@ type Options struct {
 	// empty means it is looked up in /proc/self/mountinfo.
 	HostRootCgroup string
 	Logger         *zap.Logger
+
+	// NodeportInterface turns on the routing mesh (eBPF only): published
+	// ports answer on this uplink to other hosts, balanced over the same
+	// slot tables. Empty leaves it off (and removes it if an earlier agent
+	// attached it). The name is resolved in the caller's network namespace.
+	NodeportInterface string
+	// NodeAddrs are the node's addresses on which published ports answer
+	// other hosts; empty means the IPv4 addresses NodeportInterface has when
+	// New runs.
+	NodeAddrs []netip.Addr
+	// NodeSubnet is the node's task subnet: backends inside it are local and
+	// see the client's real address. The zero prefix makes every backend
+	// local.
+	NodeSubnet netip.Prefix
+	// MeshInterface and MeshAddr reach backends outside NodeSubnet: such
+	// flows are SNATed to MeshAddr (so replies return through this node)
+	// and sent into MeshInterface (WireGuard). Empty MeshInterface treats
+	// every backend as local.
+	MeshInterface string
+	MeshAddr      netip.Addr
 }
 
 var fallbackOnce sync.Once

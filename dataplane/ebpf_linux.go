@@ -31,6 +31,7 @@ type ebpfDataplane struct {
 	links  []link.Link
 	tables *Tables
 	names  map[string]string // Service.ID → Service.Name for metrics
+	np     *nodeport         // routing mesh; nil when off
 }
 
 func newEBPF(opts Options) (Dataplane, error) {
@@ -99,6 +100,10 @@ func newEBPF(opts Options) (Dataplane, error) {
 			}
 			d.links = append(d.links, l)
 		}
+	}
+	if d.np, err = setupNodeport(opts, &d.objs.SockLBMaps); err != nil {
+		d.closeAll()
+		return nil, err
 	}
 	if d.tables, err = d.readTables(); err != nil {
 		d.closeAll()
@@ -202,6 +207,10 @@ func (d *ebpfDataplane) closeAll() error {
 		errs = append(errs, l.Close())
 	}
 	d.links = nil
+	if d.np != nil {
+		errs = append(errs, d.np.close())
+		d.np = nil
+	}
 	errs = append(errs, d.objs.Close())
 	return errors.Join(errs...)
 }

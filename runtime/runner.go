@@ -220,10 +220,12 @@ func (r *runner) startHealth(ctx context.Context, info Info) func() {
 				return
 			case <-t.C:
 			}
+			began := r.w.o.Clock()
 			err := Probe(ctx, *hc, info.Addr, ex)
 			if ctx.Err() != nil {
 				return
 			}
+			r.w.log.Debug("health probe", zap.String("task", r.task.ID), zap.Duration("took", r.w.o.Clock().Sub(began)), zap.Error(err))
 			s := tr.Observe(r.w.o.Clock(), err == nil)
 			if s == last {
 				continue

@@ -17,12 +17,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
 )
 
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Create, join and inspect the cluster (like docker swarm)"}
-	cmd.AddCommand(newClusterInitCmd(g), newClusterJoinCmd(g), newClusterInfoCmd(g), newJoinTokenCmd(g))
+	cmd.AddCommand(newClusterInitCmd(g), newClusterJoinCmd(g), newClusterInfoCmd(g), newJoinTokenCmd(g), newClusterLeaveCmd(g))
 	return cmd
 }
 
@@ -63,6 +64,8 @@ type nodeOpts struct {
 	metricsAddr    string
 	labels         []string
 	hostLB         bool
+	registryPull   bool
+	agentAddr      string
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
@@ -83,6 +86,8 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.bridge, "bridge", envOr("WARREN_BRIDGE", "warren0"), "bridge for this node's containers [$WARREN_BRIDGE]")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", envOr("WARREN_METRICS_ADDR", "127.0.0.1:9323"), "Prometheus /metrics and /healthz listener (plain HTTP) [$WARREN_METRICS_ADDR]")
 	fs.StringArrayVar(&o.labels, "label", nil, "node label KEY=VALUE reported by this node")
+	fs.StringVar(&o.agentAddr, "agent-listen-addr", envOr("WARREN_AGENT_LISTEN_ADDR", ":2378"), "the node's own mTLS listener, from which managers stream task logs [$WARREN_AGENT_LISTEN_ADDR]")
+	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 
@@ -248,7 +253,7 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 
 // detach re-executes this command in the background with its output in
 // <data-dir>/warren.log and returns once the node's API socket answers.
-func detach(g *globals) error {
+func detach(g *globals, showJoin bool) error {
 	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -288,6 +293,9 @@ func detach(g *globals) error {
 		if conn, err := net.Dial("unix", sock); err == nil {
 			conn.Close()
 			fmt.Fprintf(g.stdout, "warren is running in the background (pid %d); logs: %s\n", cmd.Process.Pid, logPath)
+			if showJoin {
+				showJoinCommands(g)
+			}
 			return nil
 		}
 	}
@@ -351,3 +359,31 @@ func normalizeAdvertise(adv, listen string) (string, error) {
 }
 
 var _ = strings.TrimSpace
+
+// showJoinCommands prints how to add workers and managers, as `cluster init`
+// does in the foreground. Best effort: the node is up either way.
+func showJoinCommands(g *globals) {
+	c, err := g.client()
+	if err != nil {
+		return
+	}
+	ctx, cancel := ctxTimeout(30 * time.Second)
+	defer cancel()
+	var tis []client.TokenInfo
+	for ctx.Err() == nil { // the first leader election may still be running
+		if tis, err = c.JoinTokens(ctx); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	info, err := c.Info(ctx)
+	if err != nil || len(info.Managers) == 0 {
+		return
+	}
+	addr := info.Managers[0].APIAddr
+	for _, ti := range tis {
+		if ti.Token != "" {
+			fmt.Fprintf(g.stdout, "\nTo add a %s to this cluster, run this on it:\n\n    warren cluster join --token %s %s\n", ti.Role, ti.Token, addr)
+		}
+	}
+}

@@ -28,7 +28,7 @@ import (
 // --manager-only. It returns when SIGINT/SIGTERM arrives.
 func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	if o.detach {
-		return detach(g)
+		return detach(g, start.init)
 	}
 	log, err := newLogger(g.logLevel, g.logFormat, g.stderr)
 	if err != nil {
@@ -37,6 +37,11 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	defer log.Sync() //nolint:errcheck
 	ctx, cancel := signalContext()
 	defer cancel()
+	removePid, err := writePidFile(g.dataDir)
+	if err != nil {
+		return err
+	}
+	defer removePid()
 
 	adv, err := normalizeAdvertise(o.advertiseAddr, o.listenAddr)
 	if err != nil {

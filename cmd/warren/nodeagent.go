@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ type nodeAgent struct {
 	net     *netSink
 	renewer *ca.Renewer
 	isMgr   bool
+	logSrv  *http.Server
 }
 
 func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, ident *manager.NodeIdentity, adv, hostname string, reg *prometheus.Registry) (*nodeAgent, error) {
@@ -64,7 +66,6 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			},
 		}
 	}
-	_ = verifier
 
 	subnet, err := netip.ParsePrefix(ident.Network.Subnet)
 	if err != nil {
@@ -100,8 +101,8 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			// Managers keep images under their fully qualified names.
 			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
 		},
-		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
-		Logger:       log.With(zap.String("component", "runtime")),
+		VolumeDir: filepath.Join(g.dataDir, "volumes"),
+		Logger:    log.With(zap.String("component", "runtime")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", o.containerdSock, err)
@@ -142,6 +143,14 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		reg.MustRegister(c)
 	}
 
+	logSrv, err := serveNodeLogs(o.agentAddr, verifier, certs, worker, log)
+	if err != nil {
+		return nil, fmt.Errorf("node listener %s: %w", o.agentAddr, err)
+	}
+	n.logSrv = logSrv
+	_, agentPort, _ := net.SplitHostPort(o.agentAddr)
+	sink.agentAddr = net.JoinHostPort(ident.Addr, agentPort)
+
 	labels, err := parseKV("--label", o.labels)
 	if err != nil {
 		return nil, err
@@ -177,6 +186,7 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 
 // Close stops the agent side. Containers keep running: the next start adopts them.
 func (n *nodeAgent) Close() {
+	n.logSrv.Close()
 	n.worker.Close()
 	n.agent.Close()
 	n.net.Close()
@@ -215,6 +225,8 @@ type netSink struct {
 	mesh    mesh.Mesh
 	dp      dataplane.Dataplane
 	dns     *dns.Server
+
+	agentAddr string
 
 	mu         sync.Mutex
 	dnsStarted bool
@@ -256,6 +268,7 @@ func (s *netSink) nodeNetwork() api.NodeNetwork {
 		WGPublicKey: s.mesh.PublicKey(),
 		WGEndpoint:  net.JoinHostPort(s.ident.Addr, strconv.Itoa(int(s.o.wgPort))),
 		DNSAddr:     s.gateway.String(),
+		AgentAddr:   s.agentAddr,
 	}
 }
 

@@ -32,6 +32,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 		newServiceRmCmd(g),
 		newServicePromoteCmd(g),
 		newServiceRollbackCmd(g),
+		newServiceLogsCmd(g),
 	)
 	return cmd
 }
@@ -41,7 +42,7 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.Uint64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
 	fs.StringVar(&f.mode, "mode", "replicated", "replicated or global (one task per node)")
 	fs.StringArrayVarP(&f.ports, "publish", "p", nil, "publish a port: PUBLISHED:TARGET[/tcp|udp] (every node, and the service VIP)")
-	fs.StringArrayVar(&f.ports, "port", nil, "alias of --publish")
+	fs.StringArrayVar(&f.portAlias, "port", nil, "alias of --publish")
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE")
 	fs.StringArrayVarP(&f.labels, "label", "l", nil, "service label KEY=VALUE")
 	fs.StringArrayVar(&f.containerLabels, "container-label", nil, "container label KEY=VALUE")

@@ -15,7 +15,8 @@ type serviceFlags struct {
 	image           string
 	replicas        uint64
 	mode            string
-	ports           []string
+	ports           []string // --publish
+	portAlias       []string // --port
 	env             []string
 	labels          []string
 	containerLabels []string
@@ -97,7 +98,7 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 	}
 	if set("publish") {
 		s.Ports = nil
-		for _, p := range f.ports {
+		for _, p := range append(append([]string(nil), f.ports...), f.portAlias...) {
 			pc, err := parsePort(p)
 			if err != nil {
 				return s, err

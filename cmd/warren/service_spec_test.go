@@ -26,7 +26,7 @@ func parseCreate(t *testing.T, args ...string) (api.ServiceSpec, error) {
 
 func TestSpecFromFlagsCarriesEveryField(t *testing.T) {
 	spec, err := parseCreate(t,
-		"--image", "warren/demo:v1", "--replicas", "3", "--port", "8080:80", "--publish", "53/udp",
+		"--image", "warren/demo:v1", "--replicas", "3", "--publish", "8080:80", "--port", "53/udp",
 		"-e", "A=1", "--env", "B=two=2", "--label", "team=edge", "--container-label", "c=d",
 		"--constraint", "node.labels.site==a", "--replicas-max-per-node", "2",
 		"--entrypoint", "/app --serve", "--args", "x", "--args", "y", "--workdir", "/srv", "--user", "1000:1000",
@@ -60,7 +60,7 @@ func TestSpecFromFlagsCarriesEveryField(t *testing.T) {
 				Limits:       api.Resources{NanoCPUs: 5e8, MemoryBytes: 128 << 20, Pids: 100},
 				Reservations: api.Resources{NanoCPUs: 25e7, MemoryBytes: 64 << 20},
 			},
-			Restart: api.RestartPolicy{Condition: api.RestartOnFailure, Delay: api.Duration(time.Second), MaxDelay: api.Duration(10 * time.Second), MaxAttempts: 5, Window: api.Duration(time.Minute)},
+			Restart:   api.RestartPolicy{Condition: api.RestartOnFailure, Delay: api.Duration(time.Second), MaxDelay: api.Duration(10 * time.Second), MaxAttempts: 5, Window: api.Duration(time.Minute)},
 			Placement: api.Placement{Constraints: []string{"node.labels.site==a"}, MaxReplicas: 2},
 			Health: &api.HealthCheck{Kind: api.HealthHTTP, Path: "/healthz", Interval: api.Duration(2 * time.Second),
 				Timeout: api.Duration(time.Second), Retries: 4, StartPeriod: api.Duration(3 * time.Second)},

@@ -86,6 +86,9 @@ type NodeNetwork struct {
 	WGPublicKey string `json:"wg_public_key,omitempty"` // base64; the private key never leaves the node
 	WGEndpoint  string `json:"wg_endpoint,omitempty"`   // host:port
 	DNSAddr     string `json:"dns_addr,omitempty"`
+	// AgentAddr is the node's own mTLS listener (host:port) from which
+	// managers stream its tasks' logs.
+	AgentAddr string `json:"agent_addr,omitempty"`
 }
 
 // Meta is bookkeeping set by the FSM.

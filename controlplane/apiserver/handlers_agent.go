@@ -51,6 +51,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	st.Network.WGPublicKey = reg.Network.WGPublicKey
 	st.Network.WGEndpoint = reg.Network.WGEndpoint
 	st.Network.DNSAddr = reg.Network.DNSAddr
+	st.Network.AgentAddr = reg.Network.AgentAddr
 	idx, err := s.apply(r.Context(), &store.Batch{
 		NodeStatuses: []store.NodeStatusUpdate{{NodeID: id.NodeID, Status: st}},
 	})

@@ -43,6 +43,8 @@ func (s *Server) routeTable() []Route {
 		{http.MethodPost, "/v1/services/{ref}/rollback", admins, Write, s.rollbackService},
 
 		{http.MethodGet, "/v1/tasks", readers, Read, s.listTasks},
+		// Logs are streamed from the nodes by whichever manager is asked.
+		{http.MethodGet, "/v1/services/{ref}/logs", admins, Local, s.serviceLogs},
 
 		{http.MethodPost, "/v1/agent/register", nodes, Write, s.register},
 		// Assignments are served from the local store: an agent's blocking

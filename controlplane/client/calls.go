@@ -227,3 +227,34 @@ func (c *Client) RenewCert(ctx context.Context, csrPEM string) (*RenewResponse, 
 	var out RenewResponse
 	return &out, c.call(ctx, http.MethodPost, "/v1/certs/renew", nil, RenewRequest{CSRPEM: csrPEM}, &out)
 }
+
+// LogOptions select what ServiceLogs streams.
+type LogOptions struct {
+	Follow     bool
+	Tail       int // lines per task; 0 = all
+	Timestamps bool
+}
+
+// ServiceLogs streams the logs of a service's tasks, gathered from the
+// nodes that run them; each line is prefixed with the task's name.
+func (c *Client) ServiceLogs(ctx context.Context, ref string, o LogOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	if o.Follow {
+		q.Set("follow", "true")
+	}
+	if o.Tail > 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Timestamps {
+		q.Set("timestamps", "true")
+	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/services/" + esc(ref) + "/logs", query: q, noTimeout: true})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, fmt.Errorf("logs of %q: %w", ref, readError(resp))
+	}
+	return resp.Body, nil
+}

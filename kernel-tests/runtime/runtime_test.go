@@ -217,6 +217,21 @@ func TestRuntime(t *testing.T) {
 		for _, id := range []string{"kt-http", "kt-exec"} {
 			execIn(t, ex, id, "/app", "touch", "/tmp/unhealthy")
 		}
+		time.Sleep(3 * time.Second)
+		if w.Tasks()["kt-exec"].Health != api.HealthUnhealthy {
+			t.Logf("DIAG healthcheck exec code %d", execCode(t, ex, "kt-exec", "/app", "healthcheck"))
+			resp, err := http.Get("http://" + status["kt-exec"].Addr + ":8080/healthz")
+			t.Logf("DIAG host GET %v %v", resp, err)
+			for _, id := range []string{"kt-http", "kt-exec", "kt-tcp", "kt-tcpbad"} {
+				r, err := get(status[id].Addr)
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", status[id].PID))
+				nsl, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", status[id].PID))
+				t.Logf("DIAG %s addr %s pid %d answered %+v %v ns %s cg %q", id, status[id].Addr, status[id].PID, r, err, nsl, b)
+			}
+			t.Logf("DIAG rm code %d", execCode(t, ex, "kt-exec", "/app", "rm", "/tmp/unhealthy"))
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/unhealthy", status["kt-exec"].PID))
+			t.Logf("DIAG via proc root %q", b)
+		}
 		for _, id := range []string{"kt-http", "kt-exec"} {
 			st := waitFor(t, w, id, 15*time.Second, "unhealthy", func(s api.TaskStatus) bool { return s.Health == api.HealthUnhealthy })
 			if st.State != api.TaskRunning || st.PID != status[id].PID {

@@ -377,19 +377,29 @@ func (c *controller) Exec(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
 	}
-	defer proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+	// Deleting must not hang a health checker forever, even when the
+	// caller's context is already done.
+	del := func(opts ...client.ProcessDeleteOpts) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = proc.Delete(dctx, opts...)
+	}
 	ch, err := proc.Wait(ctx)
 	if err != nil {
+		del(client.WithProcessKill)
 		return -1, fmt.Errorf("exec wait: %w", err)
 	}
 	if err := proc.Start(ctx); err != nil {
+		del(client.WithProcessKill)
 		return -1, fmt.Errorf("exec start: %w", err)
 	}
 	select {
 	case es := <-ch:
+		del()
 		code, _, err := es.Result()
 		return int(code), err
 	case <-ctx.Done():
+		del(client.WithProcessKill)
 		return -1, ctx.Err()
 	}
 }
