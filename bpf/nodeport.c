@@ -140,6 +140,7 @@ struct np_config {
 	__u32 mesh_ifindex;   // 0 = no mesh: every backend is treated as local
 	__u32 uplink_ifindex; // where replies from the mesh leave
 	__u32 seed;           // hash seed, so clients cannot aim at a backend
+	__u32 mesh_l2;        // the mesh interface has an Ethernet header (WireGuard has none)
 };
 
 struct {
@@ -446,13 +447,17 @@ int warren_np_egress(struct __sk_buff *skb)
 	return TCX_NEXT;
 }
 
-// Remote backend → node's SNAT address, arriving from the mesh (an L3
-// device: no Ethernet header).
+// Remote backend → node's SNAT address, arriving from the mesh (usually
+// an L3 device such as WireGuard: no Ethernet header).
 SEC("tcx/ingress")
 int warren_np_mesh(struct __sk_buff *skb)
 {
+	struct np_config *cfg = config();
+	if (!cfg)
+		return TCX_NEXT;
+	__u32 l3off = cfg->mesh_l2 ? ETH_HLEN : 0;
 	struct tuple t = {};
-	if (parse(skb, 0, &t) < 0)
+	if (parse(skb, l3off, &t) < 0)
 		return TCX_NEXT;
 	struct ct_key rk = { .saddr = t.saddr, .daddr = t.daddr, .sport = t.sport, .dport = t.dport,
 			     .proto = t.proto, .dir = CT_REV };
@@ -460,12 +465,9 @@ int warren_np_mesh(struct __sk_buff *skb)
 	if (!hit || !hit->nat_addr)
 		return TCX_NEXT;
 	struct ct_val rv = *hit;
-	struct np_config *cfg = config();
-	if (!cfg)
-		return TCX_NEXT;
-	if (rewrite(skb, 0, &t, 0, t.daddr, rv.nat_addr, t.dport, rv.nat_port) < 0)
+	if (rewrite(skb, l3off, &t, 0, t.daddr, rv.nat_addr, t.dport, rv.nat_port) < 0)
 		return TCX_DROP;
-	if (rewrite(skb, 0, &t, 1, t.saddr, rv.addr, t.sport, rv.port) < 0)
+	if (rewrite(skb, l3off, &t, 1, t.saddr, rv.addr, t.sport, rv.port) < 0)
 		return TCX_DROP;
 	// The new source is the node's own address: skip the input route (it
 	// would be a martian) and resolve the client's next hop directly.

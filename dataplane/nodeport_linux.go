@@ -42,7 +42,7 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodeport interface: %w", err)
 	}
-	mesh := 0
+	mesh, meshL2 := 0, false
 	if opts.MeshInterface != "" {
 		m, err := net.InterfaceByName(opts.MeshInterface)
 		if err != nil {
@@ -52,6 +52,7 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 			return nil, fmt.Errorf("mesh address %v: want IPv4", opts.MeshAddr)
 		}
 		mesh = m.Index
+		meshL2 = len(m.HardwareAddr) != 0
 	}
 	addrs := opts.NodeAddrs
 	if len(addrs) == 0 {
@@ -91,7 +92,7 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 		}
 		return nil, fmt.Errorf("load nodeport: %w", err)
 	}
-	if err := np.configure(opts, uplink.Index, mesh, addrs); err != nil {
+	if err := np.configure(opts, uplink.Index, mesh, meshL2, addrs); err != nil {
 		np.close()
 		return nil, err
 	}
@@ -124,7 +125,7 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 // configure writes np_config and np_addrs. The hash seed is kept across
 // restarts so that flows whose conntrack entry was evicted keep their
 // backend.
-func (np *nodeport) configure(opts Options, uplink, mesh int, addrs []netip.Addr) error {
+func (np *nodeport) configure(opts Options, uplink, mesh int, meshL2 bool, addrs []netip.Addr) error {
 	var cfg bpf.NodeportNpConfig
 	if err := np.objs.NpConfig.Lookup(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("np_config: %w", err)
@@ -147,6 +148,10 @@ func (np *nodeport) configure(opts Options, uplink, mesh int, addrs []netip.Addr
 		cfg.SnatAddr = addrU32(opts.MeshAddr)
 	}
 	cfg.MeshIfindex = uint32(mesh)
+	cfg.MeshL2 = 0
+	if meshL2 {
+		cfg.MeshL2 = 1
+	}
 	cfg.UplinkIfindex = uint32(uplink)
 	if err := np.objs.NpConfig.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("np_config: %w", err)

@@ -403,7 +403,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, wr
 			return s.serveLocal(w, r, id)
 		}
 		return &httpError{status: http.StatusServiceUnavailable, leader: addr,
-			msg: fmt.Sprintf("cannot reach the leader %s at %s: %v", lid, addr, proxyErr)}
+			msg: fmt.Sprintf("cannot reach the leader %s at %s (%v); if the managers lost quorum, %s", lid, addr, proxyErr, NoQuorumMessage)}
 	}
 	return nil
 }

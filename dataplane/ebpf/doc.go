@@ -1,5 +1,6 @@
 // Package ebpf holds the compiled socket load-balancing programs
-// (bpf/sock_lb.c) and their bpf2go bindings. The output is committed so that
+// (bpf/sock_lb.c), the routing mesh's TCX programs (bpf/nodeport.c, which
+// share sock_lb's maps) and their bpf2go bindings. The output is committed so that
 // building Warren needs no clang; `go generate ./dataplane/ebpf` (or
 // `make -C bpf generate`) rebuilds it reproducibly with clang 14.
 //

@@ -72,6 +72,7 @@ type NodeportNpConfig struct {
 	MeshIfindex   uint32
 	UplinkIfindex uint32
 	Seed          uint32
+	MeshL2        uint32
 }
 
 type NodeportSlotKey struct {

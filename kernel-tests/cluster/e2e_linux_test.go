@@ -19,6 +19,12 @@ const demoRef = "warren/demo:v1"
 // replicas, waiting (the CLI's own wait) until it converged.
 func deployWeb(t *testing.T, mgr *host, n int) {
 	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, err := mgr.cli("service", "ps", "--all", "web")
+			t.Logf("service ps --all web (on %s): %v\n%s", mgr.name, err, out)
+		}
+	})
 	mgr.mustCLI("image", "load", "-i", mgr.c.image)
 	mgr.mustCLI("service", "create", "web", "--image", demoRef, "--replicas", fmt.Sprint(n),
 		"--port", "8080:80", "--health-http", "/healthz", "--health-interval", "2s", "--health-timeout", "1s", "--timeout", "2m")
@@ -160,3 +166,110 @@ func TestReplicaRestartsInPlace(t *testing.T) {
 		return err
 	})
 }
+
+// TestThreeHosts joins two workers, spreads a service over the three
+// hosts, checks that a container on h1 reaches a task on h3 through the
+// WireGuard mesh, then kills h3 and waits for its replicas to move.
+func TestThreeHosts(t *testing.T) {
+	c := newCluster(t, 3)
+	h1, h2, h3 := c.hosts[0], c.hosts[1], c.hosts[2]
+	c.init(h1, "--node-down-grace", "5s")
+	token := strings.TrimSpace(h1.mustCLI("cluster", "join-token", "worker", "-q"))
+	for _, h := range []*host{h2, h3} {
+		d := c.join(h, h1, token)
+		t.Logf("measured: %s join -> ready in node ls: %s; worker RSS: %s", h.name, d.Round(time.Millisecond), vmRSS(h.pid()))
+	}
+	nodes, err := h1.nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, n := range nodes {
+		if n.Status.State == api.NodeReady {
+			ready++
+		}
+	}
+	if len(nodes) != 3 || ready != 3 {
+		t.Fatalf("node ls: want 3 ready nodes, got %d of %d", ready, len(nodes))
+	}
+
+	deployWeb(t, h1, 3)
+	tasks := c.waitRunning(h1, "web", 3, 90*time.Second, func(run []api.Task) error {
+		on := map[string]bool{}
+		for _, tk := range run {
+			on[tk.NodeID] = true
+		}
+		if len(on) != 3 {
+			return fmt.Errorf("3 replicas on %d nodes, want one per node:%s", len(on), describeTasks(run))
+		}
+		return nil
+	})
+	byHost := map[*host]api.Task{}
+	for _, tk := range tasks {
+		byHost[c.hostOfNode(t, tk.NodeID)] = tk
+	}
+	from, to := byHost[h1], byHost[h3]
+
+	// A container on h1 (its network namespace) -> the task on h3, by
+	// address: pod subnet route -> WireGuard -> h3's bridge. The demo server
+	// echoes the client address, so we also see the source survived.
+	ctrNS := fmt.Sprintf("/proc/%d/ns/net", from.Status.PID)
+	var rep demoReply
+	eventually(t, "container on h1 -> task on h3 through the mesh", 30*time.Second, func() error {
+		var err error
+		rep, err = checkTaskAnswers(ctrNS, to)
+		return err
+	})
+	if host, _, _ := net.SplitHostPort(rep.Client); host != from.Status.Addr {
+		t.Errorf("task on h3 saw client %s, want the h1 container's address %s", rep.Client, from.Status.Addr)
+	}
+	// And from h1's host netns via the pod subnet route.
+	eventually(t, "h1 host netns -> task on h3", 20*time.Second, func() error {
+		_, err := checkTaskAnswers(h1.nsPath(), to)
+		return err
+	})
+
+	// h3 dies: its warren, its containers, and its link.
+	h3ID := h3.nodeID(t)
+	h3.stop(syscall.SIGKILL)
+	for _, tk := range tasks {
+		if tk.NodeID == h3ID {
+			_ = syscall.Kill(tk.Status.PID, syscall.SIGKILL)
+		}
+	}
+	ktestRun(t, "ip", "-n", h3.netns, "link", "set", "eth0", "down")
+	killed := time.Now()
+	eventually(t, "h3 down in node ls", 60*time.Second, func() error {
+		nodes, err := h1.nodes()
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.ID == h3ID {
+				if n.Status.State == api.NodeDown {
+					return nil
+				}
+				return fmt.Errorf("h3 is %s", n.Status.State)
+			}
+		}
+		return fmt.Errorf("h3 missing from node ls")
+	})
+	t.Logf("measured: h3 killed -> down in node ls: %s", time.Since(killed).Round(time.Millisecond))
+	moved := c.waitRunning(h1, "web", 3, 90*time.Second, func(run []api.Task) error {
+		for _, tk := range run {
+			if tk.NodeID == h3ID {
+				return fmt.Errorf("task %s still counted running on dead h3", short(tk.ID))
+			}
+		}
+		return nil
+	})
+	t.Logf("measured: h3 killed -> its replica running on h1/h2 (3/3): %s", time.Since(killed).Round(time.Millisecond))
+	svc, err := h1.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "VIP from h1 spreads over the moved replicas only", 30*time.Second, func() error {
+		return vipSpread(t, h1, svc.Endpoint.VIP, moved, 30)
+	})
+}
+

@@ -735,3 +735,5 @@ func TestMain(m *testing.M) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func ktestRun(t *testing.T, name string, args ...string) string { t.Helper(); return ktest.Run(t, name, args...) }

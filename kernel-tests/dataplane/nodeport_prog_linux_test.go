@@ -3,7 +3,6 @@ package dataplanetest
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -333,16 +332,16 @@ func TestNodeportProgSticky(t *testing.T) {
 
 // TestNodeportProgRemoteSNAT: a backend outside the node's subnet is
 // SNATed to the mesh address and redirected into the mesh; its reply,
-// arriving on the (L3) mesh interface, is translated back to
+// arriving on the mesh interface (here with an Ethernet header, as test
+// runs always have), is translated back to
 // node:published → client and redirected to the uplink.
 func TestNodeportProgRemoteSNAT(t *testing.T) {
 	ktest.Root(t)
 	f := newNPFixture(t)
-	meshIf := tunDevice(t)
 	sub := netip.MustParsePrefix("10.98.0.0/24")
 	mask := [4]byte{255, 255, 255, 0}
 	f.put(f.objs.NpConfig, uint32(0), bpf.NodeportNpConfig{Subnet: u32(sub.Addr()), Mask: binary.NativeEndian.Uint32(mask[:]),
-		SnatAddr: u32(npMesh), MeshIfindex: uint32(meshIf.index), UplinkIfindex: 1, Seed: 7})
+		SnatAddr: u32(npMesh), MeshIfindex: 1, MeshL2: 1, UplinkIfindex: 1, Seed: 7})
 	f.backend(3, npRemote)
 	f.service(1, 1, ipTCP, 8080, 80, 3)
 	client := netip.AddrPortFrom(npClient, 41000)
@@ -365,7 +364,7 @@ func TestNodeportProgRemoteSNAT(t *testing.T) {
 	}
 
 	reply := packet{proto: ipTCP, src: netip.AddrPortFrom(npRemote, 80), dst: snat, payload: []byte("yy")}
-	ret, out = f.run(f.objs.WarrenNpMesh, reply.bytes(), meshIf.ctx())
+	ret, out = f.run(f.objs.WarrenNpMesh, reply.bytes(), nil)
 	if ret != tcRedirect {
 		t.Fatalf("mesh verdict %d, want redirect", int32(ret))
 	}
@@ -377,21 +376,4 @@ func TestNodeportProgRemoteSNAT(t *testing.T) {
 	if ret, _ := f.run(f.objs.WarrenNpEgress, out, nil); ret != tcxNext {
 		t.Fatalf("egress verdict %d on a translated reply", int32(ret))
 	}
-}
-
-type tunDev struct{ index int }
-
-// ctx makes BPF_PROG_TEST_RUN treat the packet as received on the device.
-func (d tunDev) ctx() any {
-	return &struct {
-		skb [48]uint32
-	}{}
-}
-
-func tunDevice(t *testing.T) tunDev {
-	t.Helper()
-	name := fmt.Sprintf("wnp%d", os.Getpid()%100000)
-	ktest.Run(t, "ip", "tuntap", "add", "dev", name, "mode", "tun")
-	t.Cleanup(func() { ktest.RunQuiet("ip", "link", "del", name) })
-	return tunDev{}
 }

@@ -62,7 +62,7 @@ func TestTaskLogger(t *testing.T) {
 		}
 		close(lines)
 	}()
-	startLine := regexp.MustCompile(`^\d{4}-\d\d-\d\dT[0-9:.]+Z \d{4}/\d\d/\d\d [0-9:]+ demo-server v1 on 8080`)
+	startLine := regexp.MustCompile(fmt.Sprintf(`^\d{4}-\d\d-\d\dT[0-9:.]+Z \d{4}/\d\d/\d\d [0-9:]+ demo-server v1 on %d`, demoPort))
 	expect := func() {
 		t.Helper()
 		timeout := time.After(15 * time.Second)

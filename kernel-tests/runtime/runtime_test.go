@@ -33,6 +33,13 @@ import (
 
 const demoRef = "warren/demo:v1"
 
+// demoPort is what the demo tasks listen on. Not 80 or 8080: an eBPF
+// socket-LB program attached to the root v2 cgroup by a Warren node running
+// on the same machine rewrites connects to its published ports, even to
+// 127.0.0.1 inside our containers (seen here: exec health checks reached
+// another cluster's backend).
+const demoPort = 18931
+
 // fixture is one containerd, one test network and the demo image.
 type fixture struct {
 	t       *testing.T
@@ -125,7 +132,7 @@ func demoTask(id string, hc *api.HealthCheck) api.Task {
 		ID: id, ServiceID: "svc-web", ServiceName: "web", NodeID: "node-kt", Slot: 1, Version: "v1",
 		DesiredState: api.TaskRunning,
 		Spec: api.TaskSpec{
-			Container: api.ContainerSpec{Image: demoRef, Env: []string{"PORT=8080", "WARREN_DEMO_VERSION=v1"}},
+			Container: api.ContainerSpec{Image: demoRef, Env: []string{fmt.Sprintf("PORT=%d", demoPort), "WARREN_DEMO_VERSION=v1"}},
 			Resources: api.ResourceReqs{Limits: api.Resources{NanoCPUs: 500_000_000, MemoryBytes: 64 << 20, Pids: 64}},
 			Restart:   api.RestartPolicy{Condition: api.RestartAny, Delay: api.Duration(100 * time.Millisecond)},
 			Health:    hc,
@@ -154,7 +161,7 @@ type demoReply struct{ Hostname, Version, Client string }
 func get(addr string) (demoReply, error) {
 	var r demoReply
 	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get("http://" + addr + ":8080/?format=json")
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d/?format=json", addr, demoPort))
 	if err != nil {
 		return r, err
 	}
@@ -173,9 +180,9 @@ func TestRuntime(t *testing.T) {
 			Interval: api.Duration(200 * time.Millisecond), Timeout: api.Duration(time.Second), Retries: 2}
 	}
 	tasks := []api.Task{
-		demoTask("kt-http", probe(api.HealthHTTP, 8080)),
+		demoTask("kt-http", probe(api.HealthHTTP, demoPort)),
 		demoTask("kt-exec", probe(api.HealthExec, 0)),
-		demoTask("kt-tcp", probe(api.HealthTCP, 8080)),
+		demoTask("kt-tcp", probe(api.HealthTCP, demoPort)),
 		demoTask("kt-tcpbad", probe(api.HealthTCP, 9)),
 	}
 	if err := w.Set(ctx, tasks); err != nil {
@@ -216,21 +223,6 @@ func TestRuntime(t *testing.T) {
 		// Make two tasks fail their checks from inside, as an operator's exec would.
 		for _, id := range []string{"kt-http", "kt-exec"} {
 			execIn(t, ex, id, "/app", "touch", "/tmp/unhealthy")
-		}
-		time.Sleep(3 * time.Second)
-		if w.Tasks()["kt-exec"].Health != api.HealthUnhealthy {
-			t.Logf("DIAG healthcheck exec code %d", execCode(t, ex, "kt-exec", "/app", "healthcheck"))
-			resp, err := http.Get("http://" + status["kt-exec"].Addr + ":8080/healthz")
-			t.Logf("DIAG host GET %v %v", resp, err)
-			for _, id := range []string{"kt-http", "kt-exec", "kt-tcp", "kt-tcpbad"} {
-				r, err := get(status[id].Addr)
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", status[id].PID))
-				nsl, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", status[id].PID))
-				t.Logf("DIAG %s addr %s pid %d answered %+v %v ns %s cg %q", id, status[id].Addr, status[id].PID, r, err, nsl, b)
-			}
-			t.Logf("DIAG rm code %d", execCode(t, ex, "kt-exec", "/app", "rm", "/tmp/unhealthy"))
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/unhealthy", status["kt-exec"].PID))
-			t.Logf("DIAG via proc root %q", b)
 		}
 		for _, id := range []string{"kt-http", "kt-exec"} {
 			st := waitFor(t, w, id, 15*time.Second, "unhealthy", func(s api.TaskStatus) bool { return s.Health == api.HealthUnhealthy })
@@ -314,7 +306,7 @@ func TestRuntime(t *testing.T) {
 				}
 			}
 		}
-		expectLine("demo-server v1 on 8080")
+		expectLine(fmt.Sprintf("demo-server v1 on %d", demoPort))
 
 		old := status[id]
 		killed := time.Now()
@@ -336,7 +328,7 @@ func TestRuntime(t *testing.T) {
 			t.Fatalf("restarted task does not answer: %v", err)
 		}
 		t.Logf("restart after kill -9: running again %v after the kill, answering HTTP %v after (policy delay 100ms)", running, time.Since(killed))
-		expectLine("demo-server v1 on 8080") // the new process's start line, followed live
+		expectLine(fmt.Sprintf("demo-server v1 on %d", demoPort)) // the new process's start line, followed live
 		status[id] = st
 	})
 
