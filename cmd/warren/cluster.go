@@ -66,6 +66,8 @@ type nodeOpts struct {
 	hostLB         bool
 	registryPull   bool
 	agentAddr      string
+	uplink         string
+	routingMesh    bool
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
@@ -87,6 +89,8 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", envOr("WARREN_METRICS_ADDR", "127.0.0.1:9323"), "Prometheus /metrics and /healthz listener (plain HTTP) [$WARREN_METRICS_ADDR]")
 	fs.StringArrayVar(&o.labels, "label", nil, "node label KEY=VALUE reported by this node")
 	fs.StringVar(&o.agentAddr, "agent-listen-addr", envOr("WARREN_AGENT_LISTEN_ADDR", ":2378"), "the node's own mTLS listener, from which managers stream task logs [$WARREN_AGENT_LISTEN_ADDR]")
+	fs.StringVar(&o.uplink, "uplink", envOr("WARREN_UPLINK", ""), "interface on which published ports answer other hosts (default: the one holding the advertise address) [$WARREN_UPLINK]")
+	fs.BoolVar(&o.routingMesh, "routing-mesh", envOr("WARREN_ROUTING_MESH", "true") == "true", "publish ports on every node for other hosts, in the kernel (TCX) [$WARREN_ROUTING_MESH]")
 	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }

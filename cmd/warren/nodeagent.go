@@ -243,11 +243,24 @@ func newNetSink(log *zap.Logger, dataDir string, ident *manager.NodeIdentity, o 
 	if err := ensureBPFFS(); err != nil {
 		s.log.Warn("bpffs", zap.Error(err))
 	}
-	dp, err := dataplane.New(dataplane.Options{
+	nodeAddr, _ := netip.ParseAddr(ident.Addr)
+	subnet, _ := netip.ParsePrefix(ident.Network.Subnet)
+	uplink := o.uplink
+	if uplink == "" {
+		uplink = interfaceWith(nodeAddr)
+	}
+	opts := dataplane.Options{
 		Mode: o.dataplane, CgroupPath: cgroup, AttachHostRoot: o.hostLB,
 		PinDir: filepath.Join("/sys/fs/bpf/warren", ident.NodeID), ProxyInterface: "warren-vip",
 		Logger: s.log,
-	})
+	}
+	if uplink != "" && uplink != "lo" && o.routingMesh {
+		// Published ports answer other hosts on the uplink (the routing
+		// mesh); remote backends are reached through WireGuard.
+		opts.NodeportInterface, opts.NodeAddrs = uplink, []netip.Addr{nodeAddr}
+		opts.NodeSubnet, opts.MeshInterface, opts.MeshAddr = subnet, o.wgIface, gateway
+	}
+	dp, err := dataplane.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
@@ -406,4 +419,23 @@ func (n cniNetwork) Attach(ctx context.Context, containerID, netnsPath string) (
 
 func (n cniNetwork) Detach(ctx context.Context, containerID, netnsPath string) error {
 	return n.c.Del(ctx, containerID, netnsPath)
+}
+
+// interfaceWith names the interface that holds addr, or "".
+func interfaceWith(addr netip.Addr) string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Unmap() == addr {
+					return ifc.Name
+				}
+			}
+		}
+	}
+	return ""
 }
