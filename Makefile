@@ -96,5 +96,5 @@ release:
 		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
 
 ## ci: everything CI runs, in order (root)
-ci: deps lint test kernel-test bench-smoke
+ci: deps lint generate-check test kernel-test bench-smoke
 	@echo "ci: all stages passed"

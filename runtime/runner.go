@@ -11,6 +11,12 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
+// A broken wait is retried this often before the task counts as failed.
+const (
+	reattachTries = 20
+	reattachDelay = 500 * time.Millisecond
+)
+
 // runner is the goroutine that owns one task on this node.
 type runner struct {
 	w    *Worker
@@ -171,6 +177,39 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	})
 	stopHealth := r.startHealth(ctx, info)
 	exit, err := r.ctl.Wait(ctx)
+	for tries := 0; err != nil && ctx.Err() == nil && tries < reattachTries; tries++ {
+		// Waiting broke without an exit (containerd restarted, say): the
+		// process may well still run. Start adopts it if so.
+		r.w.log.Info("reattaching to task", zap.String("task", id), zap.Error(err))
+		t := time.NewTimer(reattachDelay)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		if serr := r.ctl.Start(ctx); serr != nil {
+			continue
+		}
+		if in, ok := r.ctl.(Inspector); ok {
+			now := in.Info()
+			if !now.Adopted || now.PID != info.PID {
+				// It had died and Start ran it again: that was a restart.
+				info = now
+				r.restarts++
+				restarts = r.restarts
+				r.w.report(id, false, func(st *api.TaskStatus) {
+					st.PID, st.Restarts, st.Message = now.PID, restarts, "process was gone after reattaching; started again"
+					if now.Addr.IsValid() {
+						st.Addr = now.Addr.String()
+					}
+				})
+			}
+		}
+		exit, err = r.ctl.Wait(ctx)
+	}
 	stopHealth()
 	if ctx.Err() != nil {
 		return exit, ctx.Err()

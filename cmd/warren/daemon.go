@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"time"
 
+	clog "github.com/containerd/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -35,6 +36,9 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
+	// The containerd client logs through logrus; keep its chatter (registry
+	// lookups, shim plugins) out of warren's JSON log.
+	_ = clog.SetLevel("warn")
 	ctx, cancel := signalContext()
 	defer cancel()
 	removePid, err := writePidFile(g.dataDir)

@@ -5,12 +5,14 @@ package clustertest
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
 )
 
 const demoRef = "warren/demo:v1"
@@ -273,3 +275,243 @@ func TestThreeHosts(t *testing.T) {
 	})
 }
 
+// metricSum adds up every sample of a family in Prometheus text format
+// (-1 when the family has no sample).
+func metricSum(text, family string) float64 {
+	sum, found := 0.0, false
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, family) {
+			continue
+		}
+		rest := line[len(family):]
+		if !strings.HasPrefix(rest, "{") && !strings.HasPrefix(rest, " ") {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(f[0], "%g", &v); err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+// TestMetrics scrapes a manager and a worker: the text passes promtool,
+// the cluster, raft, task and dataplane families are there, and the
+// dataplane's connection counter moves when traffic goes to the VIP.
+func TestMetrics(t *testing.T) {
+	promtool := ktestBinary(t, "promtool")
+	c := newCluster(t, 2)
+	h1, h2 := c.hosts[0], c.hosts[1]
+	c.init(h1)
+	c.join(h2, h1, strings.TrimSpace(h1.mustCLI("cluster", "join-token", "worker", "-q")))
+	deployWeb(t, h1, 2)
+	tasks := c.waitRunning(h1, "web", 2, 60*time.Second, nil)
+	svc, err := h1.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	manager := []string{"warren_cluster_nodes", "warren_cluster_tasks", "warren_raft_is_leader", "warren_raft_term", "warren_raft_commit_index"}
+	node := []string{"warren_task_cpu_seconds_total", "warren_task_memory_bytes", "warren_task_restarts_total", "warren_dataplane_counters_read_failed"}
+	for _, h := range c.hosts {
+		want := node
+		if h == h1 {
+			want = append(append([]string{}, manager...), node...)
+		}
+		var text string
+		eventually(t, h.name+" /metrics has every required family", 30*time.Second, func() error {
+			var err error
+			if text, err = h.scrape(); err != nil {
+				return err
+			}
+			for _, f := range want {
+				if metricSum(text, f) < 0 {
+					return fmt.Errorf("%s: no samples of %s", h.name, f)
+				}
+			}
+			return nil
+		})
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics on %s's /metrics: %v\n%s", h.name, err, out)
+		}
+	}
+	if v := metricSum(mustScrape(t, h1), "warren_raft_is_leader"); v != 1 {
+		t.Errorf("warren_raft_is_leader on the only manager = %v, want 1", v)
+	}
+	if v := metricSum(mustScrape(t, h1), "warren_cluster_nodes"); v != 2 {
+		t.Errorf("warren_cluster_nodes sums to %v, want 2 nodes", v)
+	}
+
+	// The eBPF service counters: a series per service once it has counted.
+	before := max(0, metricSum(mustScrape(t, h2), "warren_dataplane_service_connections_total"))
+	const n = 20
+	eventually(t, "VIP from h2", 30*time.Second, func() error { return vipSpread(t, h2, svc.Endpoint.VIP, tasks, n) })
+	text := mustScrape(t, h2)
+	after := metricSum(text, "warren_dataplane_service_connections_total")
+	if v := metricSum(text, "warren_dataplane_counters_read_failed"); v != 0 {
+		t.Errorf("h2 warren_dataplane_counters_read_failed = %v", v)
+	}
+	if metricSum(text, "warren_dataplane_backend_connections_total") < 0 {
+		t.Errorf("h2 exports no warren_dataplane_backend_connections_total after VIP traffic")
+	}
+	t.Logf("h2 warren_dataplane_service_connections_total: %v -> %v after %d requests to the VIP", before, after, n)
+	if after-before < n {
+		t.Errorf("h2 dataplane connection counter rose by %v after %d connections to the VIP", after-before, n)
+	}
+}
+
+func mustScrape(t *testing.T, h *host) string {
+	t.Helper()
+	s, err := h.scrape()
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", h.name, err)
+	}
+	return s
+}
+
+// leaderOf asks h (with --stale, so a follower without quorum answers too)
+// which manager leads; "" while there is none.
+func leaderOf(h *host) (leader string, index uint64, err error) {
+	var ci client.ClusterInfo
+	if err := h.cliJSON(&ci, "cluster", "info", "--stale"); err != nil {
+		return "", 0, err
+	}
+	for _, m := range ci.Managers {
+		if m.Leader {
+			leader = m.NodeID
+		}
+	}
+	return leader, ci.Index, nil
+}
+
+// TestManagerFailover runs three managers, kills the leader with SIGKILL,
+// and checks: a new leader is elected, the VIP keeps answering throughout
+// (the dataplane does not need the control plane), and the old leader,
+// restarted with the same command, resumes and catches up.
+func TestManagerFailover(t *testing.T) {
+	c := newCluster(t, 3)
+	h1, h2, h3 := c.hosts[0], c.hosts[1], c.hosts[2]
+	c.init(h1)
+	token := strings.TrimSpace(h1.mustCLI("cluster", "join-token", "manager", "-q"))
+	for _, h := range []*host{h2, h3} {
+		d := c.join(h, h1, token)
+		t.Logf("measured: %s manager join -> ready in node ls: %s", h.name, d.Round(time.Millisecond))
+	}
+	eventually(t, "3 voting managers", 60*time.Second, func() error {
+		var ci client.ClusterInfo
+		if err := h1.cliJSON(&ci, "cluster", "info"); err != nil {
+			return err
+		}
+		voters := 0
+		for _, m := range ci.Managers {
+			if m.Voter {
+				voters++
+			}
+		}
+		if voters != 3 {
+			return fmt.Errorf("%d voters: %+v", voters, ci.Managers)
+		}
+		return nil
+	})
+	deployWeb(t, h1, 3)
+	tasks := c.waitRunning(h1, "web", 3, 90*time.Second, nil)
+	svc, err := h1.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	leaderID, _, err := leaderOf(h1)
+	if err != nil || leaderID == "" {
+		t.Fatalf("no leader before the kill: %q %v", leaderID, err)
+	}
+	old := c.hostOfNode(t, leaderID)
+	var survivors []*host
+	for _, h := range c.hosts {
+		if h != old {
+			survivors = append(survivors, h)
+		}
+	}
+	probe := survivors[0]
+	eventually(t, "VIP answers before the kill", 30*time.Second, func() error { return vipSpread(t, probe, svc.Endpoint.VIP, tasks, 15) })
+
+	// Clients keep hitting the VIP while the leader dies and a new one is elected.
+	type result struct {
+		hosts []string
+		raw   string
+	}
+	during := make(chan result, 1)
+	go func() {
+		hs, raw := probe.curlFromNodeCgroupQuiet(svc.Endpoint.VIP, 60, 100*time.Millisecond)
+		during <- result{hs, raw}
+	}()
+	old.stop(syscall.SIGKILL)
+	killed := time.Now()
+	var newLeader string
+	eventually(t, "a new leader", 60*time.Second, func() error {
+		id, _, err := leaderOf(probe)
+		if err != nil {
+			return err
+		}
+		if id == "" || id == leaderID {
+			return fmt.Errorf("leader %q (old %s)", id, short(leaderID))
+		}
+		newLeader = id
+		return nil
+	})
+	t.Logf("measured: leader %s (%s) killed -> new leader %s: %s", short(leaderID), old.name, short(newLeader), time.Since(killed).Round(time.Millisecond))
+	r := <-during
+	failed := 0
+	for _, h := range r.hosts {
+		if h == "" {
+			failed++
+		}
+	}
+	t.Logf("VIP during failover: %d requests, %d failed", len(r.hosts), failed)
+	if failed > 0 || len(r.hosts) == 0 {
+		t.Errorf("VIP %s did not answer every request during the failover (%d of %d failed):\n%s", svc.Endpoint.VIP, failed, len(r.hosts), tail(r.raw, 1500))
+	}
+
+	// A change made without the old leader, then the old leader comes back.
+	probe.mustCLI("service", "scale", "web=4", "--timeout", "2m")
+	_, want, err := leaderOf(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	old.start(old.args...)
+	eventually(t, old.name+" resumed and caught up to index "+fmt.Sprint(want), 90*time.Second, func() error {
+		if !old.running() {
+			return errStop{fmt.Errorf("%s exited after restart (log %s)", old.name, old.logPath)}
+		}
+		leader, idx, err := leaderOf(old)
+		if err != nil {
+			return err
+		}
+		if leader != newLeader {
+			return fmt.Errorf("%s sees leader %q, want %s", old.name, leader, short(newLeader))
+		}
+		if idx < want {
+			return fmt.Errorf("%s at index %d, want >= %d", old.name, idx, want)
+		}
+		return nil
+	})
+	t.Logf("measured: old leader restart -> caught up: %s", time.Since(restarted).Round(time.Millisecond))
+	c.waitReady(old, probe, 60*time.Second)
+	var ts []api.Task
+	if err := old.cliJSON(&ts, "service", "ps", "web", "--stale"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(runningTasks(ts)); n != 4 {
+		t.Errorf("restarted %s's store shows %d running tasks of web, want 4 (scaled while it was down):%s", old.name, n, describeTasks(ts))
+	}
+}

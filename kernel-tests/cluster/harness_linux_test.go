@@ -584,6 +584,33 @@ for i in $(seq %d); do curl -s --max-time 2 %s || echo "curl-exit: $?"; echo; ec
 	return hosts, string(out)
 }
 
+// curlFromNodeCgroupQuiet is curlFromNodeCgroup with a pause between
+// requests and no t (it runs in a goroutine while the test kills things).
+func (h *host) curlFromNodeCgroupQuiet(vip string, n int, pause time.Duration) ([]string, string) {
+	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "e2e-probe")
+	if err := os.MkdirAll(probe, 0o755); err != nil {
+		return nil, err.Error()
+	}
+	url := "http://" + net.JoinHostPort(vip, "80") + "/"
+	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs || exit 90
+for i in $(seq %d); do curl -s --max-time 2 %s || echo "curl-exit: $?"; echo; echo "---"; sleep %g; done`, probe, n, url, pause.Seconds())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*(3*time.Second+pause)+10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", "--net="+h.nsPath(), "--", "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Sprintf("%v\n%s", err, out)
+	}
+	var hosts []string
+	for _, part := range strings.Split(string(out), "---") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		r, _ := parseDemo(part)
+		hosts = append(hosts, r.Hostname)
+	}
+	return hosts, string(out)
+}
+
 // scrape fetches a host's /metrics from inside its netns.
 func (h *host) scrape() (string, error) {
 	return httpGet(h.nsPath(), fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
@@ -736,4 +763,13 @@ func TestMain(m *testing.M) {
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
-func ktestRun(t *testing.T, name string, args ...string) string { t.Helper(); return ktest.Run(t, name, args...) }
+func ktestRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	return ktest.Run(t, name, args...)
+}
+
+func ktestBinary(t *testing.T, name string) string {
+	t.Helper()
+	ktest.Root(t)
+	return ktest.Binary(t, name)
+}

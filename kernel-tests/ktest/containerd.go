@@ -38,6 +38,11 @@ type Containerd struct {
 	State  string
 	Dir    string // parent of Root and State; also holds config.toml and containerd.log
 	Cmd    *exec.Cmd
+
+	argv    []string
+	logf    *os.File
+	timeout time.Duration
+	exited  chan error
 }
 
 var containerdSeq atomic.Int32
@@ -84,29 +89,18 @@ func StartContainerd(t testing.TB, o ContainerdOptions) *Containerd {
 	if err != nil {
 		t.Fatalf("containerd log: %v", err)
 	}
-
 	args := []string{"--config", cfgPath}
-	var cmd *exec.Cmd
 	if o.NetNS != "" {
 		File(t, "/run/netns/"+o.NetNS, "network namespace for containerd")
-		nsenter := Binary(t, "nsenter")
-		cmd = exec.Command(nsenter, append([]string{"--net=/run/netns/" + o.NetNS, "--", bin}, args...)...)
-	} else {
-		cmd = exec.Command(bin, args...)
+		args = append([]string{"--net=/run/netns/" + o.NetNS, "--", bin}, args...)
+		bin = Binary(t, "nsenter")
 	}
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start containerd: %v", err)
-	}
-	c.Cmd = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	c.argv = append([]string{bin}, args...)
+	c.logf = logf
+	c.timeout = o.Timeout
 
 	t.Cleanup(func() {
-		c.stop(exited)
+		c.stop()
 		logf.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
@@ -115,23 +109,52 @@ func StartContainerd(t testing.TB, o ContainerdOptions) *Containerd {
 		}
 		cleanupContainerdDirs(c)
 	})
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
-	deadline := time.Now().Add(o.Timeout)
+// Restart stops containerd and starts it again on the same root, state and
+// socket. Shims and containers keep running (they are in their own process
+// groups), as when an operator restarts containerd on a node.
+func (c *Containerd) Restart(t testing.TB) {
+	t.Helper()
+	c.stop()
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *Containerd) start() error {
+	cmd := exec.Command(c.argv[0], c.argv[1:]...)
+	cmd.Stdout = c.logf
+	cmd.Stderr = c.logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	c.Cmd, c.exited = cmd, exited
+
+	deadline := time.Now().Add(c.timeout)
 	for {
 		conn, err := net.DialTimeout("unix", c.Socket, 500*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return c
+			return nil
 		}
 		select {
 		case err := <-exited:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("containerd exited before its socket answered: %v\n%s", err, tail(string(b), 4000))
+			c.Cmd = nil
+			b, _ := os.ReadFile(c.logf.Name())
+			return fmt.Errorf("containerd exited before its socket answered: %v\n%s", err, tail(string(b), 4000))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("containerd socket %s did not answer within %s\n%s", c.Socket, o.Timeout, tail(string(b), 4000))
+			b, _ := os.ReadFile(c.logf.Name())
+			return fmt.Errorf("containerd socket %s did not answer within %s\n%s", c.Socket, c.timeout, tail(string(b), 4000))
 		}
 	}
 }
@@ -157,10 +180,12 @@ func containerdConfig(c *Containerd, o ContainerdOptions) string {
 	return b.String()
 }
 
-func (c *Containerd) stop(exited <-chan error) {
+func (c *Containerd) stop() {
 	if c.Cmd == nil || c.Cmd.Process == nil {
 		return
 	}
+	exited := c.exited
+	defer func() { c.Cmd = nil }()
 	pgid := c.Cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {

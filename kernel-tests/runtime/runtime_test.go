@@ -347,6 +347,35 @@ func TestRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("containerd restart: tasks keep running and stay supervised", func(t *testing.T) {
+		before := w.Tasks()
+		f.ctd.Restart(t)
+		// Supervision is restored: a process killed after the restart is
+		// restarted, which needs a working exit subscription.
+		old := before["kt-exec"]
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			_ = syscall.Kill(old.PID, syscall.SIGKILL)
+			st := w.Tasks()["kt-exec"]
+			if st.State == api.TaskRunning && st.PID != old.PID && st.PID > 0 {
+				if st.Restarts != old.Restarts+1 {
+					t.Fatalf("kt-exec restarts %d, want %d", st.Restarts, old.Restarts+1)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kt-exec not restarted after containerd restart: %+v", st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, id := range []string{"kt-http", "kt-tcp", "kt-tcpbad"} {
+			st := w.Tasks()[id]
+			if st.State != api.TaskRunning || st.PID != before[id].PID || st.Restarts != before[id].Restarts {
+				t.Fatalf("%s after containerd restart: %+v, before %+v", id, st, before[id])
+			}
+		}
+	})
+
 	t.Run("a new worker adopts running containers", func(t *testing.T) {
 		before := w.Tasks()
 		w.Close()
