@@ -97,7 +97,14 @@ func (r *runner) run() {
 		now := r.w.o.Clock()
 		d := NextRestart(r.task.Spec.Restart, r.history, exit, now)
 		if !d.Restart {
+			// The node gives up on this task: now, and only now, it is
+			// terminal, and the orchestrator may replace it.
+			state := api.TaskComplete
+			if err != nil || exit.Failed() {
+				state = api.TaskFailed
+			}
 			r.w.report(id, false, func(st *api.TaskStatus) {
+				st.State, st.PID, st.Health = state, 0, api.HealthNone
 				if st.Message == "" {
 					st.Message = d.Reason
 				} else {
@@ -133,14 +140,26 @@ func (r *runner) run() {
 func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) {
 	id := r.task.ID
 	restarts := r.restarts
-	r.w.report(id, restart, func(st *api.TaskStatus) {
-		*st = api.TaskStatus{State: api.TaskPreparing, Restarts: restarts, ContainerID: st.ContainerID}
-	})
+	if restart {
+		// Restarted in place: the task keeps its (non-terminal) state, and
+		// the restart shows in Restarts, the message and a new PID.
+		r.w.report(id, false, func(st *api.TaskStatus) {
+			st.Restarts, st.Message, st.Err = restarts, "restarting", ""
+		})
+	} else {
+		r.w.report(id, false, func(st *api.TaskStatus) {
+			*st = api.TaskStatus{State: api.TaskPreparing, Restarts: restarts, ContainerID: st.ContainerID}
+		})
+	}
+	// A failed step is not reported as a terminal state here: run decides
+	// whether the restart policy retries it. Only a task the node gives up
+	// on is reported failed, so the orchestrator never replaces a task that
+	// is about to be restarted in place.
 	fail := func(step string, err error) (ExitStatus, error) {
 		err = fmt.Errorf("%s: %w", step, err)
 		if ctx.Err() == nil {
 			r.w.report(id, false, func(st *api.TaskStatus) {
-				st.State, st.Err, st.PID, st.Health = api.TaskFailed, err.Error(), 0, api.HealthNone
+				st.Err, st.PID = err.Error(), 0
 			})
 		}
 		return ExitStatus{Code: -1, ExitedAt: r.w.o.Clock()}, err
@@ -148,7 +167,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	if err := r.ctl.Prepare(ctx); err != nil {
 		return fail("prepare", err)
 	}
-	r.w.report(id, false, func(st *api.TaskStatus) { st.State = api.TaskStarting })
+	r.w.report(id, false, func(st *api.TaskStatus) { forward(st, api.TaskStarting) })
 	if err := r.ctl.Start(ctx); err != nil {
 		return fail("start", err)
 	}
@@ -165,7 +184,8 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 		msg = "adopted running container"
 	}
 	r.w.report(id, false, func(st *api.TaskStatus) {
-		st.State, st.PID, st.ContainerID, st.Message = api.TaskRunning, info.PID, info.ContainerID, msg
+		forward(st, api.TaskRunning)
+		st.PID, st.ContainerID, st.Message, st.Err = info.PID, info.ContainerID, msg, ""
 		st.Restarts = restarts
 		st.Addr = ""
 		if info.Addr.IsValid() {
@@ -217,15 +237,13 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	if err != nil {
 		return fail("wait", err)
 	}
-	state := api.TaskComplete
-	if exit.Failed() {
-		state = api.TaskFailed
-	}
 	r.w.report(id, false, func(st *api.TaskStatus) {
-		st.State, st.ExitCode, st.PID, st.Health = state, exit.Code, 0, api.HealthNone
-		st.Message = fmt.Sprintf("exited with code %d", exit.Code)
-		if exit.OOMKilled {
-			st.Message += " (out of memory)"
+		st.ExitCode, st.PID = exit.Code, 0
+		st.Message = exitMessage(exit)
+		if st.Health != api.HealthNone {
+			// No process, no service: keep it out of the backends until
+			// the restarted process passes its check again.
+			st.Health = api.HealthUnhealthy
 		}
 	})
 	return exit, nil
@@ -312,4 +330,20 @@ func (r *runner) stop() {
 		}
 	})
 	r.w.forget(id, r, desired == api.TaskShutdown)
+}
+
+// forward moves a status to state to unless it is already there or past it
+// (a task restarted in place stays running while its process restarts).
+func forward(st *api.TaskStatus, to api.TaskState) {
+	if st.State.Before(to) {
+		st.State = to
+	}
+}
+
+func exitMessage(exit ExitStatus) string {
+	m := fmt.Sprintf("exited with code %d", exit.Code)
+	if exit.OOMKilled {
+		m += " (out of memory)"
+	}
+	return m
 }

@@ -107,7 +107,9 @@ func TestWorkerRestartPolicy(t *testing.T) {
 		st := w.Tasks()["any"]
 		return ok && p != pid && st.State == api.TaskRunning && st.Restarts == 1
 	})
-	if got := rec.states("any"); !slices.Equal(got, []api.TaskState{api.TaskPreparing, api.TaskStarting, api.TaskRunning, api.TaskComplete, api.TaskPreparing, api.TaskStarting, api.TaskRunning}) {
+	// A restart in place never reports a terminal state: the managers take
+	// failed/complete as "the node gave up" and would replace the task.
+	if got := rec.states("any"); !slices.Equal(got, []api.TaskState{api.TaskPreparing, api.TaskStarting, api.TaskRunning}) {
 		t.Fatalf("any: reported %v", got)
 	}
 

@@ -12,9 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	rtc "github.com/warrenhq/warren/runtime/containerd"
 )
 
 func main() {
+	// The containerd shim runs this binary as each task's log driver.
+	if rtc.IsLoggerInvocation(os.Args[1:]) {
+		rtc.LoggerMain()
+	}
 	if err := run(os.Args, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(exitCode(err))
