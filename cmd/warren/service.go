@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -519,6 +521,8 @@ func newServiceRollbackCmd(g *globals) *cobra.Command {
 func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 	deadline := time.Now().Add(w.timeout)
 	var last string
+	tty := isTerminal(g.stderr)
+	drawn := 0
 	for {
 		ctx, cancel := ctxTimeout(15 * time.Second)
 		svc, err := c.Service(ctx, ref)
@@ -532,9 +536,21 @@ func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 			return err
 		}
 		p := progressOf(*svc, tasks)
-		if line := p.String(); line != last && !w.quiet {
-			fmt.Fprintln(g.stderr, line)
-			last = line
+		switch {
+		case w.quiet:
+		case tty:
+			// Redraw one line per task under the summary, like docker.
+			view := p.String() + "\n" + taskLines(*svc, tasks)
+			if view != last {
+				fmt.Fprint(g.stderr, strings.Repeat("\033[1A\033[2K", drawn)+view)
+				drawn = strings.Count(view, "\n")
+				last = view
+			}
+		default:
+			if line := p.String(); line != last {
+				fmt.Fprintln(g.stderr, line)
+				last = line
+			}
 		}
 		if p.done {
 			return nil
@@ -580,8 +596,16 @@ func progressOf(s api.Service, tasks []api.Task) progress {
 	}
 	p.running = running
 	if s.Update != nil && s.Update.State == "awaiting-promote" {
+		// The new version is deployed beside the old one: done once every
+		// task of the new spec runs (and passes its check).
 		p.awaitingPromote = true
-		p.done = running >= want
+		newTasks := 0
+		for _, t := range tasks {
+			if t.ServiceID == s.ID && t.DesiredState == api.TaskRunning && t.SpecVersion == s.SpecVersion {
+				newTasks++
+			}
+		}
+		p.done = newTasks > 0 && current == newTasks
 		return p
 	}
 	p.done = current >= want && running == want && (s.Update == nil || s.Update.State != "updating")
@@ -615,3 +639,36 @@ func (p progress) problem() string {
 }
 
 var _ = context.Background
+
+// taskLines is the per-task part of the terminal progress view.
+func taskLines(s api.Service, tasks []api.Task) string {
+	cur := currentTasks(tasks)
+	sortTasks(cur)
+	var b strings.Builder
+	for _, t := range cur {
+		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
+			continue
+		}
+		state := string(t.Status.State)
+		if t.Status.Health != "" {
+			state += " (" + string(t.Status.Health) + ")"
+		}
+		if t.Status.State == api.TaskPending && t.Status.Message != "" {
+			state += ": " + t.Status.Message
+		} else if t.Status.Err != "" {
+			state += ": " + t.Status.Err
+		}
+		fmt.Fprintf(&b, "  %-12s %s\n", taskName(t), state)
+	}
+	return b.String()
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

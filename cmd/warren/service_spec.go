@@ -215,6 +215,9 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 		if set("health-start-period") {
 			h.StartPeriod = api.Duration(f.healthStart)
 		}
+		if h.Timeout > h.Interval && !set("health-timeout") {
+			h.Timeout = h.Interval // a short interval implies a short timeout
+		}
 	} else if countSet(set, "health-interval", "health-timeout", "health-retries", "health-start-period") > 0 {
 		return s, fmt.Errorf("--health-interval/--health-timeout/--health-retries/--health-start-period need a check: add --health-cmd, --health-http or --health-tcp")
 	}
