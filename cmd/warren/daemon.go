@@ -143,6 +143,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		Hostname:      hostname,
 		Logger:        log,
 		Join:          join,
+		OnRemoved:     becomeWorker(log, g.dataDir),
 	}
 	if join == nil {
 		cfg.Init = &manager.InitOptions{

@@ -43,6 +43,7 @@ type nodeAgent struct {
 	exec    *rtc.Executor
 	net     *netSink
 	renewer *ca.Renewer
+	roles   *roleWatcher
 	isMgr   bool
 	logSrv  *http.Server
 }
@@ -168,6 +169,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	ag = a
 	agMu.Unlock()
 	n.agent = a
+	n.roles = &roleWatcher{log: n.log, dataDir: g.dataDir, ident: ident, agent: a, mc: mc, apiAddr: apiAddrFor(ident, o.listenAddr)}
 	return n, nil
 }
 
@@ -181,6 +183,7 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 	if n.renewer != nil {
 		go func() { _ = n.renewer.Run(ctx) }()
 	}
+	go n.roles.run(ctx)
 	return n.agent.Run(ctx)
 }
 

@@ -15,6 +15,9 @@ type Assignments struct {
 	Peers    []Peer             `json:"peers"`
 	// Cluster-wide network settings the agent needs to configure CNI, mesh and DNS.
 	Network ClusterNetwork `json:"network"`
+	// Role is what the operators want this node to be; when it differs from
+	// the node's certificate the node changes role (node promote/demote).
+	Role NodeRole `json:"role,omitempty"`
 	// Managers are the API addresses of every manager, so the agent can fail over.
 	Managers []string `json:"managers"`
 }

@@ -40,6 +40,7 @@ var wantAllowed = map[string]string{
 	"POST /v1/agent/register":            "worker manager",
 	"GET /v1/agent/assignments":          "worker manager",
 	"POST /v1/agent/status":              "worker manager",
+	"POST /v1/agent/role":                "worker manager",
 	"POST /v1/images":                    "admin",
 	"GET /v1/images":                     "worker manager admin",
 	"DELETE /v1/images/{name...}":        "admin",

@@ -135,9 +135,9 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, _ Identity) 
 	return nil
 }
 
-// promoteNode records the wish; the node then rejoins with a manager token
-// path driven by the manager package (it needs a manager certificate and a
-// raft address, which only the node can provide).
+// promoteNode records the wish; the node sees it in its assignments and
+// completes the change itself through changeRole (it needs a manager
+// certificate and a raft address, which only the node can provide).
 func (s *Server) promoteNode(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	n, err := findNode(s.b.View(), r.PathValue("ref"))
 	if err != nil {

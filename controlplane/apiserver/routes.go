@@ -52,6 +52,7 @@ func (s *Server) routeTable() []Route {
 		// makes the answer monotonic.
 		{http.MethodGet, "/v1/agent/assignments", nodes, Local, s.assignments},
 		{http.MethodPost, "/v1/agent/status", nodes, Write, s.reportStatus},
+		{http.MethodPost, "/v1/agent/role", nodes, Write, s.changeRole},
 
 		{http.MethodPost, "/v1/images", admins, Write, s.uploadImage},
 		{http.MethodGet, "/v1/images", certified, Read, s.listImages},

@@ -258,3 +258,11 @@ func (c *Client) ServiceLogs(ctx context.Context, ref string, o LogOptions) (io.
 	}
 	return resp.Body, nil
 }
+
+// ChangeRole asks for a certificate matching the role the operators gave
+// this node (see RoleChangeRequest).
+func (c *Client) ChangeRole(ctx context.Context, req RoleChangeRequest) (*RoleChangeResponse, error) {
+	var out RoleChangeResponse
+	err := c.call(ctx, http.MethodPost, "/v1/agent/role", nil, req, &out)
+	return &out, err
+}

@@ -129,3 +129,24 @@ const (
 	// HeaderIndex is the store index an answer was read at.
 	HeaderIndex = "Warren-Index"
 )
+
+// RoleChangeRequest is sent by a node whose role the operators changed
+// (node promote / demote): a CSR for the new certificate, and for a new
+// manager the addresses its raft and API will listen on.
+type RoleChangeRequest struct {
+	CSRPEM   string `json:"csr_pem"`
+	RaftAddr string `json:"raft_addr,omitempty"`
+	APIAddr  string `json:"api_addr,omitempty"`
+}
+
+// RoleChangeResponse carries the certificate for the new role; a new
+// manager also gets the KEK and the raft index to catch up to before it
+// asks for its vote (ManagerReady).
+type RoleChangeResponse struct {
+	Role      api.NodeRole `json:"role"`
+	CertPEM   string       `json:"cert_pem"`
+	CACertPEM string       `json:"ca_cert_pem"`
+	KEK       []byte       `json:"kek,omitempty"`
+	Index     uint64       `json:"index,omitempty"`
+	Managers  []string     `json:"managers,omitempty"`
+}

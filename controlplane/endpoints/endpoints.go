@@ -174,6 +174,7 @@ func ForNode(nodeID string, view ClusterView) api.Assignments {
 		subnet := subnetOf(view.Cluster, &n)
 		if n.ID == nodeID {
 			a.Network.Subnet = subnet
+			a.Role = n.Spec.Role
 			continue
 		}
 		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {

@@ -30,6 +30,9 @@ type NodeIdentity struct {
 	Addr    string             `json:"addr"`
 	APIAddr string             `json:"api_addr,omitempty"`
 	Network api.ClusterNetwork `json:"network"`
+	// PendingVote is set on a node promoted to manager until raft made it a
+	// voter: the raft index it must reach before asking for its vote.
+	PendingVote uint64 `json:"pending_vote,omitempty"`
 }
 
 // LoadIdentity reads node.json; os.ErrNotExist means a fresh data dir.

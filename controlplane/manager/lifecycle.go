@@ -172,6 +172,10 @@ func (m *Manager) resume() error {
 	if err := m.startRaft(false); err != nil {
 		return err
 	}
+	if m.ident.PendingVote > 0 {
+		// Promoted from worker: raft knows this manager as a nonvoter.
+		go m.askForVote(context.Background(), m.ident.PendingVote, m.ident.Managers)
+	}
 	m.log.Info("manager resumed", zap.String("node_id", m.ident.NodeID), zap.String("advertise", m.cfg.AdvertiseAddr))
 	return nil
 }
@@ -263,6 +267,12 @@ func (m *Manager) askForVote(ctx context.Context, index uint64, managers []strin
 		cancel()
 		if err == nil {
 			m.log.Info("manager is now a raft voter")
+			if m.ident.PendingVote != 0 {
+				m.ident.PendingVote = 0
+				if err := SaveIdentity(m.cfg.DataDir, m.ident); err != nil {
+					m.log.Warn("save identity", zap.Error(err))
+				}
+			}
 			return
 		}
 		m.log.Warn("ask for vote", zap.Error(err))

@@ -40,6 +40,10 @@ type Config struct {
 	// Join joins an existing cluster as a manager when the data dir is empty.
 	Join *JoinOptions
 
+	// OnRemoved is called once if raft removes this manager from the
+	// cluster (node demote, or node rm): the node should go on as a worker.
+	OnRemoved func(m *Manager)
+
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold                                     uint64
@@ -284,6 +288,7 @@ func (m *Manager) Serve(ctx context.Context) error {
 	go func() { errc <- u.Serve(m.unixLn) }()
 	go m.runLeaderLoops(ctx)
 	go m.runRenewal(ctx)
+	go m.watchRemoval(ctx)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -333,4 +338,40 @@ func (m *Manager) Signer() (*ca.CA, error) {
 	}
 	m.signer = s
 	return s, nil
+}
+
+// watchRemoval notices raft shutting itself down, which only happens when
+// the cluster removed this manager from its configuration.
+func (m *Manager) watchRemoval(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.raft.Stats().State != "Shutdown" {
+			continue
+		}
+		m.log.Warn("this manager was removed from raft (node demote or node rm)")
+		if m.cfg.OnRemoved != nil {
+			m.cfg.OnRemoved(m)
+		}
+		return
+	}
+}
+
+// IssueSelf signs a certificate for this node with the given role, using
+// the CA key this manager holds (a demoted manager has no quorum to ask).
+func (m *Manager) IssueSelf(role ca.Role, csrPEM []byte) ([]byte, error) {
+	s, err := m.Signer()
+	if err != nil {
+		return nil, err
+	}
+	ttl := ca.DefaultNodeCertTTL
+	if c := m.st.View().Cluster(); c != nil && c.NodeCertTTL > 0 {
+		ttl = c.NodeCertTTL.D()
+	}
+	return s.Sign(csrPEM, ca.Identity{NodeID: m.ident.NodeID, Role: role}, ttl, time.Now(), rand.Reader)
 }
