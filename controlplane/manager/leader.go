@@ -227,6 +227,9 @@ func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Bat
 // markLeader keeps the managers' leader flag in the store true to raft, so
 // `node ls` shows which manager leads without asking raft.
 func (m *Manager) markLeader(v *store.View, b *store.Batch, pending map[string]api.Node) {
+	if m.raft == nil {
+		return
+	}
 	members, err := m.raft.Members()
 	if err != nil {
 		return
