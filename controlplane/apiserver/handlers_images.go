@@ -1,12 +1,15 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go.uber.org/zap"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,6 +133,15 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, _ Identit
 		return err
 	}
 	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) && r.Header.Get(headerNoRelay) == "" {
+		// Uploads land on the leader; any other manager fetches the blob
+		// from a holder the first time a node asks, verifies its digest
+		// and keeps it, so it can serve the next node itself.
+		if ferr := s.fetchBlob(r.Context(), v, img, p); ferr != nil {
+			return errorf(http.StatusBadGateway, "image %q: this manager does not hold the archive and could not fetch it from %s: %v", name, strings.Join(img.Holders, ", "), ferr)
+		}
+		f, err = os.Open(p)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return errorf(http.StatusNotFound, "image %q: this manager does not hold the archive; held by %s", name, strings.Join(img.Holders, ", "))
 	}
@@ -143,4 +155,67 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, _ Identit
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(w, f)
 	return nil
+}
+
+// headerNoRelay marks a manager-to-manager blob fetch, which must be served
+// from local disk only (no relay loops).
+const headerNoRelay = "Warren-No-Relay"
+
+// fetchBlob copies an image archive from a manager that holds it into path,
+// verifying its digest, and records this manager as a holder.
+func (s *Server) fetchBlob(ctx context.Context, v *store.View, img api.Image, path string) error {
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.b.ForwardTLS()}}
+	var lastErr error = errors.New("no holder is a manager with an API address")
+	for _, holder := range img.Holders {
+		n, ok := v.Node(holder)
+		if !ok || holder == s.b.NodeID() || n.Status.Manager == nil || n.Status.Manager.APIAddr == "" {
+			continue
+		}
+		if lastErr = s.fetchBlobFrom(ctx, hc, n.Status.Manager.APIAddr, img, path); lastErr == nil {
+			next := img
+			next.Holders = append(slices.Clone(img.Holders), s.b.NodeID())
+			if _, err := s.apply(ctx, &store.Batch{PutImages: []api.Image{next}}); err != nil {
+				s.log.Info("record image holder", zap.String("image", img.Name), zap.Error(err))
+			}
+			return nil
+		}
+	}
+	return lastErr
+}
+
+func (s *Server) fetchBlobFrom(ctx context.Context, hc *http.Client, addr string, img api.Image, path string) error {
+	u := url.URL{Scheme: "https", Host: addr, Path: "/v1/image-blobs/" + img.Name}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(headerNoRelay, "1")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", addr, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.b.BlobDir(), "fetch-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != img.Digest {
+		return fmt.Errorf("%s sent %s, want %s", addr, got, img.Digest)
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -423,16 +423,9 @@ func TestManagerFailover(t *testing.T) {
 		}
 		return nil
 	})
-	// Every manager gets the image: a node asks its own manager first, and
-	// (as of this writing) a manager that does not hold an archive answers
-	// 404 "held by <other manager>"; the node neither follows that nor
-	// tries another manager, so nodes h2/h3 would never get it. Reported;
-	// drop this loop (deployWeb loads through h1) once fixed.
-	for _, h := range []*host{h2, h3} {
-		h.mustCLI("image", "load", "-i", c.image)
-	}
-	h1.mustCLI("service", "create", "web", "--image", demoRef, "--replicas", "3",
-		"--port", "8080:80", "--health-http", "/healthz", "--health-interval", "2s", "--health-timeout", "1s", "--timeout", "2m")
+	// Nodes h2 and h3 fetch the image from their own manager first; this
+	// needs managers that do not hold the archive to still serve it.
+	deployWeb(t, h1, 3)
 	tasks := c.waitRunning(h1, "web", 3, 90*time.Second, nil)
 	svc, err := h1.service("web")
 	if err != nil {
