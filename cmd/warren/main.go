@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/warrenhq/warren/dataplane/mesh"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 )
 
@@ -20,6 +21,11 @@ func main() {
 	// The containerd shim runs this binary as each task's log driver.
 	if rtc.IsLoggerInvocation(os.Args[1:]) {
 		rtc.LoggerMain()
+	}
+	// The node's userspace WireGuard device runs in a process of its own so
+	// that traffic between nodes survives a restart of warren.
+	if mesh.IsDeviceInvocation(os.Args[1:]) {
+		mesh.DeviceMain(os.Args[1:])
 	}
 	if err := run(os.Args, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -238,7 +238,7 @@ type netSink struct {
 
 func newNetSink(log *zap.Logger, dataDir string, ident *manager.NodeIdentity, o *nodeOpts, gateway netip.Addr, cgroup string) (*netSink, error) {
 	s := &netSink{log: log.With(zap.String("component", "network")), o: o, ident: ident, gateway: gateway}
-	m, err := mesh.New(mesh.Options{Mode: o.wireguard, IfName: o.wgIface, KeyFile: filepath.Join(dataDir, "wireguard.key"), Logger: s.log})
+	m, err := mesh.New(mesh.Options{Mode: o.wireguard, IfName: o.wgIface, KeyFile: filepath.Join(dataDir, "wireguard.key"), Logger: s.log, Persist: true})
 	if err != nil {
 		return nil, fmt.Errorf("wireguard mesh: %w", err)
 	}

@@ -61,6 +61,11 @@ type Options struct {
 	KeyFile string // private key, created 0600 if missing
 	MTU     int
 	Logger  *zap.Logger
+	// Persist keeps the WireGuard device when the process closes the mesh or
+	// dies, so traffic between nodes survives an agent restart. In userspace
+	// mode the device then runs in a small process of its own (this binary,
+	// see DeviceMain) that the next agent finds through its UAPI socket.
+	Persist bool
 }
 
 func (o Options) withDefaults() Options {

@@ -45,13 +45,26 @@ func New(opts Options) (Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode, err := chooseMode(opts.Mode, func() error { return probeKernel(opts.IfName, opts.MTU) })
+	probe := func() error { return probeKernel(opts.IfName, opts.MTU) }
+	if opts.Persist && opts.Mode != ModeKernel && uapiAlive(opts.IfName) {
+		// A device process from a previous run still carries the traffic.
+		probe = func() error { return fmt.Errorf("userspace device running: %w", ErrNotSupported) }
+	}
+	mode, err := chooseMode(opts.Mode, probe)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %s mode: %w", opts.Mode, err)
 	}
 	var dev wgDevice
-	switch mode {
-	case ModeKernel:
+	var seed *Config
+	switch {
+	case opts.Persist:
+		if mode == ModeUserspace {
+			if err := startDeviceProcess(opts.IfName, opts.MTU, opts.Logger); err != nil {
+				return nil, err
+			}
+		}
+		dev, seed, err = adoptDevice(opts.IfName, key, mode)
+	case mode == ModeKernel:
 		dev, err = newKernelDevice(opts.IfName, key)
 	default:
 		if opts.Mode == ModeAuto {
@@ -63,6 +76,11 @@ func New(opts Options) (Mesh, error) {
 		return nil, err
 	}
 	m := &linuxMesh{opts: opts, key: key, dev: dev, applied: &Config{}}
+	if seed != nil {
+		// Diff the first Set against what the surviving device holds, so
+		// a restart changes nothing that is already right.
+		m.applied = seed
+	}
 	link, err := netlink.LinkByName(opts.IfName)
 	if err == nil {
 		err = netlink.LinkSetMTU(link, opts.MTU)
