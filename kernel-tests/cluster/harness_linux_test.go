@@ -233,6 +233,10 @@ func (h *host) removeLeftovers() {
 	if id, err := manager.LoadIdentity(h.dataDir); err == nil && id.NodeID != "" {
 		_ = os.RemoveAll(filepath.Join("/sys/fs/bpf/warren", id.NodeID))
 	}
+	// The userspace WireGuard device runs in a process of its own that
+	// outlives warren (by design); deleting its interface ends it, which
+	// also lets the namespace go.
+	_ = exec.Command("nsenter", "--net="+h.nsPath(), "ip", "link", "del", h.wg).Run()
 	_ = os.Remove("/var/run/wireguard/" + h.wg + ".sock")
 	for _, root := range cgroupMounts() {
 		removeCgroupTree(filepath.Join(root, h.cgroup))
