@@ -47,6 +47,9 @@ type SpecOptions struct {
 	CgroupParent string
 	// VolumeDir holds named volumes (mount type volume): <VolumeDir>/<source>.
 	VolumeDir string
+	// ResolvConf, when set, is bind-mounted read-only at /etc/resolv.conf
+	// so tasks resolve service names through the node's DNS server.
+	ResolvConf string
 }
 
 // CgroupPath is the cgroupsPath of a task: /<parent>/<taskID>.
@@ -236,6 +239,10 @@ func ApplySpec(s *specs.Spec, task *api.Task, img ImageConfig, o SpecOptions) er
 	mounts, err := Mounts(c.Mounts, o.VolumeDir)
 	if err != nil {
 		return err
+	}
+	if o.ResolvConf != "" {
+		// First, so a task's own mount at /etc/resolv.conf still wins.
+		mounts = append([]specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: o.ResolvConf, Options: []string{"rbind", "ro"}}}, mounts...)
 	}
 	// A task mount replaces a default mount at the same place (as docker).
 	targets := map[string]bool{}

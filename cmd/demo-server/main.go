@@ -36,7 +36,7 @@ func main() {
 	}
 }
 
-// subcommand runs "healthcheck [URL]", "touch FILE" or "rm FILE".
+// subcommand runs "healthcheck [URL]", "lookup NAME", "touch FILE" or "rm FILE".
 func subcommand(args []string) int {
 	switch args[0] {
 	case "healthcheck":
@@ -58,6 +58,22 @@ func subcommand(args []string) int {
 			return 1
 		}
 		return 0
+	case "lookup":
+		// Service discovery from inside a task: resolves through the
+		// container's /etc/resolv.conf (the node's DNS server).
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "usage: lookup NAME")
+			return 2
+		}
+		addrs, err := net.LookupHost(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for _, a := range addrs {
+			fmt.Println(a)
+		}
+		return 0
 	case "touch", "rm":
 		if len(args) != 2 {
 			fmt.Fprintf(os.Stderr, "usage: %s FILE\n", args[0])
@@ -75,7 +91,7 @@ func subcommand(args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "unknown subcommand %q (healthcheck, touch, rm)\n", args[0])
+	fmt.Fprintf(os.Stderr, "unknown subcommand %q (healthcheck, lookup, touch, rm)\n", args[0])
 	return 2
 }
 

@@ -85,12 +85,21 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	if err := cni.InstallPlugin(cniBin, self); err != nil {
 		return nil, err
 	}
-	if err := cni.WriteConfList(cniConf, cni.NetConf{
+	netConf := cni.NetConf{
 		Name: "warren", Bridge: o.bridge, Subnet: subnet.String(),
 		PodCIDR: ident.Network.PodCIDR, ServiceCIDR: ident.Network.ServiceCIDR,
 		DataDir: filepath.Join(g.dataDir, "cni", "ipam"),
 		DNS:     cniDNS(gateway, ident.Network.Domain),
-	}); err != nil {
+	}
+	if err := cni.WriteConfList(cniConf, netConf); err != nil {
+		return nil, err
+	}
+	if err := cni.PrepareNode(netConf); err != nil {
+		return nil, fmt.Errorf("node network: %w", err)
+	}
+	// Tasks resolve service names through this node's DNS server.
+	resolv := filepath.Join(g.dataDir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte(resolvConf(gateway, ident.Network.Domain)), 0o644); err != nil {
 		return nil, err
 	}
 	cniClient := cni.NewClient(cniBin, cniConf)
@@ -102,8 +111,11 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			// Managers keep images under their fully qualified names.
 			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
 		},
-		VolumeDir: filepath.Join(g.dataDir, "volumes"),
-		Logger:    log.With(zap.String("component", "runtime")),
+		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
+		DisablePull:  !o.registryPull,
+		LoggerBinary: self,
+		ResolvConf:   resolv,
+		Logger:       log.With(zap.String("component", "runtime")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", o.containerdSock, err)
@@ -441,4 +453,12 @@ func interfaceWith(addr netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+func resolvConf(gateway netip.Addr, domain string) string {
+	s := "nameserver " + gateway.String() + "\n"
+	if domain != "" {
+		s += "search " + domain + "\n"
+	}
+	return s + "options ndots:1\n"
 }

@@ -55,6 +55,8 @@ type Options struct {
 	Snapshotter string
 	Runtime     string
 	VolumeDir   string
+	// ResolvConf is mounted at /etc/resolv.conf in every task (the node's DNS).
+	ResolvConf string
 	// CgroupV2Root is the cgroup2 mount; detected when empty
 	// (/sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid ones).
 	CgroupV2Root string
@@ -126,7 +128,7 @@ func (e *Executor) TaskCgroupV2Path(taskID string) string {
 
 // SpecOptions are the node settings ApplySpec needs.
 func (e *Executor) SpecOptions() runtime.SpecOptions {
-	return runtime.SpecOptions{CgroupParent: e.o.CgroupParent, VolumeDir: e.o.VolumeDir}
+	return runtime.SpecOptions{CgroupParent: e.o.CgroupParent, VolumeDir: e.o.VolumeDir, ResolvConf: e.o.ResolvConf}
 }
 
 // Controller implements runtime.Executor.
