@@ -165,7 +165,8 @@ func becomeWorker(log *zap.Logger, dataDir string) func(m *manager.Manager) {
 			}
 		}
 		ident.Role, ident.APIAddr, ident.PendingVote, ident.Managers = api.RoleWorker, "", 0, managers
-		m.Close()
+		// The manager is left running until the exec below replaces the
+		// process: closing it first would end the daemon before the switch.
 		if err := certs.Save(filepath.Join(dataDir, manager.CertsDir)); err != nil {
 			fail(err)
 			return

@@ -340,10 +340,14 @@ func (m *Manager) Signer() (*ca.CA, error) {
 	return s, nil
 }
 
-// watchRemoval notices raft shutting itself down, which only happens when
-// the cluster removed this manager from its configuration.
+// watchRemoval notices that the cluster removed this manager from raft
+// (node demote, node rm). A removed server is not always told: the leader
+// may stop replicating before the removal reaches it. So a manager that has
+// lost contact with the leader asks the other managers, and only a positive
+// answer that leaves it out of the membership counts — a manager that is
+// merely cut off keeps trying.
 func (m *Manager) watchRemoval(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -351,7 +355,7 @@ func (m *Manager) watchRemoval(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if m.raft.Stats().State != "Shutdown" {
+		if !m.removed(ctx) {
 			continue
 		}
 		m.log.Warn("this manager was removed from raft (node demote or node rm)")
@@ -360,6 +364,39 @@ func (m *Manager) watchRemoval(ctx context.Context) {
 		}
 		return
 	}
+}
+
+func (m *Manager) removed(ctx context.Context) bool {
+	st := m.raft.Stats()
+	if st.State == "Shutdown" {
+		return true
+	}
+	if m.raft.IsLeader() || (st.LastContact >= 0 && st.LastContact < 3*time.Second) {
+		return false
+	}
+	var others []string
+	for _, n := range m.st.View().Nodes() {
+		if n.ID != m.ident.NodeID && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+			others = append(others, n.Status.Manager.APIAddr)
+		}
+	}
+	for _, addr := range others {
+		c, err := client.New(client.Config{Addrs: []string{addr}, TLS: ca.ClientConfig(m.caCert, m.certs, ca.ManagerServerName), Timeout: 3 * time.Second})
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil || len(info.Managers) == 0 {
+			continue
+		}
+		for _, mi := range info.Managers {
+			if mi.NodeID == m.ident.NodeID {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // IssueSelf signs a certificate for this node with the given role, using
