@@ -46,6 +46,7 @@ type nodeAgent struct {
 	roles   *roleWatcher
 	isMgr   bool
 	logSrv  *http.Server
+	traffic *dataplane.TaskCounters // nil where TCX is unavailable
 }
 
 func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, ident *manager.NodeIdentity, adv, hostname string, reg *prometheus.Registry) (*nodeAgent, error) {
@@ -156,6 +157,13 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		reg.MustRegister(c)
 	}
 
+	if tc, err := dataplane.NewTaskCounters(filepath.Join("/sys/fs/bpf/warren", ident.NodeID, "tasks")); err != nil {
+		n.log.Info("per-task network counters unavailable", zap.Error(err))
+	} else {
+		n.traffic = tc
+		reg.MustRegister(tc)
+	}
+
 	logSrv, err := serveNodeLogs(o.agentAddr, verifier, certs, worker, log)
 	if err != nil {
 		return nil, fmt.Errorf("node listener %s: %w", o.agentAddr, err)
@@ -196,12 +204,18 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 		go func() { _ = n.renewer.Run(ctx) }()
 	}
 	go n.roles.run(ctx)
+	if n.traffic != nil {
+		go n.countTraffic(ctx)
+	}
 	return n.agent.Run(ctx)
 }
 
 // Close stops the agent side. Containers keep running: the next start adopts them.
 func (n *nodeAgent) Close() {
 	n.logSrv.Close()
+	if n.traffic != nil {
+		n.traffic.Close()
+	}
 	n.worker.Close()
 	n.agent.Close()
 	n.net.Close()
@@ -461,4 +475,30 @@ func resolvConf(gateway netip.Addr, domain string) string {
 		s += "search " + domain + "\n"
 	}
 	return s + "options ndots:1\n"
+}
+
+// countTraffic keeps a TCX counter pair on the host end of every running
+// task's veth (its name is derived from the container ID, as the CNI plugin
+// derives it).
+func (n *nodeAgent) countTraffic(ctx context.Context) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	reported := ""
+	for {
+		want := map[string]string{}
+		for id, st := range n.worker.Tasks() {
+			if st.State == api.TaskRunning && st.ContainerID != "" {
+				want[id] = cni.HostVethName(st.ContainerID, "eth0")
+			}
+		}
+		if err := n.traffic.Set(want); err != nil && err.Error() != reported {
+			n.log.Debug("task counters", zap.Error(err))
+			reported = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

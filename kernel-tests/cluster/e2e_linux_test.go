@@ -368,6 +368,22 @@ func TestMetrics(t *testing.T) {
 	if after-before < n {
 		t.Errorf("h2 dataplane connection counter rose by %v after %d connections to the VIP", after-before, n)
 	}
+
+	// Per-task packets and bytes, counted by TCX programs on the tasks'
+	// veths: the VIP traffic above reached tasks on some node.
+	eventually(t, "per-task network counters moved", 30*time.Second, func() error {
+		var pkts, bytes float64
+		for _, h := range c.hosts {
+			text := mustScrape(t, h)
+			pkts += max(0, metricSum(text, "warren_task_network_packets_total"))
+			bytes += max(0, metricSum(text, "warren_task_network_bytes_total"))
+		}
+		if pkts <= 0 || bytes <= 0 {
+			return fmt.Errorf("task packets %v, bytes %v", pkts, bytes)
+		}
+		t.Logf("tasks' network counters: %v packets, %v bytes", pkts, bytes)
+		return nil
+	})
 }
 
 func mustScrape(t *testing.T, h *host) string {
