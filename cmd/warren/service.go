@@ -214,7 +214,20 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.printer().object(svcs, func(tw *tabwriter.Writer) {
+			// JSON and YAML carry the counts `REPLICAS` shows, next to the service.
+			type listed struct {
+				api.Service
+				Replicas struct {
+					Running int `json:"running"`
+					Desired int `json:"desired"`
+				} `json:"replicas"`
+			}
+			out := make([]listed, len(svcs))
+			for i, s := range svcs {
+				out[i].Service = s
+				out[i].Replicas.Running, out[i].Replicas.Desired = replicaCounts(s, tasks)
+			}
+			return g.printer().object(out, func(tw *tabwriter.Writer) {
 				row(tw, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "VIP")
 				for _, s := range svcs {
 					running, want := replicaCounts(s, tasks)
