@@ -469,9 +469,11 @@ int warren_np_mesh(struct __sk_buff *skb)
 		return TCX_DROP;
 	if (rewrite(skb, l3off, &t, 1, t.saddr, rv.addr, t.sport, rv.port) < 0)
 		return TCX_DROP;
-	// The new source is the node's own address: skip the input route (it
-	// would be a martian) and resolve the client's next hop directly.
-	return bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0);
+	// The new source is the node's own address. The kernel routes the
+	// reply to the client as forwarded traffic; the Go side sets
+	// accept_local on the mesh interface so that source is not a martian.
+	// (bpf_redirect_neigh from an L3 device such as a TUN did not deliver.)
+	return TCX_NEXT;
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

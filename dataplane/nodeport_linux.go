@@ -53,6 +53,16 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 		}
 		mesh = m.Index
 		meshL2 = len(m.HardwareAddr) != 0
+		// Replies from remote backends leave the mesh program with the
+		// node's own address as their source and are then routed to the
+		// client: the mesh interface must accept a local source address,
+		// and reverse-path filtering must not drop it (loose mode at most).
+		for _, kv := range [][2]string{{"accept_local", "1"}, {"rp_filter", "0"}} {
+			p := filepath.Join("/proc/sys/net/ipv4/conf", opts.MeshInterface, kv[0])
+			if err := os.WriteFile(p, []byte(kv[1]), 0o644); err != nil {
+				return nil, fmt.Errorf("mesh interface %s: %s: %w", opts.MeshInterface, kv[0], err)
+			}
+		}
 	}
 	addrs := opts.NodeAddrs
 	if len(addrs) == 0 {
