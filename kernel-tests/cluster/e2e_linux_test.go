@@ -472,6 +472,23 @@ func TestManagerFailover(t *testing.T) {
 		hs, raw := probe.curlFromNodeCgroupQuiet(svc.Endpoint.VIP, 60, 100*time.Millisecond)
 		during <- result{hs, raw}
 	}()
+	// And the published port of another survivor, reached from probe's host
+	// as an outside client would (the routing mesh on that node's uplink).
+	published := make(chan []error, 1)
+	go func() {
+		var errs []error
+		for i := 0; i < 60; i++ {
+			body, err := httpGet(probe.nsPath(), "http://"+survivors[1].ip+":8080/")
+			if err == nil {
+				_, err = parseDemo(body)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		published <- errs
+	}()
 	old.stop(syscall.SIGKILL)
 	killed := time.Now()
 	var newLeader string
@@ -497,6 +514,11 @@ func TestManagerFailover(t *testing.T) {
 	t.Logf("VIP during failover: %d requests, %d failed", len(r.hosts), failed)
 	if failed > 0 || len(r.hosts) == 0 {
 		t.Errorf("VIP %s did not answer every request during the failover (%d of %d failed):\n%s", svc.Endpoint.VIP, failed, len(r.hosts), tail(r.raw, 1500))
+	}
+	if errs := <-published; len(errs) > 0 {
+		t.Errorf("published port %s:8080 failed %d of 60 requests during the failover; first: %v", survivors[1].ip, len(errs), errs[0])
+	} else {
+		t.Logf("published port %s:8080 answered 60 of 60 requests during the failover", survivors[1].ip)
 	}
 
 	// A change made without the old leader, then the old leader comes back.
@@ -525,11 +547,16 @@ func TestManagerFailover(t *testing.T) {
 	})
 	t.Logf("measured: old leader restart -> caught up: %s", time.Since(restarted).Round(time.Millisecond))
 	c.waitReady(old, probe, 60*time.Second)
-	var ts []api.Task
-	if err := old.cliJSON(&ts, "service", "ps", "web", "--stale"); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(runningTasks(ts)); n != 4 {
-		t.Errorf("restarted %s's store shows %d running tasks of web, want 4 (scaled while it was down):%s", old.name, n, describeTasks(ts))
-	}
+	// The scale was made while it was down (--detach): its own replica
+	// must come to show the 4th task running too.
+	eventually(t, old.name+"'s own store shows the scale made while it was down", 60*time.Second, func() error {
+		var ts []api.Task
+		if err := old.cliJSON(&ts, "service", "ps", "web", "--stale"); err != nil {
+			return err
+		}
+		if n := len(runningTasks(ts)); n != 4 {
+			return fmt.Errorf("%d running tasks of web, want 4:%s", n, describeTasks(ts))
+		}
+		return nil
+	})
 }
