@@ -8,7 +8,6 @@ GO          ?= go
 BIN         := build/warren
 DATA_DIR    ?= /var/lib/warren
 DEMO_IMAGE  := build/demo.tar
-PKGS_UNIT   := $(shell $(GO) list ./... 2>/dev/null | grep -v -e /kernel-tests/ -e /bench/)
 APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
@@ -25,7 +24,7 @@ build:
 
 ## test: unit tests (no root needed)
 test:
-	$(GO) test -count=1 $(PKGS_UNIT)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /kernel-tests/ -e /bench/)
 
 ## kernel-test: tests against the real kernel, containerd and WireGuard (root)
 kernel-test: build demo-image
