@@ -75,7 +75,7 @@ func BenchmarkServiceConnect(b *testing.B) {
 	ktest.Root(b)
 	ktest.Binary(b, "iptables-restore")
 	ktest.Binary(b, "ip")
-	n := 3000
+	n := 12000
 	sizes := []int{10, 10000}
 	if smoke() {
 		n = 500
@@ -144,21 +144,38 @@ func BenchmarkServiceConnect(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		// The proxy runs beside it, on VIPs 127.1.x.y (no interface needed,
+		// and outside the eBPF service range), for the same rounds.
+		proxySvcs := services(size, port, backend)
+		for i := range proxySvcs {
+			proxySvcs[i].VIP = netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)})
+		}
+		p, err := dataplane.New(dataplane.Options{Mode: "proxy"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Set(&dataplane.Config{Services: proxySvcs}); err != nil {
+			b.Fatal(err)
+		}
 		const rounds = 6
 		per := n / rounds
-		var directDur, ebpfDur time.Duration
+		var directDur, ebpfDur, proxyDur time.Duration
+		timed := func(addr netip.AddrPort, want string) time.Duration {
+			t0 := time.Now()
+			rate(b, addr, per, want)
+			return time.Since(t0)
+		}
 		for r := 0; r < rounds; r++ {
 			moveTo(home)
-			t0 := time.Now()
-			rate(b, netip.AddrPortFrom(backend, port), per, "b")
-			directDur += time.Since(t0)
+			directDur += timed(netip.AddrPortFrom(backend, port), "b")
+			proxyDur += timed(netip.AddrPortFrom(proxySvcs[size-1].VIP, 80), "b")
 			moveTo(cg)
-			t0 = time.Now()
-			rate(b, vip, per, "b")
-			ebpfDur += time.Since(t0)
+			ebpfDur += timed(vip, "b")
 		}
+		p.Close()
 		direct := float64(per*rounds) / directDur.Seconds()
 		ebpfRate := float64(per*rounds) / ebpfDur.Seconds()
+		proxyRate := float64(per*rounds) / proxyDur.Seconds()
 
 		// Set → effect: move the target service to a second backend and
 		// time until the first new connection lands there.
@@ -173,21 +190,6 @@ func BenchmarkServiceConnect(b *testing.B) {
 		os.WriteFile(filepath.Join(home, "cgroup.procs"), []byte(fmt.Sprint(os.Getpid())), 0)
 		d.Close()
 		dataplane.Unpin(pins)
-
-		// Proxy: VIPs on 127.1.x.y so no interface is needed.
-		proxySvcs := services(size, port, backend)
-		for i := range proxySvcs {
-			proxySvcs[i].VIP = netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)})
-		}
-		p, err := dataplane.New(dataplane.Options{Mode: "proxy"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := p.Set(&dataplane.Config{Services: proxySvcs}); err != nil {
-			b.Fatal(err)
-		}
-		proxyRate := rate(b, netip.AddrPortFrom(proxySvcs[size-1].VIP, 80), n, "b")
-		p.Close()
 
 		// iptables: nat OUTPUT → services chain → per-service chain → DNAT.
 		var rules strings.Builder
