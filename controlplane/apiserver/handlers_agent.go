@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -52,14 +53,38 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	st.Network.WGEndpoint = reg.Network.WGEndpoint
 	st.Network.DNSAddr = reg.Network.DNSAddr
 	st.Network.AgentAddr = reg.Network.AgentAddr
+	// A heartbeat that changes nothing but its time stays out of raft when
+	// the leader can keep it in memory (as Nomad does): with hundreds of
+	// nodes, a raft write per heartbeat would wake every agent's blocking
+	// query several times a second.
+	if hr, ok := s.b.(HeartbeatRecorder); ok && n.Status.State == api.NodeReady && sameStatus(n.Status, st) {
+		hr.RecordHeartbeat(id.NodeID, st.Heartbeat)
+		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index(), ID: id.NodeID})
+		return nil
+	}
 	idx, err := s.apply(r.Context(), &store.Batch{
 		NodeStatuses: []store.NodeStatusUpdate{{NodeID: id.NodeID, Status: st}},
 	})
 	if err != nil {
 		return err
 	}
+	if hr, ok := s.b.(HeartbeatRecorder); ok {
+		hr.RecordHeartbeat(id.NodeID, st.Heartbeat)
+	}
 	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: id.NodeID})
 	return nil
+}
+
+// HeartbeatRecorder is implemented by backends whose leader keeps node
+// heartbeats in memory; the orchestrator reads them from there.
+type HeartbeatRecorder interface {
+	RecordHeartbeat(nodeID string, at time.Time)
+}
+
+// sameStatus reports whether two node statuses differ only in heartbeat time.
+func sameStatus(a, b api.NodeStatus) bool {
+	a.Heartbeat, b.Heartbeat = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
 }
 
 // assignments is a blocking query: it answers when the store index moves

@@ -46,7 +46,10 @@ func (b *backend) Members() ([]apiserver.Member, error) {
 	}
 	return out, nil
 }
-func (b *backend) NodeID() string  { return b.m.ident.NodeID }
+func (b *backend) NodeID() string { return b.m.ident.NodeID }
+func (b *backend) RecordHeartbeat(nodeID string, at time.Time) {
+	b.m.RecordHeartbeat(nodeID, at)
+}
 func (b *backend) KEK() []byte     { return append([]byte(nil), b.m.kek...) }
 func (b *backend) BlobDir() string { return filepath.Join(b.m.cfg.DataDir, BlobsDir) }
 func (b *backend) ForwardTLS() *tls.Config {

@@ -61,6 +61,7 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 // second (heartbeats expire, update delays end, without any write).
 func (m *Manager) leaderLoop(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5741))
+	m.seedHeartbeats(m.st.View().Nodes(), time.Now())
 	for ctx.Err() == nil {
 		v := m.st.View()
 		batch, next := m.plan(v, time.Now(), rnd)
@@ -108,7 +109,7 @@ func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Bat
 		return nil, time.Time{}
 	}
 	b := &store.Batch{Now: now}
-	nodes, services, tasks := v.Nodes(), v.Services(), v.Tasks()
+	nodes, services, tasks := m.withHeartbeats(v.Nodes()), v.Services(), v.Tasks()
 
 	cluster := *c
 	if next, changed, err := allocator.Reconcile(cluster, nodes, services); changed {

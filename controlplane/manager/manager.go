@@ -93,6 +93,11 @@ type Manager struct {
 	signerMu sync.Mutex
 	signer   *ca.CA
 
+	// heartbeats are kept in the leader's memory, not in raft; a new
+	// leader starts every node's clock afresh (seedHeartbeats).
+	hbMu       sync.Mutex
+	heartbeats map[string]time.Time
+
 	init *InitResult
 }
 
@@ -411,4 +416,39 @@ func (m *Manager) IssueSelf(role ca.Role, csrPEM []byte) ([]byte, error) {
 		ttl = c.NodeCertTTL.D()
 	}
 	return s.Sign(csrPEM, ca.Identity{NodeID: m.ident.NodeID, Role: role}, ttl, time.Now(), rand.Reader)
+}
+
+// RecordHeartbeat notes that a node was heard from.
+func (m *Manager) RecordHeartbeat(nodeID string, at time.Time) {
+	m.hbMu.Lock()
+	defer m.hbMu.Unlock()
+	if m.heartbeats == nil {
+		m.heartbeats = map[string]time.Time{}
+	}
+	if at.After(m.heartbeats[nodeID]) {
+		m.heartbeats[nodeID] = at
+	}
+}
+
+// seedHeartbeats gives every node a fresh grace period when this manager
+// becomes leader: the previous leader's memory is gone, and the store only
+// holds the last heartbeat that changed something.
+func (m *Manager) seedHeartbeats(nodes []api.Node, now time.Time) {
+	for _, n := range nodes {
+		m.RecordHeartbeat(n.ID, now)
+	}
+}
+
+// withHeartbeats returns nodes with the freshest heartbeat known.
+func (m *Manager) withHeartbeats(nodes []api.Node) []api.Node {
+	m.hbMu.Lock()
+	defer m.hbMu.Unlock()
+	out := make([]api.Node, len(nodes))
+	for i, n := range nodes {
+		if hb, ok := m.heartbeats[n.ID]; ok && hb.After(n.Status.Heartbeat) {
+			n.Status.Heartbeat = hb
+		}
+		out[i] = n
+	}
+	return out
 }
