@@ -34,6 +34,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "lb_tables.h"
+
 // SNAT ports live above the default ephemeral range (32768-60999) so they
 // do not collide with the node's own sockets on the mesh address.
 #define NP_SNAT_LO 61000
@@ -45,93 +47,8 @@
 #define TCX_PASS 0
 #define TCX_DROP 2
 
-// ---- maps shared with sock_lb.c (replaced by the loader) ----
-
-struct frontend_key {
-	__u32 addr;
-	__u16 port;
-	__u8 proto;
-	__u8 pad;
-};
-
-struct frontend_val {
-	__u32 service;
-	__u32 rev;
-	__u32 count;
-	__u16 target_port;
-	__u16 pad;
-};
-
-struct slot_key {
-	__u32 service;
-	__u32 rev;
-	__u32 slot;
-};
-
-struct backend_val {
-	__u32 addr;
-};
-
-struct backend_counter_key {
-	__u32 service;
-	__u32 backend;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct frontend_key);
-	__type(value, struct frontend_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} frontends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct slot_key);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 18);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct backend_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} service_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1 << 18);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct backend_counter_key);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} no_backend_drops SEC(".maps");
-
-// ---- routing-mesh maps ----
+// The service tables (lb_tables.h) are sock_lb.c's, handed over by the
+// loader. What follows is the routing mesh's own state.
 
 struct np_config {
 	__u32 subnet;         // node's task subnet; backends inside it are local

@@ -18,35 +18,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "lb_tables.h"
+
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
-
-// Addresses and ports are in network byte order throughout, as the kernel
-// hands them to sock_addr programs.
-struct frontend_key {
-	__u32 addr;
-	__u16 port;
-	__u8 proto;
-	__u8 pad;
-};
-
-struct frontend_val {
-	__u32 service;
-	__u32 rev;
-	__u32 count;
-	__u16 target_port;
-	__u16 pad;
-};
-
-struct slot_key {
-	__u32 service;
-	__u32 rev;
-	__u32 slot;
-};
-
-struct backend_val {
-	__u32 addr;
-};
 
 // Reverse translation is per socket: a backend address seen by one socket
 // maps back to the frontend that socket asked for.
@@ -63,41 +38,9 @@ struct revnat_val {
 	__u16 pad;
 };
 
-struct backend_counter_key {
-	__u32 service;
-	__u32 backend;
-};
-
 struct name_val {
 	char name[128];
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct frontend_key);
-	__type(value, struct frontend_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} frontends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct slot_key);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 18);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct backend_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
 
 // Node-local addresses besides 127.0.0.0/8 on which published ports answer.
 struct {
@@ -115,33 +58,6 @@ struct {
 	__type(value, struct revnat_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } revnat SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} service_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1 << 18);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct backend_counter_key);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_conns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} no_backend_drops SEC(".maps");
 
 // Ids → strings of the Config, so a restarted agent recovers its ids. Only
 // userspace reads these.
