@@ -66,7 +66,7 @@ func (r *runner) stopping() bool {
 func (r *runner) run() {
 	ctx := r.w.ctx
 	id := r.task.ID
-	log := r.w.log.With(zap.String("task", id))
+	log := r.w.log.With(zap.String("task_id", id), zap.String("service_id", r.task.ServiceID))
 	restart := false
 	for {
 		if r.stopping() {
@@ -200,7 +200,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	for tries := 0; err != nil && ctx.Err() == nil && tries < reattachTries; tries++ {
 		// Waiting broke without an exit (containerd restarted, say): the
 		// process may well still run. Start adopts it if so.
-		r.w.log.Info("reattaching to task", zap.String("task", id), zap.Error(err))
+		r.w.log.Info("reattaching to task", zap.String("task_id", id), zap.Error(err))
 		t := time.NewTimer(reattachDelay)
 		select {
 		case <-ctx.Done():
@@ -282,7 +282,7 @@ func (r *runner) startHealth(ctx context.Context, info Info) func() {
 			if ctx.Err() != nil {
 				return
 			}
-			r.w.log.Debug("health probe", zap.String("task", r.task.ID), zap.Duration("took", r.w.o.Clock().Sub(began)), zap.Error(err))
+			r.w.log.Debug("health probe", zap.String("task_id", r.task.ID), zap.Duration("took", r.w.o.Clock().Sub(began)), zap.Error(err))
 			s := tr.Observe(r.w.o.Clock(), err == nil)
 			if s == last {
 				continue

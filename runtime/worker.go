@@ -152,7 +152,7 @@ func (w *Worker) removeUnknown(ctx context.Context, want map[string]bool) error 
 		if running || want[c.TaskID] {
 			continue
 		}
-		w.log.Info("removing container no task wants", zap.String("container", c.ContainerID), zap.String("task", c.TaskID))
+		w.log.Info("removing container no task wants", zap.String("container", c.ContainerID), zap.String("task_id", c.TaskID))
 		if err := w.o.Executor.RemoveContainer(ctx, c.ContainerID); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ContainerID, err))
 		}
@@ -187,7 +187,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				break // the task logger rotates its own files
 			}
 			if _, err := RotateLog(w.LogPath(id), w.o.LogMaxBytes, w.o.LogMaxFiles); err != nil {
-				w.log.Warn("rotate log", zap.String("task", id), zap.Error(err))
+				w.log.Warn("rotate log", zap.String("task_id", id), zap.Error(err))
 			}
 		}
 		if synced {
@@ -232,7 +232,7 @@ func (w *Worker) report(taskID string, restart bool, mut func(*api.TaskStatus)) 
 	if had && st.State != old.State {
 		if err := Transition(old.State, st.State, restart); err != nil {
 			w.mu.Unlock()
-			w.log.Error("refusing task state change", zap.String("task", taskID), zap.Error(err))
+			w.log.Error("refusing task state change", zap.String("task_id", taskID), zap.Error(err))
 			return
 		}
 	}

@@ -163,7 +163,7 @@ func (a *Agent) Report(taskID string, st api.TaskStatus) {
 	a.mu.Unlock()
 	if err != nil {
 		// Still held in memory and sent; only a reboot before delivery loses it.
-		a.log.Warn("persist status report", zap.String("task", taskID), zap.Error(err))
+		a.log.Warn("persist status report", zap.String("task_id", taskID), zap.Error(err))
 	}
 	signal(a.reportCh)
 }

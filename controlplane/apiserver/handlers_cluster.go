@@ -166,7 +166,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	if role == RoleManager {
 		resp.KEK = s.b.KEK()
 	}
-	s.log.Info("node joined", zap.String("node", nodeID), zap.String("role", string(role)), zap.String("hostname", req.Hostname))
+	s.log.Info("node joined", zap.String("node_id", nodeID), zap.String("role", string(role)), zap.String("hostname", req.Hostname))
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
@@ -196,7 +196,7 @@ func (s *Server) managerReady(w http.ResponseWriter, r *http.Request, id Identit
 	if err := s.b.AddVoter(m.ID, m.Addr); err != nil {
 		return errorf(http.StatusServiceUnavailable, "promote %s to raft voter: %v", m.ID, err)
 	}
-	s.log.Info("manager promoted to voter", zap.String("node", m.ID), zap.String("raft_addr", m.Addr))
+	s.log.Info("manager promoted to voter", zap.String("node_id", m.ID), zap.String("raft_addr", m.Addr))
 	writeJSON(w, http.StatusOK, client.WriteResult{})
 	return nil
 }

@@ -79,7 +79,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, _ Identity)
 				mu.Unlock()
 			})
 			if err != nil && r.Context().Err() == nil {
-				s.log.Info("task logs unavailable", zap.String("task", src.name), zap.Error(err))
+				s.log.Info("task logs unavailable", zap.String("task_name", src.name), zap.Error(err))
 				mu.Lock()
 				fmt.Fprintf(w, "%s | (logs unavailable: %v)\n", src.name, err)
 				mu.Unlock()

@@ -58,7 +58,7 @@ func (s *Server) changeRole(w http.ResponseWriter, r *http.Request, id Identity)
 		return errorf(http.StatusBadRequest, "role change: csr_pem: %v", err)
 	}
 	resp.CertPEM = string(certPEM)
-	s.log.Info("node changes role", zap.String("node", n.ID), zap.String("from", string(id.Role)), zap.String("to", string(want)))
+	s.log.Info("node changes role", zap.String("node_id", n.ID), zap.String("from", string(id.Role)), zap.String("to", string(want)))
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -190,7 +190,7 @@ func (c *controller) newTask(ctx context.Context) (err error) {
 		return fmt.Errorf("cgroup v2: %w", err)
 	}
 	if moved {
-		c.e.log.Debug("moved task into its v2 cgroup", zap.String("task", c.id()), zap.Int("pid", pid))
+		c.e.log.Debug("moved task into its v2 cgroup", zap.String("task_id", c.id()), zap.Int("pid", pid))
 	}
 	info := runtime.Info{ContainerID: c.id(), PID: pid}
 	if c.e.o.Network != nil {
@@ -224,7 +224,7 @@ func (c *controller) deleteTask(ctx context.Context, t client.Task) error {
 	c.ctask, c.exitC = nil, nil
 	if c.e.o.Network != nil {
 		if err := c.e.o.Network.Detach(ctx, c.id(), ""); err != nil {
-			c.e.log.Warn("network detach", zap.String("task", c.id()), zap.Error(err))
+			c.e.log.Warn("network detach", zap.String("task_id", c.id()), zap.Error(err))
 		}
 	}
 	return nil
