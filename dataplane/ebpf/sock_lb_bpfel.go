@@ -241,5 +241,5 @@ func _SockLBClose(closers ...io.Closer) error {
 
 // Do not access this directly.
 //
-//go:embed socklb_bpfel.o
+//go:embed sock_lb_bpfel.o
 var _SockLBBytes []byte

@@ -163,5 +163,5 @@ func _TaskCountersClose(closers ...io.Closer) error {
 
 // Do not access this directly.
 //
-//go:embed taskcounters_bpfel.o
+//go:embed task_counters_bpfel.o
 var _TaskCountersBytes []byte
