@@ -362,8 +362,6 @@ func normalizeAdvertise(adv, listen string) (string, error) {
 	return adv, nil
 }
 
-var _ = strings.TrimSpace
-
 // showJoinCommands prints how to add workers and managers, as `cluster init`
 // does in the foreground. Best effort: the node is up either way.
 func showJoinCommands(g *globals) {

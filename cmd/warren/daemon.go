@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	clog "github.com/containerd/log"
@@ -17,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
-	"github.com/warrenhq/warren/controlplane/agent"
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
@@ -66,7 +66,7 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 		mgr, err = openManager(ctx, g, o, log, adv, hostname, nil)
 	case start.joinAddr != "":
 		ident, err = joinAsWorker(ctx, g.dataDir, start, adv, hostname)
-		if errors.Is(err, ca.ErrTokenWrongRole) || (err != nil && isWrongRole(err)) {
+		if isWrongRole(err) {
 			mgr, err = openManager(ctx, g, o, log, adv, hostname, &manager.JoinOptions{Addr: start.joinAddr, Token: start.joinToken})
 		}
 	default:
@@ -117,22 +117,11 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	}
 }
 
+// isWrongRole reports whether a worker join was refused because the token
+// is a manager token (the server's message carries ca.ErrTokenWrongRole).
 func isWrongRole(err error) bool {
 	var ae *client.APIError
-	return errors.As(err, &ae) && containsAny(ae.Error(), "wrong role", "cannot join as")
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, x := range subs {
-		if len(x) > 0 && len(s) >= len(x) {
-			for i := 0; i+len(x) <= len(s); i++ {
-				if s[i:i+len(x)] == x {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return errors.As(err, &ae) && strings.Contains(ae.Error(), ca.ErrTokenWrongRole.Error())
 }
 
 func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, adv, hostname string, join *manager.JoinOptions) (*manager.Manager, error) {
@@ -256,13 +245,12 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) *http.
 
 // registration describes this node for heartbeats.
 func registration(ident *manager.NodeIdentity, hostname string, labels map[string]string, netw func() api.NodeNetwork) func() api.NodeRegistration {
+	capacity := hostCapacity() // read once: it does not change while warren runs
 	return func() api.NodeRegistration {
 		return api.NodeRegistration{
 			NodeID: ident.NodeID, Hostname: hostname, Addr: ident.Addr,
 			OS: runtime.GOOS, Arch: runtime.GOARCH,
-			Capacity: hostCapacity(), Labels: labels, Network: netw(), Version: version,
+			Capacity: capacity, Labels: labels, Network: netw(), Version: version,
 		}
 	}
 }
-
-var _ = agent.Config{}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/runtime/ociimage"
 )
 
@@ -221,8 +220,6 @@ func newImagePackCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&ports, "expose", nil, "exposed port, e.g. 80/tcp")
 	return cmd
 }
-
-var _ = api.Image{}
 
 // ociimagePack packs a binary with default settings (tests).
 func ociimagePack(w io.Writer, ref string, bin []byte) error {

@@ -24,7 +24,6 @@ import (
 	"github.com/warrenhq/warren/controlplane/agent"
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
-	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/dns"
@@ -436,8 +435,6 @@ func dnsConfig(a *api.Assignments) *dns.Config {
 	}
 	return c
 }
-
-var _ = client.TaskFilter{}
 
 // cniNetwork adapts the CNI client to the runtime's Network hook.
 type cniNetwork struct{ c *cni.Client }

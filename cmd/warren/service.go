@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -321,7 +320,6 @@ func newServicePsCmd(g *globals) *cobra.Command {
 		Use:   "ps SERVICE",
 		Short: "List the tasks of a service, with the reason a task is not running",
 		Args:  cobra.ExactArgs(1),
-		RunE:  func(*cobra.Command, []string) error { return nil },
 	}
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		c, err := g.client()
@@ -650,8 +648,6 @@ func (p progress) problem() string {
 	}
 	return fmt.Sprintf("%d/%d running", p.running, p.want)
 }
-
-var _ = context.Background
 
 // taskLines is the per-task part of the terminal progress view.
 func taskLines(s api.Service, tasks []api.Task) string {

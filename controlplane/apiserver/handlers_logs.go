@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 )
 
@@ -149,5 +148,3 @@ func (s *Server) nodeTLS() *tls.Config {
 		},
 	}
 }
-
-var _ = api.TaskRunning
