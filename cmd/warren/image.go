@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/runtime/ociimage"
 )
 
@@ -168,20 +170,10 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove images from the cluster's store",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, a := range args {
-				ctx, cancel := ctxTimeout(30 * time.Second)
+			return g.forEach(args, 30*time.Second, func(ctx context.Context, c *client.Client, a string) (string, error) {
 				_, err := c.RemoveImage(ctx, ociimage.NormalizeRef(a))
-				cancel()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(g.stdout, a)
-			}
-			return nil
+				return a, err
+			})
 		},
 	}
 }

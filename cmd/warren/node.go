@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -14,8 +15,8 @@ import (
 func newNodeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Manage the cluster's nodes (like docker node)"}
 	cmd.AddCommand(newNodeLsCmd(g), newNodeInspectCmd(g), newNodeUpdateCmd(g), newNodeRmCmd(g),
-		newNodeRoleCmd(g, "promote", "Make workers managers (raft voters)"),
-		newNodeRoleCmd(g, "demote", "Make managers workers"))
+		newNodeRoleCmd(g, "promote", "Make workers managers (raft voters)", (*client.Client).PromoteNode),
+		newNodeRoleCmd(g, "demote", "Make managers workers", (*client.Client).DemoteNode))
 	return cmd
 }
 
@@ -66,25 +67,7 @@ func newNodeInspectCmd(g *globals) *cobra.Command {
 		Short: "Show nodes in detail (JSON by default)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			var out []api.Node
-			for _, a := range args {
-				n, err := c.Node(ctx, a)
-				if err != nil {
-					return err
-				}
-				out = append(out, *n)
-			}
-			p := g.printer()
-			if !cmd.Flags().Changed("output") {
-				p.format = "json"
-			}
-			return p.object(out, func(tw *tabwriter.Writer) {
+			return inspect(g, cmd, args, (*client.Client).Node, func(tw *tabwriter.Writer, out []api.Node) {
 				for _, n := range out {
 					row(tw, "ID:", n.ID)
 					row(tw, "Hostname:", n.Status.Hostname)
@@ -162,50 +145,26 @@ func newNodeRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove nodes from the cluster",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, a := range args {
-				ctx, cancel := ctxTimeout(30 * time.Second)
+			return g.forEach(args, 30*time.Second, func(ctx context.Context, c *client.Client, a string) (string, error) {
 				_, err := c.RemoveNode(ctx, a, force)
-				cancel()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(g.stdout, a)
-			}
-			return nil
+				return a, err
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove a node that is still up or a manager")
 	return cmd
 }
 
-func newNodeRoleCmd(g *globals, verb, short string) *cobra.Command {
+func newNodeRoleCmd(g *globals, verb, short string, act func(*client.Client, context.Context, string) (*client.WriteResult, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " NODE...",
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, a := range args {
-				ctx, cancel := ctxTimeout(60 * time.Second)
-				if verb == "promote" {
-					_, err = c.PromoteNode(ctx, a)
-				} else {
-					_, err = c.DemoteNode(ctx, a)
-				}
-				cancel()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.stdout, "node %s %sd\n", a, verb)
-			}
-			return nil
+			return g.forEach(args, 60*time.Second, func(ctx context.Context, c *client.Client, a string) (string, error) {
+				_, err := act(c, ctx, a)
+				return fmt.Sprintf("node %s %sd", a, verb), err
+			})
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -276,25 +277,7 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 		Short: "Show services in detail (JSON by default)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			var out []api.Service
-			for _, a := range args {
-				s, err := c.Service(ctx, a)
-				if err != nil {
-					return err
-				}
-				out = append(out, *s)
-			}
-			p := g.printer()
-			if !cmd.Flags().Changed("output") {
-				p.format = "json"
-			}
-			return p.object(out, func(tw *tabwriter.Writer) {
+			return inspect(g, cmd, args, (*client.Client).Service, func(tw *tabwriter.Writer, out []api.Service) {
 				for _, s := range out {
 					row(tw, "ID:", s.ID)
 					row(tw, "Name:", s.Spec.Name)
@@ -454,56 +437,29 @@ func newServiceRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove services and stop their tasks",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, a := range args {
-				ctx, cancel := ctxTimeout(30 * time.Second)
+			return g.forEach(args, 30*time.Second, func(ctx context.Context, c *client.Client, a string) (string, error) {
 				_, err := c.RemoveService(ctx, a)
-				cancel()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(g.stdout, a)
-			}
-			return nil
+				return a, err
+			})
 		},
 	}
 }
 
 func newServicePromoteCmd(g *globals) *cobra.Command {
-	var w waitOpts
-	cmd := &cobra.Command{
-		Use:   "promote SERVICE",
-		Short: "Finish a canary or blue-green update: send all traffic to the new version",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			if _, err := c.PromoteService(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, args[0])
-			if w.detach {
-				return nil
-			}
-			return waitConverged(g, c, args[0], w)
-		},
-	}
-	addWaitFlags(cmd.Flags(), &w)
-	return cmd
+	return newServiceActionCmd(g, "promote SERVICE", "Finish a canary or blue-green update: send all traffic to the new version", (*client.Client).PromoteService)
 }
 
 func newServiceRollbackCmd(g *globals) *cobra.Command {
+	return newServiceActionCmd(g, "rollback SERVICE", "Go back to the service's previous spec", (*client.Client).RollbackService)
+}
+
+// newServiceActionCmd is a command that asks one thing of a service and
+// then waits for it to converge, like `service update`.
+func newServiceActionCmd(g *globals, use, short string, act func(*client.Client, context.Context, string) (*client.WriteResult, error)) *cobra.Command {
 	var w waitOpts
 	cmd := &cobra.Command{
-		Use:   "rollback SERVICE",
-		Short: "Go back to the service's previous spec",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -512,7 +468,7 @@ func newServiceRollbackCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := ctxTimeout(30 * time.Second)
 			defer cancel()
-			if _, err := c.RollbackService(ctx, args[0]); err != nil {
+			if _, err := act(c, ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, args[0])
