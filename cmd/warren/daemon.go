@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -161,43 +160,11 @@ Administrator credentials for the CLI on other machines are in %s.
 // joinAsWorker pins the CA by the token's digest, sends a CSR with the
 // token, and saves the node's identity. The private key never leaves.
 func joinAsWorker(ctx context.Context, dataDir string, start nodeStart, adv, hostname string) (*manager.NodeIdentity, error) {
-	tok, err := ca.ParseToken(start.joinToken)
-	if err != nil {
-		return nil, err
-	}
-	verifier, err := ca.FetchCA(ctx, start.joinAddr, tok.CADigest)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ca.NewNodeKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := ca.NewCSR(key, "joining", rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	anon, err := client.New(client.Config{Addrs: []string{start.joinAddr}, TLS: ca.ClientConfig(verifier, nil, ca.ManagerServerName)})
-	if err != nil {
-		return nil, err
-	}
 	host, _, _ := net.SplitHostPort(adv)
-	resp, err := anon.Join(ctx, client.JoinRequest{Token: start.joinToken, Role: string(api.RoleWorker), CSRPEM: string(csr), Hostname: hostname, Addr: host})
+	resp, _, _, err := manager.Enroll(ctx, dataDir, start.joinAddr, start.joinToken, client.JoinRequest{
+		Role: string(api.RoleWorker), Hostname: hostname, Addr: host,
+	})
 	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := ca.MarshalKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := ca.NewCertStore([]byte(resp.CertPEM), keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	if err := certs.Save(filepath.Join(dataDir, manager.CertsDir)); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dataDir, manager.CertsDir, manager.CAFile), []byte(resp.CACertPEM), 0o600); err != nil {
 		return nil, err
 	}
 	id := &manager.NodeIdentity{NodeID: resp.NodeID, Role: api.RoleWorker, Managers: resp.Managers, Addr: host, Network: resp.Network}

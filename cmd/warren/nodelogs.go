@@ -64,9 +64,7 @@ func serveNodeLogs(addr string, verifier *ca.CA, certs *ca.CertStore, w *runtime
 		ClientAuth: tls.RequireAndVerifyClientCert,
 		ClientCAs:  verifier.Pool(),
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			certPEM, keyPEM := certs.PEM()
-			c, err := tls.X509KeyPair(certPEM, keyPEM)
-			return &c, err
+			return certs.TLSCertificate(), nil
 		},
 	}
 	ln, err := tls.Listen("tcp", addr, cfg)

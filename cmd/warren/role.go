@@ -63,15 +63,11 @@ func (rw *roleWatcher) run(ctx context.Context) {
 }
 
 func (rw *roleWatcher) change(ctx context.Context, a *api.Assignments) error {
-	key, err := ca.NewNodeKey(rand.Reader)
+	kr, err := ca.NewKeyRequest(rw.ident.NodeID, rand.Reader)
 	if err != nil {
 		return err
 	}
-	csr, err := ca.NewCSR(key, rw.ident.NodeID, rand.Reader)
-	if err != nil {
-		return err
-	}
-	req := client.RoleChangeRequest{CSRPEM: string(csr)}
+	req := client.RoleChangeRequest{CSRPEM: string(kr.CSR)}
 	if a.Role == api.RoleManager {
 		req.RaftAddr, req.APIAddr = rw.apiAddr, rw.apiAddr
 	}
@@ -81,11 +77,7 @@ func (rw *roleWatcher) change(ctx context.Context, a *api.Assignments) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := ca.MarshalKeyPEM(key)
-	if err != nil {
-		return err
-	}
-	certs, err := ca.NewCertStore([]byte(resp.CertPEM), keyPEM)
+	certs, err := kr.Complete([]byte(resp.CertPEM))
 	if err != nil {
 		return err
 	}
@@ -109,7 +101,7 @@ func (rw *roleWatcher) change(ctx context.Context, a *api.Assignments) error {
 	default:
 		return fmt.Errorf("unknown role %q", resp.Role)
 	}
-	if err := certs.Save(filepath.Join(rw.dataDir, manager.CertsDir)); err != nil {
+	if err := manager.SaveCerts(rw.dataDir, certs, nil); err != nil {
 		return err
 	}
 	return manager.SaveIdentity(rw.dataDir, &next)
@@ -132,28 +124,18 @@ func becomeWorker(log *zap.Logger, dataDir string) func(m *manager.Manager) {
 		fail := func(err error) {
 			log.Error("becoming a worker after removal from raft: restart warren by hand", zap.Error(err))
 		}
-		key, err := ca.NewNodeKey(rand.Reader)
-		if err != nil {
-			fail(err)
-			return
-		}
 		ident := m.Identity()
-		csr, err := ca.NewCSR(key, ident.NodeID, rand.Reader)
+		kr, err := ca.NewKeyRequest(ident.NodeID, rand.Reader)
 		if err != nil {
 			fail(err)
 			return
 		}
-		certPEM, err := m.IssueSelf(ca.RoleWorker, csr)
+		certPEM, err := m.IssueSelf(ca.RoleWorker, kr.CSR)
 		if err != nil {
 			fail(err)
 			return
 		}
-		keyPEM, err := ca.MarshalKeyPEM(key)
-		if err != nil {
-			fail(err)
-			return
-		}
-		certs, err := ca.NewCertStore(certPEM, keyPEM)
+		certs, err := kr.Complete(certPEM)
 		if err != nil {
 			fail(err)
 			return
@@ -167,7 +149,7 @@ func becomeWorker(log *zap.Logger, dataDir string) func(m *manager.Manager) {
 		ident.Role, ident.APIAddr, ident.PendingVote, ident.Managers = api.RoleWorker, "", 0, managers
 		// The manager is left running until the exec below replaces the
 		// process: closing it first would end the daemon before the switch.
-		if err := certs.Save(filepath.Join(dataDir, manager.CertsDir)); err != nil {
+		if err := manager.SaveCerts(dataDir, certs, nil); err != nil {
 			fail(err)
 			return
 		}

@@ -123,3 +123,8 @@ func LoadCertStore(dir string) (*CertStore, error) {
 }
 
 var errNoStore = errors.New("no certificate store configured")
+
+// TLSCertificate is the current key pair, for a tls.Config's
+// GetCertificate or GetClientCertificate; a Swap is seen by the next
+// handshake without re-parsing anything.
+func (s *CertStore) TLSCertificate() *tls.Certificate { return s.current() }

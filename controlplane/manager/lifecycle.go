@@ -69,10 +69,7 @@ func (m *Manager) initCluster(ctx context.Context) error {
 	if err := os.MkdirAll(m.cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	if err := certs.Save(filepath.Join(m.cfg.DataDir, CertsDir)); err != nil {
-		return err
-	}
-	if err := writePrivate(filepath.Join(m.cfg.DataDir, CertsDir, CAFile), root.CertPEM()); err != nil {
+	if err := SaveCerts(m.cfg.DataDir, certs, root.CertPEM()); err != nil {
 		return err
 	}
 	if err := ca.SaveKEK(m.cfg.DataDir, kek); err != nil {
@@ -188,48 +185,10 @@ func (m *Manager) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tok, err := ca.ParseToken(m.cfg.Join.Token)
-	if err != nil {
-		return err
-	}
-	verifier, err := ca.FetchCA(ctx, m.cfg.Join.Addr, tok.CADigest)
-	if err != nil {
-		return err
-	}
-	key, err := ca.NewNodeKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	csr, err := ca.NewCSR(key, "joining", rand.Reader)
-	if err != nil {
-		return err
-	}
-	anon, err := client.New(client.Config{Addrs: []string{m.cfg.Join.Addr}, TLS: ca.ClientConfig(verifier, nil, ca.ManagerServerName)})
-	if err != nil {
-		return err
-	}
-	resp, err := anon.Join(ctx, client.JoinRequest{
-		Token: m.cfg.Join.Token, Role: string(api.RoleManager), CSRPEM: string(csr),
-		Hostname: m.cfg.Hostname, Addr: hostOf(adv), RaftAddr: adv, APIAddr: adv,
+	resp, certs, verifier, err := Enroll(ctx, m.cfg.DataDir, m.cfg.Join.Addr, m.cfg.Join.Token, client.JoinRequest{
+		Role: string(api.RoleManager), Hostname: m.cfg.Hostname, Addr: hostOf(adv), RaftAddr: adv, APIAddr: adv,
 	})
 	if err != nil {
-		return err
-	}
-	keyPEM, err := ca.MarshalKeyPEM(key)
-	if err != nil {
-		return err
-	}
-	certs, err := ca.NewCertStore([]byte(resp.CertPEM), keyPEM)
-	if err != nil {
-		return err
-	}
-	if err := certs.Save(filepath.Join(m.cfg.DataDir, CertsDir)); err != nil {
-		return err
-	}
-	if err := writePrivate(filepath.Join(m.cfg.DataDir, CertsDir, CAFile), []byte(resp.CACertPEM)); err != nil {
-		return err
-	}
-	if err := ca.SaveKEK(m.cfg.DataDir, resp.KEK); err != nil {
 		return err
 	}
 	m.caCert, m.certs, m.kek = verifier, certs, resp.KEK

@@ -1,0 +1,65 @@
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"path/filepath"
+
+	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/client"
+)
+
+// Enroll joins a cluster with a token, for a worker or a manager alike: it
+// pins the CA by the token's digest before anything is sent, sends a CSR for
+// a key made here, and saves the certificate and the CA certificate in
+// dataDir (and the KEK, for a manager). req carries the joiner's
+// description; Token and CSRPEM are filled in here.
+func Enroll(ctx context.Context, dataDir, addr, token string, req client.JoinRequest) (*client.JoinResponse, *ca.CertStore, *ca.CA, error) {
+	tok, err := ca.ParseToken(token)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	verifier, err := ca.FetchCA(ctx, addr, tok.CADigest)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kr, err := ca.NewKeyRequest("joining", rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	anon, err := client.New(client.Config{Addrs: []string{addr}, TLS: ca.ClientConfig(verifier, nil, ca.ManagerServerName)})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	req.Token, req.CSRPEM = token, string(kr.CSR)
+	resp, err := anon.Join(ctx, req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	certs, err := kr.Complete([]byte(resp.CertPEM))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := SaveCerts(dataDir, certs, []byte(resp.CACertPEM)); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(resp.KEK) > 0 {
+		if err := ca.SaveKEK(dataDir, resp.KEK); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return resp, certs, verifier, nil
+}
+
+// SaveCerts writes the node's key pair and the cluster CA certificate to
+// <dataDir>/certs, where resume and the CLI read them.
+func SaveCerts(dataDir string, certs *ca.CertStore, caPEM []byte) error {
+	dir := filepath.Join(dataDir, CertsDir)
+	if err := certs.Save(dir); err != nil {
+		return err
+	}
+	if caPEM == nil {
+		return nil
+	}
+	return writePrivate(filepath.Join(dir, CAFile), caPEM)
+}
