@@ -1,9 +1,7 @@
 package apiserver
 
 import (
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,14 +30,6 @@ func writeIndex(w http.ResponseWriter, idx uint64) {
 
 // newID makes a node or service ID: 16 random bytes in hex, which the CA
 // accepts as a certificate common name.
-func newID(rnd io.Reader) (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(rnd, b[:]); err != nil {
-		return "", fmt.Errorf("new id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
-}
-
 // managerAddrs lists the API addresses of managers known to the store.
 func managerAddrs(v *store.View) []string {
 	var out []string
@@ -106,7 +96,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	if role == RoleManager && (req.RaftAddr == "" || req.APIAddr == "") {
 		return errorf(http.StatusBadRequest, "join: raft_addr and api_addr are required to join as a manager")
 	}
-	nodeID, err := newID(s.cfg.Rand)
+	nodeID, err := api.NewID(s.cfg.Rand)
 	if err != nil {
 		return err
 	}

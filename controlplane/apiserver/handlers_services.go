@@ -57,7 +57,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
-	id, err := newID(s.cfg.Rand)
+	id, err := api.NewID(s.cfg.Rand)
 	if err != nil {
 		return err
 	}

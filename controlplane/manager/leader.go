@@ -119,7 +119,7 @@ func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Bat
 		m.log.Warn("address allocation", zap.Error(err))
 	}
 
-	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, Cluster: cluster, Nodes: nodes, Services: services, Tasks: tasks}, newNodeID)
+	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, Cluster: cluster, Nodes: nodes, Services: services, Tasks: tasks}, newID)
 
 	// Tasks as they will be after this batch, for the scheduler.
 	updated := map[string]api.Task{}

@@ -38,7 +38,7 @@ func (m *Manager) initCluster(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	clusterID := newNodeID()
+	clusterID := newID()
 	root, err := ca.NewCA(now, rand.Reader, clusterID)
 	if err != nil {
 		return err
@@ -47,7 +47,7 @@ func (m *Manager) initCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.ident = &NodeIdentity{NodeID: newNodeID(), Role: api.RoleManager, Managers: []string{adv}, Addr: hostOf(adv), APIAddr: adv}
+	m.ident = &NodeIdentity{NodeID: newID(), Role: api.RoleManager, Managers: []string{adv}, Addr: hostOf(adv), APIAddr: adv}
 	ttl := o.CertTTL
 	if ttl == 0 {
 		ttl = ca.DefaultNodeCertTTL

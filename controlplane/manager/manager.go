@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -177,12 +175,13 @@ func (m *Manager) LocalClient() (*client.Client, error) {
 	return client.New(client.Config{Socket: filepath.Join(m.cfg.DataDir, SocketName)})
 }
 
-func newNodeID() string {
-	b := make([]byte, 13)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+// newID is api.NewID on the system's randomness, which does not fail.
+func newID() string {
+	id, err := api.NewID(rand.Reader)
+	if err != nil {
 		panic(err)
 	}
-	return hex.EncodeToString(b)
+	return id
 }
 
 // advertise returns the raft/API address peers use.
