@@ -164,7 +164,7 @@ const headerNoRelay = "Warren-No-Relay"
 // fetchBlob copies an image archive from a manager that holds it into path,
 // verifying its digest, and records this manager as a holder.
 func (s *Server) fetchBlob(ctx context.Context, v *store.View, img api.Image, path string) error {
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.b.ForwardTLS()}}
+	hc := &http.Client{Transport: s.managerTransport()}
 	var lastErr error = errors.New("no holder is a manager with an API address")
 	for _, holder := range img.Holders {
 		n, ok := v.Node(holder)

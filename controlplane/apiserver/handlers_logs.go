@@ -61,7 +61,7 @@ func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request, _ Identity)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: s.nodeTLS()}}
+	hc := &http.Client{Transport: s.nodeTransport()}
 
 	var mu sync.Mutex // one line at a time on the response
 	var wg sync.WaitGroup

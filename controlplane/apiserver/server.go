@@ -57,8 +57,12 @@ type Server struct {
 	routes []Route
 	mux    *http.ServeMux
 
+	// One transport to the other managers (forwarding, blob relay) and one
+	// to the nodes (logs), built on first use and kept for connection reuse.
 	proxyOnce sync.Once
 	proxyTr   http.RoundTripper
+	nodeOnce  sync.Once
+	nodeTr    http.RoundTripper
 
 	// joinMu serialises joins so two joiners cannot race for raft changes.
 	joinMu sync.Mutex
@@ -373,18 +377,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, wr
 		w.Header().Set(client.HeaderConsistency, "stale")
 		return s.serveLocal(w, r, id)
 	}
-	s.proxyOnce.Do(func() {
-		s.proxyTr = &http.Transport{
-			TLSClientConfig:     s.b.ForwardTLS(),
-			ForceAttemptHTTP2:   true,
-			TLSHandshakeTimeout: 5 * time.Second,
-			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 8,
-		}
-	})
 	var proxyErr error
 	p := &httputil.ReverseProxy{
-		Transport: s.proxyTr,
+		Transport: s.managerTransport(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "https"
 			pr.Out.URL.Host = addr
@@ -450,3 +445,29 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 func uintText(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// managerTransport carries this manager's calls to the other managers.
+func (s *Server) managerTransport() http.RoundTripper {
+	s.proxyOnce.Do(func() {
+		s.proxyTr = &http.Transport{
+			TLSClientConfig:     s.b.ForwardTLS(),
+			ForceAttemptHTTP2:   true,
+			TLSHandshakeTimeout: 5 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 8,
+		}
+	})
+	return s.proxyTr
+}
+
+// nodeTransport carries this manager's calls to the nodes' own listeners.
+func (s *Server) nodeTransport() http.RoundTripper {
+	s.nodeOnce.Do(func() {
+		s.nodeTr = &http.Transport{
+			TLSClientConfig:     s.nodeTLS(),
+			TLSHandshakeTimeout: 5 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+		}
+	})
+	return s.nodeTr
+}

@@ -93,6 +93,8 @@ type Manager struct {
 
 	// heartbeats are kept in the leader's memory, not in raft; a new
 	// leader starts every node's clock afresh (seedHeartbeats).
+	peers *client.Client // to the other managers, for watchRemoval
+
 	hbMu       sync.Mutex
 	heartbeats map[string]time.Time
 
@@ -384,23 +386,28 @@ func (m *Manager) removed(ctx context.Context) bool {
 			others = append(others, n.Status.Manager.APIAddr)
 		}
 	}
-	for _, addr := range others {
-		c, err := client.New(client.Config{Addrs: []string{addr}, TLS: ca.ClientConfig(m.caCert, m.certs, ca.ManagerServerName), Timeout: 3 * time.Second})
-		if err != nil {
-			continue
-		}
-		info, err := c.Info(ctx)
-		if err != nil || len(info.Managers) == 0 {
-			continue
-		}
-		for _, mi := range info.Managers {
-			if mi.NodeID == m.ident.NodeID {
-				return false
-			}
-		}
-		return true
+	if len(others) == 0 {
+		return false
 	}
-	return false
+	if m.peers == nil {
+		c, err := client.New(client.Config{Addrs: others, TLS: ca.ClientConfig(m.caCert, m.certs, ca.ManagerServerName), Timeout: 3 * time.Second})
+		if err != nil {
+			return false
+		}
+		m.peers = c
+	}
+	// The client tries the managers in turn until one answers.
+	m.peers.SetAddrs(others)
+	info, err := m.peers.Info(ctx)
+	if err != nil || len(info.Managers) == 0 {
+		return false
+	}
+	for _, mi := range info.Managers {
+		if mi.NodeID == m.ident.NodeID {
+			return false
+		}
+	}
+	return true
 }
 
 // IssueSelf signs a certificate for this node with the given role, using
