@@ -258,7 +258,6 @@ type netSink struct {
 
 	mu         sync.Mutex
 	dnsStarted bool
-	lastDP     *dataplane.Config
 }
 
 func newNetSink(log *zap.Logger, dataDir string, ident *manager.NodeIdentity, o *nodeOpts, gateway netip.Addr, cgroup string) (*netSink, error) {
@@ -323,13 +322,9 @@ func (s *netSink) SetNetwork(ctx context.Context, a *api.Assignments) error {
 	if err := s.mesh.Set(meshConfig(a, s.gateway, s.o.wgPort)); err != nil {
 		errs = append(errs, "mesh: "+err.Error())
 	}
-	dc := dataplaneConfig(a)
-	if s.lastDP == nil || !s.lastDP.Equal(dc) {
-		if err := s.dp.Set(dc); err != nil {
-			errs = append(errs, "dataplane: "+err.Error())
-		} else {
-			s.lastDP = dc
-		}
+	// Set is declarative and diffs against the kernel's maps itself.
+	if err := s.dp.Set(dataplaneConfig(a)); err != nil {
+		errs = append(errs, "dataplane: "+err.Error())
 	}
 	if err := s.dns.Set(dnsConfig(a)); err != nil {
 		errs = append(errs, "dns: "+err.Error())
