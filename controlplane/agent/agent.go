@@ -54,7 +54,9 @@ type Config struct {
 	Registration func() api.NodeRegistration
 	Logger       *zap.Logger
 
-	// Heartbeat is the registration interval (default 5s).
+	// Heartbeat is the registration interval (default 2s: unchanged heartbeats
+	// stay in the leader's memory, so they are cheap, and a down grace as short
+	// as 5s still tolerates a late one).
 	Heartbeat time.Duration
 	// Wait is the blocking query's wait (default 30s).
 	Wait time.Duration
@@ -92,7 +94,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 5 * time.Second
+		cfg.Heartbeat = 2 * time.Second
 	}
 	if cfg.Wait <= 0 {
 		cfg.Wait = 30 * time.Second
