@@ -12,7 +12,7 @@ APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool i
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test kernel-test bench bench-smoke generate generate-check lint demo-image demo demo-clean deps release ci containerd
+.PHONY: all build test kernel-test bench bench-smoke generate generate-check lint hygiene demo-image demo demo-clean deps release ci containerd
 
 all: build
 
@@ -43,6 +43,14 @@ generate:
 generate-check: generate
 	git diff --exit-code -- dataplane/ bpf/ || (echo "committed bpf2go output differs from a fresh generation: run make generate and commit" >&2; exit 1)
 
+## hygiene: go.mod tidy, and no build output in git (no tracked file over 1 MiB but bpf2go objects)
+hygiene:
+	@t=$$(mktemp -d); cp go.mod go.sum $$t/; $(GO) mod tidy; \
+	if ! cmp -s go.mod $$t/go.mod || ! cmp -s go.sum $$t/go.sum; then diff -u $$t/go.mod go.mod; \
+		cp $$t/go.mod $$t/go.sum .; rm -rf $$t; echo "go.mod/go.sum are not tidy: run go mod tidy and commit" >&2; exit 1; fi; rm -rf $$t
+	@big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 && $$2 !~ /_bpfel\.o$$$$/ {print $$2}'); \
+	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output does not belong in git):" >&2; echo "$$big" >&2; exit 1; fi
+
 ## lint: gofmt, go vet, and a darwin build (the proxy dataplane must build there)
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1)
@@ -58,7 +66,7 @@ demo-image: build
 ## deps: install what Warren and its tests need on Debian (idempotent)
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	$(GO) mod download
 
 ## containerd: start the system containerd if nothing answers on its socket
@@ -83,7 +91,7 @@ demo: deps build demo-image containerd
 demo-clean:
 	-warren service rm web
 	-warren cluster leave --force --data-dir $(DATA_DIR)
-	-pkill -f 'warren (cluster init|manager run)'
+	-@if [ -f $(DATA_DIR)/warren.pid ]; then kill $$(cat $(DATA_DIR)/warren.pid) 2>/dev/null; fi
 	rm -rf $(DATA_DIR)
 
 ## release: cross-builds (linux amd64/arm64/armv7, macOS with the proxy dataplane)
@@ -95,5 +103,5 @@ release:
 		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
 
 ## ci: everything CI runs, in order (root)
-ci: deps lint generate-check test kernel-test bench-smoke
+ci: deps hygiene lint generate-check test kernel-test bench-smoke
 	@echo "ci: all stages passed"

@@ -1,8 +1,8 @@
 // Package ebpf holds the compiled socket load-balancing programs
 // (bpf/sock_lb.c), the routing mesh's TCX programs (bpf/nodeport.c, which
 // share sock_lb's maps) and their bpf2go bindings. The output is committed so that
-// building Warren needs no clang; `go generate ./dataplane/ebpf` (or
-// `make -C bpf generate`) rebuilds it reproducibly with clang 14.
+// building Warren needs no clang; `make generate` (the one entry point)
+// rebuilds it reproducibly with clang 14.
 //
 // It owns no policy: dataplane loads, pins and fills these objects. It must
 // not import dataplane.
