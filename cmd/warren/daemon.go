@@ -21,6 +21,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
+	"github.com/warrenhq/warren/dataplane/nodenet"
 )
 
 // runNode is the daemon: it brings this node's identity up (init, join or
@@ -212,7 +213,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) *http.
 
 // registration describes this node for heartbeats.
 func registration(ident *manager.NodeIdentity, hostname string, labels map[string]string, netw func() api.NodeNetwork) func() api.NodeRegistration {
-	capacity := hostCapacity() // read once: it does not change while warren runs
+	capacity := nodenet.HostCapacity() // read once: it does not change while warren runs
 	return func() api.NodeRegistration {
 		return api.NodeRegistration{
 			NodeID: ident.NodeID, Hostname: hostname, Addr: ident.Addr,

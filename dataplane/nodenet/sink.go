@@ -1,0 +1,199 @@
+package nodenet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/dataplane"
+	"github.com/warrenhq/warren/dataplane/dns"
+	"github.com/warrenhq/warren/dataplane/mesh"
+)
+
+// SinkOptions describe this node and how its network is built.
+type SinkOptions struct {
+	NodeID  string
+	Addr    string // the node's address on the underlay
+	Network api.ClusterNetwork
+	DataDir string
+	Cgroup  string // cgroup v2 directory of the node's containers
+
+	WireGuard string // mesh mode: kernel, userspace or auto
+	WGIface   string
+	WGPort    uint16
+
+	Dataplane   string // ebpf, proxy or auto
+	HostLB      bool   // host processes reach VIPs too
+	Uplink      string // empty: the interface holding Addr
+	RoutingMesh bool   // published ports answer other hosts
+
+	Logger *zap.Logger
+}
+
+// PinDir is where this node's BPF objects are pinned; nodes sharing a
+// machine need distinct directories.
+func PinDir(nodeID string) string { return filepath.Join("/sys/fs/bpf/warren", nodeID) }
+
+// dataplaneOptions decides how the dataplane attaches. uplink is the
+// interface that carries the node's address, already resolved.
+func dataplaneOptions(o SinkOptions, uplink string, gateway netip.Addr) dataplane.Options {
+	nodeAddr, _ := netip.ParseAddr(o.Addr)
+	subnet, _ := netip.ParsePrefix(o.Network.Subnet)
+	opts := dataplane.Options{
+		Mode: o.Dataplane, CgroupPath: o.Cgroup, AttachHostRoot: o.HostLB,
+		PinDir: PinDir(o.NodeID), ProxyInterface: "warren-vip",
+	}
+	if uplink != "" && uplink != "lo" && o.RoutingMesh {
+		// Published ports answer other hosts on the uplink (the routing
+		// mesh); remote backends are reached through WireGuard.
+		opts.NodeportInterface, opts.NodeAddrs = uplink, []netip.Addr{nodeAddr}
+		opts.NodeSubnet, opts.MeshInterface, opts.MeshAddr = subnet, o.WGIface, gateway
+	}
+	return opts
+}
+
+// Sink turns assignments into the node's network: WireGuard peers and
+// routes, the service table in the dataplane, and DNS records.
+type Sink struct {
+	log     *zap.Logger
+	o       SinkOptions
+	gateway netip.Addr
+	mesh    mesh.Mesh
+	dp      dataplane.Dataplane
+	dns     *dns.Server
+
+	mu         sync.Mutex // serialises SetNetwork
+	dnsStarted bool
+
+	// addrMu is apart from mu so that a heartbeat's NodeNetwork never waits
+	// for a SetNetwork busy with the kernel.
+	addrMu    sync.Mutex
+	agentAddr string
+}
+
+// NewSink creates the mesh interface, the dataplane and the DNS server; none
+// is configured until the first SetNetwork.
+func NewSink(o SinkOptions) (*Sink, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	gateway, err := Gateway(o.Network)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{log: o.Logger.With(zap.String("component", "network")), o: o, gateway: gateway}
+	m, err := mesh.New(mesh.Options{Mode: o.WireGuard, IfName: o.WGIface, KeyFile: filepath.Join(o.DataDir, "wireguard.key"), Logger: s.log, Persist: true})
+	if err != nil {
+		return nil, fmt.Errorf("wireguard mesh: %w", err)
+	}
+	s.mesh = m
+	uplink := o.Uplink
+	if uplink == "" {
+		nodeAddr, _ := netip.ParseAddr(o.Addr)
+		uplink = interfaceWith(nodeAddr)
+	}
+	opts := dataplaneOptions(o, uplink, gateway)
+	opts.Logger = s.log
+	dp, err := newDataplane(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	s.dp = dp
+	d, err := dns.New(dns.Options{ListenAddr: net.JoinHostPort(gateway.String(), "53"), Domain: o.Network.Domain, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	s.dns = d
+	return s, nil
+}
+
+// Collector exports the dataplane's per-service counters.
+func (s *Sink) Collector() prometheus.Collector { return newCollector(s.dp) }
+
+// SetAgentAddr records the address this node's agent listener answers on,
+// which the node registers with the managers.
+func (s *Sink) SetAgentAddr(addr string) {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	s.agentAddr = addr
+}
+
+// NodeNetwork is what the managers need to know of this node's network.
+func (s *Sink) NodeNetwork() api.NodeNetwork {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return api.NodeNetwork{
+		Subnet:      s.o.Network.Subnet,
+		WGPublicKey: s.mesh.PublicKey(),
+		WGEndpoint:  net.JoinHostPort(s.o.Addr, strconv.Itoa(int(s.o.WGPort))),
+		DNSAddr:     s.gateway.String(),
+		AgentAddr:   s.agentAddr,
+	}
+}
+
+// SetNetwork applies one set of assignments; each part is declarative, so
+// a failure in one is retried with the next assignments without undoing the
+// others.
+func (s *Sink) SetNetwork(ctx context.Context, a *api.Assignments) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []string
+	if err := s.mesh.Set(MeshConfig(a, s.gateway, s.o.WGPort)); err != nil {
+		errs = append(errs, "mesh: "+err.Error())
+	}
+	// Set is declarative and diffs against the kernel's maps itself.
+	if err := s.dp.Set(DataplaneConfig(a)); err != nil {
+		errs = append(errs, "dataplane: "+err.Error())
+	}
+	if err := s.dns.Set(DNSConfig(a)); err != nil {
+		errs = append(errs, "dns: "+err.Error())
+	}
+	if !s.dnsStarted {
+		// The gateway address appears with the bridge, when the first
+		// container of this node is attached; until then DNS waits.
+		if err := s.dns.Start(); err == nil {
+			s.dnsStarted = true
+		} else {
+			s.log.Debug("dns not started yet", zap.Error(err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("network: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Close stops the DNS server, the dataplane and the mesh.
+func (s *Sink) Close() {
+	s.dns.Close()
+	s.dp.Close()
+	s.mesh.Close()
+}
+
+// interfaceWith names the interface that holds addr, or "".
+func interfaceWith(addr netip.Addr) string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Unmap() == addr {
+					return ifc.Name
+				}
+			}
+		}
+	}
+	return ""
+}
