@@ -132,7 +132,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		Hostname:      hostname,
 		Logger:        log,
 		Join:          join,
-		OnRemoved:     becomeWorker(log, g.dataDir),
+		OnRemoved:     becomeWorker(log),
 	}
 	if join == nil {
 		cfg.Init = &manager.InitOptions{

@@ -161,7 +161,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	ag = a
 	agMu.Unlock()
 	n.agent = a
-	n.roles = &roleWatcher{log: n.log, dataDir: g.dataDir, ident: ident, agent: a, mc: mc, apiAddr: apiAddrFor(ident, o.listenAddr)}
+	n.roles = &roleWatcher{log: n.log, dataDir: g.dataDir, ident: ident, agent: a, mc: mc, apiAddr: manager.PromotedAPIAddr(*ident, o.listenAddr)}
 	return n, nil
 }
 
