@@ -225,38 +225,18 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			out := make([]listed, len(svcs))
 			for i, s := range svcs {
 				out[i].Service = s
-				out[i].Replicas.Running, out[i].Replicas.Desired = replicaCounts(s, tasks)
+				out[i].Replicas.Running, out[i].Replicas.Desired = client.ReplicaCounts(s, tasks)
 			}
 			return g.printer().object(out, func(tw *tabwriter.Writer) {
 				row(tw, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "VIP")
 				for _, s := range svcs {
-					running, want := replicaCounts(s, tasks)
+					running, want := client.ReplicaCounts(s, tasks)
 					row(tw, shortID(s.ID), s.Spec.Name, s.Spec.Mode, fmt.Sprintf("%d/%d", running, want),
 						s.Spec.Task.Container.Image, portsString(s.Spec.Ports), s.Endpoint.VIP)
 				}
 			})
 		},
 	}
-}
-
-// replicaCounts is what `service ls` shows as N/M: running tasks of the
-// service against the tasks it should have.
-func replicaCounts(s api.Service, tasks []api.Task) (running, want int) {
-	for _, t := range tasks {
-		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
-			continue
-		}
-		if s.Spec.Mode == api.ModeGlobal {
-			want++
-		}
-		if t.Status.State == api.TaskRunning {
-			running++
-		}
-	}
-	if s.Spec.Mode != api.ModeGlobal {
-		want = int(s.Spec.Replicas)
-	}
-	return running, want
 }
 
 func portsString(ps []api.PortConfig) string {
@@ -339,7 +319,7 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				if msg == "" && !t.Status.State.Terminal() && t.Status.State != api.TaskRunning {
 					msg = t.Status.Message
 				}
-				row(tw, shortID(t.ID), taskName(t), t.Spec.Container.Image, dash(node), t.DesiredState,
+				row(tw, shortID(t.ID), client.TaskName(t), t.Spec.Container.Image, dash(node), t.DesiredState,
 					fmt.Sprintf("%s %s", t.Status.State, ago(t.Status.Timestamp)), dash(string(t.Status.Health)),
 					dash(t.Status.Addr), t.Status.Restarts, msg)
 			}
@@ -369,13 +349,6 @@ func sortTasks(ts []api.Task) {
 		}
 		return ts[i].Meta.CreatedAt.After(ts[j].Meta.CreatedAt)
 	})
-}
-
-func taskName(t api.Task) string {
-	if t.Slot > 0 {
-		return fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
-	}
-	return fmt.Sprintf("%s.%s", t.ServiceName, shortID(t.NodeID))
 }
 
 func dash(s string) string {
@@ -502,7 +475,7 @@ func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 		if err != nil {
 			return err
 		}
-		p := progressOf(*svc, tasks)
+		p := client.ProgressOf(*svc, tasks)
 		switch {
 		case w.quiet:
 		case tty:
@@ -519,90 +492,14 @@ func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 				last = line
 			}
 		}
-		if p.done {
+		if p.Done {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return &exitError{code: 3, err: fmt.Errorf("service %s did not converge within %s: %s", svc.Spec.Name, w.timeout, p.problem())}
+			return &exitError{code: 3, err: fmt.Errorf("service %s did not converge within %s: %s", svc.Spec.Name, w.timeout, p.Problem())}
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-}
-
-// progress summarises a service's convergence.
-type progress struct {
-	name             string
-	running, want    int
-	done             bool
-	pending, failing []string
-	awaitingPromote  bool
-}
-
-func progressOf(s api.Service, tasks []api.Task) progress {
-	p := progress{name: s.Spec.Name}
-	running, want := replicaCounts(s, tasks)
-	p.want = want
-	current := 0
-	for _, t := range tasks {
-		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
-			continue
-		}
-		ok := t.Status.State == api.TaskRunning && t.SpecVersion == s.SpecVersion &&
-			(t.Spec.Health == nil || t.Status.Health == api.HealthHealthy)
-		if ok {
-			current++
-		}
-		switch {
-		case t.Status.State == api.TaskPending && t.Status.Message != "":
-			p.pending = append(p.pending, fmt.Sprintf("%s: %s", taskName(t), t.Status.Message))
-		case t.Status.State.Terminal() || t.Status.Err != "":
-			p.failing = append(p.failing, fmt.Sprintf("%s: %s %s", taskName(t), t.Status.State, t.Status.Err))
-		case t.Status.Health == api.HealthUnhealthy:
-			p.failing = append(p.failing, fmt.Sprintf("%s: unhealthy", taskName(t)))
-		}
-	}
-	p.running = running
-	if s.Update != nil && s.Update.State == "awaiting-promote" {
-		// The new version is deployed beside the old one: done once every
-		// task of the new spec runs (and passes its check).
-		p.awaitingPromote = true
-		newTasks := 0
-		for _, t := range tasks {
-			if t.ServiceID == s.ID && t.DesiredState == api.TaskRunning && t.SpecVersion == s.SpecVersion {
-				newTasks++
-			}
-		}
-		p.done = newTasks > 0 && current == newTasks
-		return p
-	}
-	p.done = current >= want && running == want && (s.Update == nil || s.Update.State != "updating")
-	return p
-}
-
-func (p progress) String() string {
-	switch {
-	case p.done && p.awaitingPromote:
-		return fmt.Sprintf("%s: %d/%d running, new version deployed: run `warren service promote %s` to finish", p.name, p.running, p.want, p.name)
-	case p.done:
-		return fmt.Sprintf("%s: %d/%d running, converged", p.name, p.running, p.want)
-	}
-	s := fmt.Sprintf("%s: %d/%d running…", p.name, p.running, p.want)
-	if len(p.pending) > 0 {
-		s += " pending: " + p.pending[0]
-	} else if len(p.failing) > 0 {
-		s += " failing: " + p.failing[0]
-	}
-	return s
-}
-
-func (p progress) problem() string {
-	if len(p.pending) > 0 {
-		return strings.Join(p.pending, "; ")
-	}
-	if len(p.failing) > 0 {
-		return strings.Join(p.failing, "; ")
-	}
-	return fmt.Sprintf("%d/%d running", p.running, p.want)
 }
 
 // taskLines is the per-task part of the terminal progress view.
@@ -623,7 +520,7 @@ func taskLines(s api.Service, tasks []api.Task) string {
 		} else if t.Status.Err != "" {
 			state += ": " + t.Status.Err
 		}
-		fmt.Fprintf(&b, "  %-12s %s\n", taskName(t), state)
+		fmt.Fprintf(&b, "  %-12s %s\n", client.TaskName(t), state)
 	}
 	return b.String()
 }
