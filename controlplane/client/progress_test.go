@@ -66,14 +66,14 @@ func TestProgressOf(t *testing.T) {
 			svc:     replicated(2, ""),
 			tasks:   []api.Task{task(1, 2, run, run), task(2, 1, run, run)},
 			running: 2, want: 2,
-			str:     "web: 2/2 running…", problem: "2/2 running",
+			str: "web: 2/2 running…", problem: "2/2 running",
 		},
 		{
 			name:    "a health check has not passed yet",
 			svc:     replicated(1, ""),
 			tasks:   []api.Task{task(1, 2, run, run, withHealth(api.HealthStarting))},
 			running: 1, want: 1,
-			str:     "web: 1/1 running…", problem: "1/1 running",
+			str: "web: 1/1 running…", problem: "1/1 running",
 		},
 		{
 			name:  "the health check passes",
@@ -99,7 +99,7 @@ func TestProgressOf(t *testing.T) {
 			svc:     replicated(1, "updating"),
 			tasks:   []api.Task{task(1, 2, run, run)},
 			running: 1, want: 1,
-			str:     "web: 1/1 running…", problem: "1/1 running",
+			str: "web: 1/1 running…", problem: "1/1 running",
 		},
 		{
 			name:  "a completed rollout is done",
@@ -131,14 +131,14 @@ func TestProgressOf(t *testing.T) {
 			svc:     replicated(2, "awaiting-promote"),
 			tasks:   []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(3, 2, run, run), task(4, 2, run, api.TaskStarting)},
 			running: 3, want: 2,
-			str:     "web: 3/2 running…", problem: "3/2 running",
+			str: "web: 3/2 running…", problem: "3/2 running",
 		},
 		{
 			name:    "blue/green: no task of the new version yet",
 			svc:     replicated(1, "awaiting-promote"),
 			tasks:   []api.Task{task(1, 1, run, run)},
 			running: 1, want: 1,
-			str:     "web: 1/1 running…", problem: "1/1 running",
+			str: "web: 1/1 running…", problem: "1/1 running",
 		},
 		{
 			name: "global: one task per node that should run one",
@@ -156,7 +156,7 @@ func TestProgressOf(t *testing.T) {
 			name:    "no tasks yet",
 			svc:     replicated(3, ""),
 			running: 0, want: 3,
-			str:     "web: 0/3 running…", problem: "0/3 running",
+			str: "web: 0/3 running…", problem: "0/3 running",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
