@@ -13,6 +13,12 @@ func newDataplane(o dataplane.Options) (dataplane.Dataplane, error) { return dat
 
 func newCollector(d dataplane.Dataplane) prometheus.Collector { return dataplane.NewCollector(d) }
 
-func newTaskCounters(pinDir string) (*dataplane.TaskCounters, error) {
-	return dataplane.NewTaskCounters(pinDir)
+// newTaskCounters returns the interface only when the constructor succeeds:
+// a nil *TaskCounters must not become a non-nil taskCounters.
+func newTaskCounters(pinDir string) (taskCounters, error) {
+	tc, err := dataplane.NewTaskCounters(pinDir)
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
 }

@@ -9,14 +9,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warrenhq/warren/controlplane/api"
-	"github.com/warrenhq/warren/dataplane"
 )
+
+// taskCounters is what Traffic needs of the dataplane's per-task counters.
+type taskCounters interface {
+	prometheus.Collector
+	Set(tasks map[string]string) error // task ID -> host veth
+	Close() error
+}
 
 // Traffic keeps a TCX counter pair on the host end of every running
 // task's veth.
 type Traffic struct {
 	log      *zap.Logger
-	counters *dataplane.TaskCounters
+	counters taskCounters
 	tasks    func() map[string]api.TaskStatus
 }
 
@@ -53,4 +59,4 @@ func (t *Traffic) Run(ctx context.Context) {
 }
 
 // Close detaches the counters.
-func (t *Traffic) Close() { t.counters.Close() }
+func (t *Traffic) Close() { _ = t.counters.Close() }
