@@ -562,7 +562,7 @@ func progressOf(s api.Service, tasks []api.Task) progress {
 		}
 	}
 	p.running = running
-	if s.Update != nil && s.Update.State == "awaiting-promote" {
+	if s.Update != nil && s.Update.State == api.UpdateAwaitingPromote {
 		// The new version is deployed beside the old one: done once every
 		// task of the new spec runs (and passes its check).
 		p.awaitingPromote = true
@@ -575,7 +575,7 @@ func progressOf(s api.Service, tasks []api.Task) progress {
 		p.done = newTasks > 0 && current == newTasks
 		return p
 	}
-	p.done = current >= want && running == want && (s.Update == nil || s.Update.State != "updating")
+	p.done = current >= want && running == want && (s.Update == nil || s.Update.State != api.UpdateUpdating)
 	return p
 }
 
