@@ -99,7 +99,8 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // plan gathers what the planner reads besides the view — the heartbeats
 // this leader holds in memory and raft's membership — and hands the view to
-// planner.Plan, which decides. ids are the system's randomness.
+// planner.Plan, which decides. Task IDs come from the system's randomness
+// (newID).
 func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
 	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Heartbeats: m.heartbeatsCopy()}
 	if m.raft != nil {
