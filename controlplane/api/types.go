@@ -263,10 +263,10 @@ type UpdateConfig struct {
 
 // UpdateStatus is the state of the current rollout.
 type UpdateStatus struct {
-	State       string    `json:"state"` // updating | paused | completed | rolled-back | awaiting-promote
-	Message     string    `json:"message,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
-	CompletedAt time.Time `json:"completed_at,omitempty"`
+	State       UpdateState `json:"state"`
+	Message     string      `json:"message,omitempty"`
+	StartedAt   time.Time   `json:"started_at"`
+	CompletedAt time.Time   `json:"completed_at,omitempty"`
 	// Weights per version label while a canary or blue/green rollout is open.
 	Weights map[string]uint32 `json:"weights,omitempty"`
 }

@@ -213,7 +213,7 @@ func (s *Server) promoteService(w http.ResponseWriter, r *http.Request, _ Identi
 	if st != api.StrategyCanary && st != api.StrategyBlueGreen {
 		return errorf(http.StatusBadRequest, "service %q: update.strategy is %s: only canary and blue-green rollouts are promoted", svc.Spec.Name, st)
 	}
-	if svc.Update == nil || svc.Update.State != orchestrator.StateAwaitingPromote {
+	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote {
 		return errorf(http.StatusBadRequest, "service %q: no rollout is waiting to be promoted", svc.Spec.Name)
 	}
 	version := svc.Meta.Version

@@ -45,7 +45,7 @@ func ProgressOf(s api.Service, tasks []api.Task) Progress {
 		}
 	}
 	p.Running = running
-	if s.Update != nil && s.Update.State == "awaiting-promote" {
+	if s.Update != nil && s.Update.State == api.UpdateAwaitingPromote {
 		// The new version is deployed beside the old one: done once every
 		// task of the new spec runs (and passes its check).
 		p.AwaitingPromote = true
@@ -58,7 +58,7 @@ func ProgressOf(s api.Service, tasks []api.Task) Progress {
 		p.Done = newTasks > 0 && current == newTasks
 		return p
 	}
-	p.Done = current >= want && running == want && (s.Update == nil || s.Update.State != "updating")
+	p.Done = current >= want && running == want && (s.Update == nil || s.Update.State != api.UpdateUpdating)
 	return p
 }
 

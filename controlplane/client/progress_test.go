@@ -25,7 +25,7 @@ func withStatus(msg, err string) func(*api.Task) {
 }
 
 func TestProgressOf(t *testing.T) {
-	replicated := func(n uint64, update string) api.Service {
+	replicated := func(n uint64, update api.UpdateState) api.Service {
 		s := api.Service{ID: "svc-1", SpecVersion: 2, Spec: api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Replicas: n}}
 		if update != "" {
 			s.Update = &api.UpdateStatus{State: update}
@@ -96,14 +96,14 @@ func TestProgressOf(t *testing.T) {
 		},
 		{
 			name:    "counts match but the rollout is still updating",
-			svc:     replicated(1, "updating"),
+			svc:     replicated(1, api.UpdateUpdating),
 			tasks:   []api.Task{task(1, 2, run, run)},
 			running: 1, want: 1,
 			str: "web: 1/1 running…", problem: "1/1 running",
 		},
 		{
 			name:  "a completed rollout is done",
-			svc:   replicated(1, "completed"),
+			svc:   replicated(1, api.UpdateCompleted),
 			tasks: []api.Task{task(1, 2, run, run)},
 			done:  true, running: 1, want: 1,
 			str: "web: 1/1 running, converged",
@@ -121,21 +121,21 @@ func TestProgressOf(t *testing.T) {
 		},
 		{
 			name:  "blue/green: new version deployed beside the old",
-			svc:   replicated(2, "awaiting-promote"),
+			svc:   replicated(2, api.UpdateAwaitingPromote),
 			tasks: []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(3, 2, run, run), task(4, 2, run, run)},
 			done:  true, running: 4, want: 2,
 			str: "web: 4/2 running, new version deployed: run `warren service promote web` to finish",
 		},
 		{
 			name:    "blue/green: a new task is not running yet",
-			svc:     replicated(2, "awaiting-promote"),
+			svc:     replicated(2, api.UpdateAwaitingPromote),
 			tasks:   []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(3, 2, run, run), task(4, 2, run, api.TaskStarting)},
 			running: 3, want: 2,
 			str: "web: 3/2 running…", problem: "3/2 running",
 		},
 		{
 			name:    "blue/green: no task of the new version yet",
-			svc:     replicated(1, "awaiting-promote"),
+			svc:     replicated(1, api.UpdateAwaitingPromote),
 			tasks:   []api.Task{task(1, 1, run, run)},
 			running: 1, want: 1,
 			str: "web: 1/1 running…", problem: "1/1 running",

@@ -444,17 +444,3 @@ func (m *Manager) seedHeartbeats(nodes []api.Node, now time.Time) {
 		m.RecordHeartbeat(n.ID, now)
 	}
 }
-
-// withHeartbeats returns nodes with the freshest heartbeat known.
-func (m *Manager) withHeartbeats(nodes []api.Node) []api.Node {
-	m.hbMu.Lock()
-	defer m.hbMu.Unlock()
-	out := make([]api.Node, len(nodes))
-	for i, n := range nodes {
-		if hb, ok := m.heartbeats[n.ID]; ok && hb.After(n.Status.Heartbeat) {
-			n.Status.Heartbeat = hb
-		}
-		out[i] = n
-	}
-	return out
-}

@@ -104,7 +104,7 @@ func TestReplicatedConvergesRapid(t *testing.T) {
 				rt.Fatalf("slot %d runs spec %d, service is at %d", x.Slot, x.SpecVersion, final.SpecVersion)
 			}
 		}
-		if rollout && final.Update == nil || final.Update != nil && final.Update.State != StateCompleted {
+		if rollout && final.Update == nil || final.Update != nil && final.Update.State != api.UpdateCompleted {
 			rt.Fatalf("update status %+v", final.Update)
 		}
 		if r := Reconcile(s.state(), s.ids); !r.Empty() {

@@ -221,16 +221,12 @@ func (r *reconciler) slots(svc *api.Service, tasks []*api.Task) []*slot {
 			if err != nil || n.Status.State == api.NodeDown || n.Spec.Availability == api.AvailabilityDrain {
 				continue
 			}
-			ok := true
-			for _, c := range cons {
-				ok = ok && c.Matches(n)
-			}
-			if !ok {
+			if !cons.Matches(n) {
 				continue
 			}
 			s := get(slotKey{node: n.ID})
 			s.wanted = true
-			s.create = n.Status.State == api.NodeReady && (n.Spec.Availability == api.AvailabilityActive || n.Spec.Availability == "")
+			s.create = n.Status.State == api.NodeReady && scheduler.Active(n)
 		}
 	} else {
 		for i := uint64(1); i <= svc.Spec.Replicas; i++ {

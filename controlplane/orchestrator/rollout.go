@@ -17,11 +17,11 @@ import (
 // to 100/0 here would pour all traffic onto the few canaries. A service that
 // is not awaiting promotion is returned unchanged.
 func Promote(svc api.Service, now time.Time) api.Service {
-	if svc.Update == nil || svc.Update.State != StateAwaitingPromote {
+	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote {
 		return svc
 	}
 	u := *svc.Update
-	u.State = StateUpdating
+	u.State = api.UpdateUpdating
 	u.Message = "promoted at " + now.UTC().Format(time.RFC3339)
 	if svc.Spec.Update.Strategy == api.StrategyBlueGreen {
 		w := make(map[string]uint32, len(u.Weights))
@@ -53,7 +53,7 @@ func Rollback(svc api.Service, now time.Time, reason string) (api.Service, error
 	svc.Spec = *svc.PreviousSpec
 	svc.PreviousSpec = nil
 	svc.SpecVersion++
-	svc.Update = &api.UpdateStatus{State: StateRolledBack, Message: reason, StartedAt: now}
+	svc.Update = &api.UpdateStatus{State: api.UpdateRolledBack, Message: reason, StartedAt: now}
 	return svc, nil
 }
 

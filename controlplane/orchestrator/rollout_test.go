@@ -70,7 +70,7 @@ func TestRollingUpdateBatches(t *testing.T) {
 			if got := versions(s, "web"); !reflect.DeepEqual(got, map[uint64]int{2: int(tc.replicas)}) {
 				t.Fatalf("live versions %v", got)
 			}
-			if u := s.service("web").Update; u == nil || u.State != StateCompleted || u.CompletedAt.IsZero() {
+			if u := s.service("web").Update; u == nil || u.State != api.UpdateCompleted || u.CompletedAt.IsZero() {
 				t.Fatalf("update status %+v", u)
 			}
 		})
@@ -120,7 +120,7 @@ func TestRollingUpdateFailure(t *testing.T) {
 			u := s.service("web").Update
 			switch action {
 			case FailurePause:
-				if u.State != StatePaused || !strings.Contains(u.Message, "failed") {
+				if u.State != api.UpdatePaused || !strings.Contains(u.Message, "failed") {
 					t.Fatalf("status %+v", u)
 				}
 				// Paused: the untouched slots keep the old version.
@@ -129,7 +129,7 @@ func TestRollingUpdateFailure(t *testing.T) {
 				}
 			case FailureRollback:
 				svc := s.service("web")
-				if u.State != StateRolledBack || svc.PreviousSpec != nil || svc.SpecVersion != 3 {
+				if u.State != api.UpdateRolledBack || svc.PreviousSpec != nil || svc.SpecVersion != 3 {
 					t.Fatalf("status %+v spec version %d", u, svc.SpecVersion)
 				}
 				if !reflect.DeepEqual(svc.Spec.Task.Container.Env, []string(nil)) {
@@ -150,7 +150,7 @@ func TestRollingUpdateFailure(t *testing.T) {
 				// Not paused, not reverted: the failing slot keeps being
 				// retried under the restart policy. (The next batch waits
 				// for it to become ready; see the package report.)
-				if u.State != StateUpdating || s.service("web").SpecVersion != 2 {
+				if u.State != api.UpdateUpdating || s.service("web").SpecVersion != 2 {
 					t.Fatalf("status %+v", u)
 				}
 				tries := 0
@@ -177,7 +177,7 @@ func TestCanary(t *testing.T) {
 	s.updateSpec("web", func(sp *api.ServiceSpec) { sp.Version = "v2" })
 	s.run(5)
 	u := s.service("web").Update
-	if u.State != StateAwaitingPromote || !reflect.DeepEqual(u.Weights, map[string]uint32{"v1": 70, "v2": 30}) {
+	if u.State != api.UpdateAwaitingPromote || !reflect.DeepEqual(u.Weights, map[string]uint32{"v1": 70, "v2": 30}) {
 		t.Fatalf("status %+v", u)
 	}
 	// ceil(4 × 30 / 100) = 2 canaries next to all 4 old replicas.
@@ -189,7 +189,7 @@ func TestCanary(t *testing.T) {
 		t.Fatalf("awaiting promote changed %+v", r)
 	}
 	promoted := Promote(*s.service("web"), s.now)
-	if promoted.Update.State != StateUpdating || promoted.Update.Weights != nil {
+	if promoted.Update.State != api.UpdateUpdating || promoted.Update.Weights != nil {
 		t.Fatalf("promoted %+v", promoted.Update)
 	}
 	*s.service("web") = promoted
@@ -200,7 +200,7 @@ func TestCanary(t *testing.T) {
 	if got := slotsOf(s.running("web")); !reflect.DeepEqual(got, []uint64{1, 2, 3, 4}) {
 		t.Fatalf("slots %v", got)
 	}
-	if u := s.service("web").Update; u.State != StateCompleted || u.Weights != nil {
+	if u := s.service("web").Update; u.State != api.UpdateCompleted || u.Weights != nil {
 		t.Fatalf("final status %+v", u)
 	}
 }
@@ -215,7 +215,7 @@ func TestBlueGreen(t *testing.T) {
 	s.updateSpec("web", func(sp *api.ServiceSpec) { sp.Version = "green" })
 	s.run(4)
 	u := s.service("web").Update
-	if u.State != StateAwaitingPromote || !reflect.DeepEqual(u.Weights, map[string]uint32{"blue": 100, "green": 0}) {
+	if u.State != api.UpdateAwaitingPromote || !reflect.DeepEqual(u.Weights, map[string]uint32{"blue": 100, "green": 0}) {
 		t.Fatalf("status %+v", u)
 	}
 	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 3, 2: 3}) {
@@ -235,7 +235,7 @@ func TestBlueGreen(t *testing.T) {
 	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{2: 3}) {
 		t.Fatalf("after promote %v", v)
 	}
-	if u := s.service("web").Update; u.State != StateCompleted {
+	if u := s.service("web").Update; u.State != api.UpdateCompleted {
 		t.Fatalf("final status %+v", u)
 	}
 }
@@ -267,7 +267,7 @@ func TestCanaryRollbackRemovesCanaries(t *testing.T) {
 			t.Errorf("rollback replaced original task with %s", x.ID)
 		}
 	}
-	if u := s.service("web").Update; u.State != StateRolledBack || u.CompletedAt.IsZero() {
+	if u := s.service("web").Update; u.State != api.UpdateRolledBack || u.CompletedAt.IsZero() {
 		t.Fatalf("status %+v", u)
 	}
 }
@@ -275,13 +275,13 @@ func TestCanaryRollbackRemovesCanaries(t *testing.T) {
 func TestPromoteAndRollbackFunctions(t *testing.T) {
 	prev := api.ServiceSpec{Name: "web", Replicas: 1}
 	svc := api.Service{ID: "web", SpecVersion: 4, Spec: api.ServiceSpec{Name: "web", Replicas: 2}, PreviousSpec: &prev,
-		Update: &api.UpdateStatus{State: StateUpdating}}
+		Update: &api.UpdateStatus{State: api.UpdateUpdating}}
 	if got := Promote(svc, t0); !reflect.DeepEqual(got, svc) {
 		t.Errorf("Promote of a service not awaiting promotion changed it: %+v", got.Update)
 	}
 	rb, err := Rollback(svc, t0, "because")
 	if err != nil || !reflect.DeepEqual(rb.Spec, prev) || rb.PreviousSpec != nil || rb.SpecVersion != 5 ||
-		rb.Update.State != StateRolledBack || rb.Update.Message != "because" || !rb.Update.StartedAt.Equal(t0) {
+		rb.Update.State != api.UpdateRolledBack || rb.Update.Message != "because" || !rb.Update.StartedAt.Equal(t0) {
 		t.Fatalf("Rollback = %+v, %v", rb, err)
 	}
 	if svc.Spec.Replicas != 2 || svc.PreviousSpec == nil {

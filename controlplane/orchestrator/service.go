@@ -48,7 +48,7 @@ func (r *reconciler) service(svc api.Service, tasks []*api.Task) {
 // being rolled out has failed or was rejected.
 func (r *reconciler) failureAction(svc *api.Service, tasks []*api.Task) {
 	u := svc.Update
-	if u == nil || (u.State != StateUpdating && u.State != StateAwaitingPromote) {
+	if u == nil || (u.State != api.UpdateUpdating && u.State != api.UpdateAwaitingPromote) {
 		return
 	}
 	action := svc.Spec.Update.FailureAction
@@ -73,7 +73,7 @@ func (r *reconciler) failureAction(svc *api.Service, tasks []*api.Task) {
 		}
 		why += "; no previous spec to roll back to"
 	}
-	u.State = StatePaused
+	u.State = api.UpdatePaused
 	u.Message = "update paused: " + why
 }
 
@@ -105,12 +105,12 @@ type rolloutPlan struct {
 // nothing live (replace, subject to the restart policy).
 func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 	p := &rolloutPlan{slots: slots, oldLabels: map[string]int{}}
-	state := ""
+	var state api.UpdateState
 	if svc.Update != nil {
 		state = svc.Update.State
 	}
-	holdOld := state == StateAwaitingPromote
-	paused := state == StatePaused
+	holdOld := state == api.UpdateAwaitingPromote
+	paused := state == api.UpdatePaused
 	stopFirst := svc.Spec.Update.Order != OrderStartFirst
 
 	for _, s := range slots {
@@ -245,17 +245,17 @@ func restartAllowed(s *slot, latest *api.Task) bool {
 func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 	u := svc.Update
 	pending := len(p.outdated) > 0 || p.waiting
-	if pending && (u == nil || u.State == "" || u.State == StateCompleted || u.State == StateRolledBack && !u.CompletedAt.IsZero()) {
-		u = &api.UpdateStatus{State: StateUpdating, StartedAt: r.now}
+	if pending && (u == nil || u.State == "" || u.State == api.UpdateCompleted || u.State == api.UpdateRolledBack && !u.CompletedAt.IsZero()) {
+		u = &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: r.now}
 		switch svc.Spec.Update.Strategy {
 		case api.StrategyCanary:
 			w := svc.Spec.Update.CanaryWeight
 			if w == 0 {
 				w = DefaultCanaryWeight
 			}
-			u.State, u.Weights = StateAwaitingPromote, rolloutWeights(versionLabel(svc), min(w, 100), p.oldLabels)
+			u.State, u.Weights = api.UpdateAwaitingPromote, rolloutWeights(versionLabel(svc), min(w, 100), p.oldLabels)
 		case api.StrategyBlueGreen:
-			u.State, u.Weights = StateAwaitingPromote, rolloutWeights(versionLabel(svc), 0, p.oldLabels)
+			u.State, u.Weights = api.UpdateAwaitingPromote, rolloutWeights(versionLabel(svc), 0, p.oldLabels)
 		}
 		svc.Update = u
 	}
@@ -264,7 +264,7 @@ func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 	}
 	cfg := svc.Spec.Update
 	switch u.State {
-	case StateAwaitingPromote:
+	case api.UpdateAwaitingPromote:
 		want := p.wanted
 		if cfg.Strategy == api.StrategyCanary {
 			w := uint64(cfg.CanaryWeight)
@@ -281,13 +281,13 @@ func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 			p.hasCurrent++
 			p.acted = true
 		}
-	case StateUpdating, StateRolledBack:
-		if u.State == StateRolledBack && !u.CompletedAt.IsZero() {
+	case api.UpdateUpdating, api.UpdateRolledBack:
+		if u.State == api.UpdateRolledBack && !u.CompletedAt.IsZero() {
 			return
 		}
 		budget := len(p.outdated)
 		startFirst := cfg.Order == OrderStartFirst
-		promoted := u.State == StateUpdating && (cfg.Strategy == api.StrategyCanary || cfg.Strategy == api.StrategyBlueGreen)
+		promoted := u.State == api.UpdateUpdating && (cfg.Strategy == api.StrategyCanary || cfg.Strategy == api.StrategyBlueGreen)
 		if promoted {
 			// After promotion the new version has proven itself; replace
 			// the rest at once, keeping each old task until its successor
@@ -314,8 +314,8 @@ func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 			p.acted = true
 		}
 		if !pending && !p.acted && p.transitions == 0 {
-			if u.State == StateUpdating {
-				u.State = StateCompleted
+			if u.State == api.UpdateUpdating {
+				u.State = api.UpdateCompleted
 				u.Message = "update completed"
 			}
 			u.CompletedAt = r.now

@@ -49,15 +49,6 @@ func (r Result) Empty() bool {
 	return len(r.Create) == 0 && len(r.Update) == 0 && len(r.Delete) == 0 && len(r.NodesDown) == 0 && len(r.Services) == 0
 }
 
-// Rollout states in api.UpdateStatus.State.
-const (
-	StateUpdating        = "updating"
-	StatePaused          = "paused"
-	StateCompleted       = "completed"
-	StateRolledBack      = "rolled-back"
-	StateAwaitingPromote = "awaiting-promote"
-)
-
 // Failure actions and update orders in api.UpdateConfig.
 const (
 	FailurePause    = "pause"

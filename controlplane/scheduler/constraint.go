@@ -83,10 +83,13 @@ func ParseConstraint(s string) (Constraint, error) {
 	return c, nil
 }
 
+// Constraints is a task's whole placement, parsed.
+type Constraints []Constraint
+
 // ParseConstraints parses a whole placement; the error names the index so
 // the API can point at the offending field (placement.constraints[2]).
-func ParseConstraints(ss []string) ([]Constraint, error) {
-	out := make([]Constraint, 0, len(ss))
+func ParseConstraints(ss []string) (Constraints, error) {
+	out := make(Constraints, 0, len(ss))
 	for i, s := range ss {
 		c, err := ParseConstraint(s)
 		if err != nil {
@@ -127,4 +130,27 @@ func (c Constraint) Matches(n *api.Node) bool {
 		return eq
 	}
 	return !eq
+}
+
+// Matches reports whether node satisfies every constraint; no constraint
+// matches every node. It is the one placement predicate: the global
+// orchestrator asks it which nodes want a task, and the scheduler evaluates
+// its terms as one filter per constraint so that a refusal names the
+// constraint (TestFiltersAgreeWithMatches holds the two together).
+func (cs Constraints) Matches(n *api.Node) bool {
+	for _, c := range cs {
+		if !c.Matches(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// Active reports whether the operator lets node take new tasks. An empty
+// availability is active: a node registered before an operator touched it
+// accepts work. Paused and drained nodes keep (paused) or lose (drained)
+// what they run, which is the orchestrator's business, not placement's.
+func Active(n *api.Node) bool {
+	a := n.Spec.Availability
+	return a == api.AvailabilityActive || a == ""
 }

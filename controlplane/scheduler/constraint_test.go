@@ -94,3 +94,74 @@ func TestConstraintMatches(t *testing.T) {
 		}
 	}
 }
+
+// placementCases are whole placements against nodes; both the predicate
+// table and the scheduler-agreement test read them.
+var placementCases = []struct {
+	name string
+	cons []string
+	node api.Node
+	want bool
+}{
+	{"no constraint matches any node", nil, api.Node{ID: "n1"}, true},
+	{"one term holds", []string{"node.labels.site==a"}, siteNode("a"), true},
+	{"one term fails", []string{"node.labels.site==a"}, siteNode("b"), false},
+	{"all terms hold", []string{"node.labels.site==a", "node.role==worker", "node.platform.os==linux"}, siteNode("a"), true},
+	{"last term fails", []string{"node.labels.site==a", "node.role==manager"}, siteNode("a"), false},
+	{"first term fails", []string{"node.labels.site!=a", "node.role==worker"}, siteNode("a"), false},
+	{"missing label is not equal", []string{"node.labels.site!=a"}, api.Node{ID: "n1"}, true},
+	{"missing label never equals", []string{"node.labels.site==a"}, api.Node{ID: "n1"}, false},
+	{"engine label is not an operator label", []string{"node.labels.gpu==true"}, siteNode("a"), false},
+}
+
+func siteNode(site string) api.Node {
+	return api.Node{ID: "n-" + site,
+		Spec:   api.NodeSpec{Role: api.RoleWorker, Availability: api.AvailabilityActive, Labels: map[string]string{"site": site}},
+		Status: api.NodeStatus{State: api.NodeReady, OS: "linux", Arch: "amd64", Labels: map[string]string{"gpu": "true"}}}
+}
+
+func TestConstraintsMatches(t *testing.T) {
+	for _, tc := range placementCases {
+		cs, err := ParseConstraints(tc.cons)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cs.Matches(&tc.node); got != tc.want {
+			t.Errorf("%s: %v matches %s = %v, want %v", tc.name, tc.cons, tc.node.ID, got, tc.want)
+		}
+	}
+}
+
+// TestFiltersAgreeWithMatches holds the scheduler's constraint filters to the
+// predicate the global orchestrator uses: on a ready, active node a task
+// passes them exactly when Constraints.Matches says the node matches, so the
+// orchestrator never wants a global task the scheduler would refuse (or the
+// reverse) because of its constraints.
+func TestFiltersAgreeWithMatches(t *testing.T) {
+	for _, tc := range placementCases {
+		task := &api.Task{ID: "t", ServiceID: "s", Spec: api.TaskSpec{Placement: api.Placement{Constraints: tc.cons}}}
+		fs, err := Filters(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := tc.node
+		n.Status.State, n.Spec.Availability = api.NodeReady, api.AvailabilityActive
+		got := passes(&NodeInfo{Node: &n, ServiceTasks: map[string]int{}}, fs)
+		if got != tc.want {
+			t.Errorf("%s: filters pass = %v, Constraints.Matches = %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestActive(t *testing.T) {
+	for a, want := range map[api.Availability]bool{
+		api.AvailabilityActive: true,
+		"":                     true, // registered before an operator touched it
+		api.AvailabilityPause:  false,
+		api.AvailabilityDrain:  false,
+	} {
+		if got := Active(&api.Node{Spec: api.NodeSpec{Availability: a}}); got != want {
+			t.Errorf("Active(%q) = %v, want %v", a, got, want)
+		}
+	}
+}

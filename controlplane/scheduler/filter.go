@@ -92,12 +92,7 @@ func (readyFilter) Explain(count int) string { return fmt.Sprintf("%d not ready"
 
 type availabilityFilter struct{}
 
-// An empty availability is treated as active: a node registered before an
-// operator touched it accepts work.
-func (availabilityFilter) Check(n *NodeInfo) bool {
-	a := n.Node.Spec.Availability
-	return a == api.AvailabilityActive || a == ""
-}
+func (availabilityFilter) Check(n *NodeInfo) bool { return Active(n.Node) }
 func (availabilityFilter) Explain(count int) string {
 	return fmt.Sprintf("%d not active (paused or drained)", count)
 }
