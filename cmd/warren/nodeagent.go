@@ -26,7 +26,9 @@ import (
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/dataplane"
+	"github.com/warrenhq/warren/dataplane/choose"
 	"github.com/warrenhq/warren/dataplane/dns"
+	"github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/dataplane/mesh"
 	"github.com/warrenhq/warren/runtime"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
@@ -45,7 +47,7 @@ type nodeAgent struct {
 	roles   *roleWatcher
 	isMgr   bool
 	logSrv  *http.Server
-	traffic *dataplane.TaskCounters // nil where TCX is unavailable
+	traffic *ebpf.TaskCounters // nil where TCX is unavailable
 }
 
 func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, ident *manager.NodeIdentity, adv, hostname string, reg *prometheus.Registry) (*nodeAgent, error) {
@@ -156,7 +158,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		reg.MustRegister(c)
 	}
 
-	if tc, err := dataplane.NewTaskCounters(filepath.Join("/sys/fs/bpf/warren", ident.NodeID, "tasks")); err != nil {
+	if tc, err := ebpf.NewTaskCounters(filepath.Join("/sys/fs/bpf/warren", ident.NodeID, "tasks")); err != nil {
 		n.log.Info("per-task network counters unavailable", zap.Error(err))
 	} else {
 		n.traffic = tc
@@ -276,7 +278,7 @@ func newNetSink(log *zap.Logger, dataDir string, ident *manager.NodeIdentity, o 
 	if uplink == "" {
 		uplink = interfaceWith(nodeAddr)
 	}
-	opts := dataplane.Options{
+	opts := choose.Options{
 		Mode: o.dataplane, CgroupPath: cgroup, AttachHostRoot: o.hostLB,
 		PinDir: filepath.Join("/sys/fs/bpf/warren", ident.NodeID), ProxyInterface: "warren-vip",
 		Logger: s.log,
@@ -287,7 +289,7 @@ func newNetSink(log *zap.Logger, dataDir string, ident *manager.NodeIdentity, o 
 		opts.NodeportInterface, opts.NodeAddrs = uplink, []netip.Addr{nodeAddr}
 		opts.NodeSubnet, opts.MeshInterface, opts.MeshAddr = subnet, o.wgIface, gateway
 	}
-	dp, err := dataplane.New(opts)
+	dp, err := choose.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}

@@ -213,6 +213,34 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("SetNilIsEmpty", func(t *testing.T) {
+		d := h.New(t)
+		port, pub := h.Port(t), h.Port(t)
+		bs := backends(t, dataplane.TCP, 16, 1, port)
+		svc := tcp(h.VIP(9), 80, port, pub, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})
+		set(t, d, svc)
+		// The published port shows the table's state without sending
+		// traffic anywhere but this host: once it is gone nothing listens.
+		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), pub)
+		if got := tally(t, h.Probe(t, dataplane.TCP, local, 10), local); got["b16"] != 10 {
+			t.Fatalf("replies %v, want 10 from b16", got)
+		}
+		for range 2 { // idempotent
+			if err := d.Set(nil); err != nil {
+				t.Fatalf("Set(nil): %v", err)
+			}
+		}
+		for _, r := range h.Probe(t, dataplane.TCP, local, 3) {
+			if r.Err == nil {
+				t.Fatalf("after Set(nil) %v reached %q, want nothing", local, r.Backend)
+			}
+		}
+		set(t, d, svc)
+		if got := tally(t, h.Probe(t, dataplane.TCP, local, 10), local); got["b16"] != 10 {
+			t.Fatalf("after Set(nil) and Set again: replies %v, want 10 from b16", got)
+		}
+	})
+
 	t.Run("RestartKeepsServing", func(t *testing.T) {
 		d := h.New(t)
 		port := h.Port(t)
