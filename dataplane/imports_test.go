@@ -79,6 +79,27 @@ func TestFakeAndConformanceImportOnlyContract(t *testing.T) {
 	}
 }
 
+// TestProxyImportsNoEBPF checks the proxy package doc: the fallback for
+// hosts without eBPF builds without the eBPF implementation or its library.
+func TestProxyImportsNoEBPF(t *testing.T) {
+	const pkg = "github.com/warrenhq/warren/dataplane/proxy"
+	out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 || deps[len(deps)-1] != pkg {
+		t.Fatalf("go list -deps %s did not end with the package itself:\n%s", pkg, out)
+	}
+	for _, dep := range deps {
+		for _, bad := range []string{"github.com/cilium/ebpf", "github.com/warrenhq/warren/dataplane/ebpf", "github.com/warrenhq/warren/dataplane/choose"} {
+			if strings.HasPrefix(dep, bad) {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
+		}
+	}
+}
+
 // TestForbiddenListCatchesViolation proves the matchers are not vacuous.
 func TestForbiddenListCatchesViolation(t *testing.T) {
 	for _, dep := range []string{"github.com/cilium/ebpf/link", "github.com/warrenhq/warren/dataplane/ebpf",
