@@ -9,8 +9,9 @@ import (
 	"github.com/warrenhq/warren/dataplane/proxy"
 )
 
-// unsupported are options eBPF refuses with ErrNotSupported on any host
-// without root: a cgroup path and pin dir on a plain directory.
+// unsupported are options eBPF refuses with ErrNotSupported on any host,
+// root or not: the cgroup path and pin dir are a plain directory, neither
+// cgroup v2 nor bpffs.
 func unsupported(t *testing.T, mode string) choose.Options {
 	dir := t.TempDir()
 	return choose.Options{Mode: mode, CgroupPath: dir, PinDir: dir + "/pins"}
