@@ -21,7 +21,7 @@
 //     the node's mesh address, not the client's.
 //
 // Addresses and ports are in network byte order throughout. Layouts of the
-// shared maps must match bpf/sock_lb.c; the others match dataplane/nodeport_linux.go.
+// shared maps must match bpf/sock_lb.c; the others match dataplane/ebpf/nodeport_linux.go.
 
 #include <stddef.h>
 #include <linux/bpf.h>

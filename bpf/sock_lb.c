@@ -11,7 +11,7 @@
 //
 // The userspace side (dataplane/plan.go) writes backends, then slots under a
 // new revision, then frontends, so a frontend never names more slots than
-// exist. Layouts must match dataplane/ebpf_linux.go.
+// exist. Layouts must match dataplane/ebpf/ebpf_linux.go.
 
 #include <linux/bpf.h>
 #include <linux/in.h>

@@ -9,7 +9,7 @@
 //
 // One program pair serves every task: task_ifaces maps the interface a
 // packet is on to the task's slot, and task_counts holds the slot's
-// counters. Userspace (dataplane/taskcounters_linux.go) creates a slot's
+// counters. Userspace (dataplane/ebpf/taskcounters_linux.go) creates a slot's
 // counters before it maps an interface to it and deletes them only after
 // the interface is unmapped, so the programs never create entries: a
 // packet still in flight when a task is forgotten cannot resurrect it.

@@ -10,7 +10,8 @@ import (
 // Dataplane balances connections to service VIPs and published ports.
 //
 // Set takes the complete desired table for the node; it is declarative and
-// idempotent: calling it twice with an equal Config changes nothing. Close
+// idempotent: calling it twice with an equal Config changes nothing. A nil
+// Config is the empty table: every service is removed. Close
 // stops managing the node but, for the eBPF implementation, leaves pinned
 // maps and links in place so traffic keeps flowing across an agent restart.
 type Dataplane interface {
@@ -21,6 +22,21 @@ type Dataplane interface {
 // ErrNotSupported is wrapped by every error that says the host lacks what an
 // implementation needs (no BTF, no cgroup v2, not Linux, old kernel).
 var ErrNotSupported = errors.New("dataplane: not supported")
+
+// NotSupportedError says which requirement is missing.
+type NotSupportedError struct {
+	What string
+	Err  error
+}
+
+func (e *NotSupportedError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("dataplane: %s not supported: %v", e.What, e.Err)
+	}
+	return fmt.Sprintf("dataplane: %s not supported", e.What)
+}
+
+func (e *NotSupportedError) Unwrap() []error { return []error{ErrNotSupported, e.Err} }
 
 // Config is the complete desired service table of a node.
 type Config struct {
@@ -114,8 +130,11 @@ func (c *Config) Equal(o *Config) bool {
 
 // Validate rejects configs no implementation can apply: duplicate service
 // ids, duplicate frontends, non-IPv4 addresses (IPv6 is not implemented yet),
-// unknown protocols and zero ports.
+// unknown protocols and zero ports. A nil Config is valid: it is empty.
 func (c *Config) Validate() error {
+	if c == nil {
+		return nil
+	}
 	ids := map[string]bool{}
 	type fe struct {
 		addr  netip.Addr

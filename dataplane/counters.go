@@ -29,8 +29,9 @@ var (
 )
 
 // NewCollector returns a Prometheus collector that reads d's counters at
-// scrape time (for eBPF: per-CPU maps, summed over CPUs). A dataplane that
-// does not count (the fake) yields no series.
+// scrape time (for eBPF: per-CPU maps, summed over CPUs; the proxy and the
+// fake count in memory). A Dataplane that is no CounterSource yields no
+// series.
 func NewCollector(d Dataplane) prometheus.Collector { return collector{d} }
 
 type collector struct{ d Dataplane }

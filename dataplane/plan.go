@@ -18,10 +18,13 @@ import (
 //  4. clean-up: slots of old revisions, then backends and names nobody uses.
 //
 // Connections already established are not touched: the kernel only consults
-// the tables at connect() time.
+// the tables at connect() time. A nil cfg is the empty table.
 func Plan(cur *Tables, cfg *Config) ([]Op, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg == nil {
+		cfg = &Config{}
 	}
 	svcIDs := invert(cur.ServiceNames)
 	beIDs := invert(cur.BackendNames)

@@ -174,3 +174,31 @@ func TestValidate(t *testing.T) {
 		t.Fatal("different configs Equal")
 	}
 }
+
+// TestPlanNilIsEmpty: a nil Config is the empty table, the same plan as
+// &Config{} (every implementation's Set(nil) relies on it).
+func TestPlanNilIsEmpty(t *testing.T) {
+	var nilCfg *Config
+	if err := nilCfg.Validate(); err != nil {
+		t.Fatalf("Validate(nil): %v", err)
+	}
+	tables := NewTables()
+	ops, _ := Plan(tables, &Config{[]Service{web(Group{"v1", 1, []Backend{be("b1", Active)}})}})
+	if err := ApplyPlan(tables, ops); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Plan(tables, nil)
+	if err != nil {
+		t.Fatalf("Plan(nil): %v", err)
+	}
+	want, _ := Plan(tables, &Config{})
+	if len(got) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("Plan(nil) = %v, want the plan of the empty config %v", got, want)
+	}
+	if err := ApplyPlan(tables, got); err != nil {
+		t.Fatal(err)
+	}
+	if len(tables.Frontends)+len(tables.Slots)+len(tables.Backends)+len(tables.ServiceNames)+len(tables.BackendNames) != 0 {
+		t.Fatalf("tables after Plan(nil):\n%s", tables)
+	}
+}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/conformance"
+	"github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/dataplane/proxy"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -129,7 +131,7 @@ func BenchmarkServiceConnect(b *testing.B) {
 		vip := netip.AddrPortFrom(target.VIP, 80)
 
 		pins := filepath.Join(bpffs, fmt.Sprint(size))
-		d, err := dataplane.New(dataplane.Options{Mode: "ebpf", CgroupPath: cg, PinDir: pins})
+		d, err := ebpf.New(ebpf.Options{CgroupPath: cg, PinDir: pins})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -150,10 +152,7 @@ func BenchmarkServiceConnect(b *testing.B) {
 		for i := range proxySvcs {
 			proxySvcs[i].VIP = netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)})
 		}
-		p, err := dataplane.New(dataplane.Options{Mode: "proxy"})
-		if err != nil {
-			b.Fatal(err)
-		}
+		p := proxy.NewDataplane("")
 		if err := p.Set(&dataplane.Config{Services: proxySvcs}); err != nil {
 			b.Fatal(err)
 		}
@@ -189,7 +188,7 @@ func BenchmarkServiceConnect(b *testing.B) {
 		effect := time.Since(t0)
 		os.WriteFile(filepath.Join(home, "cgroup.procs"), []byte(fmt.Sprint(os.Getpid())), 0)
 		d.Close()
-		dataplane.Unpin(pins)
+		ebpf.Unpin(pins)
 
 		// iptables: nat OUTPUT → services chain → per-service chain → DNAT.
 		var rules strings.Builder

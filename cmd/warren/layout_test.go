@@ -32,7 +32,7 @@ const nodenetPath = module + "dataplane/nodenet"
 var allowed = map[string][]string{
 	module + "dataplane/mesh": {"IsDeviceInvocation", "DeviceMain"}, // argv dispatch: the userspace WireGuard device
 	module + "cni":            {"Main"},                             // argv dispatch: warren-cni
-	module + "dataplane":      {"Unpin"},                            // `warren leave` removes the node's pins
+	module + "dataplane/ebpf": {"Unpin"},                            // `warren leave` removes the node's pins
 }
 
 func isKernelSide(path string) bool {
@@ -148,14 +148,15 @@ func TestKernelUsesCatchesViolations(t *testing.T) {
 import (
 	"github.com/warrenhq/warren/controlplane/api"
 	dp "github.com/warrenhq/warren/dataplane"
+	"github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/dataplane/mesh"
 	"github.com/warrenhq/warren/dataplane/nodenet"
 )
 func convert(a *api.Assignments) *dp.Config { return nil }
 func wire() {
 	_ = mesh.Config{}
-	_, _ = dp.New(dp.Options{})
-	dp.Unpin("/sys/fs/bpf/warren/n1")
+	_, _ = ebpf.New(ebpf.Options{})
+	ebpf.Unpin("/sys/fs/bpf/warren/n1")
 	mesh.DeviceMain(nil)
 	_ = nodenet.DataplaneConfig
 }
@@ -174,8 +175,8 @@ func wire() {
 	want := []string{
 		"a function of api.Assignments (conversions belong in nodenet)",
 		module + "dataplane.Config",
-		module + "dataplane.New",
-		module + "dataplane.Options",
+		module + "dataplane/ebpf.New",
+		module + "dataplane/ebpf.Options",
 		module + "dataplane/mesh.Config",
 	}
 	if strings.Join(short, "\n") != strings.Join(want, "\n") {

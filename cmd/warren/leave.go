@@ -15,7 +15,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/manager"
-	"github.com/warrenhq/warren/dataplane"
+	"github.com/warrenhq/warren/dataplane/ebpf"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 )
 
@@ -52,7 +52,7 @@ node stays in 'warren node ls' as down until removed there with 'warren node rm'
 			if err := removeContainers(ctx, o, ident.NodeID); err != nil {
 				problems = append(problems, err.Error())
 			}
-			if err := dataplane.Unpin(filepath.Join("/sys/fs/bpf/warren", ident.NodeID)); err != nil {
+			if err := ebpf.Unpin(filepath.Join("/sys/fs/bpf/warren", ident.NodeID)); err != nil {
 				problems = append(problems, err.Error())
 			}
 			if err := removeLinks(o.bridge, o.wgIface); err != nil {

@@ -36,6 +36,8 @@ type Harness struct {
 	VIP         func(i int) netip.Addr
 	BackendAddr func(i int) netip.Addr
 	// Port returns a port free on all backend addresses and for publishing.
+	// VIP ports come from it too: the proxy binds them, and an unprivileged
+	// port needs no root.
 	Port func(t *testing.T) uint16
 	// Persistent says the implementation keeps serving between Close and
 	// the next Set of a new instance (eBPF pins); the proxy's sockets die
@@ -90,12 +92,13 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("VIPReachesBackend", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.TCP, 0, 1, port)
 		vip := h.VIP(0)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})) // idempotent
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 20), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})) // idempotent
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 20), netip.AddrPortFrom(vip, vp))
 		if got["b0"] != 20 {
 			t.Fatalf("replies %v, want 20 from b0", got)
 		}
@@ -103,9 +106,10 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("PublishedPort", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port, pub := h.Port(t), h.Port(t)
 		bs := backends(t, dataplane.TCP, 1, 1, port)
-		set(t, d, tcp(h.VIP(1), 80, port, pub, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
+		set(t, d, tcp(h.VIP(1), vp, port, pub, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
 		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), pub)
 		got := tally(t, h.Probe(t, dataplane.TCP, local, 10), local)
 		if got["b1"] != 10 {
@@ -115,13 +119,14 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("Weights90To10", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		v1 := backends(t, dataplane.TCP, 2, 1, port)
 		v2 := backends(t, dataplane.TCP, 3, 1, port)
 		vip := h.VIP(2)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 90, Backends: v1}, dataplane.Group{Version: "v2", Weight: 10, Backends: v2}))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 90, Backends: v1}, dataplane.Group{Version: "v2", Weight: 10, Backends: v2}))
 		const n = 10000
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), n), netip.AddrPortFrom(vip, 80))
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), n), netip.AddrPortFrom(vip, vp))
 		share := float64(got["b3"]) / n
 		t.Logf("v2 share %.4f over %d connections (%v)", share, n, got)
 		if share < 0.08 || share > 0.12 || got["b2"]+got["b3"] != n {
@@ -131,18 +136,19 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("WeightZeroGetsNothing", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		blue := backends(t, dataplane.TCP, 4, 1, port)
 		green := backends(t, dataplane.TCP, 5, 1, port)
 		vip := h.VIP(3)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "blue", Weight: 100, Backends: blue}, dataplane.Group{Version: "green", Weight: 0, Backends: green}))
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 300), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "blue", Weight: 100, Backends: blue}, dataplane.Group{Version: "green", Weight: 0, Backends: green}))
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 300), netip.AddrPortFrom(vip, vp))
 		if got["b5"] != 0 || got["b4"] != 300 {
 			t.Fatalf("replies %v, want all 300 from blue b4", got)
 		}
 		// Flip (promote): now everything goes to green.
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "blue", Weight: 0, Backends: blue}, dataplane.Group{Version: "green", Weight: 100, Backends: green}))
-		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 300), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "blue", Weight: 0, Backends: blue}, dataplane.Group{Version: "green", Weight: 100, Backends: green}))
+		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 300), netip.AddrPortFrom(vip, vp))
 		if got["b5"] != 300 {
 			t.Fatalf("after flip replies %v, want all 300 from green b5", got)
 		}
@@ -150,13 +156,14 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("UnhealthyExcluded", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.TCP, 6, 3, port)
 		bs[1].Health = dataplane.Unhealthy
 		bs[2].Health = dataplane.Terminating
 		vip := h.VIP(4)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 300), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 300), netip.AddrPortFrom(vip, vp))
 		if got["b6"] != 300 {
 			t.Fatalf("replies %v, want all 300 from the healthy b6", got)
 		}
@@ -164,12 +171,13 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("NoBackendFailsFast", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.TCP, 9, 1, port)
 		bs[0].Health = dataplane.Unhealthy
 		vip := h.VIP(5)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
-		for _, r := range h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 5) {
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
+		for _, r := range h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 5) {
 			if r.Err == nil {
 				t.Fatalf("probe reached %q, want an error", r.Backend)
 			}
@@ -183,16 +191,17 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("RemovedBackendGetsNoNewConnections", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.TCP, 10, 2, port)
 		vip := h.VIP(6)
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 200), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs}))
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 200), netip.AddrPortFrom(vip, vp))
 		if got["b10"] == 0 || got["b11"] == 0 {
 			t.Fatalf("replies %v, want both backends used", got)
 		}
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs[1:]}))
-		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 300), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs[1:]}))
+		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 300), netip.AddrPortFrom(vip, vp))
 		if got["b11"] != 300 {
 			t.Fatalf("after removal replies %v, want all 300 from b11", got)
 		}
@@ -200,44 +209,75 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("UDPReplyFromVIP", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.UDP, 12, 2, port)
 		vip := h.VIP(7)
 		svc := dataplane.Service{ID: "svc-udp", Name: "udp", VIP: vip,
-			Ports:  []dataplane.Port{{Proto: dataplane.UDP, Port: 53, TargetPort: port}},
+			Ports:  []dataplane.Port{{Proto: dataplane.UDP, Port: vp, TargetPort: port}},
 			Groups: []dataplane.Group{{Version: "v1", Weight: 1, Backends: bs}}}
 		set(t, d, svc)
-		got := tally(t, h.Probe(t, dataplane.UDP, netip.AddrPortFrom(vip, 53), 200), netip.AddrPortFrom(vip, 53))
+		got := tally(t, h.Probe(t, dataplane.UDP, netip.AddrPortFrom(vip, vp), 200), netip.AddrPortFrom(vip, vp))
 		if got["b12"]+got["b13"] != 200 || got["b12"] == 0 || got["b13"] == 0 {
 			t.Fatalf("replies %v, want 200 spread over b12 and b13", got)
 		}
 	})
 
+	t.Run("SetNilIsEmpty", func(t *testing.T) {
+		d := h.New(t)
+		vp := h.Port(t)
+		port, pub := h.Port(t), h.Port(t)
+		bs := backends(t, dataplane.TCP, 16, 1, port)
+		svc := tcp(h.VIP(9), vp, port, pub, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})
+		set(t, d, svc)
+		// The published port shows the table's state without sending
+		// traffic anywhere but this host: once it is gone nothing listens.
+		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), pub)
+		if got := tally(t, h.Probe(t, dataplane.TCP, local, 10), local); got["b16"] != 10 {
+			t.Fatalf("replies %v, want 10 from b16", got)
+		}
+		for range 2 { // idempotent
+			if err := d.Set(nil); err != nil {
+				t.Fatalf("Set(nil): %v", err)
+			}
+		}
+		for _, r := range h.Probe(t, dataplane.TCP, local, 3) {
+			if r.Err == nil {
+				t.Fatalf("after Set(nil) %v reached %q, want nothing", local, r.Backend)
+			}
+		}
+		set(t, d, svc)
+		if got := tally(t, h.Probe(t, dataplane.TCP, local, 10), local); got["b16"] != 10 {
+			t.Fatalf("after Set(nil) and Set again: replies %v, want 10 from b16", got)
+		}
+	})
+
 	t.Run("RestartKeepsServing", func(t *testing.T) {
 		d := h.New(t)
+		vp := h.Port(t)
 		port := h.Port(t)
 		bs := backends(t, dataplane.TCP, 14, 2, port)
 		vip := h.VIP(8)
-		svc := tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})
+		svc := tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs})
 		set(t, d, svc)
 		if err := d.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
 		d = h.New(t)
 		if h.Persistent {
-			got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 100), netip.AddrPortFrom(vip, 80))
+			got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 100), netip.AddrPortFrom(vip, vp))
 			if got["b14"]+got["b15"] != 100 {
 				t.Fatalf("after restart, before Set, replies %v", got)
 			}
 		}
 		set(t, d, svc)
-		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 100), netip.AddrPortFrom(vip, 80))
+		got := tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 100), netip.AddrPortFrom(vip, vp))
 		if got["b14"]+got["b15"] != 100 {
 			t.Fatalf("after restart replies %v", got)
 		}
 		// Re-sync with a changed table; the stale backend must go.
-		set(t, d, tcp(vip, 80, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs[:1]}))
-		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, 80), 100), netip.AddrPortFrom(vip, 80))
+		set(t, d, tcp(vip, vp, port, 0, dataplane.Group{Version: "v1", Weight: 1, Backends: bs[:1]}))
+		got = tally(t, h.Probe(t, dataplane.TCP, netip.AddrPortFrom(vip, vp), 100), netip.AddrPortFrom(vip, vp))
 		if got["b14"] != 100 {
 			t.Fatalf("after re-sync replies %v, want all from b14", got)
 		}

@@ -55,13 +55,16 @@ type Dataplane struct {
 	closed bool
 }
 
-// Set validates cfg and replaces the node's table.
+// Set validates cfg and replaces the node's table; nil empties it.
 func (d *Dataplane) Set(cfg *dataplane.Config) error {
 	if d.closed {
 		return errors.New("fake dataplane: closed")
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg == nil {
+		cfg = &dataplane.Config{}
 	}
 	n := d.n
 	n.mu.Lock()

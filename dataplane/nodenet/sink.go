@@ -15,6 +15,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/dataplane"
+	"github.com/warrenhq/warren/dataplane/choose"
 	"github.com/warrenhq/warren/dataplane/dns"
 	"github.com/warrenhq/warren/dataplane/mesh"
 )
@@ -45,10 +46,10 @@ func PinDir(nodeID string) string { return filepath.Join("/sys/fs/bpf/warren", n
 
 // dataplaneOptions decides how the dataplane attaches. uplink is the
 // interface that carries the node's address, already resolved.
-func dataplaneOptions(o SinkOptions, uplink string, gateway netip.Addr) dataplane.Options {
+func dataplaneOptions(o SinkOptions, uplink string, gateway netip.Addr) choose.Options {
 	nodeAddr, _ := netip.ParseAddr(o.Addr)
 	subnet, _ := netip.ParsePrefix(o.Network.Subnet)
-	opts := dataplane.Options{
+	opts := choose.Options{
 		Mode: o.Dataplane, CgroupPath: o.Cgroup, AttachHostRoot: o.HostLB,
 		PinDir: PinDir(o.NodeID), ProxyInterface: "warren-vip",
 	}

@@ -1,9 +1,12 @@
-// Package proxy is the userspace forwarding engine of the proxy dataplane:
-// TCP and UDP listeners on frontends, each with a slot table of targets.
-// It knows nothing about services, weights or health — dataplane computes
-// the slot tables with the same code the eBPF implementation uses — so it
-// imports neither dataplane nor anything kernel specific beyond netlink for
-// the VIP interface (Linux only).
+// Package proxy is the userspace implementation of the dataplane contract,
+// the fallback where eBPF is not supported (macOS, WSL2, old kernels).
+// Dataplane turns a dataplane.Config into frontends with the same slot table
+// code the eBPF implementation uses; Proxy, the forwarding engine, knows
+// nothing about services, weights or health: it runs TCP and UDP listeners,
+// each with a slot table of targets.
+//
+// It imports the contract (dataplane) and, to put VIPs on an interface,
+// netlink (Linux only); nothing of eBPF.
 package proxy
 
 import (

@@ -13,12 +13,13 @@ import (
 
 	"github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/conformance"
+	bpf "github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
 func newEBPF(t *testing.T, cg, pins string) dataplane.Dataplane {
 	t.Helper()
-	d, err := dataplane.New(dataplane.Options{Mode: "ebpf", CgroupPath: cg, PinDir: pins})
+	d, err := bpf.New(bpf.Options{CgroupPath: cg, PinDir: pins})
 	if err != nil {
 		t.Fatalf("New ebpf: %v", err)
 	}
@@ -29,7 +30,7 @@ func newEBPF(t *testing.T, cg, pins string) dataplane.Dataplane {
 // the cgroup's own clean-up runs, so links are gone when it is removed.
 func cleanupPins(t *testing.T, pins string) {
 	t.Cleanup(func() {
-		if err := dataplane.Unpin(pins); err != nil {
+		if err := bpf.Unpin(pins); err != nil {
 			t.Errorf("unpin: %v", err)
 		}
 		os.Remove(filepath.Dir(pins)) // the run's parent dir, once empty

@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/warrenhq/warren/dataplane"
+	bpf "github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -148,7 +149,7 @@ func (tp *npTopology) newDP(t *testing.T, cg, pins string) dataplane.Dataplane {
 	t.Helper()
 	var d dataplane.Dataplane
 	err := ns.WithNetNSPath(netnsPath(tp.node), func(ns.NetNS) (err error) {
-		d, err = dataplane.New(dataplane.Options{Mode: "ebpf", CgroupPath: cg, PinDir: pins,
+		d, err = bpf.New(bpf.Options{CgroupPath: cg, PinDir: pins,
 			NodeportInterface: tp.uplink, NodeSubnet: netip.MustParsePrefix("10.98.0.0/24")})
 		return err
 	})
@@ -230,7 +231,7 @@ func TestNodeportRoutingMesh(t *testing.T) {
 	}
 	var off dataplane.Dataplane
 	err := ns.WithNetNSPath(netnsPath(tp.node), func(ns.NetNS) (err error) {
-		off, err = dataplane.New(dataplane.Options{Mode: "ebpf", CgroupPath: cg, PinDir: pins})
+		off, err = bpf.New(bpf.Options{CgroupPath: cg, PinDir: pins})
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/conformance"
+	"github.com/warrenhq/warren/dataplane/proxy"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -25,10 +26,7 @@ func TestProxyConformanceDummyInterface(t *testing.T) {
 	})
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) dataplane.Dataplane {
-			d, err := dataplane.New(dataplane.Options{Mode: "proxy", ProxyInterface: iface})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := proxy.NewDataplane(iface)
 			t.Cleanup(func() { d.Close() })
 			return d
 		},

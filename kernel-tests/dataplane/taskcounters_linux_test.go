@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
-	"github.com/warrenhq/warren/dataplane"
 	bpf "github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
@@ -247,9 +246,9 @@ func tcxAttached(t *testing.T, ifname string, at ebpf.AttachType) int {
 // waitCounts waits until task's counts reach want (the host end receives
 // through the backlog, which may run after send returns) and fails unless
 // they are exactly want.
-func waitCounts(t *testing.T, c *dataplane.TaskCounters, task string, want dataplane.TaskTraffic) {
+func waitCounts(t *testing.T, c *bpf.TaskCounters, task string, want bpf.TaskTraffic) {
 	t.Helper()
-	var got dataplane.TaskTraffic
+	var got bpf.TaskTraffic
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		all, err := c.Counts()
 		if err != nil {
@@ -275,7 +274,7 @@ func TestTaskCountersVeth(t *testing.T) {
 	pins := pinDir(t, t.Name())
 	cleanupPins(t, pins)
 
-	c, err := dataplane.NewTaskCounters(pins)
+	c, err := bpf.NewTaskCounters(pins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +301,7 @@ func TestTaskCountersVeth(t *testing.T) {
 	wire := uint64(14 + 20 + 8 + udp)
 	v.send(t, 3, udp)
 	v.receive(t, 5, frame)
-	first := dataplane.TaskTraffic{TxPackets: 3, TxBytes: 3 * wire, RxPackets: 5, RxBytes: 5 * frame}
+	first := bpf.TaskTraffic{TxPackets: 3, TxBytes: 3 * wire, RxPackets: 5, RxBytes: 5 * frame}
 	waitCounts(t, c, "task-a", first)
 
 	reg := prometheus.NewPedanticRegistry()
@@ -335,7 +334,7 @@ warren_task_network_bytes_total{direction="tx",task="task-a"} %d
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c, err = dataplane.NewTaskCounters(pins)
+	c, err = bpf.NewTaskCounters(pins)
 	if err != nil {
 		t.Fatal(err)
 	}

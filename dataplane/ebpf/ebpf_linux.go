@@ -1,14 +1,16 @@
-package dataplane
+package ebpf
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,7 +20,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	bpf "github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/dataplane"
 )
 
 // ebpfDataplane balances at the socket layer with cgroup sock_addr programs.
@@ -27,19 +29,26 @@ import (
 type ebpfDataplane struct {
 	mu     sync.Mutex
 	log    *zap.Logger
-	objs   bpf.SockLBObjects
+	objs   SockLBObjects
 	links  []link.Link
-	tables *Tables
+	tables *dataplane.Tables
 	names  map[string]string // Service.ID → Service.Name for metrics
 	np     *nodeport         // routing mesh; nil when off
 }
 
-func newEBPF(opts Options) (Dataplane, error) {
+// New loads the socket load balancer (and the routing mesh if
+// opts.NodeportInterface is set), adopting what an earlier agent pinned in
+// opts.PinDir. A host without cgroup v2, bpffs or the BPF features it needs
+// yields an error wrapping dataplane.ErrNotSupported.
+func New(opts Options) (dataplane.Dataplane, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
 	if opts.PinDir == "" || opts.CgroupPath == "" {
 		return nil, errors.New("ebpf dataplane: PinDir and CgroupPath are required")
 	}
 	if err := requireFS(opts.CgroupPath, unix.CGROUP2_SUPER_MAGIC); err != nil {
-		return nil, &NotSupportedError{What: "cgroup v2 at " + opts.CgroupPath, Err: err}
+		return nil, &dataplane.NotSupportedError{What: "cgroup v2 at " + opts.CgroupPath, Err: err}
 	}
 	// The pin dir may not exist yet; its nearest existing ancestor must be
 	// on bpffs.
@@ -51,19 +60,19 @@ func newEBPF(opts Options) (Dataplane, error) {
 		existing = filepath.Dir(existing)
 	}
 	if err := requireFS(existing, unix.BPF_FS_MAGIC); err != nil {
-		return nil, &NotSupportedError{What: "bpffs for " + opts.PinDir, Err: err}
+		return nil, &dataplane.NotSupportedError{What: "bpffs for " + opts.PinDir, Err: err}
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, &NotSupportedError{What: "bpf memlock", Err: err}
+		return nil, &dataplane.NotSupportedError{What: "bpf memlock", Err: err}
 	}
 	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
 	d := &ebpfDataplane{log: opts.Logger, names: map[string]string{}}
-	err := bpf.LoadSockLBObjects(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinDir}})
+	err := LoadSockLBObjects(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinDir}})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, &NotSupportedError{What: "socket load-balancing programs", Err: err}
+			return nil, &dataplane.NotSupportedError{What: "socket load-balancing programs", Err: err}
 		}
 		return nil, fmt.Errorf("load sock_lb: %w", err)
 	}
@@ -73,7 +82,7 @@ func newEBPF(opts Options) (Dataplane, error) {
 		if root == "" {
 			if root, err = hostCgroup2Root(); err != nil {
 				d.closeAll()
-				return nil, &NotSupportedError{What: "host cgroup v2 root", Err: err}
+				return nil, &dataplane.NotSupportedError{What: "host cgroup v2 root", Err: err}
 			}
 		}
 		cgroups["host"] = root
@@ -94,7 +103,7 @@ func newEBPF(opts Options) (Dataplane, error) {
 			if err != nil {
 				d.closeAll()
 				if errors.Is(err, ebpf.ErrNotSupported) {
-					return nil, &NotSupportedError{What: "cgroup " + p.name, Err: err}
+					return nil, &dataplane.NotSupportedError{What: "cgroup " + p.name, Err: err}
 				}
 				return nil, fmt.Errorf("attach %s to %s: %w", p.name, cg, err)
 			}
@@ -165,10 +174,13 @@ func hostCgroup2Root() (string, error) {
 	return "", errors.New("no cgroup2 mount")
 }
 
-func (d *ebpfDataplane) Set(cfg *Config) error {
+func (d *ebpfDataplane) Set(cfg *dataplane.Config) error {
+	if cfg == nil {
+		cfg = &dataplane.Config{}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ops, err := Plan(d.tables, cfg)
+	ops, err := dataplane.Plan(d.tables, cfg)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -242,15 +254,15 @@ func nport(p uint16) uint16 {
 
 func hport(p uint16) uint16 { return nport(p) }
 
-func nameVal(s string) bpf.SockLBNameVal {
-	var v bpf.SockLBNameVal
+func nameVal(s string) SockLBNameVal {
+	var v SockLBNameVal
 	for i := 0; i < len(s) && i < len(v.Name)-1; i++ {
 		v.Name[i] = int8(s[i])
 	}
 	return v
 }
 
-func valName(v bpf.SockLBNameVal) string {
+func valName(v SockLBNameVal) string {
 	b := make([]byte, 0, len(v.Name))
 	for _, c := range v.Name {
 		if c == 0 {
@@ -263,7 +275,7 @@ func valName(v bpf.SockLBNameVal) string {
 
 type kernelWriter struct{ d *ebpfDataplane }
 
-func (w kernelWriter) Apply(o Op) error {
+func (w kernelWriter) Apply(o dataplane.Op) error {
 	m := w.d.objs.SockLBMaps
 	put := func(mp *ebpf.Map, k, v any) error {
 		if o.Delete {
@@ -275,28 +287,28 @@ func (w kernelWriter) Apply(o Op) error {
 		return mp.Put(k, v)
 	}
 	switch o.Map {
-	case MapServiceNames:
+	case dataplane.MapServiceNames:
 		return put(m.ServiceNames, o.ID, nameVal(o.Name))
-	case MapBackendNames:
+	case dataplane.MapBackendNames:
 		return put(m.BackendNames, o.ID, nameVal(o.Name))
-	case MapBackends:
-		return put(m.Backends, o.ID, bpf.SockLBBackendVal{Addr: addrU32(o.Addr)})
-	case MapSlots:
-		return put(m.Slots, bpf.SockLBSlotKey{Service: o.Slot.Service, Rev: o.Slot.Rev, Slot: o.Slot.Slot}, o.Backend)
-	case MapFrontends:
-		k := bpf.SockLBFrontendKey{Addr: addrU32(o.Frontend.Addr), Port: nport(o.Frontend.Port), Proto: uint8(o.Frontend.Proto)}
-		v := bpf.SockLBFrontendVal{Service: o.FrontVal.Service, Rev: o.FrontVal.Rev, Count: o.FrontVal.Count, TargetPort: nport(o.FrontVal.TargetPort)}
+	case dataplane.MapBackends:
+		return put(m.Backends, o.ID, SockLBBackendVal{Addr: addrU32(o.Addr)})
+	case dataplane.MapSlots:
+		return put(m.Slots, SockLBSlotKey{Service: o.Slot.Service, Rev: o.Slot.Rev, Slot: o.Slot.Slot}, o.Backend)
+	case dataplane.MapFrontends:
+		k := SockLBFrontendKey{Addr: addrU32(o.Frontend.Addr), Port: nport(o.Frontend.Port), Proto: uint8(o.Frontend.Proto)}
+		v := SockLBFrontendVal{Service: o.FrontVal.Service, Rev: o.FrontVal.Rev, Count: o.FrontVal.Count, TargetPort: nport(o.FrontVal.TargetPort)}
 		return put(m.Frontends, k, v)
 	}
 	return fmt.Errorf("unknown map %v", o.Map)
 }
 
 // readTables reads the pinned maps back into the model Plan diffs against.
-func (d *ebpfDataplane) readTables() (*Tables, error) {
-	t := NewTables()
+func (d *ebpfDataplane) readTables() (*dataplane.Tables, error) {
+	t := dataplane.NewTables()
 	m := d.objs.SockLBMaps
 	var id uint32
-	var name bpf.SockLBNameVal
+	var name SockLBNameVal
 	it := m.ServiceNames.Iterate()
 	for it.Next(&id, &name) {
 		t.ServiceNames[id] = valName(name)
@@ -311,7 +323,7 @@ func (d *ebpfDataplane) readTables() (*Tables, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("backend_names: %w", err)
 	}
-	var bv bpf.SockLBBackendVal
+	var bv SockLBBackendVal
 	it = m.Backends.Iterate()
 	for it.Next(&id, &bv) {
 		t.Backends[id] = u32Addr(bv.Addr)
@@ -319,21 +331,21 @@ func (d *ebpfDataplane) readTables() (*Tables, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("backends: %w", err)
 	}
-	var sk bpf.SockLBSlotKey
+	var sk SockLBSlotKey
 	var sv uint32
 	it = m.Slots.Iterate()
 	for it.Next(&sk, &sv) {
-		t.Slots[SlotKey{sk.Service, sk.Rev, sk.Slot}] = sv
+		t.Slots[dataplane.SlotKey{Service: sk.Service, Rev: sk.Rev, Slot: sk.Slot}] = sv
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("slots: %w", err)
 	}
-	var fk bpf.SockLBFrontendKey
-	var fv bpf.SockLBFrontendVal
+	var fk SockLBFrontendKey
+	var fv SockLBFrontendVal
 	it = m.Frontends.Iterate()
 	for it.Next(&fk, &fv) {
-		t.Frontends[FrontendKey{u32Addr(fk.Addr), hport(fk.Port), Protocol(fk.Proto)}] =
-			FrontendVal{fv.Service, fv.Rev, fv.Count, hport(fv.TargetPort)}
+		k := dataplane.FrontendKey{Addr: u32Addr(fk.Addr), Port: hport(fk.Port), Proto: dataplane.Protocol(fk.Proto)}
+		t.Frontends[k] = dataplane.FrontendVal{Service: fv.Service, Rev: fv.Rev, Count: fv.Count, TargetPort: hport(fv.TargetPort)}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("frontends: %w", err)
@@ -393,9 +405,9 @@ func (d *ebpfDataplane) pruneCounters() {
 			mp.Delete(k)
 		}
 	}
-	var bk bpf.SockLBBackendCounterKey
+	var bk SockLBBackendCounterKey
 	var vals []uint64
-	var stale []bpf.SockLBBackendCounterKey
+	var stale []SockLBBackendCounterKey
 	it := m.BackendConns.Iterate()
 	for it.Next(&bk, &vals) {
 		_, s := d.tables.ServiceNames[bk.Service]
@@ -410,12 +422,12 @@ func (d *ebpfDataplane) pruneCounters() {
 }
 
 // Counters implements CounterSource by summing the per-CPU counter maps.
-func (d *ebpfDataplane) Counters() ([]ServiceCounters, error) {
+func (d *ebpfDataplane) Counters() ([]dataplane.ServiceCounters, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.objs.SockLBMaps
-	bySvc := map[uint32]*ServiceCounters{}
-	get := func(id uint32) *ServiceCounters {
+	bySvc := map[uint32]*dataplane.ServiceCounters{}
+	get := func(id uint32) *dataplane.ServiceCounters {
 		c := bySvc[id]
 		if c == nil {
 			sid := d.tables.ServiceNames[id]
@@ -423,7 +435,7 @@ func (d *ebpfDataplane) Counters() ([]ServiceCounters, error) {
 			if name == "" {
 				name = sid
 			}
-			c = &ServiceCounters{Service: name, Backends: map[string]uint64{}}
+			c = &dataplane.ServiceCounters{Service: name, Backends: map[string]uint64{}}
 			bySvc[id] = c
 		}
 		return c
@@ -451,7 +463,7 @@ func (d *ebpfDataplane) Counters() ([]ServiceCounters, error) {
 		}
 	}
 	errs = append(errs, it.Err())
-	var bk bpf.SockLBBackendCounterKey
+	var bk SockLBBackendCounterKey
 	it = m.BackendConns.Iterate()
 	for it.Next(&bk, &vals) {
 		name, ok := d.tables.BackendNames[bk.Backend]
@@ -462,8 +474,8 @@ func (d *ebpfDataplane) Counters() ([]ServiceCounters, error) {
 		get(bk.Service).Backends[task] += sum(vals)
 	}
 	errs = append(errs, it.Err())
-	out := make([]ServiceCounters, 0, len(bySvc))
-	for _, id := range sortedKeys(bySvc) {
+	out := make([]dataplane.ServiceCounters, 0, len(bySvc))
+	for _, id := range slices.Sorted(maps.Keys(bySvc)) {
 		out = append(out, *bySvc[id])
 	}
 	return out, errors.Join(errs...)

@@ -1,4 +1,4 @@
-package dataplane
+package ebpf
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	bpf "github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/dataplane"
 )
 
 // TaskCounters counts each task's packets and bytes with the TCX programs
@@ -32,7 +32,7 @@ import (
 type TaskCounters struct {
 	mu       sync.Mutex
 	pinDir   string
-	objs     bpf.TaskCountersObjects
+	objs     TaskCountersObjects
 	tasks    map[string]*taskAttach // by task ID
 	reported map[string]string      // task ID → missing interface already reported
 }
@@ -61,19 +61,19 @@ func NewTaskCounters(pinDir string) (*TaskCounters, error) {
 		return nil, errors.New("task counters: pin dir is required")
 	}
 	if err := requireFS(nearestExisting(pinDir), unix.BPF_FS_MAGIC); err != nil {
-		return nil, &NotSupportedError{What: "bpffs for " + pinDir, Err: err}
+		return nil, &dataplane.NotSupportedError{What: "bpffs for " + pinDir, Err: err}
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, &NotSupportedError{What: "bpf memlock", Err: err}
+		return nil, &dataplane.NotSupportedError{What: "bpf memlock", Err: err}
 	}
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
 	c := &TaskCounters{pinDir: pinDir, tasks: map[string]*taskAttach{}, reported: map[string]string{}}
-	err := bpf.LoadTaskCountersObjects(&c.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	err := LoadTaskCountersObjects(&c.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, &NotSupportedError{What: "task counter programs", Err: err}
+			return nil, &dataplane.NotSupportedError{What: "task counter programs", Err: err}
 		}
 		return nil, fmt.Errorf("load task counters: %w", err)
 	}
@@ -99,7 +99,7 @@ func nearestExisting(path string) string {
 // has no task (an agent that died between attaching and naming).
 func (c *TaskCounters) adopt() error {
 	var slot uint32
-	var name bpf.TaskCountersTaskName
+	var name TaskCountersTaskName
 	it := c.objs.TaskNames.Iterate()
 	for it.Next(&slot, &name) {
 		c.tasks[taskIDString(name)] = &taskAttach{slot: slot}
@@ -136,12 +136,12 @@ func (c *TaskCounters) ensureCounts(slot uint32) error {
 	return nil
 }
 
-func zeroCounts() []bpf.TaskCountersTaskCount {
+func zeroCounts() []TaskCountersTaskCount {
 	n, err := ebpf.PossibleCPU()
 	if err != nil {
 		n = runtime.NumCPU()
 	}
-	return make([]bpf.TaskCountersTaskCount, n)
+	return make([]TaskCountersTaskCount, n)
 }
 
 // Set makes the counted tasks exactly tasks (task ID → host interface
@@ -334,7 +334,7 @@ func (c *TaskCounters) Counts() (map[string]TaskTraffic, error) {
 	defer c.mu.Unlock()
 	out := make(map[string]TaskTraffic, len(c.tasks))
 	var errs []error
-	var vals []bpf.TaskCountersTaskCount
+	var vals []TaskCountersTaskCount
 	for id, a := range c.tasks {
 		if err := c.objs.TaskCounts.Lookup(a.slot, &vals); err != nil {
 			errs = append(errs, fmt.Errorf("task %s: %w", id, err))
@@ -467,15 +467,15 @@ func parseTaskPin(name string) (slot uint32, dir string, ok bool) {
 	return uint32(n), dir, true
 }
 
-func taskIDName(id string) bpf.TaskCountersTaskName {
-	var v bpf.TaskCountersTaskName
+func taskIDName(id string) TaskCountersTaskName {
+	var v TaskCountersTaskName
 	for i := 0; i < len(id) && i < len(v.Id)-1; i++ {
 		v.Id[i] = int8(id[i])
 	}
 	return v
 }
 
-func taskIDString(v bpf.TaskCountersTaskName) string {
+func taskIDString(v TaskCountersTaskName) string {
 	b := make([]byte, 0, len(v.Id))
 	for _, c := range v.Id {
 		if c == 0 {

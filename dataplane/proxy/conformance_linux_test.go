@@ -1,4 +1,4 @@
-package dataplane_test
+package proxy_test
 
 import (
 	"net/netip"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/conformance"
+	"github.com/warrenhq/warren/dataplane/proxy"
 )
 
 // TestProxyConformance runs the shared table against the proxy on loopback
@@ -18,10 +19,7 @@ func TestProxyConformance(t *testing.T) {
 	live := map[string]dataplane.Dataplane{}
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) dataplane.Dataplane {
-			d, err := dataplane.New(dataplane.Options{Mode: "proxy"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := proxy.NewDataplane("")
 			mu.Lock()
 			defer mu.Unlock()
 			live[t.Name()] = d

@@ -1,4 +1,4 @@
-package dataplane
+package ebpf
 
 import (
 	"crypto/rand"
@@ -13,14 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	bpf "github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/dataplane"
 )
 
 // nodeport is the routing mesh (bpf/nodeport.c): TCX programs on the uplink
 // (and the mesh interface) that DNAT published ports to backends picked from
 // the socket balancer's own slot tables.
 type nodeport struct {
-	objs  bpf.NodeportObjects
+	objs  NodeportObjects
 	links []link.Link
 }
 
@@ -30,7 +30,7 @@ var nodeportLinks = []string{"link_np_ingress", "link_np_egress", "link_np_mesh"
 // setupNodeport attaches (or re-attaches, or removes) the routing mesh as
 // opts ask. It is idempotent: a second call with the same options swaps the
 // programs in the pinned links and rewrites the same map contents.
-func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
+func setupNodeport(opts Options, lb *SockLBMaps) (*nodeport, error) {
 	if opts.NodeportInterface == "" {
 		// Off: detach whatever an earlier agent attached.
 		for _, name := range nodeportLinks {
@@ -83,22 +83,22 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 	}
 
 	np := &nodeport{}
-	err = bpf.LoadNodeportObjects(&np.objs, &ebpf.CollectionOptions{
+	err = LoadNodeportObjects(&np.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.PinDir},
 		// One slot table per node: the routing mesh reads the maps the
 		// socket balancer's Set writes.
 		MapReplacements: map[string]*ebpf.Map{
-			bpf.NodeportMapFrontends:      lb.Frontends,
-			bpf.NodeportMapSlots:          lb.Slots,
-			bpf.NodeportMapBackends:       lb.Backends,
-			bpf.NodeportMapServiceConns:   lb.ServiceConns,
-			bpf.NodeportMapBackendConns:   lb.BackendConns,
-			bpf.NodeportMapNoBackendDrops: lb.NoBackendDrops,
+			NodeportMapFrontends:      lb.Frontends,
+			NodeportMapSlots:          lb.Slots,
+			NodeportMapBackends:       lb.Backends,
+			NodeportMapServiceConns:   lb.ServiceConns,
+			NodeportMapBackendConns:   lb.BackendConns,
+			NodeportMapNoBackendDrops: lb.NoBackendDrops,
 		},
 	})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, &NotSupportedError{What: "routing mesh programs", Err: err}
+			return nil, &dataplane.NotSupportedError{What: "routing mesh programs", Err: err}
 		}
 		return nil, fmt.Errorf("load nodeport: %w", err)
 	}
@@ -136,7 +136,7 @@ func setupNodeport(opts Options, lb *bpf.SockLBMaps) (*nodeport, error) {
 // restarts so that flows whose conntrack entry was evicted keep their
 // backend.
 func (np *nodeport) configure(opts Options, uplink, mesh int, meshL2 bool, addrs []netip.Addr) error {
-	var cfg bpf.NodeportNpConfig
+	var cfg NodeportNpConfig
 	if err := np.objs.NpConfig.Lookup(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("np_config: %w", err)
 	}
@@ -225,7 +225,7 @@ func attachTCXPinned(pin string, ifindex int, prog *ebpf.Program, at ebpf.Attach
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, &NotSupportedError{What: "tcx", Err: err}
+			return nil, &dataplane.NotSupportedError{What: "tcx", Err: err}
 		}
 		return nil, fmt.Errorf("attach tcx to ifindex %d: %w", ifindex, err)
 	}
