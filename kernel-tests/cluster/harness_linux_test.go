@@ -28,6 +28,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
+	"github.com/warrenhq/warren/controlplane/testutil"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -370,7 +371,7 @@ func (c *cluster) waitReady(h, mgr *host, within time.Duration) {
 	c.t.Helper()
 	eventually(c.t, h.name+" ready in node ls", within, func() error {
 		if !h.running() {
-			return errStop{fmt.Errorf("%s: warren exited (log %s)", h.name, h.logPath)}
+			return errStop(fmt.Errorf("%s: warren exited (log %s)", h.name, h.logPath))
 		}
 		nodes, err := mgr.nodes()
 		if err != nil {
@@ -634,26 +635,13 @@ func vmRSS(pid int) string {
 	return "?"
 }
 
-// errStop ends eventually early: retrying cannot help.
-type errStop struct{ error }
-
-// eventually retries f until it succeeds or the deadline passes.
-func eventually(t *testing.T, what string, within time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		var stop errStop
-		if errors.As(err, &stop) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, within, err)
-}
+// eventually is the repository's one polling helper, named as these tests
+// have always called it; errStop (testutil.Stop) ends it early when
+// retrying cannot help.
+var (
+	eventually = testutil.Eventually[func() error]
+	errStop    = testutil.Stop
+)
 
 func tail(s string, n int) string {
 	if len(s) <= n {
