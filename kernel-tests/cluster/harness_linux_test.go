@@ -58,6 +58,7 @@ type cluster struct {
 	sw     string // switch netns holding the bridge
 	prefix string // "192.168.N." — the hosts' LAN
 	hosts  []*host
+	cg2    string // the cgroup2 mount (pure v2 or hybrid host)
 }
 
 // host is one machine: a netns with an address on the LAN, a containerd
@@ -89,8 +90,8 @@ func newCluster(t *testing.T, n int) *cluster {
 	for _, b := range []string{"ip", "nsenter", "curl", "sh"} {
 		ktest.Binary(t, b)
 	}
-	ktest.File(t, "/sys/fs/cgroup/unified/cgroup.procs", "cgroup v2 hierarchy for the eBPF socket load balancer")
-	c := &cluster{t: t, bin: warrenBinary(t), image: demoImage(t)}
+	cg2 := ktest.Cgroup2(t) // the eBPF socket load balancer attaches there
+	c := &cluster{t: t, bin: warrenBinary(t), image: demoImage(t), cg2: cg2}
 	c.dir = "/run/" + uniq("wke-")
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -562,7 +563,7 @@ func parseDemo(body string) (demoReply, error) {
 // returns the hostnames that answered, in order ("" for a failed request).
 func (h *host) curlFromNodeCgroup(t *testing.T, url string, n int) ([]string, string) {
 	t.Helper()
-	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "e2e-probe")
+	probe := filepath.Join(h.c.cg2, h.cgroup, "e2e-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		t.Fatalf("probe cgroup: %v", err)
 	}
@@ -592,7 +593,7 @@ for i in $(seq %d); do curl -s --max-time 2 %s || echo "curl-exit: $?"; echo; ec
 // curlFromNodeCgroupQuiet is curlFromNodeCgroup with a pause between
 // requests and no t (it runs in a goroutine while the test kills things).
 func (h *host) curlFromNodeCgroupQuiet(vip string, n int, pause time.Duration) ([]string, string) {
-	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "e2e-probe")
+	probe := filepath.Join(h.c.cg2, h.cgroup, "e2e-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		return nil, err.Error()
 	}

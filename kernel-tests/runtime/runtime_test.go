@@ -49,11 +49,12 @@ type fixture struct {
 	dataDir string
 	parent  string
 	ns      string
+	cgroup2 string // where cgroup2 is mounted (pure v2 or hybrid host)
 }
 
 func newFixture(t *testing.T) *fixture {
 	ktest.Root(t)
-	ktest.File(t, "/sys/fs/cgroup/unified/cgroup.procs", "cgroup v2 hierarchy (hybrid host)")
+	cgroup2 := ktest.Cgroup2(t)
 	goBin := ktest.Binary(t, "go")
 	f := &fixture{
 		t:       t,
@@ -62,9 +63,10 @@ func newFixture(t *testing.T) *fixture {
 		dataDir: t.TempDir(),
 		parent:  fmt.Sprintf("warren-kt%d", os.Getpid()),
 		ns:      fmt.Sprintf("warren-kt%d", os.Getpid()),
+		cgroup2: cgroup2,
 	}
 	t.Cleanup(func() {
-		for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"} {
+		for _, root := range []string{f.cgroup2, "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"} {
 			dirs, _ := filepath.Glob(filepath.Join(root, f.parent, "*"))
 			for _, d := range dirs {
 				if fi, err := os.Stat(d); err == nil && fi.IsDir() {
@@ -237,6 +239,15 @@ func TestRuntime(t *testing.T) {
 			"/sys/fs/cgroup/cpu" + cg + "/cpu.cfs_period_us":        "100000",
 			"/sys/fs/cgroup/pids" + cg + "/pids.max":                "64",
 		}
+		if ktest.Cgroup2Unified(t) {
+			// Pure v2: runc writes the limits into the one hierarchy.
+			v2 := filepath.Join(f.cgroup2, cg)
+			want = map[string]string{
+				v2 + "/memory.max": strconv.Itoa(64 << 20),
+				v2 + "/cpu.max":    "50000 100000",
+				v2 + "/pids.max":   "64",
+			}
+		}
 		for p, v := range want {
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -254,7 +265,7 @@ func TestRuntime(t *testing.T) {
 		if !strings.Contains(string(b), "\n0::"+cg+"\n") && !strings.HasPrefix(string(b), "0::"+cg+"\n") {
 			t.Fatalf("pid %d not in v2 cgroup %s:\n%s", pid, cg, b)
 		}
-		if got, want := w.CgroupV2Path(), "/sys/fs/cgroup/unified/"+f.parent; got != want {
+		if got, want := w.CgroupV2Path(), filepath.Join(f.cgroup2, f.parent); got != want {
 			t.Fatalf("CgroupV2Path %q, want %q", got, want)
 		}
 		procs, err := os.ReadFile(filepath.Join(ex.TaskCgroupV2Path(id), "cgroup.procs"))
