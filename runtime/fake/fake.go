@@ -1,6 +1,7 @@
 // Package fake is an in-memory runtime.Executor for tests of the Worker and
 // of code that uses it, without containerd. Tests drive task exits with
-// Exit and inspect what was called with Calls.
+// Exit and inspect what was called with Calls; Clock is the fake time the
+// Worker (and so this executor's stop grace) runs on.
 //
 // It must not import containerd or anything kernel-facing.
 package fake
