@@ -339,6 +339,29 @@ warren_task_restarts_total{service="web",task="h"} 0
 	}
 }
 
+// TestWorkerHealthStartPeriod: failures inside the start period do not
+// count; the first one after it does.
+func TestWorkerHealthStartPeriod(t *testing.T) {
+	ex := fake.New()
+	ex.ExecResult["slow"] = 1
+	w, clk := newWorker(t, ex, &recorder{})
+	tk := task("slow", api.RestartPolicy{})
+	interval := 5 * time.Second
+	tk.Spec.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(interval),
+		Retries: 1, StartPeriod: api.Duration(3 * interval)}
+	if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []api.HealthState{api.HealthStarting, api.HealthStarting, api.HealthUnhealthy} {
+		parked(t, clk, interval)
+		clk.Advance(interval)
+		parked(t, clk, interval)
+		if got := w.Tasks()["slow"].Health; got != want {
+			t.Fatalf("after %d failed probes (%s into a %s start period): %s, want %s", i+1, time.Duration(i+1)*interval, 3*interval, got, want)
+		}
+	}
+}
+
 func TestProbe(t *testing.T) {
 	var healthy = true
 	var mu sync.Mutex
