@@ -89,6 +89,8 @@ type ControllerOptions struct {
 	// LogMaxBytes and LogMaxFiles bound it when the executor rotates.
 	LogMaxBytes int64
 	LogMaxFiles int
+	// Clock is the Worker's: a controller times its stop grace with it.
+	Clock Clock
 }
 
 // TaggedLogger is implemented by executors whose log files hold

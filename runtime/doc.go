@@ -10,6 +10,13 @@
 // runtime/containerd implements them on containerd, runtime/fake in memory
 // for tests.
 //
+// Every timer (restart backoff, health intervals, timeouts and start
+// periods, the stop grace, housekeeping, log following) runs on the Clock in
+// WorkerOptions, which the Worker hands to its controllers. The decisions
+// themselves are pure functions of the time they are given (NextRestart,
+// HealthTracker, StopGrace); with fake.Clock a test moves time itself and
+// asserts "not yet" exactly instead of sleeping.
+//
 // This package may import the controlplane/api types, zap and prometheus. It
 // must not import containerd (that lives in runtime/containerd), cni,
 // dataplane or the rest of controlplane.

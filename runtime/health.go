@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -79,11 +80,20 @@ func HealthIntervals(c api.HealthCheck) (interval, timeout time.Duration) {
 
 // Probe runs one health check against a task. HTTP and TCP checks go to
 // the task's own address; exec checks run inside the container through ex.
-// A nil error means healthy.
-func Probe(ctx context.Context, c api.HealthCheck, addr netip.Addr, ex Execer) error {
+// A nil error means healthy; a probe that outlasts the check's timeout on
+// clk fails.
+func Probe(ctx context.Context, clk Clock, c api.HealthCheck, addr netip.Addr, ex Execer) error {
 	_, timeout := HealthIntervals(c)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	pctx, cancel := withTimeout(ctx, clk, timeout)
 	defer cancel()
+	err := probe(pctx, c, addr, ex)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(pctx), context.DeadlineExceeded) {
+		return fmt.Errorf("%s health check: no answer within %s: %w", c.Kind, timeout, context.DeadlineExceeded)
+	}
+	return err
+}
+
+func probe(ctx context.Context, c api.HealthCheck, addr netip.Addr, ex Execer) error {
 	port := c.Port
 	if port == 0 {
 		port = DefaultHealthPort

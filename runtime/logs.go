@@ -73,7 +73,7 @@ func RotateLog(path string, maxBytes int64, keep int) (bool, error) {
 // file, optionally only the last tail lines, optionally following it.
 // Tagged files ("<time> <stream> <text>" lines) are shown as text, with the
 // time when asked; raw files have no timestamps to show.
-func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOptions, poll time.Duration) (io.ReadCloser, error) {
+func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOptions, clk Clock, poll time.Duration) (io.ReadCloser, error) {
 	if o.Timestamps && !tagged {
 		return nil, fmt.Errorf("logs: timestamps are not recorded (raw log files; run the task logger)")
 	}
@@ -127,8 +127,6 @@ func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOpti
 			return
 		}
 		buf := make([]byte, 32<<10)
-		t := time.NewTicker(poll)
-		defer t.Stop()
 		for {
 			n, err := f.ReadAt(buf, offset)
 			if n > 0 {
@@ -158,11 +156,9 @@ func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOpti
 					}
 				}
 			}
-			select {
-			case <-ctx.Done():
+			if sleep(ctx, clk, poll, nil) != nil {
 				pw.Close()
 				return
-			case <-t.C:
 			}
 		}
 	}()

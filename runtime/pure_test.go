@@ -236,3 +236,12 @@ func TestHealthTracker(t *testing.T) {
 		}
 	}
 }
+
+func TestStopGrace(t *testing.T) {
+	if got := StopGrace(api.ContainerSpec{}); got != DefaultStopGrace {
+		t.Errorf("no grace: %s, want the default %s", got, DefaultStopGrace)
+	}
+	if got := StopGrace(api.ContainerSpec{StopGrace: api.Duration(3 * time.Second)}); got != 3*time.Second {
+		t.Errorf("3s grace: %s", got)
+	}
+}

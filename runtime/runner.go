@@ -17,6 +17,10 @@ const (
 	reattachDelay = 500 * time.Millisecond
 )
 
+// stopMargin is how long past its grace stopping a task may take before the
+// runner gives up waiting for the controller.
+const stopMargin = 30 * time.Second
+
 // runner is the goroutine that owns one task on this node.
 type runner struct {
 	w    *Worker
@@ -94,7 +98,7 @@ func (r *runner) run() {
 		if err != nil {
 			log.Warn("task attempt failed", zap.Error(err))
 		}
-		now := r.w.o.Clock()
+		now := r.w.o.Clock.Now()
 		d := NextRestart(r.task.Spec.Restart, r.history, exit, now)
 		if !d.Restart {
 			// The node gives up on this task: now, and only now, it is
@@ -118,18 +122,15 @@ func (r *runner) run() {
 			}
 			return
 		}
-		t := time.NewTimer(d.Delay)
-		select {
-		case <-r.stopCh:
-			t.Stop()
+		switch sleep(ctx, r.w.o.Clock, d.Delay, r.stopCh) {
+		case errStopped:
 			r.stop()
 			return
-		case <-ctx.Done():
-			t.Stop()
+		case nil:
+		default:
 			return
-		case <-t.C:
 		}
-		r.history.Restarts = append(r.history.Restarts, r.w.o.Clock())
+		r.history.Restarts = append(r.history.Restarts, r.w.o.Clock.Now())
 		r.restarts++
 		restart = true
 		log.Info("restarting task", zap.Uint64("restarts", r.restarts), zap.Duration("delay", d.Delay))
@@ -162,7 +163,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 				st.Err, st.PID = err.Error(), 0
 			})
 		}
-		return ExitStatus{Code: -1, ExitedAt: r.w.o.Clock()}, err
+		return ExitStatus{Code: -1, ExitedAt: r.w.o.Clock.Now()}, err
 	}
 	if err := r.ctl.Prepare(ctx); err != nil {
 		return fail("prepare", err)
@@ -201,13 +202,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 		// Waiting broke without an exit (containerd restarted, say): the
 		// process may well still run. Start adopts it if so.
 		r.w.log.Info("reattaching to task", zap.String("task_id", id), zap.Error(err))
-		t := time.NewTimer(reattachDelay)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-		if ctx.Err() != nil {
+		if sleep(ctx, r.w.o.Clock, reattachDelay, nil) != nil {
 			break
 		}
 		if serr := r.ctl.Start(ctx); serr != nil {
@@ -266,24 +261,22 @@ func (r *runner) startHealth(ctx context.Context, info Info) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tr := NewHealthTracker(*hc, r.w.o.Clock())
+		tr := NewHealthTracker(*hc, r.w.o.Clock.Now())
 		last := tr.State()
 		interval, _ := HealthIntervals(*hc)
-		t := time.NewTicker(interval)
-		defer t.Stop()
 		for {
-			select {
-			case <-ctx.Done():
+			// The next probe is due an interval after the last one ended,
+			// as docker's: a slow probe never queues another behind it.
+			if sleep(ctx, r.w.o.Clock, interval, nil) != nil {
 				return
-			case <-t.C:
 			}
-			began := r.w.o.Clock()
-			err := Probe(ctx, *hc, info.Addr, ex)
+			began := r.w.o.Clock.Now()
+			err := Probe(ctx, r.w.o.Clock, *hc, info.Addr, ex)
 			if ctx.Err() != nil {
 				return
 			}
-			r.w.log.Debug("health probe", zap.String("task_id", r.task.ID), zap.Duration("took", r.w.o.Clock().Sub(began)), zap.Error(err))
-			s := tr.Observe(r.w.o.Clock(), err == nil)
+			r.w.log.Debug("health probe", zap.String("task_id", r.task.ID), zap.Duration("took", r.w.o.Clock.Now().Sub(began)), zap.Error(err))
+			s := tr.Observe(r.w.o.Clock.Now(), err == nil)
 			if s == last {
 				continue
 			}
@@ -305,11 +298,9 @@ func (r *runner) startHealth(ctx context.Context, info Info) func() {
 // (unless the task already ended) and forgets it if it is not wanted at all.
 func (r *runner) stop() {
 	id := r.task.ID
-	grace := r.task.Spec.Container.StopGrace.D()
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
+	// The controller kills the task after its grace; the margin bounds a
+	// containerd that does not answer at all.
+	ctx, cancel := withTimeout(context.Background(), r.w.o.Clock, StopGrace(r.task.Spec.Container)+stopMargin)
 	defer cancel()
 	var errs []string
 	if err := r.ctl.Shutdown(ctx); err != nil {

@@ -22,8 +22,9 @@ type WorkerOptions struct {
 	// DataDir holds task log files (<DataDir>/logs).
 	DataDir string
 	Logger  *zap.Logger
-	// Clock is the time source for status timestamps and the restart policy.
-	Clock func() time.Time
+	// Clock drives every timestamp and timer of the Worker and is handed
+	// to the controllers (default SystemClock).
+	Clock Clock
 	// Reporter receives every status change, in order per task. It is
 	// called from the task's goroutine and should not block for long.
 	Reporter func(taskID string, st api.TaskStatus)
@@ -65,7 +66,7 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 		o.Logger = zap.NewNop()
 	}
 	if o.Clock == nil {
-		o.Clock = time.Now
+		o.Clock = SystemClock{}
 	}
 	if o.Reporter == nil {
 		o.Reporter = func(string, api.TaskStatus) {}
@@ -118,7 +119,7 @@ func (w *Worker) Set(ctx context.Context, tasks []api.Task) error {
 				delete(w.status, t.ID)
 			}
 		default:
-			ctl, err := w.o.Executor.Controller(&t, ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles})
+			ctl, err := w.o.Executor.Controller(&t, ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles, Clock: w.o.Clock})
 			if err != nil {
 				w.mu.Unlock()
 				return fmt.Errorf("set task %s: %w", t.ID, err)
@@ -164,14 +165,10 @@ func (w *Worker) removeUnknown(ctx context.Context, want map[string]bool) error 
 // containers no task wants. When it returns, the task goroutines stop
 // watching their tasks but the containers keep running.
 func (w *Worker) Run(ctx context.Context) error {
-	t := time.NewTicker(w.o.HouseKeeping)
-	defer t.Stop()
 	defer w.cancel()
 	for {
-		select {
-		case <-ctx.Done():
+		if err := sleep(ctx, w.o.Clock, w.o.HouseKeeping, nil); err != nil {
 			return nil
-		case <-t.C:
 		}
 		w.mu.Lock()
 		ids := make([]string, 0, len(w.runners))
@@ -214,7 +211,7 @@ func (w *Worker) Tasks() map[string]api.TaskStatus {
 
 // Logs returns a task's output (see LogOptions).
 func (w *Worker) Logs(ctx context.Context, taskID string, o LogOptions) (io.ReadCloser, error) {
-	return readLogs(ctx, w.LogPath(taskID), w.o.LogMaxFiles, w.tagged(), o, 100*time.Millisecond)
+	return readLogs(ctx, w.LogPath(taskID), w.o.LogMaxFiles, w.tagged(), o, w.o.Clock, 100*time.Millisecond)
 }
 
 func (w *Worker) tagged() bool {
@@ -236,7 +233,7 @@ func (w *Worker) report(taskID string, restart bool, mut func(*api.TaskStatus)) 
 			return
 		}
 	}
-	st.Timestamp = w.o.Clock()
+	st.Timestamp = w.o.Clock.Now()
 	w.status[taskID] = st
 	w.mu.Unlock()
 	w.o.Reporter(taskID, st)

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/testutil"
 	"github.com/warrenhq/warren/runtime"
 	"github.com/warrenhq/warren/runtime/fake"
 )
@@ -49,9 +50,16 @@ func (r *recorder) states(id string) []api.TaskState {
 	return out
 }
 
-func newWorker(t *testing.T, ex runtime.Executor, rec *recorder) *runtime.Worker {
+// housekeeping is the Worker's housekeeping period in these tests: Run keeps
+// one timer of it armed, so every BlockUntil names it.
+const housekeeping = time.Hour
+
+// newWorker runs a Worker on a fake clock: no timer of it fires unless the
+// test advances the clock.
+func newWorker(t *testing.T, ex runtime.Executor, rec *recorder) (*runtime.Worker, *fake.Clock) {
 	t.Helper()
-	w, err := runtime.NewWorker(runtime.WorkerOptions{Executor: ex, DataDir: t.TempDir(), Reporter: rec.report, HouseKeeping: 20 * time.Millisecond})
+	clk := fake.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	w, err := runtime.NewWorker(runtime.WorkerOptions{Executor: ex, DataDir: t.TempDir(), Reporter: rec.report, HouseKeeping: housekeeping, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +67,15 @@ func newWorker(t *testing.T, ex runtime.Executor, rec *recorder) *runtime.Worker
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return w
+	return w, clk
+}
+
+// parked waits until the Worker's timers are exactly housekeeping and ds.
+func parked(t *testing.T, clk *fake.Clock, ds ...time.Duration) {
+	t.Helper()
+	if err := clk.BlockUntil(append(ds, housekeeping)...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func task(id string, p api.RestartPolicy) api.Task {
@@ -67,21 +83,13 @@ func task(id string, p api.RestartPolicy) api.Task {
 		Spec: api.TaskSpec{Container: api.ContainerSpec{Image: "demo"}, Restart: p}}
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within 5s: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// wait bounds every poll: a guard against a hung test, never an assertion.
+const wait = 10 * time.Second
 
 func TestWorkerRestartPolicy(t *testing.T) {
 	ex := fake.New()
 	rec := &recorder{}
-	w := newWorker(t, ex, rec)
+	w, clk := newWorker(t, ex, rec)
 	ms := api.Duration(time.Millisecond)
 	tasks := []api.Task{
 		task("any", api.RestartPolicy{Condition: api.RestartAny, Delay: ms}),
@@ -95,14 +103,23 @@ func TestWorkerRestartPolicy(t *testing.T) {
 		return func() bool { ok, _ := ex.Running(id); return ok && w.Tasks()[id].State == api.TaskRunning }
 	}
 	for _, tk := range tasks {
-		eventually(t, tk.ID+" running", running(tk.ID))
+		testutil.Eventually(t, tk.ID+" running", wait, running(tk.ID))
 	}
 
 	_, pid := ex.Running("any")
 	if err := ex.Exit("any", 0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "any restarted", func() bool {
+	// Parked on its restart delay, the task cannot restart until the
+	// clock reaches it: a nanosecond short, it still has not.
+	parked(t, clk, time.Millisecond)
+	clk.Advance(time.Millisecond - time.Nanosecond)
+	parked(t, clk, time.Millisecond)
+	if ok, _ := ex.Running("any"); ok || w.Tasks()["any"].Restarts != 0 {
+		t.Fatalf("any restarted before its delay: %+v", w.Tasks()["any"])
+	}
+	clk.Advance(time.Nanosecond)
+	testutil.Eventually(t, "any restarted", wait, func() bool {
 		ok, p := ex.Running("any")
 		st := w.Tasks()["any"]
 		return ok && p != pid && st.State == api.TaskRunning && st.Restarts == 1
@@ -116,33 +133,39 @@ func TestWorkerRestartPolicy(t *testing.T) {
 	if err := ex.Exit("none", 3); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "none failed", func() bool {
+	testutil.Eventually(t, "none failed", wait, func() bool {
 		st := w.Tasks()["none"]
 		return st.State == api.TaskFailed && st.ExitCode == 3 && strings.Contains(st.Message, "restart policy none")
 	})
 
+	// The delay doubles with each counted attempt: 1ms, then 2ms.
 	for i := 0; i < 3; i++ {
-		eventually(t, "max2 running", running("max2"))
+		testutil.Eventually(t, "max2 running", wait, running("max2"))
 		if err := ex.Exit("max2", 1); err != nil {
 			t.Fatal(err)
 		}
 		if i < 2 {
+			delay := time.Millisecond << i
+			parked(t, clk, delay)
+			clk.Advance(delay)
 			want := uint64(i + 1)
-			eventually(t, "max2 restarted", func() bool { st := w.Tasks()["max2"]; return st.Restarts == want && st.State == api.TaskRunning })
+			testutil.Eventually(t, "max2 restarted", wait, func() bool { st := w.Tasks()["max2"]; return st.Restarts == want && st.State == api.TaskRunning })
 		}
 	}
-	eventually(t, "max2 given up", func() bool {
+	testutil.Eventually(t, "max2 given up", wait, func() bool {
 		st := w.Tasks()["max2"]
 		return st.State == api.TaskFailed && st.Restarts == 2 && strings.Contains(st.Message, "max restart attempts")
 	})
+	// Given up, it waits for no timer.
+	parked(t, clk)
 
 	// Shutdown stops and removes, keeps the status; dropping a task forgets it.
 	tasks[0].DesiredState = api.TaskShutdown
 	if err := w.Set(context.Background(), tasks[:1]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "any shut down", func() bool { return w.Tasks()["any"].State == api.TaskShutdown })
-	eventually(t, "others forgotten", func() bool {
+	testutil.Eventually(t, "any shut down", wait, func() bool { return w.Tasks()["any"].State == api.TaskShutdown })
+	testutil.Eventually(t, "others forgotten", wait, func() bool {
 		ts := w.Tasks()
 		_, a := ts["none"]
 		_, b := ts["max2"]
@@ -159,15 +182,65 @@ func TestWorkerRestartPolicy(t *testing.T) {
 	}
 }
 
+// TestWorkerStopGrace: a task that ignores its stop signal is killed when
+// its grace has passed on the Worker's clock, not a nanosecond before; a
+// task with no grace gets runtime.DefaultStopGrace.
+func TestWorkerStopGrace(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		grace api.Duration
+		want  time.Duration
+	}{
+		{"spec grace", api.Duration(3 * time.Second), 3 * time.Second},
+		{"default grace", 0, runtime.DefaultStopGrace},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ex := fake.New()
+			ex.IgnoreStop["stubborn"] = true
+			w, clk := newWorker(t, ex, &recorder{})
+			tk := task("stubborn", api.RestartPolicy{})
+			tk.Spec.Container.StopGrace = c.grace
+			if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, "running", wait, func() bool { return w.Tasks()["stubborn"].State == api.TaskRunning })
+			tk.DesiredState = api.TaskShutdown
+			if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+				t.Fatal(err)
+			}
+			// The runner bounds the whole stop at grace plus a margin; the
+			// controller waits the grace itself.
+			parked(t, clk, c.want, c.want+30*time.Second)
+			clk.Advance(c.want - time.Nanosecond)
+			parked(t, clk, c.want, c.want+30*time.Second)
+			if ok, _ := ex.Running("stubborn"); !ok || slices.Contains(ex.Calls(), "kill stubborn") {
+				t.Fatalf("killed before its grace: %v", ex.Calls())
+			}
+			clk.Advance(time.Nanosecond)
+			testutil.Eventually(t, "shut down", wait, func() bool { return w.Tasks()["stubborn"].State == api.TaskShutdown })
+			calls := ex.Calls()
+			if i, j := slices.Index(calls, "kill stubborn"), slices.Index(calls, "remove stubborn"); i < 0 || j < i {
+				t.Fatalf("calls %v: want a kill, then the remove", calls)
+			}
+			parked(t, clk)
+		})
+	}
+}
+
 func TestWorkerPrepareFailure(t *testing.T) {
 	ex := fake.New()
 	ex.FailPrepare["bad"] = errors.New("image not found")
 	rec := &recorder{}
-	w := newWorker(t, ex, rec)
+	w, clk := newWorker(t, ex, rec)
 	if err := w.Set(context.Background(), []api.Task{task("bad", api.RestartPolicy{Condition: api.RestartOnFailure, MaxAttempts: 1, Delay: api.Duration(time.Millisecond)})}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "failed after one retry", func() bool {
+	parked(t, clk, time.Millisecond)
+	if st := w.Tasks()["bad"]; st.State.Terminal() || !strings.Contains(st.Err, "image not found") {
+		t.Fatalf("before its one retry: %+v", st)
+	}
+	clk.Advance(time.Millisecond)
+	testutil.Eventually(t, "failed after one retry", wait, func() bool {
 		st := w.Tasks()["bad"]
 		return st.State == api.TaskFailed && st.Restarts == 1 && strings.Contains(st.Err, "image not found") && strings.Contains(st.Message, "max restart")
 	})
@@ -178,46 +251,77 @@ func TestWorkerAdoptsAndRemovesUnknown(t *testing.T) {
 	ex.AddRunning("keep", 4242)
 	ex.AddRunning("stray", 4343)
 	rec := &recorder{}
-	w := newWorker(t, ex, rec)
+	w, clk := newWorker(t, ex, rec)
 	if err := w.Set(context.Background(), []api.Task{task("keep", api.RestartPolicy{})}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "keep adopted", func() bool {
+	testutil.Eventually(t, "keep adopted", wait, func() bool {
 		st := w.Tasks()["keep"]
 		return st.State == api.TaskRunning && st.PID == 4242 && strings.Contains(st.Message, "adopted")
 	})
-	eventually(t, "stray removed", func() bool { ok, _ := ex.Running("stray"); return !ok })
+	// Set removes what no task wants before it returns.
+	if ok, _ := ex.Running("stray"); ok {
+		t.Fatal("stray still running after Set")
+	}
 	calls := ex.Calls()
 	if slices.Contains(calls, "start keep") || !slices.Contains(calls, "adopt keep") || !slices.Contains(calls, "remove-unknown stray") {
 		t.Fatalf("calls %v", calls)
 	}
-	// Set is idempotent: the same set again changes nothing.
+	// Set is idempotent: the same set again changes nothing, neither in Set
+	// nor in the housekeeping round after it (Run re-arming its timer shows
+	// the round is over).
 	n := len(ex.Calls())
 	if err := w.Set(context.Background(), []api.Task{task("keep", api.RestartPolicy{})}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	clk.Advance(housekeeping)
+	parked(t, clk)
 	if got := ex.Calls(); len(got) != n {
 		t.Fatalf("second Set did something: %v", got[n:])
 	}
+	// The round does remove a container that appears unwanted.
+	ex.AddRunning("late", 4444)
+	clk.Advance(housekeeping)
+	parked(t, clk)
+	if ok, _ := ex.Running("late"); ok || !slices.Contains(ex.Calls(), "remove-unknown late") {
+		t.Fatalf("housekeeping left the unwanted container: %v", ex.Calls()[n:])
+	}
 }
 
+// TestWorkerHealthAndMetrics walks a health check through its intervals on
+// the fake clock: starting until the first probe, healthy after it, still
+// healthy after one failure of two retries, unhealthy after the second.
 func TestWorkerHealthAndMetrics(t *testing.T) {
 	ex := fake.New()
 	rec := &recorder{}
-	w := newWorker(t, ex, rec)
+	w, clk := newWorker(t, ex, rec)
 	tk := task("h", api.RestartPolicy{})
-	tk.Spec.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(5 * time.Millisecond), Retries: 2}
+	interval := 5 * time.Second
+	tk.Spec.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(interval), Retries: 2}
 	if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "healthy", func() bool { return w.Tasks()["h"].Health == api.HealthHealthy })
+	probe := func(want api.HealthState) {
+		t.Helper()
+		clk.Advance(interval)
+		// Parked on the next interval: the probe and its report are done.
+		parked(t, clk, interval)
+		if got := w.Tasks()["h"].Health; got != want {
+			t.Fatalf("health %s, want %s", got, want)
+		}
+	}
+	parked(t, clk, interval)
+	if got := w.Tasks()["h"].Health; got != api.HealthStarting {
+		t.Fatalf("health before the first probe: %s", got)
+	}
+	probe(api.HealthHealthy)
 	ex.SetExecResult("h", 1)
-	eventually(t, "unhealthy", func() bool { return w.Tasks()["h"].Health == api.HealthUnhealthy })
+	probe(api.HealthHealthy)
+	probe(api.HealthUnhealthy)
 	if st := w.Tasks()["h"]; st.State != api.TaskRunning || st.Restarts != 0 {
 		t.Fatalf("unhealthy task was not left running: %+v", st)
 	}
-	if err := testutil.CollectAndCompare(w.Collector(), strings.NewReader(`
+	if err := promtest.CollectAndCompare(w.Collector(), strings.NewReader(`
 # HELP warren_task_cpu_seconds_total CPU time used by the task's processes.
 # TYPE warren_task_cpu_seconds_total counter
 warren_task_cpu_seconds_total{service="web",task="h"} 1.5
@@ -230,8 +334,31 @@ warren_task_restarts_total{service="web",task="h"} 0
 `)); err != nil {
 		t.Fatal(err)
 	}
-	if problems, err := testutil.CollectAndLint(w.Collector()); err != nil || len(problems) != 0 {
+	if problems, err := promtest.CollectAndLint(w.Collector()); err != nil || len(problems) != 0 {
 		t.Fatalf("lint: %v %v", problems, err)
+	}
+}
+
+// TestWorkerHealthStartPeriod: failures inside the start period do not
+// count; the first one after it does.
+func TestWorkerHealthStartPeriod(t *testing.T) {
+	ex := fake.New()
+	ex.ExecResult["slow"] = 1
+	w, clk := newWorker(t, ex, &recorder{})
+	tk := task("slow", api.RestartPolicy{})
+	interval := 5 * time.Second
+	tk.Spec.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(interval),
+		Retries: 1, StartPeriod: api.Duration(3 * interval)}
+	if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []api.HealthState{api.HealthStarting, api.HealthStarting, api.HealthUnhealthy} {
+		parked(t, clk, interval)
+		clk.Advance(interval)
+		parked(t, clk, interval)
+		if got := w.Tasks()["slow"].Health; got != want {
+			t.Fatalf("after %d failed probes (%s into a %s start period): %s, want %s", i+1, time.Duration(i+1)*interval, 3*interval, got, want)
+		}
 	}
 }
 
@@ -249,17 +376,17 @@ func TestProbe(t *testing.T) {
 	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
 	hc := api.HealthCheck{Kind: api.HealthHTTP, Path: "/healthz", Port: ap.Port(), Timeout: api.Duration(time.Second)}
 	ctx := context.Background()
-	if err := runtime.Probe(ctx, hc, ap.Addr(), nil); err != nil {
+	if err := runtime.Probe(ctx, runtime.SystemClock{}, hc, ap.Addr(), nil); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	healthy = false
 	mu.Unlock()
-	if err := runtime.Probe(ctx, hc, ap.Addr(), nil); err == nil || !strings.Contains(err.Error(), "503") {
+	if err := runtime.Probe(ctx, runtime.SystemClock{}, hc, ap.Addr(), nil); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("want 503, got %v", err)
 	}
 	hc.Kind = api.HealthTCP
-	if err := runtime.Probe(ctx, hc, ap.Addr(), nil); err != nil {
+	if err := runtime.Probe(ctx, runtime.SystemClock{}, hc, ap.Addr(), nil); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -269,11 +396,43 @@ func TestProbe(t *testing.T) {
 	closed := netip.MustParseAddrPort(ln.Addr().String())
 	ln.Close()
 	hc.Port = closed.Port()
-	if err := runtime.Probe(ctx, hc, closed.Addr(), nil); err == nil {
+	if err := runtime.Probe(ctx, runtime.SystemClock{}, hc, closed.Addr(), nil); err == nil {
 		t.Fatal("tcp probe of a closed port passed")
 	}
-	if err := runtime.Probe(ctx, api.HealthCheck{Kind: api.HealthExec, Command: []string{"x"}}, netip.Addr{}, nil); err == nil {
+	if err := runtime.Probe(ctx, runtime.SystemClock{}, api.HealthCheck{Kind: api.HealthExec, Command: []string{"x"}}, netip.Addr{}, nil); err == nil {
 		t.Fatal("exec probe without an execer passed")
+	}
+}
+
+// TestProbeTimeout: a probe that gets no answer fails when its timeout has
+// passed on the clock, and not before.
+func TestProbeTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	hc := api.HealthCheck{Kind: api.HealthHTTP, Port: ap.Port(), Timeout: api.Duration(2 * time.Second)}
+	clk := fake.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	res := make(chan error, 1)
+	go func() { res <- runtime.Probe(context.Background(), clk, hc, ap.Addr(), nil) }()
+	if err := clk.BlockUntil(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2*time.Second - time.Nanosecond)
+	select {
+	case err := <-res:
+		t.Fatalf("probe ended before its timeout: %v", err)
+	default:
+	}
+	clk.Advance(time.Nanosecond)
+	select {
+	case err := <-res:
+		if err == nil || !strings.Contains(err.Error(), "no answer within 2s") {
+			t.Fatalf("want a timeout, got %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("probe did not end at its timeout")
 	}
 }
 

@@ -86,11 +86,11 @@ func BenchmarkServiceConnect(b *testing.B) {
 
 	// eBPF scope: a fresh cgroup holding the benchmark process; pins on a
 	// private bpffs.
-	cg := filepath.Join("/sys/fs/cgroup/unified", tag)
+	cg := filepath.Join(ktest.Cgroup2(b), tag)
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	home := homeCgroup()
+	home := homeCgroup(b)
 	b.Cleanup(func() {
 		os.WriteFile(filepath.Join(home, "cgroup.procs"), []byte(fmt.Sprint(os.Getpid())), 0)
 		os.Remove(cg)
@@ -219,12 +219,10 @@ func BenchmarkServiceConnect(b *testing.B) {
 	}
 }
 
-func homeCgroup() string {
-	data, _ := os.ReadFile("/proc/self/cgroup")
-	for _, l := range strings.Split(string(data), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			return filepath.Join("/sys/fs/cgroup/unified", p)
-		}
+func homeCgroup(b *testing.B) string {
+	p, err := ktest.OwnCgroup2()
+	if err != nil {
+		b.Fatal(err)
 	}
-	return "/sys/fs/cgroup/unified"
+	return p
 }

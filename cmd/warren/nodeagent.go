@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -90,7 +89,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	var ag *agent.Agent
 	var agMu sync.Mutex
 	worker, err := runtime.NewWorker(runtime.WorkerOptions{
-		Executor: exec, DataDir: g.dataDir, Logger: log.With(zap.String("component", "worker")), Clock: time.Now,
+		Executor: exec, DataDir: g.dataDir, Logger: log.With(zap.String("component", "worker")),
 		Reporter: func(taskID string, st api.TaskStatus) {
 			agMu.Lock()
 			a := ag

@@ -16,6 +16,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/runtime"
 )
 
 func newServiceCmd(g *globals) *cobra.Command {
@@ -74,7 +75,7 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.Uint64Var(&f.restartMax, "restart-max-attempts", 0, "give up after this many restarts (0 = never)")
 	fs.DurationVar(&f.restartWindow, "restart-window", 0, "window in which restarts are counted (0 = forever)")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
-	fs.DurationVar(&f.stopGrace, "stop-grace-period", 10*time.Second, "time to wait before killing a stopping container")
+	fs.DurationVar(&f.stopGrace, "stop-grace-period", runtime.DefaultStopGrace, "time to wait before killing a stopping container")
 	fs.StringVar(&f.updateStrategy, "update-strategy", "rolling", "rolling, blue-green or canary")
 	fs.Uint64Var(&f.updateParallel, "update-parallelism", 1, "tasks updated at a time (rolling)")
 	fs.DurationVar(&f.updateDelay, "update-delay", 0, "delay between updating batches of tasks")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 // fakeManager serves the three agent routes. While down it drops every
@@ -150,18 +151,6 @@ func (r *recorder) lastTasks() ([]api.Task, bool) {
 	return r.sets[len(r.sets)-1], true
 }
 
-// eventually polls cond; the bound only guards against a hung test.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func newClient(t *testing.T, f *fakeManager, addrs ...string) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Config{Addrs: addrs, Transport: f.srv.Client().Transport.(*http.Transport).Clone(), Timeout: 2 * time.Second})
@@ -232,7 +221,7 @@ func TestCachedAssignmentsAppliedWhileCutOff(t *testing.T) {
 
 	rec := &recorder{}
 	r := start(t, dir, newClient(t, f, f.addr()), rec, nil)
-	eventually(t, "the assignments from the manager are applied", func() bool {
+	testutil.Eventually(t, "the assignments from the manager are applied", 15*time.Second, func() bool {
 		ts, ok := rec.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1", "t2"})
 	})
@@ -241,7 +230,7 @@ func TestCachedAssignmentsAppliedWhileCutOff(t *testing.T) {
 	f.setDown(true)
 	rec2 := &recorder{}
 	r2 := start(t, dir, newClient(t, f, f.addr()), rec2, nil)
-	eventually(t, "the cached assignments are applied with the manager down", func() bool {
+	testutil.Eventually(t, "the cached assignments are applied with the manager down", 15*time.Second, func() bool {
 		ts, ok := rec2.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1", "t2"})
 	})
@@ -272,7 +261,7 @@ func TestReportsDeliveredAfterReconnect(t *testing.T) {
 
 	r2 := start(t, dir, newClient(t, f, f.addr()), &recorder{}, nil)
 	f.setDown(false)
-	eventually(t, "both reports are delivered", func() bool {
+	testutil.Eventually(t, "both reports are delivered", 15*time.Second, func() bool {
 		_, ok1 := f.delivered("t1")
 		_, ok9 := f.delivered("t9")
 		return ok1 && ok9
@@ -291,7 +280,7 @@ func TestReportsDeliveredAfterReconnect(t *testing.T) {
 		}
 	}
 	f.mu.Unlock()
-	eventually(t, "delivered reports are forgotten", func() bool {
+	testutil.Eventually(t, "delivered reports are forgotten", 15*time.Second, func() bool {
 		r2.a.mu.Lock()
 		defer r2.a.mu.Unlock()
 		return len(r2.a.pending) == 0
@@ -319,17 +308,17 @@ func TestFailoverToSecondManager(t *testing.T) {
 
 	rec := &recorder{}
 	r := start(t, dir, newClient(t, second, first.addr()), rec, managers)
-	eventually(t, "assignments come from the second manager", func() bool {
+	testutil.Eventually(t, "assignments come from the second manager", 15*time.Second, func() bool {
 		ts, ok := rec.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1"})
 	})
-	eventually(t, "the second manager gets heartbeats", func() bool {
+	testutil.Eventually(t, "the second manager gets heartbeats", 15*time.Second, func() bool {
 		second.mu.Lock()
 		defer second.mu.Unlock()
 		return len(second.register) > 0 && second.register[0].NodeID == "n1"
 	})
 	second.publish(assignments(10, managers, "t1", "t2"))
-	eventually(t, "a change is followed", func() bool {
+	testutil.Eventually(t, "a change is followed", 15*time.Second, func() bool {
 		ts, _ := rec.lastTasks()
 		return slices.Equal(taskIDs(ts), []string{"t1", "t2"})
 	})
@@ -351,7 +340,7 @@ func TestApplyRetriedAfterFailure(t *testing.T) {
 	f := newFakeManager(t, assignments(2, nil, "t1"))
 	rec := &recorder{fails: 2}
 	start(t, t.TempDir(), newClient(t, f, f.addr()), rec, nil)
-	eventually(t, "the executor finally takes the tasks", func() bool {
+	testutil.Eventually(t, "the executor finally takes the tasks", 15*time.Second, func() bool {
 		ts, ok := rec.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1"})
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 func freeAddr(t *testing.T) string {
@@ -65,19 +66,6 @@ func (tm *testManager) client(t *testing.T) *client.Client {
 	return c
 }
 
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
-}
-
 // TestThreeManagersFailover builds a cluster the way operators do — init,
 // then two joins with the manager token — kills the leader, checks that a
 // new one takes writes without losing acknowledged ones, and that the old
@@ -116,7 +104,7 @@ func TestThreeManagersFailover(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	eventually(t, 30*time.Second, "three voters", func() error {
+	testutil.Eventually(t, "three voters", 30*time.Second, func() error {
 		info, err := ms[0].client(t).Info(ctx)
 		if err != nil {
 			return err
@@ -179,7 +167,7 @@ func TestThreeManagersFailover(t *testing.T) {
 			survivor = m
 		}
 	}
-	eventually(t, 20*time.Second, "write after leader loss", func() error {
+	testutil.Eventually(t, "write after leader loss", 20*time.Second, func() error {
 		return create(survivor, fmt.Sprintf("after-%d", len(acked)))
 	})
 	t.Logf("first acknowledged write %s after the leader was killed", time.Since(killedAt).Round(time.Millisecond))
@@ -189,7 +177,7 @@ func TestThreeManagersFailover(t *testing.T) {
 	rc := killed.cfg
 	rc.Init, rc.Join = nil, nil
 	ms[leader] = start(t, rc)
-	eventually(t, 30*time.Second, "restarted manager catches up", func() error {
+	testutil.Eventually(t, "restarted manager catches up", 30*time.Second, func() error {
 		v := ms[leader].m.Store().View()
 		for _, name := range acked {
 			if _, ok := v.ServiceByName(name); !ok {

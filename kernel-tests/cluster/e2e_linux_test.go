@@ -531,7 +531,7 @@ func TestManagerFailover(t *testing.T) {
 	old.start(old.args...)
 	eventually(t, old.name+" resumed and caught up to index "+fmt.Sprint(want), 90*time.Second, func() error {
 		if !old.running() {
-			return errStop{fmt.Errorf("%s exited after restart (log %s)", old.name, old.logPath)}
+			return errStop(fmt.Errorf("%s exited after restart (log %s)", old.name, old.logPath))
 		}
 		leader, idx, err := leaderOf(old)
 		if err != nil {

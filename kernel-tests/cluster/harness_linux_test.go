@@ -28,6 +28,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
+	"github.com/warrenhq/warren/controlplane/testutil"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -57,6 +58,7 @@ type cluster struct {
 	sw     string // switch netns holding the bridge
 	prefix string // "192.168.N." — the hosts' LAN
 	hosts  []*host
+	cg2    string // the cgroup2 mount (pure v2 or hybrid host)
 }
 
 // host is one machine: a netns with an address on the LAN, a containerd
@@ -88,8 +90,8 @@ func newCluster(t *testing.T, n int) *cluster {
 	for _, b := range []string{"ip", "nsenter", "curl", "sh"} {
 		ktest.Binary(t, b)
 	}
-	ktest.File(t, "/sys/fs/cgroup/unified/cgroup.procs", "cgroup v2 hierarchy for the eBPF socket load balancer")
-	c := &cluster{t: t, bin: warrenBinary(t), image: demoImage(t)}
+	cg2 := ktest.Cgroup2(t) // the eBPF socket load balancer attaches there
+	c := &cluster{t: t, bin: warrenBinary(t), image: demoImage(t), cg2: cg2}
 	c.dir = "/run/" + uniq("wke-")
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -370,7 +372,7 @@ func (c *cluster) waitReady(h, mgr *host, within time.Duration) {
 	c.t.Helper()
 	eventually(c.t, h.name+" ready in node ls", within, func() error {
 		if !h.running() {
-			return errStop{fmt.Errorf("%s: warren exited (log %s)", h.name, h.logPath)}
+			return errStop(fmt.Errorf("%s: warren exited (log %s)", h.name, h.logPath))
 		}
 		nodes, err := mgr.nodes()
 		if err != nil {
@@ -561,7 +563,7 @@ func parseDemo(body string) (demoReply, error) {
 // returns the hostnames that answered, in order ("" for a failed request).
 func (h *host) curlFromNodeCgroup(t *testing.T, url string, n int) ([]string, string) {
 	t.Helper()
-	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "e2e-probe")
+	probe := filepath.Join(h.c.cg2, h.cgroup, "e2e-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		t.Fatalf("probe cgroup: %v", err)
 	}
@@ -591,7 +593,7 @@ for i in $(seq %d); do curl -s --max-time 2 %s || echo "curl-exit: $?"; echo; ec
 // curlFromNodeCgroupQuiet is curlFromNodeCgroup with a pause between
 // requests and no t (it runs in a goroutine while the test kills things).
 func (h *host) curlFromNodeCgroupQuiet(vip string, n int, pause time.Duration) ([]string, string) {
-	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "e2e-probe")
+	probe := filepath.Join(h.c.cg2, h.cgroup, "e2e-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		return nil, err.Error()
 	}
@@ -634,26 +636,13 @@ func vmRSS(pid int) string {
 	return "?"
 }
 
-// errStop ends eventually early: retrying cannot help.
-type errStop struct{ error }
-
-// eventually retries f until it succeeds or the deadline passes.
-func eventually(t *testing.T, what string, within time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		var stop errStop
-		if errors.As(err, &stop) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, within, err)
-}
+// eventually is the repository's one polling helper, named as these tests
+// have always called it; errStop (testutil.Stop) ends it early when
+// retrying cannot help.
+var (
+	eventually = testutil.Eventually[func() error]
+	errStop    = testutil.Stop
+)
 
 func tail(s string, n int) string {
 	if len(s) <= n {

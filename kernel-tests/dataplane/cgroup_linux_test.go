@@ -13,16 +13,13 @@ import (
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
-const cgroupRoot = "/sys/fs/cgroup/unified"
-
 var cgMu sync.Mutex
 
 // newCgroup creates a cgroup v2 directory unique to this run and removes it
 // at the end of t (after moving the test process out).
 func newCgroup(t *testing.T, tag string) string {
 	t.Helper()
-	ktest.File(t, filepath.Join(cgroupRoot, "cgroup.procs"), "cgroup v2 hierarchy")
-	dir := filepath.Join(cgroupRoot, fmt.Sprintf("warren-kt-%s-%d", tag, os.Getpid()))
+	dir := filepath.Join(ktest.Cgroup2(t), fmt.Sprintf("warren-kt-%s-%d", tag, os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 		t.Fatalf("create cgroup: %v", err)
 	}
@@ -35,15 +32,9 @@ func newCgroup(t *testing.T, tag string) string {
 	return dir
 }
 
-var homeCgroup = func() string {
-	b, _ := os.ReadFile("/proc/self/cgroup")
-	for _, l := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			return filepath.Join(cgroupRoot, p)
-		}
-	}
-	return cgroupRoot
-}()
+// homeCgroup is where the test process started, read before any test moves
+// it; newCgroup has already failed the test when there is no cgroup2.
+var homeCgroup, _ = ktest.OwnCgroup2()
 
 // enterCgroup moves the whole test process (every thread) into dir, so its
 // sockets are in the dataplane's scope.

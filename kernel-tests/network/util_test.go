@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 func ktestOutput(name string, args ...string) (string, error) {
@@ -71,16 +73,6 @@ func dialFrom(nsName string, to netip.AddrPort, msg string) error {
 	})
 }
 
-// eventually retries f until it succeeds or the deadline passes.
-func eventually(t *testing.T, what string, within time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %v", what, within, err)
-}
+// eventually is the repository's one polling helper, named as these tests
+// have always called it.
+var eventually = testutil.Eventually[func() error]

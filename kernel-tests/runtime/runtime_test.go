@@ -21,10 +21,11 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/testutil"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 	wrt "github.com/warrenhq/warren/runtime"
 	ctrd "github.com/warrenhq/warren/runtime/containerd"
@@ -48,11 +49,12 @@ type fixture struct {
 	dataDir string
 	parent  string
 	ns      string
+	cgroup2 string // where cgroup2 is mounted (pure v2 or hybrid host)
 }
 
 func newFixture(t *testing.T) *fixture {
 	ktest.Root(t)
-	ktest.File(t, "/sys/fs/cgroup/unified/cgroup.procs", "cgroup v2 hierarchy (hybrid host)")
+	cgroup2 := ktest.Cgroup2(t)
 	goBin := ktest.Binary(t, "go")
 	f := &fixture{
 		t:       t,
@@ -61,9 +63,10 @@ func newFixture(t *testing.T) *fixture {
 		dataDir: t.TempDir(),
 		parent:  fmt.Sprintf("warren-kt%d", os.Getpid()),
 		ns:      fmt.Sprintf("warren-kt%d", os.Getpid()),
+		cgroup2: cgroup2,
 	}
 	t.Cleanup(func() {
-		for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"} {
+		for _, root := range []string{f.cgroup2, "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"} {
 			dirs, _ := filepath.Glob(filepath.Join(root, f.parent, "*"))
 			for _, d := range dirs {
 				if fi, err := os.Stat(d); err == nil && fi.IsDir() {
@@ -143,16 +146,13 @@ func demoTask(id string, hc *api.HealthCheck) api.Task {
 // waitFor polls the worker's status of id until ok accepts it.
 func waitFor(t *testing.T, w *wrt.Worker, id string, within time.Duration, what string, ok func(api.TaskStatus) bool) api.TaskStatus {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	var st api.TaskStatus
-	for time.Now().Before(deadline) {
-		st = w.Tasks()[id]
-		if ok(st) {
-			return st
+	testutil.Eventually(t, "task "+id+": "+what, within, func() error {
+		if st = w.Tasks()[id]; !ok(st) {
+			return fmt.Errorf("last status %+v", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("task %s: %s not reached within %s; last status %+v", id, what, within, st)
+		return nil
+	})
 	return st
 }
 
@@ -198,17 +198,10 @@ func TestRuntime(t *testing.T) {
 	t.Run("tasks answer HTTP on their address", func(t *testing.T) {
 		for _, id := range []string{"kt-http", "kt-exec", "kt-tcp"} {
 			var r demoReply
-			var err error
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
-				if r, err = get(status[id].Addr); err == nil {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if err != nil {
-				t.Fatalf("%s at %s: %v", id, status[id].Addr, err)
-			}
+			testutil.Eventually(t, id+" at "+status[id].Addr+" answers", 10*time.Second, func() (err error) {
+				r, err = get(status[id].Addr)
+				return err
+			})
 			if r.Hostname != id || r.Version != "v1" || !strings.HasPrefix(r.Client, f.net.gateway.String()+":") {
 				t.Fatalf("%s answered %+v", id, r)
 			}
@@ -246,6 +239,15 @@ func TestRuntime(t *testing.T) {
 			"/sys/fs/cgroup/cpu" + cg + "/cpu.cfs_period_us":        "100000",
 			"/sys/fs/cgroup/pids" + cg + "/pids.max":                "64",
 		}
+		if ktest.Cgroup2Unified(t) {
+			// Pure v2: runc writes the limits into the one hierarchy.
+			v2 := filepath.Join(f.cgroup2, cg)
+			want = map[string]string{
+				v2 + "/memory.max": strconv.Itoa(64 << 20),
+				v2 + "/cpu.max":    "50000 100000",
+				v2 + "/pids.max":   "64",
+			}
+		}
 		for p, v := range want {
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -263,7 +265,7 @@ func TestRuntime(t *testing.T) {
 		if !strings.Contains(string(b), "\n0::"+cg+"\n") && !strings.HasPrefix(string(b), "0::"+cg+"\n") {
 			t.Fatalf("pid %d not in v2 cgroup %s:\n%s", pid, cg, b)
 		}
-		if got, want := w.CgroupV2Path(), "/sys/fs/cgroup/unified/"+f.parent; got != want {
+		if got, want := w.CgroupV2Path(), filepath.Join(f.cgroup2, f.parent); got != want {
 			t.Fatalf("CgroupV2Path %q, want %q", got, want)
 		}
 		procs, err := os.ReadFile(filepath.Join(ex.TaskCgroupV2Path(id), "cgroup.procs"))
@@ -317,16 +319,10 @@ func TestRuntime(t *testing.T) {
 			return s.State == api.TaskRunning && s.PID != old.PID && s.PID > 0 && s.Restarts == 1
 		})
 		running := time.Since(killed)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err = get(st.Addr); err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("restarted task does not answer: %v", err)
-		}
+		testutil.Eventually(t, "restarted task answers", 10*time.Second, func() error {
+			_, err := get(st.Addr)
+			return err
+		})
 		t.Logf("restart after kill -9: running again %v after the kill, answering HTTP %v after (policy delay 100ms)", running, time.Since(killed))
 		expectLine(fmt.Sprintf("demo-server v1 on %d", demoPort)) // the new process's start line, followed live
 		status[id] = st
@@ -335,14 +331,14 @@ func TestRuntime(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		reg := prometheus.NewPedanticRegistry()
 		reg.MustRegister(w.Collector())
-		n, err := testutil.GatherAndCount(reg, "warren_task_cpu_seconds_total", "warren_task_memory_bytes", "warren_task_restarts_total")
+		n, err := promtest.GatherAndCount(reg, "warren_task_cpu_seconds_total", "warren_task_memory_bytes", "warren_task_restarts_total")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n != 3*len(tasks) {
 			t.Fatalf("%d samples, want %d", n, 3*len(tasks))
 		}
-		if v := testutil.ToFloat64(restartsOf(t, reg, "kt-tcp")); v != 1 {
+		if v := promtest.ToFloat64(restartsOf(t, reg, "kt-tcp")); v != 1 {
 			t.Fatalf("restarts of kt-tcp = %v", v)
 		}
 	})
@@ -353,21 +349,17 @@ func TestRuntime(t *testing.T) {
 		// Supervision is restored: a process killed after the restart is
 		// restarted, which needs a working exit subscription.
 		old := before["kt-exec"]
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		testutil.Eventually(t, "kt-exec restarted after containerd restart", 20*time.Second, func() error {
 			_ = syscall.Kill(old.PID, syscall.SIGKILL)
 			st := w.Tasks()["kt-exec"]
-			if st.State == api.TaskRunning && st.PID != old.PID && st.PID > 0 {
-				if st.Restarts != old.Restarts+1 {
-					t.Fatalf("kt-exec restarts %d, want %d", st.Restarts, old.Restarts+1)
-				}
-				break
+			if st.State != api.TaskRunning || st.PID == old.PID || st.PID <= 0 {
+				return fmt.Errorf("status %+v", st)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kt-exec not restarted after containerd restart: %+v", st)
+			if st.Restarts != old.Restarts+1 {
+				return testutil.Stop(fmt.Errorf("kt-exec restarts %d, want %d", st.Restarts, old.Restarts+1))
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 		for _, id := range []string{"kt-http", "kt-tcp", "kt-tcpbad"} {
 			st := w.Tasks()[id]
 			if st.State != api.TaskRunning || st.PID != before[id].PID || st.Restarts != before[id].Restarts {
@@ -407,20 +399,16 @@ func TestRuntime(t *testing.T) {
 		if err := w2.Set(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testutil.Eventually(t, "no containers after Set(nil)", 30*time.Second, func() error {
 			owned, err := ex2.List(ctx)
 			if err != nil {
-				t.Fatal(err)
+				return testutil.Stop(err)
 			}
-			if len(owned) == 0 {
-				break
+			if len(owned) != 0 {
+				return fmt.Errorf("containers left: %+v", owned)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("containers left after Set(nil): %+v", owned)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 		for _, tk := range tasks {
 			if _, err := os.Stat(ex2.TaskCgroupV2Path(tk.ID)); err == nil {
 				t.Errorf("v2 cgroup of %s left behind", tk.ID)

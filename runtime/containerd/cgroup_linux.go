@@ -25,16 +25,19 @@ type cgroupLayout struct {
 
 func detectCgroups(v2Root string) cgroupLayout {
 	var st unix.Statfs_t
-	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		if v2Root == "" {
-			v2Root = "/sys/fs/cgroup"
-		}
-		return cgroupLayout{v2Root: v2Root, unified: true}
-	}
+	unified := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 	if v2Root == "" {
-		v2Root = "/sys/fs/cgroup/unified"
+		// The kernel's mount table says where cgroup2 is; the usual places
+		// remain the answer when it cannot be read.
+		if p, err := FindCgroup2Mount(); err == nil {
+			v2Root = p
+		} else if unified {
+			v2Root = "/sys/fs/cgroup"
+		} else {
+			v2Root = "/sys/fs/cgroup/unified"
+		}
 	}
-	return cgroupLayout{v2Root: v2Root}
+	return cgroupLayout{v2Root: v2Root, unified: unified}
 }
 
 // v2Of returns the v2 cgroup of pid (the "0::" line of /proc/pid/cgroup).

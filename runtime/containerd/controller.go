@@ -306,20 +306,20 @@ func (c *controller) Shutdown(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	grace := c.task.Spec.Container.StopGrace.D()
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
 	if err := t.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("signal %v: %w", sig, err)
 	}
-	timer := time.NewTimer(grace)
+	clk := c.o.Clock
+	if clk == nil {
+		clk = runtime.SystemClock{}
+	}
+	timer := clk.NewTimer(runtime.StopGrace(c.task.Spec.Container))
 	defer timer.Stop()
 	select {
 	case <-c.exitC:
 		c.exitC = nil
 		return nil
-	case <-timer.C:
+	case <-timer.C():
 	case <-ctx.Done():
 		return ctx.Err()
 	}

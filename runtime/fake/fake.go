@@ -1,6 +1,7 @@
 // Package fake is an in-memory runtime.Executor for tests of the Worker and
 // of code that uses it, without containerd. Tests drive task exits with
-// Exit and inspect what was called with Calls.
+// Exit and inspect what was called with Calls; Clock is the fake time the
+// Worker (and so this executor's stop grace) runs on.
 //
 // It must not import containerd or anything kernel-facing.
 package fake
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/runtime"
@@ -26,6 +28,9 @@ type Executor struct {
 	// ExecResult is the exit code Exec returns per task (default 0); set it
 	// before the Worker runs, or with SetExecResult while it does.
 	ExecResult map[string]int
+	// IgnoreStop makes these tasks' processes ignore their stop signal, so
+	// Shutdown kills them when the stop grace ends on the Worker's clock.
+	IgnoreStop map[string]bool
 }
 
 // SetExecResult sets the exit code health-check execs of taskID return.
@@ -44,7 +49,7 @@ type container struct {
 
 // New returns an empty fake executor.
 func New() *Executor {
-	return &Executor{containers: map[string]*container{}, nextPID: 100, FailPrepare: map[string]error{}, ExecResult: map[string]int{}}
+	return &Executor{containers: map[string]*container{}, nextPID: 100, FailPrepare: map[string]error{}, ExecResult: map[string]int{}, IgnoreStop: map[string]bool{}}
 }
 
 // AddRunning pretends a container for taskID is already running (adoption tests).
@@ -88,8 +93,12 @@ func (e *Executor) Running(taskID string) (bool, int) {
 func (e *Executor) record(s string) { e.calls = append(e.calls, s) }
 
 // Controller implements runtime.Executor.
-func (e *Executor) Controller(t *api.Task, _ runtime.ControllerOptions) (runtime.Controller, error) {
-	return &controller{e: e, id: t.ID}, nil
+func (e *Executor) Controller(t *api.Task, o runtime.ControllerOptions) (runtime.Controller, error) {
+	clk := o.Clock
+	if clk == nil {
+		clk = runtime.SystemClock{}
+	}
+	return &controller{e: e, id: t.ID, clock: clk, grace: runtime.StopGrace(t.Spec.Container)}, nil
 }
 
 // List implements runtime.Executor.
@@ -123,6 +132,8 @@ func (e *Executor) RemoveContainer(_ context.Context, cid string) error {
 type controller struct {
 	e       *Executor
 	id      string
+	clock   runtime.Clock
+	grace   time.Duration
 	adopted bool
 }
 
@@ -174,13 +185,34 @@ func (c *controller) Wait(ctx context.Context) (runtime.ExitStatus, error) {
 	}
 }
 
-func (c *controller) Shutdown(context.Context) error {
+// Shutdown stops the process as the containerd controller does: the stop
+// signal, then, for a task in IgnoreStop, a kill once the grace has passed
+// on the clock ("kill <id>" in Calls).
+func (c *controller) Shutdown(ctx context.Context) error {
+	c.e.mu.Lock()
+	c.e.record("shutdown " + c.id)
+	ct, ok := c.e.containers[c.id]
+	if !ok || !ct.running {
+		c.e.mu.Unlock()
+		return nil
+	}
+	if !c.e.IgnoreStop[c.id] {
+		ct.running = false
+		c.e.mu.Unlock()
+		return nil
+	}
+	c.e.mu.Unlock()
+	t := c.clock.NewTimer(c.grace)
+	defer t.Stop()
+	select {
+	case <-t.C():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	c.e.mu.Lock()
 	defer c.e.mu.Unlock()
-	c.e.record("shutdown " + c.id)
-	if ct, ok := c.e.containers[c.id]; ok && ct.running {
-		ct.running = false
-	}
+	c.e.record("kill " + c.id)
+	ct.running = false
 	return nil
 }
 
