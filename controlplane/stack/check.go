@@ -1,0 +1,148 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Check refuses a stack that cannot be deployed as a whole, before anything
+// changes: two services with one name, a port published twice, a
+// dependency on a service that is not there, a cycle in depends_on. Every
+// problem is reported, each with the field that holds it.
+func Check(s Stack) error {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	names := map[string]bool{}
+	type portKey struct {
+		proto api.Protocol
+		port  uint16
+	}
+	published := map[portKey]string{}
+	for _, svc := range s.Services {
+		at := "services." + svc.Name
+		if names[svc.Name] {
+			fail(at, "defined twice")
+		}
+		names[svc.Name] = true
+		for i, p := range svc.Spec.Ports {
+			if p.PublishedPort == 0 {
+				continue
+			}
+			proto := p.Protocol
+			if proto == "" {
+				proto = api.TCP
+			}
+			k := portKey{proto, p.PublishedPort}
+			field := fmt.Sprintf("%s.ports[%d]", at, i)
+			if prev, dup := published[k]; dup {
+				fail(field, "port %d/%s is already published by %s", p.PublishedPort, proto, prev)
+				continue
+			}
+			published[k] = field
+		}
+	}
+	for _, svc := range s.Services {
+		for _, d := range svc.DependsOn {
+			if !names[d.Service] && d.Required {
+				fail("services."+svc.Name+".depends_on."+d.Service, "no service %q in the stack", d.Service)
+			}
+		}
+	}
+	if cyc := cycle(s); cyc != nil {
+		fail("services."+cyc[0]+".depends_on", "dependency cycle: %s", strings.Join(cyc, " -> "))
+	}
+	return errors.Join(errs...)
+}
+
+// cycle returns one depends_on cycle (first service repeated at the end),
+// or nil.
+func cycle(s Stack) []string {
+	deps := map[string][]string{}
+	var names []string
+	for _, svc := range s.Services {
+		names = append(names, svc.Name)
+		for _, d := range svc.DependsOn {
+			deps[svc.Name] = append(deps[svc.Name], d.Service)
+		}
+	}
+	sort.Strings(names)
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			for i, p := range path {
+				if p == n {
+					return append(append([]string(nil), path[i:]...), n)
+				}
+			}
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, d := range deps[n] {
+			if c := visit(d); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, n := range names {
+		if c := visit(n); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// Order returns the services in waves: every service's dependencies are in
+// an earlier wave. Check must have passed (no cycle).
+func Order(s Stack) [][]string {
+	in := map[string]bool{}
+	for _, svc := range s.Services {
+		in[svc.Name] = true
+	}
+	placed := map[string]bool{}
+	var waves [][]string
+	for len(placed) < len(in) {
+		var wave []string
+		for _, svc := range s.Services {
+			if placed[svc.Name] {
+				continue
+			}
+			ready := true
+			for _, d := range svc.DependsOn {
+				if in[d.Service] && !placed[d.Service] {
+					ready = false
+				}
+			}
+			if ready {
+				wave = append(wave, svc.Name)
+			}
+		}
+		if len(wave) == 0 {
+			return waves // a cycle; Check reports it
+		}
+		sort.Strings(wave)
+		for _, n := range wave {
+			placed[n] = true
+		}
+		waves = append(waves, wave)
+	}
+	return waves
+}
