@@ -26,8 +26,10 @@ func (e *specError) Error() string {
 	return fmt.Sprintf("service %q: %s: %s", e.service, e.field, e.msg)
 }
 
-// isDNSLabel reports whether s is an RFC 1123 label: service names become DNS
-// names (<service> and tasks.<service>).
+// isDNSLabel reports whether s is an RFC 1123 label, with '_' allowed inside
+// as Swarm and Compose stacks name services (STACK_web): service names
+// become DNS names (<service> and tasks.<service>), and the node's DNS
+// server and resolvers accept underscores.
 func isDNSLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false
@@ -36,7 +38,7 @@ func isDNSLabel(s string) bool {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(s)-1:
+		case (c == '-' || c == '_') && i > 0 && i < len(s)-1:
 		default:
 			return false
 		}
@@ -81,7 +83,7 @@ func validateSpec(s api.ServiceSpec, selfID string, others []*api.Service) error
 		return &specError{service: name, field: field, msg: fmt.Sprintf(format, args...)}
 	}
 	if !isDNSLabel(s.Name) {
-		return fail("name", "must be a DNS label: 1-63 characters a-z, 0-9 and '-', starting and ending with a letter or digit")
+		return fail("name", "must be a DNS label: 1-63 characters a-z, 0-9, '-' and '_', starting and ending with a letter or digit")
 	}
 	switch s.Mode {
 	case api.ModeReplicated:

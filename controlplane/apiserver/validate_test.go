@@ -27,6 +27,8 @@ func TestValidateSpec(t *testing.T) {
 		{"upper-case name", func(s *api.ServiceSpec) { s.Name = "Web" }, `service "Web": name: must be a DNS label`},
 		{"name too long", func(s *api.ServiceSpec) { s.Name = strings.Repeat("a", 64) }, "name: must be a DNS label"},
 		{"name ends with dash", func(s *api.ServiceSpec) { s.Name = "web-" }, "name: must be a DNS label"},
+		{"stack name with underscore", func(s *api.ServiceSpec) { s.Name = "shop_web" }, ""},
+		{"name starts with underscore", func(s *api.ServiceSpec) { s.Name = "_web" }, "name: must be a DNS label"},
 		{"empty image", func(s *api.ServiceSpec) { s.Task.Container.Image = " " }, `service "web": task.container.image: must not be empty`},
 		{"global with replicas", func(s *api.ServiceSpec) { s.Mode = api.ModeGlobal }, "replicas: must be 0 for a global service"},
 		{"unknown mode", func(s *api.ServiceSpec) { s.Mode = "daemon" }, "mode: must be"},
