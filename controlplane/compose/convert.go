@@ -77,6 +77,13 @@ func Convert(l *Loaded, o Options) (*Result, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	if err := stack.Check(res.Stack); err != nil {
+		var es stack.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				e.File = c.file
+			}
+			return nil, es
+		}
 		return nil, fmt.Errorf("%s: %w", c.file, err)
 	}
 	return res, nil

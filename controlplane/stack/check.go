@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,9 +13,9 @@ import (
 // dependency on a service that is not there, a cycle in depends_on. Every
 // problem is reported, each with the field that holds it.
 func Check(s Stack) error {
-	var errs []error
+	var errs Errors
 	fail := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	names := map[string]bool{}
 	type portKey struct {
@@ -57,7 +56,55 @@ func Check(s Stack) error {
 	if cyc := cycle(s); cyc != nil {
 		fail("services."+cyc[0]+".depends_on", "dependency cycle: %s", strings.Join(cyc, " -> "))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// FieldError is a problem with one field, named by its path in the file
+// (services.web.ports[1]); readers of files add the file and line.
+type FieldError struct {
+	File  string // empty when unknown
+	Line  int    // 0 when unknown
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors are every problem found, one a line.
+type Errors []*FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find each FieldError.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }
 
 // cycle returns one depends_on cycle (first service repeated at the end),
