@@ -225,7 +225,7 @@ func TestConvertTable(t *testing.T) {
 		}},
 		{name: "depends_on conditions", yaml: `
 services:
-  db: {image: pg}
+  db: {image: pg, healthcheck: {test: pg_isready}}
   init: {image: i, restart: "no"}
   app:
     image: a
@@ -243,6 +243,8 @@ services:
 				t.Errorf("%+v", web.DependsOn)
 			}
 		}},
+		{name: "service_healthy needs a check", yaml: "services: {db: {image: pg}, app: {image: a, depends_on: {db: {condition: service_healthy}}}}", wantErr: "services.app.depends_on.db: condition service_healthy: db has no health check"},
+		{name: "service_completed_successfully needs an end", yaml: "services: {init: {image: i}, app: {image: a, depends_on: {init: {condition: service_completed_successfully}}}}", wantErr: "init restarts whenever it stops"},
 		{name: "interpolation from the environment and defaults", yaml: "services: {a: {image: \"x:${TAG:-1}\", environment: [\"V=${V}\"]}}", env: []string{"V=from-env"}, check: func(t *testing.T, r *Result) {
 			s := svc(t, r, "a")
 			if s.Task.Container.Image != "x:1" || !reflect.DeepEqual(s.Task.Container.Env, []string{"V=from-env"}) {

@@ -48,8 +48,16 @@ func Check(s Stack) error {
 	}
 	for _, svc := range s.Services {
 		for _, d := range svc.DependsOn {
-			if !names[d.Service] && d.Required {
-				fail("services."+svc.Name+".depends_on."+d.Service, "no service %q in the stack", d.Service)
+			field := "services." + svc.Name + ".depends_on." + d.Service
+			dep, ok := s.Service(d.Service)
+			switch {
+			case !ok && d.Required:
+				fail(field, "no service %q in the stack", d.Service)
+			case !ok:
+			case d.Condition == Healthy && dep.Spec.Task.Health == nil:
+				fail(field, "condition service_healthy: %s has no health check", d.Service)
+			case d.Condition == Completed && (dep.Spec.Task.Restart.Condition == api.RestartAny || dep.Spec.Task.Restart.Condition == ""):
+				fail(field, "condition service_completed_successfully: %s restarts whenever it stops (restart condition any); give it restart: \"no\" or on-failure", d.Service)
 			}
 		}
 	}
