@@ -77,6 +77,8 @@ kernel (eBPF), over an encrypted WireGuard mesh. 'wrn' is the same program.`,
 		newManagerCmd(g),
 		newNodeCmd(g),
 		newServiceCmd(g),
+		newApplyCmd(g),
+		newStackCmd(g),
 		newImageCmd(g),
 		newVersionCmd(g),
 	)
