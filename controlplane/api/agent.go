@@ -46,7 +46,19 @@ type ServiceEndpoints struct {
 	VIP       string         `json:"vip"`
 	Ports     []PortConfig   `json:"ports"`
 	Groups    []VersionGroup `json:"groups"`
+	// Scope and Aliases give a service of a stack its Compose name: a task
+	// of any service with the same Scope (the stack) resolves each alias to
+	// this service, as containers on a Compose project's network do.
+	Scope   string   `json:"scope,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
 }
+
+// Labels `warren apply` puts on the services of a stack; the endpoints
+// turn them into Scope and Aliases.
+const (
+	LabelStack        = "com.warren.stack"
+	LabelStackService = "com.warren.stack.service"
+)
 
 // VersionGroup is a set of backends running one version, with its traffic weight.
 type VersionGroup struct {

@@ -30,6 +30,9 @@ func Compute(svc api.Service, tasks []api.Task) api.ServiceEndpoints {
 	if len(out.Ports) == 0 {
 		out.Ports = svc.Spec.Ports
 	}
+	if scope, alias := svc.Spec.Labels[api.LabelStack], svc.Spec.Labels[api.LabelStackService]; scope != "" && alias != "" {
+		out.Scope, out.Aliases = scope, []string{alias}
+	}
 	groups := map[string]*api.VersionGroup{}
 	group := func(v string) *api.VersionGroup {
 		g := groups[v]

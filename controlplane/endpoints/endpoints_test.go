@@ -229,3 +229,15 @@ func TestForNodeRapidOnlyOwnTasks(t *testing.T) {
 		}
 	})
 }
+
+func TestComputeStackAliases(t *testing.T) {
+	svc := api.Service{ID: "web", Spec: api.ServiceSpec{Name: "shop_web", Labels: map[string]string{api.LabelStack: "shop", api.LabelStackService: "web"}}}
+	se := Compute(svc, nil)
+	if se.Scope != "shop" || !reflect.DeepEqual(se.Aliases, []string{"web"}) {
+		t.Errorf("stack service: scope %q aliases %v", se.Scope, se.Aliases)
+	}
+	se = Compute(api.Service{ID: "web", Spec: api.ServiceSpec{Name: "web", Labels: map[string]string{api.LabelStack: "shop"}}}, nil)
+	if se.Scope != "" || se.Aliases != nil {
+		t.Errorf("half-labelled service got scope %q aliases %v", se.Scope, se.Aliases)
+	}
+}

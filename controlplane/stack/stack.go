@@ -22,8 +22,8 @@ import (
 // Labels every object of a stack carries: the stack it belongs to and its
 // name inside the stack (the Compose service name).
 const (
-	LabelStack   = "com.warren.stack"
-	LabelService = "com.warren.stack.service"
+	LabelStack   = api.LabelStack
+	LabelService = api.LabelStackService
 )
 
 // Separator joins the stack name and a service's name inside it, as Swarm
