@@ -47,7 +47,7 @@ func TestResolveTable(t *testing.T) {
 		{"notwarren.local.", forward, ""},
 	}
 	for _, tc := range cases {
-		v, addrs, _ := tb.resolve("warren.local", tc.q)
+		v, addrs, _ := tb.resolve("warren.local", tc.q, netip.Addr{})
 		var got []string
 		for _, a := range addrs {
 			got = append(got, a.String())
@@ -55,6 +55,65 @@ func TestResolveTable(t *testing.T) {
 		if v != tc.v || strings.Join(got, ",") != tc.addrs {
 			t.Errorf("resolve(%s) = %v %v, want %v %s", tc.q, v, got, tc.v, tc.addrs)
 		}
+	}
+}
+
+// Compose names inside a stack: a task of stack shop asking for "db" gets
+// shop_db, another stack's task gets its own db, a task outside any stack
+// gets the service named db.
+func TestResolveAliases(t *testing.T) {
+	shopTask, blogTask, other := netip.MustParseAddr("10.42.1.9"), netip.MustParseAddr("10.42.2.9"), netip.MustParseAddr("10.42.3.9")
+	tb, err := newTable(&Config{
+		Services: map[string]netip.Addr{"shop_db": netip.MustParseAddr("10.43.0.1"), "blog_db": netip.MustParseAddr("10.43.0.2"), "db": netip.MustParseAddr("10.43.0.3")},
+		Tasks:    map[string][]netip.Addr{"shop_db": {netip.MustParseAddr("10.42.1.20")}},
+		Scopes:   map[netip.Addr]string{shopTask: "shop", blogTask: "blog"},
+		Aliases:  map[string]map[string]string{"shop": {"db": "shop_db"}, "blog": {"db": "blog_db"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		client netip.Addr
+		q      string
+		want   string
+	}{
+		{shopTask, "db.", "10.43.0.1"},
+		{shopTask, "db.warren.local.", "10.43.0.1"},
+		{shopTask, "tasks.db.", "10.42.1.20"},
+		{shopTask, "shop_db.", "10.43.0.1"},
+		{shopTask, "blog_db.", "10.43.0.2"},
+		{netip.AddrFrom16(shopTask.As16()), "db.", "10.43.0.1"},
+		{blogTask, "db.", "10.43.0.2"},
+		{other, "db.", "10.43.0.3"},
+		{netip.Addr{}, "db.", "10.43.0.3"},
+	} {
+		_, addrs, _ := tb.resolve("warren.local", tc.q, tc.client)
+		var got []string
+		for _, a := range addrs {
+			got = append(got, a.String())
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%s asks %s: %v, want %s", tc.client, tc.q, got, tc.want)
+		}
+	}
+	if _, err := newTable(&Config{Aliases: map[string]map[string]string{"s": {"tasks.x": "y"}}}); err == nil {
+		t.Error("alias tasks.x accepted")
+	}
+}
+
+func TestServerAnswersAliasesByClientAddress(t *testing.T) {
+	s := startServer(t)
+	c := *testConfig
+	c.Scopes = map[netip.Addr]string{netip.MustParseAddr("127.0.0.1"): "shop"}
+	c.Aliases = map[string]map[string]string{"shop": {"front": "web"}}
+	if err := s.Set(&c); err != nil {
+		t.Fatal(err)
+	}
+	if r := query(t, s, "udp", "front", mdns.TypeA); aRecords(r) != "10.43.0.10" {
+		t.Errorf("alias over udp: %v", r)
+	}
+	if r := query(t, s, "tcp", "front.warren.local", mdns.TypeA); aRecords(r) != "10.43.0.10" {
+		t.Errorf("alias over tcp: %v", r)
 	}
 }
 

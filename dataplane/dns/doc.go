@@ -4,7 +4,8 @@
 // tasks.NAME.<domain> with the addresses of the service's healthy tasks,
 // NXDOMAIN for other names inside the domain, and forwards everything else
 // to the upstream resolvers. The table is replaced whole by Set, atomically,
-// so a query never sees half an update.
+// so a query never sees half an update. A task of a stack also resolves the
+// stack's Compose service names (aliases chosen by the querying address).
 //
 // It must not import controlplane, runtime or cni; the agent converts its
 // assignments into a Config.

@@ -13,6 +13,11 @@ import (
 type Config struct {
 	Services map[string]netip.Addr   // service name -> VIP
 	Tasks    map[string][]netip.Addr // service name -> healthy task addresses
+	// Scopes name, by client address, the scope (stack) a querying task
+	// belongs to; Aliases, by scope, the service each short name means
+	// there (Compose service names). A client outside a scope sees none.
+	Scopes  map[netip.Addr]string
+	Aliases map[string]map[string]string // scope -> alias -> service name
 }
 
 // TTLs: a VIP lives as long as its service; task sets change with every
@@ -27,14 +32,27 @@ const (
 type table struct {
 	services map[string]netip.Addr
 	tasks    map[string][]netip.Addr
+	scopes   map[netip.Addr]string
+	aliases  map[string]map[string]string
 }
 
 func normName(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
 
 func newTable(c *Config) (*table, error) {
-	t := &table{services: map[string]netip.Addr{}, tasks: map[string][]netip.Addr{}}
+	t := &table{services: map[string]netip.Addr{}, tasks: map[string][]netip.Addr{}, scopes: c.scopesOrNil(), aliases: map[string]map[string]string{}}
 	if c == nil {
 		return t, nil
+	}
+	for scope, names := range c.Aliases {
+		m := map[string]string{}
+		for alias, svc := range names {
+			a, n := normName(alias), normName(svc)
+			if !validName(a) || strings.HasPrefix(a, "tasks.") || !validName(n) {
+				return nil, fmt.Errorf("dns: scope %s: invalid alias %q for %q", scope, alias, svc)
+			}
+			m[a] = n
+		}
+		t.aliases[scope] = m
 	}
 	for name, vip := range c.Services {
 		n := normName(name)
@@ -64,6 +82,13 @@ func newTable(c *Config) (*table, error) {
 	return t, nil
 }
 
+func (c *Config) scopesOrNil() map[netip.Addr]string {
+	if c == nil {
+		return nil
+	}
+	return c.Scopes
+}
+
 // verdict is what to do with a question.
 type verdict int
 
@@ -77,7 +102,9 @@ const (
 // authoritative; bare names (NAME, tasks.NAME) are answered when known and
 // forwarded otherwise, since a container's search list may not include the
 // domain and the name may be a real host.
-func (t *table) resolve(domain, qname string) (verdict, []netip.Addr, uint32) {
+// A client inside a scope resolves the scope's aliases first, so a stack's
+// own "db" wins over a service named db elsewhere, as on a Compose network.
+func (t *table) resolve(domain, qname string, client netip.Addr) (verdict, []netip.Addr, uint32) {
 	n := normName(qname)
 	inDomain := false
 	switch {
@@ -86,6 +113,15 @@ func (t *table) resolve(domain, qname string) (verdict, []netip.Addr, uint32) {
 	case strings.HasSuffix(n, "."+domain):
 		n = strings.TrimSuffix(n, "."+domain)
 		inDomain = true
+	}
+	if aliases := t.aliases[t.scopes[client.Unmap()]]; aliases != nil {
+		if svc, ok := aliases[n]; ok {
+			n = svc
+		} else if rest, ok := strings.CutPrefix(n, "tasks."); ok {
+			if svc, ok := aliases[rest]; ok {
+				n = "tasks." + svc
+			}
+		}
 	}
 	if rest, ok := strings.CutPrefix(n, "tasks."); ok {
 		if addrs, known := t.tasks[rest]; known {

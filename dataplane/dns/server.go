@@ -195,21 +195,29 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	resp := s.handle(req, w.RemoteAddr().Network())
+	resp := s.handle(req, w.RemoteAddr().Network(), clientAddr(w.RemoteAddr()))
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns write", zap.Error(err))
 	}
 }
 
+// clientAddr is the querying task's address, which selects its aliases.
+func clientAddr(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
 // handle answers one request; network is "udp" or "tcp" (of the client).
-func (s *Server) handle(req *mdns.Msg, network string) *mdns.Msg {
+func (s *Server) handle(req *mdns.Msg, network string, client netip.Addr) *mdns.Msg {
 	if req.Opcode != mdns.OpcodeQuery || len(req.Question) != 1 {
 		m := new(mdns.Msg)
 		m.SetRcode(req, mdns.RcodeNotImplemented)
 		return m
 	}
 	q := req.Question[0]
-	v, addrs, ttl := s.table.Load().resolve(s.domain, q.Name)
+	v, addrs, ttl := s.table.Load().resolve(s.domain, q.Name, client)
 	if v == forward || q.Qclass != mdns.ClassINET {
 		return s.forward(req, network)
 	}

@@ -74,15 +74,30 @@ func DataplaneConfig(a *api.Assignments) *dataplane.Config {
 }
 
 // DNSConfig maps names to VIPs and to the addresses of active tasks; a
-// draining or unhealthy task must not be handed out by tasks.NAME.
+// draining or unhealthy task must not be handed out by tasks.NAME. A
+// stack's Compose names map to its services for the stack's own tasks.
 func DNSConfig(a *api.Assignments) *dns.Config {
-	c := &dns.Config{Services: map[string]netip.Addr{}, Tasks: map[string][]netip.Addr{}}
+	c := &dns.Config{Services: map[string]netip.Addr{}, Tasks: map[string][]netip.Addr{},
+		Scopes: map[netip.Addr]string{}, Aliases: map[string]map[string]string{}}
 	for _, s := range a.Services {
 		if vip, err := netip.ParseAddr(s.VIP); err == nil {
 			c.Services[s.Name] = vip
 		}
+		if s.Scope != "" {
+			if c.Aliases[s.Scope] == nil {
+				c.Aliases[s.Scope] = map[string]string{}
+			}
+			for _, alias := range s.Aliases {
+				c.Aliases[s.Scope][alias] = s.Name
+			}
+		}
 		for _, g := range s.Groups {
 			for _, b := range g.Backends {
+				// Any task with an address, starting ones too: nginx looks
+				// its upstreams up as it starts.
+				if addr, err := netip.ParseAddr(b.Addr); err == nil && s.Scope != "" {
+					c.Scopes[addr] = s.Scope
+				}
 				if b.Health != api.BackendActive {
 					continue
 				}

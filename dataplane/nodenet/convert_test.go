@@ -3,6 +3,7 @@ package nodenet
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/warrenhq/warren/cni"
@@ -88,5 +89,25 @@ func TestCapacity(t *testing.T) {
 		if got := capacity(4, tc.meminfo); got != tc.want {
 			t.Errorf("%s: capacity = %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestDNSConfigStackAliases(t *testing.T) {
+	a := &api.Assignments{Services: []api.ServiceEndpoints{
+		{Name: "shop_db", VIP: "10.43.0.1", Scope: "shop", Aliases: []string{"db"},
+			Groups: []api.VersionGroup{{Backends: []api.Backend{{Addr: "10.42.0.5", Health: api.BackendUnhealthy}}}}},
+		{Name: "shop_app", VIP: "10.43.0.2", Scope: "shop", Aliases: []string{"app"},
+			Groups: []api.VersionGroup{{Backends: []api.Backend{{Addr: "10.42.0.6", Health: api.BackendActive}}}}},
+		{Name: "web", VIP: "10.43.0.3", Groups: []api.VersionGroup{{Backends: []api.Backend{{Addr: "10.42.0.7", Health: api.BackendActive}}}}},
+	}}
+	c := DNSConfig(a)
+	if got := c.Aliases["shop"]; !reflect.DeepEqual(got, map[string]string{"db": "shop_db", "app": "shop_app"}) {
+		t.Errorf("aliases %v", got)
+	}
+	// A starting task (not yet a healthy backend) already resolves its
+	// stack's names: nginx looks its upstreams up as it starts.
+	want := map[netip.Addr]string{netip.MustParseAddr("10.42.0.5"): "shop", netip.MustParseAddr("10.42.0.6"): "shop"}
+	if !reflect.DeepEqual(c.Scopes, want) {
+		t.Errorf("scopes %v", c.Scopes)
 	}
 }
