@@ -179,37 +179,57 @@ func newImageRmCmd(g *globals) *cobra.Command {
 }
 
 func newImagePackCmd(g *globals) *cobra.Command {
-	var binary, name, out string
-	var env, ports []string
+	var binary, rootfs, name, out, workdir, user string
+	var env, ports, entrypoint, args []string
 	cmd := &cobra.Command{
-		Use:     "pack --binary FILE --name REF -o FILE.tar",
-		Short:   "Pack a static binary into an OCI image archive (no docker, no registry)",
-		Example: "  warren image pack --binary ./server --name myapp:v1 -o myapp.tar && warren image load -i myapp.tar",
-		Args:    cobra.NoArgs,
+		Use:   "pack (--binary FILE | --rootfs ROOTFS.tar) --name REF -o FILE.tar",
+		Short: "Pack a static binary or a root filesystem into an OCI image archive (no docker, no registry)",
+		Example: `  warren image pack --binary ./server --name myapp:v1 -o myapp.tar && warren image load -i myapp.tar
+  mmdebstrap --variant=apt --include=postgresql bookworm pg.tar
+  warren image pack --rootfs pg.tar --name postgres:15 --user postgres --entrypoint /usr/lib/postgresql/15/bin/postgres -o pg-image.tar`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if binary == "" || name == "" || out == "" {
-				return fmt.Errorf("--binary, --name and --output are all required")
+			if (binary == "") == (rootfs == "") {
+				return fmt.Errorf("give one of --binary (a static executable) or --rootfs (a root filesystem tarball)")
 			}
-			b, err := os.ReadFile(binary)
-			if err != nil {
-				return err
+			if name == "" || out == "" {
+				return fmt.Errorf("--name and --output are required")
 			}
+			cfg := ociimage.ImageConfig{Env: env, ExposedPorts: ports, Entrypoint: entrypoint, Cmd: args, WorkingDir: workdir, User: user}
 			f, err := os.Create(out)
 			if err != nil {
 				return err
 			}
-			if err := ociimage.PackBinary(f, name, b, ociimage.ImageConfig{Env: env, ExposedPorts: ports}); err != nil {
+			if binary != "" {
+				var b []byte
+				if b, err = os.ReadFile(binary); err == nil {
+					err = ociimage.PackBinary(f, name, b, cfg)
+				}
+			} else {
+				var in *os.File
+				if in, err = os.Open(rootfs); err == nil {
+					err = ociimage.PackRootfs(f, name, in, cfg)
+					in.Close()
+				}
+			}
+			if err != nil {
 				f.Close()
+				os.Remove(out)
 				return err
 			}
 			return f.Close()
 		},
 	}
 	cmd.Flags().StringVar(&binary, "binary", "", "static executable to run as /app")
+	cmd.Flags().StringVar(&rootfs, "rootfs", "", "root filesystem tarball (e.g. from mmdebstrap) to use as the image's one layer")
 	cmd.Flags().StringVar(&name, "name", "", "image name, e.g. myapp:v1")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "archive to write")
 	cmd.Flags().StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE baked into the image")
 	cmd.Flags().StringArrayVar(&ports, "expose", nil, "exposed port, e.g. 80/tcp")
+	cmd.Flags().StringArrayVar(&entrypoint, "entrypoint", nil, "entrypoint; repeat for each word (default /app with --binary)")
+	cmd.Flags().StringArrayVar(&args, "cmd", nil, "default arguments; repeat for each word")
+	cmd.Flags().StringVar(&workdir, "workdir", "", "working directory")
+	cmd.Flags().StringVar(&user, "user", "", "user[:group] the image runs as")
 	return cmd
 }
 

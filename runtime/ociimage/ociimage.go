@@ -1,6 +1,7 @@
 // Package ociimage writes OCI image archives from Go with the standard
-// library: a single static binary becomes a one-layer image that
-// `ctr images import`, containerd's import API and `docker load` accept.
+// library: a single static binary, or a root filesystem tarball (Debian's
+// mmdebstrap), becomes a one-layer image that `ctr images import`,
+// containerd's import API and `docker load` accept.
 // It exists so Warren can build its demo image (and users their own images)
 // on machines that reach no registry.
 //
@@ -15,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -80,7 +82,6 @@ func PackBinary(w io.Writer, ref string, binary []byte, cfg ImageConfig) error {
 	if ref == "" {
 		return fmt.Errorf("pack image: empty reference")
 	}
-	full := NormalizeRef(ref)
 	mtime := cfg.Created
 	if mtime.IsZero() {
 		mtime = time.Unix(0, 0)
@@ -88,6 +89,63 @@ func PackBinary(w io.Writer, ref string, binary []byte, cfg ImageConfig) error {
 	layer, diffID, err := buildLayer(binary, mtime)
 	if err != nil {
 		return fmt.Errorf("pack image layer: %w", err)
+	}
+	if len(cfg.Entrypoint) == 0 {
+		cfg.Entrypoint = []string{"/app"}
+	}
+	return writeImage(w, ref, layer, diffID, cfg)
+}
+
+// PackRootfs writes an image whose one layer is a root filesystem tarball,
+// such as `mmdebstrap --format=tar` makes, taken as it is (owners, modes,
+// links, device nodes). The image has no entrypoint unless cfg sets one.
+func PackRootfs(w io.Writer, ref string, rootfs io.Reader, cfg ImageConfig) error {
+	if ref == "" {
+		return fmt.Errorf("pack image: empty reference")
+	}
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	// Everything read is compressed and hashed byte for byte; reading it
+	// through a tar reader checks that it is a tarball at all.
+	tee := io.TeeReader(rootfs, io.MultiWriter(zw, h))
+	tr := tar.NewReader(tee)
+	entries := 0
+	for {
+		_, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("pack image: root filesystem: not a tar archive: %w", err)
+		}
+		entries++
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return fmt.Errorf("pack image: root filesystem: %w", err)
+		}
+	}
+	if entries == 0 {
+		return fmt.Errorf("pack image: root filesystem: the archive is empty")
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil { // the end-of-archive padding
+		return fmt.Errorf("pack image: root filesystem: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	diffID := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil)))
+	return writeImage(w, ref, gz.Bytes(), diffID, cfg)
+}
+
+// writeImage writes the archive around one compressed layer.
+func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg ImageConfig) error {
+	full := NormalizeRef(ref)
+	mtime := cfg.Created
+	if mtime.IsZero() {
+		mtime = time.Unix(0, 0)
 	}
 	layerDesc := ocispec.Descriptor{
 		MediaType: ocispec.MediaTypeImageLayerGzip,
@@ -191,9 +249,6 @@ func imageConfig(cfg ImageConfig) ocispec.ImageConfig {
 		User:       cfg.User,
 		Labels:     cfg.Labels,
 		StopSignal: cfg.StopSignal,
-	}
-	if len(c.Entrypoint) == 0 {
-		c.Entrypoint = []string{"/app"}
 	}
 	hasPath := false
 	for _, e := range cfg.Env {

@@ -148,3 +148,78 @@ func TestNormalizeRef(t *testing.T) {
 		}
 	}
 }
+
+func TestPackRootfs(t *testing.T) {
+	var rootfs bytes.Buffer
+	tw := tar.NewWriter(&rootfs)
+	for _, h := range []*tar.Header{
+		{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./usr/bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"},
+		{Name: "./etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5, Uid: 0},
+		{Name: "./var/lib/postgresql/", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 104, Gid: 111},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			_, _ = tw.Write([]byte("root\n"))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	cfg := ImageConfig{Cmd: []string{"postgres"}, User: "postgres", Env: []string{"PGDATA=/var/lib/postgresql/data"}}
+	if err := PackRootfs(&buf, "warren/postgres:16", bytes.NewReader(rootfs.Bytes()), cfg); err != nil {
+		t.Fatal(err)
+	}
+	files := readArchive(t, buf.Bytes())
+	var idx ocispec.Index
+	if err := json.Unmarshal(files["index.json"], &idx); err != nil {
+		t.Fatal(err)
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(blob(t, files, idx.Manifests[0]), &man); err != nil {
+		t.Fatal(err)
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(blob(t, files, man.Config), &img); err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Config.Entrypoint) != 0 || len(img.Config.Cmd) != 1 || img.Config.Cmd[0] != "postgres" || img.Config.User != "postgres" {
+		t.Errorf("config %+v", img.Config)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(blob(t, files, man.Layers[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The layer is the root filesystem byte for byte, and the config names
+	// its digest.
+	if !bytes.Equal(layer, rootfs.Bytes()) {
+		t.Errorf("layer differs from the root filesystem (%d vs %d bytes)", len(layer), rootfs.Len())
+	}
+	if img.RootFS.DiffIDs[0] != digest.FromBytes(rootfs.Bytes()) {
+		t.Errorf("diff id %s, want %s", img.RootFS.DiffIDs[0], digest.FromBytes(rootfs.Bytes()))
+	}
+
+	for name, in := range map[string][]byte{"not a tar": []byte("hello, this is not a tarball at all, no header here....."), "empty": make([]byte, 1024)} {
+		if err := PackRootfs(io.Discard, "x:1", bytes.NewReader(in), ImageConfig{}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestPackBinaryKeepsItsEntrypoint(t *testing.T) {
+	var buf bytes.Buffer
+	if err := PackBinary(&buf, "x:1", []byte("bin"), ImageConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte(`"Entrypoint":["/app"]`)) {
+		t.Error("binary image lost its /app entrypoint")
+	}
+}
