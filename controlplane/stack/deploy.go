@@ -257,12 +257,23 @@ func Status(svc api.Service, tasks []api.Task, cond Condition) ServiceStatus {
 			s.Summary += fmt.Sprintf(", %d completed", complete)
 		}
 	}
-	if svc.Update != nil && svc.Update.State == "updating" {
-		s.Met = false
-		s.Summary += ", updating"
-	}
-	if svc.Update != nil && (svc.Update.State == "paused" || svc.Update.State == "rolled-back") {
-		s.Failed = fmt.Sprintf("update %s: %s", svc.Update.State, svc.Update.Message)
+	if u := svc.Update; u != nil {
+		switch u.State {
+		case api.UpdateUpdating:
+			s.Met = false
+			s.Summary += ", updating"
+		case api.UpdateAwaitingPromote:
+			// Canary and blue/green stop beside the old version until an
+			// operator promotes: the new tasks being up is as far as it goes.
+			up := running
+			if svc.Spec.Task.Health != nil {
+				up = healthy
+			}
+			s.Met = up > 0
+			s.Summary += fmt.Sprintf(", new version deployed: run `warren service promote %s` to finish", svc.Spec.Name)
+		case api.UpdatePaused, api.UpdateRolledBack:
+			s.Failed = fmt.Sprintf("update %s: %s", u.State, u.Message)
+		}
 	}
 	return s
 }

@@ -304,3 +304,42 @@ func TestDeployPrunesFirst(t *testing.T) {
 		t.Errorf("calls %v", f.calls)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	check := &api.HealthCheck{Kind: api.HealthExec}
+	svc := func(replicas uint64, health *api.HealthCheck, upd *api.UpdateStatus) api.Service {
+		s := api.Service{ID: "s", SpecVersion: 2, Update: upd}
+		s.Spec.Name, s.Spec.Replicas, s.Spec.Task.Health = "shop_db", replicas, health
+		return s
+	}
+	task := func(version uint64, state api.TaskState, health api.HealthState) api.Task {
+		return api.Task{ServiceID: "s", SpecVersion: version, DesiredState: api.TaskRunning, Status: api.TaskStatus{State: state, Health: health}}
+	}
+	for _, tc := range []struct {
+		name            string
+		svc             api.Service
+		tasks           []api.Task
+		cond            Condition
+		met             bool
+		failed, problem string
+	}{
+		{"started", svc(2, nil, nil), []api.Task{task(2, api.TaskRunning, ""), task(2, api.TaskRunning, "")}, Started, true, "", ""},
+		{"old version does not count", svc(2, nil, nil), []api.Task{task(2, api.TaskRunning, ""), task(1, api.TaskRunning, "")}, Started, false, "", ""},
+		{"healthy needs every task healthy", svc(2, check, nil), []api.Task{task(2, api.TaskRunning, api.HealthHealthy), task(2, api.TaskRunning, api.HealthStarting)}, Healthy, false, "", ""},
+		{"unhealthy is the problem", svc(1, check, nil), []api.Task{task(2, api.TaskRunning, api.HealthUnhealthy)}, Healthy, false, "", "task 0 unhealthy"},
+		{"healthy", svc(1, check, nil), []api.Task{task(2, api.TaskRunning, api.HealthHealthy)}, Healthy, true, "", ""},
+		{"updating is not met", svc(1, nil, &api.UpdateStatus{State: api.UpdateUpdating}), []api.Task{task(2, api.TaskRunning, "")}, Started, false, "", ""},
+		{"paused update fails", svc(1, nil, &api.UpdateStatus{State: api.UpdatePaused, Message: "task failed"}), nil, Started, false, "update paused: task failed", ""},
+		{"awaiting promote is as far as it goes", svc(3, nil, &api.UpdateStatus{State: api.UpdateAwaitingPromote}), []api.Task{task(2, api.TaskRunning, "")}, converged, true, "", ""},
+		{"completed", svc(1, nil, nil), []api.Task{{ServiceID: "s", SpecVersion: 2, Status: api.TaskStatus{State: api.TaskComplete}}}, Completed, true, "", ""},
+		{"completed with an error fails", svc(1, nil, nil), []api.Task{{ServiceID: "s", SpecVersion: 2, Status: api.TaskStatus{State: api.TaskComplete, ExitCode: 3}}}, Completed, false, "task exited with status 3", ""},
+		{"pending says why", svc(1, nil, nil), []api.Task{{ServiceID: "s", SpecVersion: 2, DesiredState: api.TaskRunning, Status: api.TaskStatus{State: api.TaskPending, Message: "0/2 nodes: 2 insufficient memory"}}}, Started, false, "", "pending: 0/2 nodes: 2 insufficient memory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Status(tc.svc, tc.tasks, tc.cond)
+			if s.Met != tc.met || s.Failed != tc.failed || s.Problem != tc.problem {
+				t.Errorf("Status = %+v, want met %v failed %q problem %q", s, tc.met, tc.failed, tc.problem)
+			}
+		})
+	}
+}
