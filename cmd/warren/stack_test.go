@@ -64,3 +64,25 @@ func TestStackConfig(t *testing.T) {
 		t.Errorf("mixed: %v", err)
 	}
 }
+
+// The examples in docs/examples convert, and both forms of the demo stack
+// give the same services.
+func TestDocsExamplesConvert(t *testing.T) {
+	var names [][]string
+	for _, f := range []string{"compose.yaml", "warren.yaml"} {
+		out, _, err := runCLI(t, "stack", "config", "--strict", "--name", "demo", "-f", filepath.Join("..", "..", "docs", "examples", "demo", f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var got []string
+		for _, line := range strings.Split(out, "\n") {
+			if n, ok := strings.CutPrefix(strings.TrimSpace(line), "name: demo_"); ok {
+				got = append(got, n)
+			}
+		}
+		names = append(names, got)
+	}
+	if strings.Join(names[0], ",") != "api,store" || strings.Join(names[1], ",") != "api,store" {
+		t.Errorf("services: compose %v, warren.yaml %v", names[0], names[1])
+	}
+}
