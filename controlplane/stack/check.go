@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/scheduler"
 )
 
 // Check refuses a stack that cannot be deployed as a whole, before anything
@@ -47,6 +48,19 @@ func Check(s Stack) error {
 		}
 	}
 	for _, svc := range s.Services {
+		// What the API server would refuse, refused here before the first
+		// service of the stack is created.
+		for i, c := range svc.Spec.Task.Placement.Constraints {
+			if _, err := scheduler.ParseConstraint(c); err != nil {
+				fail(fmt.Sprintf("services.%s.task.placement.constraints[%d]", svc.Name, i), "%v", err)
+			}
+		}
+		if h := svc.Spec.Task.Health; h != nil && h.Timeout > h.Interval {
+			fail("services."+svc.Name+".task.health.timeout", "%s must not exceed the interval (%s)", h.Timeout.D(), h.Interval.D())
+		}
+		if strings.TrimSpace(svc.Spec.Task.Container.Image) == "" {
+			fail("services."+svc.Name+".task.container.image", "must be set")
+		}
 		for _, d := range svc.DependsOn {
 			field := "services." + svc.Name + ".depends_on." + d.Service
 			dep, ok := s.Service(d.Service)

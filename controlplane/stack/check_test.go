@@ -4,12 +4,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
 func svcWith(name string, deps ...string) Service {
 	s := Service{Name: name, Spec: api.ServiceSpec{Name: name}}
+	s.Spec.Task.Container.Image = "img"
 	for _, d := range deps {
 		s.DependsOn = append(s.DependsOn, Dependency{Service: d, Condition: Started, Required: true})
 	}
@@ -36,8 +38,21 @@ func TestCheck(t *testing.T) {
 			return s
 		}()}}, ""},
 		{"unknown dependency", Stack{Services: []Service{svcWith("a", "nope")}}, "services.a.depends_on.nope: no service \"nope\""},
-		{"optional unknown dependency", Stack{Services: []Service{{Name: "a", DependsOn: []Dependency{{Service: "nope"}}}}}, ""},
+		{"optional unknown dependency", Stack{Services: []Service{{Name: "a", Spec: api.ServiceSpec{Task: api.TaskSpec{Container: api.ContainerSpec{Image: "x"}}}, DependsOn: []Dependency{{Service: "nope"}}}}}, ""},
 		{"cycle", Stack{Services: []Service{svcWith("a", "b"), svcWith("b", "c"), svcWith("c", "a")}}, "services.a.depends_on: dependency cycle: a -> b -> c -> a"},
+		{"bad constraint", Stack{Services: []Service{func() Service {
+			s := svcWith("a")
+			s.Spec.Task.Container.Image = "x"
+			s.Spec.Task.Placement.Constraints = []string{"node.labels.site=a"}
+			return s
+		}()}}, "services.a.task.placement.constraints[0]"},
+		{"health timeout over interval", Stack{Services: []Service{func() Service {
+			s := svcWith("a")
+			s.Spec.Task.Container.Image = "x"
+			s.Spec.Task.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"true"}, Interval: api.Duration(time.Second), Timeout: api.Duration(2 * time.Second)}
+			return s
+		}()}}, "services.a.task.health.timeout: 2s must not exceed the interval (1s)"},
+		{"no image", Stack{Services: []Service{{Name: "a"}}}, "services.a.task.container.image: must be set"},
 		{"self cycle", Stack{Services: []Service{svcWith("a", "a")}}, "dependency cycle: a -> a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

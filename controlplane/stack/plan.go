@@ -75,6 +75,8 @@ func MakePlan(desired Stack, current []api.Service, prune bool) (Plan, error) {
 			return Plan{}, fmt.Errorf("service %s exists and is not part of stack %s (label %s): remove or rename it", name, desired.Name, LabelStack)
 		case !exists:
 			p.Steps = append(p.Steps, Step{Action: Create, Service: svc.Name, Name: name, Spec: &spec})
+		case normalize(cur.Spec).Mode != normalize(spec).Mode:
+			return Plan{}, fmt.Errorf("service %s: mode cannot change from %s to %s in place: remove it (warren service rm %s) and apply again", name, cur.Spec.Mode, spec.Mode, name)
 		default:
 			if v, ok := cur.Spec.Labels[forceLabel]; ok {
 				spec.Labels = copyLabels(spec.Labels)
@@ -85,6 +87,25 @@ func MakePlan(desired Stack, current []api.Service, prune bool) (Plan, error) {
 				p.Steps = append(p.Steps, Step{Action: Unchanged, Service: svc.Name, Name: name})
 			} else {
 				p.Steps = append(p.Steps, Step{Action: Update, Service: svc.Name, Name: name, Spec: &spec, Changes: changes})
+			}
+		}
+	}
+	// Published ports are cluster-wide: one held by a service outside the
+	// stack would fail that service's creation halfway through the stack.
+	for _, svc := range desired.Services {
+		for i, port := range normalize(svc.Spec).Ports {
+			if port.PublishedPort == 0 {
+				continue
+			}
+			for _, o := range current {
+				if o.Spec.Labels[LabelStack] == desired.Name {
+					continue
+				}
+				for _, q := range normalize(o.Spec).Ports {
+					if q.PublishedPort == port.PublishedPort && q.Protocol == port.Protocol {
+						return Plan{}, fmt.Errorf("services.%s.ports[%d]: port %d/%s is already published by service %s", svc.Name, i, port.PublishedPort, port.Protocol, o.Spec.Name)
+					}
+				}
 			}
 		}
 	}

@@ -50,7 +50,9 @@ func actions(p Plan) string {
 }
 
 func TestMakePlan(t *testing.T) {
-	d := desired(spec("db", "postgres:16"), spec("web", "nginx:1.27"))
+	webSpec := spec("web", "nginx:1.27")
+	webSpec.Ports = append(webSpec.Ports, api.PortConfig{TargetPort: 80, PublishedPort: 8080})
+	d := desired(spec("db", "postgres:16"), webSpec)
 	db, web := d.Services[0].Spec, d.Services[1].Spec
 	webV2 := web
 	webV2.Task.Container = web.Task.Container
@@ -81,6 +83,16 @@ func TestMakePlan(t *testing.T) {
 		{name: "without prune a removed service is an orphan", current: []api.Service{stored(t, db), stored(t, web), stored(t, old)}, want: "unchanged shop_db, unchanged shop_web", orphans: []string{"shop_old"}},
 		{name: "prune deletes it", prune: true, current: []api.Service{stored(t, db), stored(t, web), stored(t, old)}, want: "unchanged shop_db, unchanged shop_web, delete shop_old"},
 		{name: "services of other stacks are not touched", prune: true, current: []api.Service{stored(t, foreign)}, want: "create shop_db, create shop_web"},
+		{name: "a port published outside the stack is refused before anything changes", current: []api.Service{func() api.Service {
+			s := stored(t, foreign)
+			s.Spec.Ports = []api.PortConfig{{Protocol: api.TCP, TargetPort: 80, PublishedPort: 8080}}
+			return s
+		}()}, wantErr: "services.web.ports[1]: port 8080/tcp is already published by service other_web"},
+		{name: "a mode change needs a new service", current: []api.Service{func() api.Service {
+			s := stored(t, web)
+			s.Spec.Mode, s.Spec.Replicas = api.ModeGlobal, 0
+			return s
+		}()}, wantErr: "service shop_web: mode cannot change from global to replicated in place"},
 		{name: "a same-named service outside the stack is a conflict", current: []api.Service{{Spec: api.ServiceSpec{Name: "shop_web"}}}, wantErr: "service shop_web exists and is not part of stack shop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
