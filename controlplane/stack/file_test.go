@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
@@ -178,4 +181,57 @@ func TestIsWarrenFile(t *testing.T) {
 	if !IsWarrenFile([]byte("kind: Service\nname: a\n")) || IsWarrenFile([]byte("services: {a: {image: x}}\n")) || IsWarrenFile([]byte("{{")) {
 		t.Error("IsWarrenFile")
 	}
+}
+
+// The shipped schema and the checker agree: documents the checker accepts
+// validate against schema.json, and those it refuses for a field's shape
+// do not (editors and CI linters then see what apply will say).
+func TestSchemaAgreesWithChecker(t *testing.T) {
+	sch, err := jsonschema.NewCompiler().Compile("schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../docs/examples/demo/warren.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseFiles([]File{{Name: "warren.yaml", Data: example}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range strings.Split(string(example), "\n---\n") {
+		if err := validateSchema(t, sch, d); err != nil {
+			t.Errorf("example document %d: %v", i, err)
+		}
+	}
+	docs := []string{
+		"kind: Service\nname: web\ntask: {container: {image: x}}\nreplicas: -1\n",
+		"kind: Service\nname: web\nimage: nginx\n",
+		"kind: Service\nname: web\nmode: daemon\n",
+		"kind: Service\nname: web\nports: [{target_port: 70000}]\n",
+		"kind: Service\nname: web\nupdate: {delay: soon}\n",
+		"kind: Service\nname: web\ntask: {container: {read_only: maybe}}\n",
+		"kind: Service\nname: web\ndepends_on: [{service: db, condition: service_ready}]\n",
+		"kind: Service\nname: web\ntask: {container: {image: x, env: [A=1], labels: {a: b}}, health: {kind: tcp, port: 80, interval: 1m30s, timeout: 1s}}\n",
+	}
+	for i, d := range docs {
+		_, checkErr := ParseFiles([]File{{Name: "doc.yaml", Data: []byte(d)}})
+		schemaErr := validateSchema(t, sch, d)
+		if (checkErr == nil) != (schemaErr == nil) {
+			t.Errorf("document %d: checker says %v, schema says %v\n%s", i, checkErr, schemaErr, d)
+		}
+	}
+}
+
+func validateSchema(t *testing.T, sch *jsonschema.Schema, doc string) error {
+	t.Helper()
+	var raw any
+	if err := yaml.Unmarshal([]byte(doc), &raw); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(raw)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch.Validate(inst)
 }
