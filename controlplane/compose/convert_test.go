@@ -304,6 +304,27 @@ services:
 	}
 }
 
+func TestConvertIncludeAndDotEnv(t *testing.T) {
+	r, err := load(t, map[string]string{
+		"compose.yaml":    "include: [db/compose.yaml]\nservices: {web: {image: \"nginx:${TAG}\", depends_on: [db]}}",
+		".env":            "TAG=1.27\n",
+		"db/compose.yaml": "services: {db: {image: postgres, env_file: db.env}}",
+		"db/db.env":       "POSTGRES_DB=shop\n",
+	}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := svc(t, r, "web"); s.Task.Container.Image != "nginx:1.27" {
+		t.Errorf(".env not used: %q", s.Task.Container.Image)
+	}
+	if s := svc(t, r, "db"); !reflect.DeepEqual(s.Task.Container.Env, []string{"POSTGRES_DB=shop"}) {
+		t.Errorf("included service's env_file: %v", s.Task.Container.Env)
+	}
+	if _, err := load(t, map[string]string{"compose.yaml": "services: {a: {image: x, env_file: missing.env}}"}, nil, Options{}); err == nil || !strings.Contains(err.Error(), "missing.env") {
+		t.Errorf("missing env_file: %v", err)
+	}
+}
+
 func TestConvertMergesFilesInOrder(t *testing.T) {
 	r, err := load(t, map[string]string{
 		"compose.yaml":  "services: {a: {image: x:1, environment: [A=1]}}",
