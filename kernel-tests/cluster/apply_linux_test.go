@@ -51,11 +51,12 @@ services:
       timeout: 1s
       retries: 2
   app:
-    image: warren/demo:v1
+    image: warren/demo:${TAG:-v1}
     environment:
       COLOUR: ${COLOUR:-blue}
     deploy:
       replicas: 2
+      update_config: {order: start-first}
     depends_on:
       db:
         condition: service_healthy
@@ -70,11 +71,12 @@ services:
 // TestApplyComposeStack deploys a Compose file on two nodes: depends_on
 // service_healthy orders the creations, the app reaches db by its Compose
 // name, re-applying changes nothing (no new spec version), a changed file
-// updates only what changed, a stack that cannot converge exits 3 naming
+// updates only what changed (a new image rolls with no failed request), a stack that cannot converge exits 3 naming
 // the service, and stack rm removes the stack's services and nothing else.
 func TestApplyComposeStack(t *testing.T) {
 	ktest.Binary(t, "ctr")
 	c := newCluster(t, 2)
+	demoV2 := filepath.Join(filepath.Dir(c.image), "demo-v2.tar")
 	h1, h2 := c.hosts[0], c.hosts[1]
 	c.init(h1)
 	c.join(h2, h1, strings.TrimSpace(h1.mustCLI("cluster", "join-token", "worker", "-q")))
@@ -161,15 +163,62 @@ func TestApplyComposeStack(t *testing.T) {
 		}
 	}
 
-	// A changed variable updates app, and only app.
+	// New variables update app, and only app, by its rolling update: the
+	// published port answers every request meanwhile.
+	if _, err := os.Stat(demoV2); err != nil {
+		t.Fatalf("%v (make demo-image builds it)", err)
+	}
+	h1.mustCLI("image", "load", "-i", demoV2)
+	stop := make(chan struct{})
+	type result struct {
+		n       int
+		errs    []error
+		version string
+	}
+	during := make(chan result)
+	go func() {
+		var r result
+		for {
+			select {
+			case <-stop:
+				during <- r
+				return
+			default:
+			}
+			body, err := httpGet(h1.nsPath(), "http://"+h2.ip+":18080/")
+			if err == nil {
+				var d demoReply
+				if d, err = parseDemo(body); err == nil {
+					r.version = d.Version
+				}
+			}
+			r.n++
+			if err != nil {
+				r.errs = append(r.errs, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	cmd := exec.Command(h1.c.bin, "--data-dir", h1.dataDir, "apply", "-f", "compose.yaml")
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "COLOUR=green")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "COLOUR=green", "TAG=v2")
 	b, err := cmd.CombinedOutput()
-	if err != nil || !lineHas(string(b), "update", "shop_app") || !strings.Contains(string(b), `task.container.env[0]: "COLOUR=blue" → "COLOUR=green"`) || !lineHas(string(b), "unchanged", "shop_db") {
-		t.Fatalf("apply with COLOUR=green: %v\n%s", err, b)
+	time.Sleep(time.Second) // a few requests after the rollout, to see v2 answer
+	close(stop)
+	r := <-during
+	if err != nil || !lineHas(string(b), "update", "shop_app") || !lineHas(string(b), "unchanged", "shop_db") ||
+		!strings.Contains(string(b), `task.container.env[0]: "COLOUR=blue" → "COLOUR=green"`) ||
+		!strings.Contains(string(b), `task.container.image: "warren/demo:v1" → "warren/demo:v2"`) {
+		t.Fatalf("apply with COLOUR=green TAG=v2: %v\n%s", err, b)
+	}
+	t.Logf("measured: rolling update through apply: %d requests to the published port, %d failed; last answer from %s", r.n, len(r.errs), r.version)
+	if len(r.errs) > 0 {
+		t.Errorf("%d of %d requests failed during the rollout; first: %v", len(r.errs), r.n, r.errs[0])
+	}
+	if r.version != "v2" {
+		t.Errorf("after the rollout the published port answers %q, want v2", r.version)
 	}
 	if now, _ := h1.service("shop_app"); now.SpecVersion != app.SpecVersion+1 {
-		t.Errorf("shop_app spec version %d, want %d", now.SpecVersion, app.SpecVersion+1)
+		t.Errorf("shop_app spec version %d, want %d (one update for both changes)", now.SpecVersion, app.SpecVersion+1)
 	}
 	if now, _ := h1.service("shop_db"); now.SpecVersion != db.SpecVersion {
 		t.Errorf("shop_db was updated too (spec version %d)", now.SpecVersion)
