@@ -235,3 +235,15 @@ func validateSchema(t *testing.T, sch *jsonschema.Schema, doc string) error {
 	}
 	return sch.Validate(inst)
 }
+
+// FuzzParseFiles: whatever a file holds, ParseFiles answers with a stack or
+// an error, never a panic.
+func FuzzParseFiles(f *testing.F) {
+	example, _ := os.ReadFile("../../docs/examples/demo/warren.yaml")
+	for _, seed := range []string{string(example), "kind: Service\nname: a\n", "a: &x [1]\nb: *x\n", "kind: Service\nname: a\ntask: &t {container: {image: x}}\n---\nkind: Service\nname: b\ntask: *t\n", "- 1\n", "kind: Service\nname: a\nports: [{<<: {target_port: 1}}]\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = ParseFiles([]File{{Name: "f.yaml", Data: data}})
+	})
+}
