@@ -1,10 +1,13 @@
 package apiserver
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -71,14 +74,19 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request, _ Identity)
 // join turns a token and a CSR into a certificate and a node record. The
 // token is checked before anything else is parsed, so an anonymous caller
 // cannot reach any other code path.
+//
+// A join either completes or leaves nothing behind: a version conflict on
+// the cluster object (another join, a VIP allocation) is retried here, and
+// a manager that cannot be added to raft has its node record removed
+// again. Once the token was accepted the join no longer depends on the
+// caller's connection, so a joiner that hangs up cannot stop it half-way.
 func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	var req client.JoinRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	now := s.cfg.Now()
-	v := s.b.View()
-	c, err := s.cluster(v)
+	c, err := s.cluster(s.b.View())
 	if err != nil {
 		return err
 	}
@@ -87,6 +95,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 		return errorf(http.StatusBadRequest, "join: role: must be worker or manager, not %q", req.Role)
 	}
 	tok, err := ca.ParseToken(req.Token)
+	if err == nil {
+		err = ca.CheckTokenCA(tok, c.CA.Digest)
+	}
 	if err == nil {
 		err = ca.CheckToken(tok, api.NodeRole(role), c.Tokens, now)
 	}
@@ -115,21 +126,24 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 		node.Status.Manager = &api.ManagerStatus{RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}
 	}
 
-	// The subnet is allocated now so the joiner can configure its pod
-	// network before its first assignments arrive.
-	next, subnet, err := allocator.AllocateSubnet(*c, nodeID)
-	if err != nil {
-		return errorf(http.StatusServiceUnavailable, "join: no pod subnet left for a new node: %v", err)
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), joinTimeout)
+	defer cancel()
 	s.joinMu.Lock()
 	defer s.joinMu.Unlock()
-	idx, err := s.apply(r.Context(), &store.Batch{
-		Expect: []store.Expectation{
-			{Kind: store.KindCluster, Version: c.Meta.Version},
-			{Kind: store.KindNode, ID: nodeID, Version: 0},
-		},
-		Cluster:  &next,
-		PutNodes: []api.Node{node},
+	// The subnet is allocated now so the joiner can configure its pod
+	// network before its first assignments arrive.
+	var subnet string
+	idx, err := s.applyToCluster(ctx, func(c api.Cluster) (*store.Batch, error) {
+		next, sub, err := allocator.AllocateSubnet(c, nodeID)
+		if err != nil {
+			return nil, errorf(http.StatusServiceUnavailable, "join: no pod subnet left for a new node: %v", err)
+		}
+		subnet = sub
+		return &store.Batch{
+			Expect:   []store.Expectation{{Kind: store.KindNode, ID: nodeID, Version: 0}},
+			Cluster:  &next,
+			PutNodes: []api.Node{node},
+		}, nil
 	})
 	if err != nil {
 		return err
@@ -139,14 +153,15 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 		// is unchanged. It asks for its vote with manager-ready once its
 		// store has caught up.
 		if err := s.b.AddNonvoter(nodeID, req.RaftAddr); err != nil {
-			return errorf(http.StatusServiceUnavailable, "join: add %s to raft as a nonvoter: %v", req.RaftAddr, err)
+			s.forgetNode(ctx, nodeID)
+			return errorf(http.StatusServiceUnavailable, "join: add %s to raft as a nonvoter: %v; retry the join", req.RaftAddr, err)
 		}
 	}
 	resp := client.JoinResponse{
 		NodeID:    nodeID,
 		CertPEM:   string(certPEM),
 		CACertPEM: string(s.b.Signer().CertPEM()),
-		Managers:  managerAddrs(v),
+		Managers:  managerAddrs(s.b.View()),
 		Network: api.ClusterNetwork{
 			PodCIDR: c.Network.PodCIDR, ServiceCIDR: c.Network.ServiceCIDR, Domain: c.Network.Domain,
 			Subnet: subnet,
@@ -159,6 +174,49 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	s.log.Info("node joined", zap.String("node_id", nodeID), zap.String("role", string(role)), zap.String("hostname", req.Hostname))
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+const (
+	// joinTimeout bounds a join once its token was accepted.
+	joinTimeout = 30 * time.Second
+	// conflictRetries bounds how often a write to the cluster object is
+	// recomputed after another write to it won the race.
+	conflictRetries = 20
+)
+
+// applyToCluster applies the batch build makes from the current cluster
+// object, guarded by the object's version, and rebuilds it when another
+// write changed the object first. Such a conflict is between writers inside
+// the cluster, so the caller should never see it.
+func (s *Server) applyToCluster(ctx context.Context, build func(api.Cluster) (*store.Batch, error)) (uint64, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := s.cluster(s.b.View())
+		if err != nil {
+			return 0, err
+		}
+		b, err := build(*c)
+		if err != nil {
+			return 0, err
+		}
+		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindCluster, Version: c.Meta.Version})
+		idx, err := s.apply(ctx, b)
+		if err == nil || !errors.Is(err, store.ErrConflict) || attempt == conflictRetries || ctx.Err() != nil {
+			return idx, err
+		}
+		s.log.Debug("cluster object changed during a write; retrying", zap.Int("attempt", attempt), zap.Error(err))
+	}
+}
+
+// forgetNode undoes the node record of a join that could not complete, so
+// that a failed join leaves no node behind.
+func (s *Server) forgetNode(ctx context.Context, nodeID string) {
+	_, err := s.applyToCluster(ctx, func(c api.Cluster) (*store.Batch, error) {
+		next := allocator.ReleaseSubnet(c, nodeID)
+		return &store.Batch{Cluster: &next, DeleteNodes: []string{nodeID}}, nil
+	})
+	if err != nil {
+		s.log.Warn("cannot remove the node record of a failed join", zap.String("node_id", nodeID), zap.Error(err))
+	}
 }
 
 // managerReady promotes a caught-up nonvoter to voter.

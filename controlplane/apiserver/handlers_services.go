@@ -129,6 +129,12 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
+	if spec.Name != svc.Spec.Name {
+		// The name is the service's DNS name and what operators and compose
+		// files refer to it by: an update that changed it would make the
+		// service named in the path disappear.
+		return errorf(http.StatusBadRequest, "service %q: name: cannot change to %q; renames are refused (create the new service, then remove the old one)", svc.Spec.Name, spec.Name)
+	}
 	if spec.Mode != svc.Spec.Mode {
 		return errorf(http.StatusBadRequest, "service %q: mode: cannot change from %s to %s; remove and create the service", svc.Spec.Name, svc.Spec.Mode, spec.Mode)
 	}

@@ -219,7 +219,7 @@ func (c *cluster) serve(t *testing.T, h http.Handler) *httptest.Server {
 	return srv
 }
 
-func (c *cluster) newServer(t *testing.T, b *fakeBackend) *Server {
+func (c *cluster) newServer(t *testing.T, b Backend) *Server {
 	t.Helper()
 	s, err := New(Config{Backend: b, CAPool: c.ca.Pool, Now: func() time.Time { return testNow }})
 	if err != nil {

@@ -165,9 +165,12 @@ type httpError struct {
 	status int
 	msg    string
 	leader string
+	// cause is what the error was made from, for errors.Is.
+	cause error
 }
 
 func (e *httpError) Error() string { return e.msg }
+func (e *httpError) Unwrap() error { return e.cause }
 
 func errorf(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
@@ -423,7 +426,8 @@ func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	case errors.Is(err, s.cfg.NoQuorum):
 		return 0, errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
 	case errors.Is(err, store.ErrConflict):
-		return 0, errorf(http.StatusConflict, "the object changed while the request was applied; retry: %v", err)
+		return 0, &httpError{status: http.StatusConflict, cause: err,
+			msg: fmt.Sprintf("the object changed while the request was applied; retry: %v", err)}
 	case errors.Is(err, raftnode.ErrNotLeader) || !s.b.IsLeader():
 		return 0, errorf(http.StatusServiceUnavailable, "this manager lost leadership while applying the request; retry")
 	}
@@ -431,8 +435,11 @@ func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
 }
 
 // decodeBody reads a JSON request body, naming the field a type error is in.
+// It is the one decoder of every JSON route: the body must be exactly one
+// value with known fields, because a second value or trailing bytes mean
+// the caller sent something other than what the server acts on.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
@@ -441,8 +448,19 @@ func decodeBody(r *http.Request, v any) error {
 		}
 		return errorf(http.StatusBadRequest, "request body: %v", err)
 	}
-	return nil
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return errorf(http.StatusBadRequest, "request body: unexpected data after the JSON value: a second value follows the first; send exactly one")
+	default:
+		return errorf(http.StatusBadRequest, "request body: unexpected data after the JSON value: %v", err)
+	}
 }
+
+// maxBody bounds a JSON request body.
+const maxBody = 4 << 20
 
 func uintText(n uint64) string { return strconv.FormatUint(n, 10) }
 

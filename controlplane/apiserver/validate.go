@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/scheduler"
 )
@@ -96,6 +98,11 @@ func validateSpec(s api.ServiceSpec, selfID string, others []*api.Service) error
 	}
 	if strings.TrimSpace(s.Task.Container.Image) == "" {
 		return fail("task.container.image", "must not be empty")
+	}
+	// The runtime resolves the image with the same grammar; a reference it
+	// cannot parse would only fail later, on every node, as a task error.
+	if _, err := reference.ParseNormalizedNamed(s.Task.Container.Image); err != nil {
+		return fail("task.container.image", "%q: %v", s.Task.Container.Image, err)
 	}
 	if err := validateTask(s.Task, fail); err != nil {
 		return err

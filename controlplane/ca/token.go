@@ -37,6 +37,7 @@ var (
 	ErrTokenExpired   = errors.New("join token: expired")
 	ErrTokenWrongRole = errors.New("join token: wrong role")
 	ErrTokenDisabled  = errors.New("join token: joining with this role is disabled")
+	ErrTokenWrongCA   = errors.New("join token: the CA digest does not match this cluster's CA (the token is for another cluster, or mistyped)")
 )
 
 // Token is a parsed join token.
@@ -129,6 +130,18 @@ func isBase32(s string) bool {
 func HashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
+}
+
+// CheckTokenCA refuses a token whose CA digest is not caDigest, the digest
+// of the cluster CA the server holds. The joiner pins the CA by the digest
+// before it sends the token; the server checks it again so that a token
+// edited by hand, or a client that skips pinning, cannot join a cluster it
+// never verified.
+func CheckTokenCA(tok Token, caDigest string) error {
+	if !strings.EqualFold(tok.CADigest, caDigest) {
+		return ErrTokenWrongCA
+	}
+	return nil
 }
 
 // CheckToken decides whether tok may join as role. See CheckTokenHistory.

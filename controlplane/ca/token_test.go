@@ -150,3 +150,25 @@ func TestCheckToken(t *testing.T) {
 		t.Error("CheckToken for role admin: want error")
 	}
 }
+
+func TestCheckTokenCA(t *testing.T) {
+	digest := newTestCA(t, 1, "a").Digest()
+	other := newTestCA(t, 5, "b").Digest()
+	tok, _, err := NewToken(digest, rng(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTokenCA(p, digest); err != nil {
+		t.Fatalf("own digest: %v", err)
+	}
+	if err := CheckTokenCA(p, strings.ToUpper(digest)); err != nil {
+		t.Fatalf("own digest in upper case: %v", err)
+	}
+	if err := CheckTokenCA(p, other); !errors.Is(err, ErrTokenWrongCA) {
+		t.Fatalf("another CA's digest: %v, want ErrTokenWrongCA", err)
+	}
+}
