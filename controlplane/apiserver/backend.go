@@ -45,6 +45,10 @@ type Raft interface {
 	Leader() (id, addr string)
 	// VerifyLeader confirms with a quorum that this node still leads.
 	VerifyLeader(ctx context.Context) error
+	// WaitCaughtUp blocks until the local store has applied the raft log
+	// this manager must answer from; when ctx ends first the error wraps
+	// raftnode.ErrCatchingUp.
+	WaitCaughtUp(ctx context.Context) error
 	AddNonvoter(id, addr string) error
 	AddVoter(id, addr string) error
 	RemoveServer(id string) error

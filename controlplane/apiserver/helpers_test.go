@@ -35,10 +35,14 @@ type fakeBackend struct {
 	nodeID   string
 	leader   bool
 	leaderID string
-	noQuorum bool
-	members  []Member
-	voterAdd []string
-	nonvoter []string
+	// leaderAddr is the leader's raft address (default "raft:<leaderID>").
+	leaderAddr string
+	noQuorum   bool
+	// catchingUp models a restarted manager whose store is behind its log.
+	catchingUp bool
+	members    []Member
+	voterAdd   []string
+	nonvoter   []string
 
 	ca      *ca.CA
 	blobDir string
@@ -74,6 +78,9 @@ func (f *fakeBackend) IsLeader() bool { f.mu.Lock(); defer f.mu.Unlock(); return
 func (f *fakeBackend) Leader() (string, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.leaderAddr != "" {
+		return f.leaderID, f.leaderAddr
+	}
 	return f.leaderID, "raft:" + f.leaderID
 }
 func (f *fakeBackend) VerifyLeader(context.Context) error {
@@ -84,6 +91,24 @@ func (f *fakeBackend) VerifyLeader(context.Context) error {
 	}
 	return nil
 }
+func (f *fakeBackend) WaitCaughtUp(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		behind := f.catchingUp
+		f.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: its store is at index 1 of 9", raftnode.ErrCatchingUp)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (f *fakeBackend) setCatchingUp(v bool) { f.mu.Lock(); f.catchingUp = v; f.mu.Unlock() }
+
 func (f *fakeBackend) AddNonvoter(id, addr string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -221,7 +246,14 @@ func (c *cluster) serve(t *testing.T, h http.Handler) *httptest.Server {
 
 func (c *cluster) newServer(t *testing.T, b Backend) *Server {
 	t.Helper()
-	s, err := New(Config{Backend: b, CAPool: c.ca.Pool, Now: func() time.Time { return testNow }})
+	return c.newServerWith(t, Config{Backend: b})
+}
+
+// newServerWith is newServer with more of the Config set.
+func (c *cluster) newServerWith(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.CAPool, cfg.Now = c.ca.Pool, func() time.Time { return testNow }
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

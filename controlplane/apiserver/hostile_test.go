@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
@@ -210,5 +211,61 @@ func TestFailedManagerJoinLeavesNoNode(t *testing.T) {
 	v := c.st.View()
 	if len(v.Nodes()) != len(v0.Nodes()) || len(v.Cluster().Subnets) != len(v0.Cluster().Subnets) {
 		t.Fatalf("failed join left %d nodes and %d subnets, was %d and %d", len(v.Nodes()), len(v.Cluster().Subnets), len(v0.Nodes()), len(v0.Cluster().Subnets))
+	}
+}
+
+// TestCatchingUpManagerDoesNotAnswerFromItsStore: a manager whose store is
+// behind its raft log (it just restarted) refuses with 503 rather than
+// answer "not found" for objects that exist, on every path that would
+// answer from that store.
+func TestCatchingUpManagerDoesNotAnswerFromItsStore(t *testing.T) {
+	c := newCluster(t)
+	leaderBe := c.backend(t, "m1", true)
+	leader := c.serve(t, c.newServer(t, leaderBe).Handler())
+	if _, err := c.client(t, "admin", hostOf(leader)).CreateService(t.Context(), webSpec("web", 0)); err != nil {
+		t.Fatal(err)
+	}
+	fb := c.backend(t, "m2", false)
+	fb.leaderID = "" // it has not heard from a leader yet
+	fb.catchingUp = true
+	follower := c.serve(t, c.newServerWith(t, Config{Backend: fb, CatchUpWait: 50 * time.Millisecond, LeaderWait: 50 * time.Millisecond}).Handler())
+	admin := c.client(t, "admin", hostOf(follower))
+	worker := c.client(t, "worker", hostOf(follower))
+	ctx := t.Context()
+
+	_, err := admin.Stale().Service(ctx, "web")
+	wantErr(t, err, http.StatusServiceUnavailable, "this manager is still catching up with the raft log")
+	_, err = admin.Service(ctx, "web")
+	wantErr(t, err, http.StatusServiceUnavailable, "catching up")
+	_, err = worker.Assignments(ctx, 0, 0)
+	wantErr(t, err, http.StatusServiceUnavailable, "catching up")
+
+	fb.setCatchingUp(false)
+	if _, err := admin.Stale().Service(ctx, "web"); err != nil {
+		t.Fatalf("caught up, stale read: %v", err)
+	}
+	if _, err := admin.Service(ctx, "web"); err != nil {
+		t.Fatalf("caught up, no leader known, read from the local view: %v", err)
+	}
+}
+
+// TestFollowerForwardsBeforeKnowingLeaderRecord: a follower whose store
+// does not hold the leader's node record yet forwards to the leader's raft
+// address, which is its API address too.
+func TestFollowerForwardsBeforeKnowingLeaderRecord(t *testing.T) {
+	c := newCluster(t)
+	leader := c.serve(t, c.newServer(t, c.backend(t, "m1", true)).Handler())
+	fb := c.backend(t, "m2", false)
+	fb.leaderAddr = hostOf(leader)
+	follower := c.serve(t, c.newServerWith(t, Config{Backend: fb, RaftAddrIsAPIAddr: true}).Handler())
+	if n, _ := c.st.View().Node("m1"); n.Status.Manager.APIAddr != "" {
+		t.Fatalf("the leader's node record already has an API address")
+	}
+	admin := c.client(t, "admin", hostOf(follower))
+	if _, err := admin.CreateService(t.Context(), webSpec("web", 0)); err != nil {
+		t.Fatalf("write through a follower that knows the leader only from raft: %v", err)
+	}
+	if _, err := admin.Service(t.Context(), "web"); err != nil {
+		t.Fatalf("read through it: %v", err)
 	}
 }

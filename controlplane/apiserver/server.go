@@ -47,6 +47,17 @@ type Config struct {
 	Rand     io.Reader
 	// MaxWait caps a blocking query's wait (default 5m).
 	MaxWait time.Duration
+	// CatchUpWait bounds how long a request served from the local store
+	// waits for the store to catch up with the raft log (Raft.WaitCaughtUp)
+	// before it is refused with 503 (default 5s).
+	CatchUpWait time.Duration
+	// LeaderWait bounds how long a request to forward waits for this
+	// manager to learn who leads, as right after it started (default 3s).
+	LeaderWait time.Duration
+	// RaftAddrIsAPIAddr says that managers serve raft and the API on one
+	// address: the leader's raft address then reaches its API even before
+	// this manager's store holds the leader's node record.
+	RaftAddrIsAPIAddr bool
 }
 
 // Server serves the v1 API. Create it with New.
@@ -90,6 +101,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 5 * time.Minute
+	}
+	if cfg.CatchUpWait <= 0 {
+		cfg.CatchUpWait = 5 * time.Second
+	}
+	if cfg.LeaderWait <= 0 {
+		cfg.LeaderWait = 3 * time.Second
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, log: cfg.Logger.Named("api")}
 	s.routes = s.routeTable()
@@ -320,7 +337,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
-// route decides where the request is served.
+// route decides where the request is served. Whatever is answered from
+// the local store waits until that store has caught up with the raft log:
+// a restarted manager's store starts from its last snapshot, and answering
+// from it would deny that existing objects exist.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, rt Route, id Identity, forwarded bool) error {
 	switch rt.Forward {
 	case Write:
@@ -330,55 +350,83 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rt Route, id Iden
 				// could loop, so let the caller retry.
 				return errorf(http.StatusServiceUnavailable, "leadership changed while the request was forwarded; retry")
 			}
-			return s.forward(w, r, id, true)
+			return s.forward(w, r, rt, id, true)
 		}
+		return rt.Handler(w, r, id)
 	case Read:
-		if r.URL.Query().Get("stale") == "true" {
+		switch {
+		case r.URL.Query().Get("stale") == "true":
 			w.Header().Set(client.HeaderConsistency, "stale")
-			break
-		}
-		if s.b.IsLeader() {
-			if err := s.b.VerifyLeader(r.Context()); err != nil {
-				// Without quorum reads still work, from the local view, and
-				// say so.
-				s.log.Debug("leadership not confirmed; serving a stale read", zap.Error(err))
-				w.Header().Set(client.HeaderConsistency, "stale")
+		case s.b.IsLeader():
+			err := s.b.VerifyLeader(r.Context())
+			if err == nil {
+				// VerifyLeader passed a barrier this term: the store holds
+				// everything committed.
+				return rt.Handler(w, r, id)
 			}
-			break
-		}
-		if forwarded {
+			// Without quorum reads still work, from the local view, and say
+			// so.
+			s.log.Debug("leadership not confirmed; serving a stale read", zap.Error(err))
 			w.Header().Set(client.HeaderConsistency, "stale")
-			break
+		case forwarded:
+			w.Header().Set(client.HeaderConsistency, "stale")
+		default:
+			return s.forward(w, r, rt, id, false)
 		}
-		return s.forward(w, r, id, false)
 	}
-	return rt.Handler(w, r, id)
+	return s.serveLocal(w, r, rt, id)
 }
 
-// leaderAPIAddr finds the leader's API address via its node record.
-func (s *Server) leaderAPIAddr() (string, string, error) {
-	lid, _ := s.b.Leader()
+// caughtUp waits, bounded, until the local store may be answered from.
+func (s *Server) caughtUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CatchUpWait)
+	defer cancel()
+	if err := s.b.WaitCaughtUp(ctx); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, cause: err,
+			msg: fmt.Sprintf("%v; retry, or ask another manager", err)}
+	}
+	return nil
+}
+
+// leaderAPIAddr finds the leader's API address, waiting a little for a
+// leader to be known: a manager that just started learns it from the
+// leader's first heartbeat.
+func (s *Server) leaderAPIAddr(ctx context.Context) (string, string, error) {
+	lid, raftAddr := s.b.Leader()
 	if lid == "" {
-		return "", "", errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+		defer cancel()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for lid == "" {
+			select {
+			case <-ctx.Done():
+				return "", "", errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
+			case <-tick.C:
+			}
+			lid, raftAddr = s.b.Leader()
+		}
 	}
-	n, ok := s.b.View().Node(lid)
-	if !ok || n.Status.Manager == nil || n.Status.Manager.APIAddr == "" {
-		return lid, "", errorf(http.StatusServiceUnavailable, "the leader %s has no known API address yet; retry", lid)
+	if n, ok := s.b.View().Node(lid); ok && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+		return lid, n.Status.Manager.APIAddr, nil
 	}
-	return lid, n.Status.Manager.APIAddr, nil
+	if s.cfg.RaftAddrIsAPIAddr && raftAddr != "" {
+		return lid, raftAddr, nil
+	}
+	return lid, "", errorf(http.StatusServiceUnavailable, "the leader %s has no known API address yet; retry", lid)
 }
 
 // forward proxies the request to the leader with this manager's certificate,
 // naming the original caller in a header the leader trusts from managers.
 // Reads that cannot reach a leader fall back to the local view.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, write bool) error {
-	lid, addr, err := s.leaderAPIAddr()
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, id Identity, write bool) error {
+	lid, addr, err := s.leaderAPIAddr(r.Context())
 	if err != nil {
 		if write {
 			return err
 		}
 		w.Header().Set(client.HeaderConsistency, "stale")
-		return s.serveLocal(w, r, id)
+		return s.serveLocal(w, r, rt, id)
 	}
 	var proxyErr error
 	p := &httputil.ReverseProxy{
@@ -398,7 +446,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, wr
 		s.log.Warn("forward to leader failed", zap.String("leader", lid), zap.String("addr", addr), zap.Error(proxyErr))
 		if !write {
 			w.Header().Set(client.HeaderConsistency, "stale")
-			return s.serveLocal(w, r, id)
+			return s.serveLocal(w, r, rt, id)
 		}
 		return &httpError{status: http.StatusServiceUnavailable, leader: addr,
 			msg: fmt.Sprintf("cannot reach the leader %s at %s (%v); if the managers lost quorum, %s", lid, addr, proxyErr, NoQuorumMessage)}
@@ -406,14 +454,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id Identity, wr
 	return nil
 }
 
-// serveLocal runs the matched route's handler here.
-func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, id Identity) error {
-	for _, rt := range s.routes {
-		if rt.Method+" "+rt.Pattern == r.Pattern {
-			return rt.Handler(w, r, id)
-		}
+// serveLocal runs the route's handler here, from the local store, once
+// that store has caught up.
+func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request, rt Route, id Identity) error {
+	if err := s.caughtUp(r.Context()); err != nil {
+		return err
 	}
-	return errorf(http.StatusNotFound, "no route %s %s", r.Method, r.URL.Path)
+	return rt.Handler(w, r, id)
 }
 
 // apply proposes a batch and maps raft failures to the caller's language.

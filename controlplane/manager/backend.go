@@ -31,6 +31,7 @@ func (b *backend) Apply(ctx context.Context, batch *store.Batch) (uint64, error)
 func (b *backend) IsLeader() bool                         { return b.m.raft.IsLeader() }
 func (b *backend) Leader() (string, string)               { return b.m.raft.Leader() }
 func (b *backend) VerifyLeader(ctx context.Context) error { return b.m.raft.VerifyLeader(ctx) }
+func (b *backend) WaitCaughtUp(ctx context.Context) error { return b.m.raft.WaitCaughtUp(ctx) }
 func (b *backend) AddNonvoter(id, addr string) error      { return b.m.raft.AddNonvoter(id, addr) }
 func (b *backend) AddVoter(id, addr string) error         { return b.m.raft.AddVoter(id, addr) }
 func (b *backend) RemoveServer(id string) error           { return b.m.raft.RemoveServer(id) }

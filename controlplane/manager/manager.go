@@ -243,6 +243,8 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		Backend: &backend{m: m},
 		Logger:  m.cfg.Logger.With(zap.String("component", "api")),
 		CAPool:  m.caCert.Pool,
+		// Raft and the API share the manager port (ALPN).
+		RaftAddrIsAPIAddr: true,
 	})
 	if err != nil {
 		return err

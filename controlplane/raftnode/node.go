@@ -79,6 +79,9 @@ var (
 	ErrTooLarge = errors.New("raft entry too large")
 	// ErrShutdown is returned after Shutdown.
 	ErrShutdown = errors.New("raft node is shut down")
+	// ErrCatchingUp means the local store has not yet applied the log this
+	// manager must serve from (see WaitCaughtUp).
+	ErrCatchingUp = errors.New("this manager is still catching up with the raft log")
 )
 
 // NotLeaderError is returned by writes on a manager that is not the leader.
@@ -119,6 +122,11 @@ type Node struct {
 	trans *raft.NetworkTransport
 	bolt  *raftboltdb.BoltStore
 	store *store.Store
+	logs  raft.LogStore
+	// startIndex is the last index of the log when this node started: the
+	// store must reach it before it answers, or a restarted manager would
+	// serve a state older than the one it served before it stopped.
+	startIndex uint64
 
 	notify chan bool
 	done   chan struct{}
@@ -281,6 +289,8 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.logs = logs
+	n.startIndex = r.LastIndex()
 	ok = true
 	n.wg.Add(1)
 	go n.forward()
@@ -329,6 +339,59 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()
 	return string(i), string(a)
+}
+
+// CaughtUp reports whether the local store holds every command up to the
+// later of the last log index at start and the commit index this manager
+// has heard of from the leader; have and want are the store's index and
+// that target.
+//
+// Raft restores a restarted manager's store from its latest snapshot only;
+// the entries after it are applied once a leader confirms the commit index.
+// Until then the store is older than what this manager served before it
+// stopped, and answering from it would deny that existing objects exist.
+func (n *Node) CaughtUp() (have, want uint64, ok bool) {
+	want = max(n.startIndex, n.raft.CommitIndex())
+	have = n.store.Index()
+	if have >= want {
+		return have, want, true
+	}
+	// The store's index is that of the last command: no-ops, barriers and
+	// configuration entries never reach it. The store is caught up if none
+	// of the entries after its index is a command.
+	for i := have + 1; i <= want; i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			// Only entries already in a snapshot of the FSM are compacted.
+			if errors.Is(err, raft.ErrLogNotFound) && i <= n.raft.AppliedIndex() {
+				continue
+			}
+			return have, want, false
+		}
+		if l.Type == raft.LogCommand {
+			return have, want, false
+		}
+	}
+	return have, want, true
+}
+
+// WaitCaughtUp blocks until CaughtUp, or fails with an error wrapping
+// ErrCatchingUp when ctx ends first.
+func (n *Node) WaitCaughtUp(ctx context.Context) error {
+	for {
+		have, want, ok := n.CaughtUp()
+		if ok {
+			return nil
+		}
+		// The commit index moves without the store; poll it, and wake at
+		// once when the store moves.
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		_, _ = n.store.WaitIndex(wctx, have)
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: its store is at index %d of %d", ErrCatchingUp, have, want)
+		}
+	}
 }
 
 // Store returns the state store this node applies to.

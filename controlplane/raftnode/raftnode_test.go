@@ -487,3 +487,63 @@ func TestRaftPortRequiresClientCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartedFollowerCatchesUpBeforeAnswering restarts a follower under a
+// read loop. Its store comes back from the snapshot only; until it has
+// applied the rest of its log, CaughtUp must say no — a store that said yes
+// while missing tasks it held before the restart would make an API read
+// deny that they exist.
+func TestRestartedFollowerCatchesUpBeforeAnswering(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 3, nil)
+	c.Form()
+	lead := c.Leader(10 * time.Second)
+	var idx uint64
+	for i := 0; i < 30; i++ {
+		idx = c.ApplyAnywhere(raftnodetest.PutTask(fmt.Sprintf("t-%03d", i)), 10*time.Second)
+	}
+	c.WaitAll(idx, 10*time.Second)
+	down := 1
+	if c.Members[down] == lead {
+		down = 2
+	}
+	c.Stop(down)
+	// While it is down the leader backs off from it, as after a crash.
+	for i := 30; i < 40; i++ {
+		idx = c.ApplyAnywhere(raftnodetest.PutTask(fmt.Sprintf("t-%03d", i)), 10*time.Second)
+	}
+	m := c.Start(down)
+	reads, early, missing := 0, 0, 0
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		reads++
+		have, want, ok := m.Node.CaughtUp()
+		if !ok {
+			early++
+			if ctx.Err() != nil {
+				t.Fatalf("not caught up after 20s: store at %d of %d", have, want)
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		// What the follower held before it stopped must all be there.
+		v := m.Store.View()
+		for i := 0; i < 30; i++ {
+			if _, ok := v.Task(fmt.Sprintf("t-%03d", i)); !ok {
+				missing++
+			}
+		}
+		break
+	}
+	t.Logf("%d checks, %d before the store caught up, %d tasks missing once caught up", reads, early, missing)
+	if missing != 0 {
+		t.Fatalf("caught up with %d of the tasks held before the restart missing", missing)
+	}
+	if early == 0 {
+		t.Fatalf("the restarted store was never behind: the test did not exercise a restart")
+	}
+	if err := m.Node.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitAll(idx, 10*time.Second)
+}
