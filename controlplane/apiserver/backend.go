@@ -43,6 +43,9 @@ type Raft interface {
 	IsLeader() bool
 	// Leader returns the leader's raft server ID (its node ID) and raft address.
 	Leader() (id, addr string)
+	// AwaitLeader is Leader that waits, bounded, for a leader to be known;
+	// without one the error wraps raftnode.ErrNoQuorum.
+	AwaitLeader(ctx context.Context) (id, addr string, err error)
 	// VerifyLeader confirms with a quorum that this node still leads.
 	VerifyLeader(ctx context.Context) error
 	// WaitCaughtUp blocks until the local store has applied the raft log

@@ -83,6 +83,13 @@ func (f *fakeBackend) Leader() (string, string) {
 	}
 	return f.leaderID, "raft:" + f.leaderID
 }
+func (f *fakeBackend) AwaitLeader(context.Context) (string, string, error) {
+	id, addr := f.Leader()
+	if id == "" {
+		return "", "", fmt.Errorf("no leader: %w", errNoQuorum)
+	}
+	return id, addr, nil
+}
 func (f *fakeBackend) VerifyLeader(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

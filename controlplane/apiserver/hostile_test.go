@@ -228,7 +228,7 @@ func TestCatchingUpManagerDoesNotAnswerFromItsStore(t *testing.T) {
 	fb := c.backend(t, "m2", false)
 	fb.leaderID = "" // it has not heard from a leader yet
 	fb.catchingUp = true
-	follower := c.serve(t, c.newServerWith(t, Config{Backend: fb, CatchUpWait: 50 * time.Millisecond, LeaderWait: 50 * time.Millisecond}).Handler())
+	follower := c.serve(t, c.newServerWith(t, Config{Backend: fb, CatchUpWait: 50 * time.Millisecond}).Handler())
 	admin := c.client(t, "admin", hostOf(follower))
 	worker := c.client(t, "worker", hostOf(follower))
 	ctx := t.Context()

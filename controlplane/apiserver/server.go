@@ -51,9 +51,6 @@ type Config struct {
 	// waits for the store to catch up with the raft log (Raft.WaitCaughtUp)
 	// before it is refused with 503 (default 5s).
 	CatchUpWait time.Duration
-	// LeaderWait bounds how long a request to forward waits for this
-	// manager to learn who leads, as right after it started (default 3s).
-	LeaderWait time.Duration
 	// RaftAddrIsAPIAddr says that managers serve raft and the API on one
 	// address: the leader's raft address then reaches its API even before
 	// this manager's store holds the leader's node record.
@@ -104,9 +101,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CatchUpWait <= 0 {
 		cfg.CatchUpWait = 5 * time.Second
-	}
-	if cfg.LeaderWait <= 0 {
-		cfg.LeaderWait = 3 * time.Second
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, log: cfg.Logger.Named("api")}
 	s.routes = s.routeTable()
@@ -389,23 +383,11 @@ func (s *Server) caughtUp(ctx context.Context) error {
 }
 
 // leaderAPIAddr finds the leader's API address, waiting a little for a
-// leader to be known: a manager that just started learns it from the
-// leader's first heartbeat.
+// leader to be known (Raft.AwaitLeader).
 func (s *Server) leaderAPIAddr(ctx context.Context) (string, string, error) {
-	lid, raftAddr := s.b.Leader()
-	if lid == "" {
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
-		defer cancel()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for lid == "" {
-			select {
-			case <-ctx.Done():
-				return "", "", errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
-			case <-tick.C:
-			}
-			lid, raftAddr = s.b.Leader()
-		}
+	lid, raftAddr, err := s.b.AwaitLeader(ctx)
+	if err != nil {
+		return "", "", &httpError{status: http.StatusServiceUnavailable, cause: err, msg: NoQuorumMessage}
 	}
 	if n, ok := s.b.View().Node(lid); ok && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
 		return lid, n.Status.Manager.APIAddr, nil

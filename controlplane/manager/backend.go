@@ -28,8 +28,11 @@ func (b *backend) Apply(ctx context.Context, batch *store.Batch) (uint64, error)
 	}
 	return b.m.raft.Apply(ctx, batch)
 }
-func (b *backend) IsLeader() bool                         { return b.m.raft.IsLeader() }
-func (b *backend) Leader() (string, string)               { return b.m.raft.Leader() }
+func (b *backend) IsLeader() bool           { return b.m.raft.IsLeader() }
+func (b *backend) Leader() (string, string) { return b.m.raft.Leader() }
+func (b *backend) AwaitLeader(ctx context.Context) (string, string, error) {
+	return b.m.raft.AwaitLeader(ctx)
+}
 func (b *backend) VerifyLeader(ctx context.Context) error { return b.m.raft.VerifyLeader(ctx) }
 func (b *backend) WaitCaughtUp(ctx context.Context) error { return b.m.raft.WaitCaughtUp(ctx) }
 func (b *backend) AddNonvoter(id, addr string) error      { return b.m.raft.AddNonvoter(id, addr) }

@@ -394,6 +394,34 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	}
 }
 
+// AwaitLeader returns the leader's ID and address, waiting for one to be
+// known, as right after this manager started: it learns the leader from
+// the leader's first heartbeat. A cluster that has been without a leader
+// for NoQuorumWait answers at once with an error wrapping ErrNoQuorum, so
+// that read-only mode does not make every request wait.
+func (n *Node) AwaitLeader(ctx context.Context) (id, addr string, err error) {
+	patience := n.cfg.NoQuorumWait
+	if since := n.noLeaderSince.Load(); since != 0 {
+		patience -= time.Since(time.Unix(0, since))
+	}
+	deadline := time.NewTimer(max(patience, 0))
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, addr := n.Leader(); id != "" {
+			return id, addr, nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return "", "", fmt.Errorf("no leader for %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("wait for raft leader: %w", ctx.Err())
+		}
+	}
+}
+
 // Store returns the state store this node applies to.
 func (n *Node) Store() *store.Store { return n.store }
 
