@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/warrenhq/warren/controlplane/ca"
@@ -40,15 +42,23 @@ func Enroll(ctx context.Context, dataDir, addr, token string, req client.JoinReq
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := SaveCerts(dataDir, certs, []byte(resp.CACertPEM)); err != nil {
-		return nil, nil, nil, err
+	err = SaveCerts(dataDir, certs, []byte(resp.CACertPEM))
+	if err == nil && len(resp.KEK) > 0 {
+		err = ca.SaveKEK(dataDir, resp.KEK)
 	}
-	if len(resp.KEK) > 0 {
-		if err := ca.SaveKEK(dataDir, resp.KEK); err != nil {
-			return nil, nil, nil, err
-		}
+	if err != nil {
+		ForgetEnrolment(dataDir)
+		return nil, nil, nil, fmt.Errorf("save the join's credentials in %s: %w", dataDir, err)
 	}
 	return resp, certs, verifier, nil
+}
+
+// ForgetEnrolment removes what Enroll saved, for a join that cannot be
+// completed: a data dir with credentials but no node.json is half a node,
+// which neither resumes nor looks fresh to the operator.
+func ForgetEnrolment(dataDir string) {
+	_ = os.RemoveAll(filepath.Join(dataDir, CertsDir))
+	_ = os.Remove(filepath.Join(dataDir, ca.KEKFile))
 }
 
 // SaveCerts writes the node's key pair and the cluster CA certificate to

@@ -194,8 +194,11 @@ func (m *Manager) joinCluster(ctx context.Context) error {
 	m.caCert, m.certs, m.kek = verifier, certs, resp.KEK
 	m.ident = &NodeIdentity{NodeID: resp.NodeID, Role: api.RoleManager, Managers: append(resp.Managers, adv), Addr: hostOf(adv), APIAddr: adv, Network: resp.Network}
 	if err := SaveIdentity(m.cfg.DataDir, m.ident); err != nil {
+		ForgetEnrolment(m.cfg.DataDir)
 		return err
 	}
+	// From here on the data dir is a whole node: if raft cannot start now
+	// (the address is taken), the next start resumes it.
 	if err := m.startRaft(false); err != nil {
 		return err
 	}
