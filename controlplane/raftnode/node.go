@@ -123,9 +123,8 @@ type Node struct {
 	bolt  *raftboltdb.BoltStore
 	store *store.Store
 	logs  raft.LogStore
-	// startIndex is the last index of the log when this node started: the
-	// store must reach it before it answers, or a restarted manager would
-	// serve a state older than the one it served before it stopped.
+	// startIndex is the last index of the log when this node started; see
+	// CaughtUp.
 	startIndex uint64
 
 	notify chan bool
@@ -342,16 +341,24 @@ func (n *Node) Leader() (id, addr string) {
 }
 
 // CaughtUp reports whether the local store holds every command up to the
-// later of the last log index at start and the commit index this manager
-// has heard of from the leader; have and want are the store's index and
-// that target.
+// commit index this manager has heard of from a leader; have and want are
+// the store's index and that target.
 //
-// Raft restores a restarted manager's store from its latest snapshot only;
-// the entries after it are applied once a leader confirms the commit index.
-// Until then the store is older than what this manager served before it
+// Raft restores a restarted manager's store from its latest snapshot only
+// and applies the entries after it once a leader confirms the commit index;
+// until then the store is older than what this manager served before it
 // stopped, and answering from it would deny that existing objects exist.
+// Before any commit index has been heard (it is 0 after a restart) the
+// target is the last index the log held at start. It is not kept as a
+// target afterwards: that tail may never have been committed, and a
+// leader that never writes over it would leave the store waiting forever.
+// The first commit index heard already covers every entry of the log that
+// the previous leader had confirmed to this manager.
 func (n *Node) CaughtUp() (have, want uint64, ok bool) {
-	want = max(n.startIndex, n.raft.CommitIndex())
+	want = n.raft.CommitIndex()
+	if want == 0 {
+		want = n.startIndex
+	}
 	have = n.store.Index()
 	if have >= want {
 		return have, want, true

@@ -547,3 +547,59 @@ func TestRestartedFollowerCatchesUpBeforeAnswering(t *testing.T) {
 	}
 	c.WaitAll(idx, 10*time.Second)
 }
+
+// TestRestartedLeaderWithUncommittedTailCatchesUp: a leader cut off from
+// its followers appends entries that never commit, then dies. The new
+// leader writes nothing over most of that tail. When the old leader comes
+// back it must count as caught up once it has the new leader's commit
+// index, not wait for its abandoned tail forever.
+func TestRestartedLeaderWithUncommittedTailCatchesUp(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 3, nil)
+	c.Form()
+	lead := c.Leader(10 * time.Second)
+	idx := c.ApplyAnywhere(raftnodetest.PutTask("committed"), 10*time.Second)
+	c.WaitAll(idx, 10*time.Second)
+	li := -1
+	for i, m := range c.Members {
+		if m == lead {
+			li = i
+		} else {
+			c.Stop(i)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			_, _ = lead.Node.Apply(ctx, raftnodetest.PutTask(fmt.Sprint("lost-", i)))
+		}()
+	}
+	wg.Wait()
+	tail := lead.Node.Stats().LastIndex
+	if tail < idx+3 {
+		t.Fatalf("the cut-off leader's log ends at %d, committed %d: no uncommitted tail to test with", tail, idx)
+	}
+	c.Stop(li)
+	for i := range c.Members {
+		if i != li {
+			c.Start(i)
+		}
+	}
+	c.Leader(10 * time.Second)
+	m := c.Start(li)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if err := m.Node.WaitCaughtUp(ctx); err != nil {
+		t.Fatalf("old leader with an uncommitted tail to %d: %v", tail, err)
+	}
+	v := m.Store.View()
+	if _, ok := v.Task("committed"); !ok {
+		t.Fatal("caught up without the committed task")
+	}
+	if _, ok := v.Task("lost-0"); ok {
+		t.Fatal("an entry that never committed was applied")
+	}
+}
