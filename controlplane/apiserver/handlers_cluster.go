@@ -153,6 +153,10 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 		// is unchanged. It asks for its vote with manager-ready once its
 		// store has caught up.
 		if err := s.b.AddNonvoter(nodeID, req.RaftAddr); err != nil {
+			// The change may still commit after its future failed.
+			if rerr := s.b.RemoveServer(nodeID); rerr != nil {
+				s.log.Warn("cannot take back the raft seat of a failed join", zap.String("node_id", nodeID), zap.Error(rerr))
+			}
 			s.forgetNode(ctx, nodeID)
 			return errorf(http.StatusServiceUnavailable, "join: add %s to raft as a nonvoter: %v; retry the join", req.RaftAddr, err)
 		}
