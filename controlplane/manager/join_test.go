@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 // TestTenConcurrentJoins: two managers and eight workers join one manager
@@ -85,7 +86,7 @@ func TestTenConcurrentJoins(t *testing.T) {
 			t.Errorf("node %s (%s) has no subnet", n.ID, n.Status.Hostname)
 		}
 	}
-	eventually(t, 30*time.Second, "three raft voters", func() error {
+	testutil.Eventually(t, "three raft voters", 30*time.Second, func() error {
 		members, err := m1.m.Raft().Members()
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 // threeManagers builds a cluster the way operators do: init, then two
@@ -41,7 +42,7 @@ func threeManagers(t *testing.T) []*testManager {
 			}
 		}
 	})
-	eventually(t, 30*time.Second, "three voters", func() error {
+	testutil.Eventually(t, "three voters", 30*time.Second, func() error {
 		info, err := ms[0].client(t).Info(t.Context())
 		if err != nil {
 			return err
@@ -120,7 +121,7 @@ func TestRestartedManagerNeverDeniesExistingServices(t *testing.T) {
 		}
 	}
 	f := (leader + 1) % 3
-	eventually(t, 10*time.Second, "follower has the services", func() error {
+	testutil.Eventually(t, "follower has the services", 10*time.Second, func() error {
 		if n := len(ms[f].m.Store().View().Services()); n != existing {
 			return fmt.Errorf("%d services", n)
 		}
@@ -170,7 +171,7 @@ func TestRestartedManagerNeverDeniesExistingServices(t *testing.T) {
 	}()
 	ms[f] = start(t, rc)
 	// Read on until the restarted manager has answered many reads.
-	eventually(t, 30*time.Second, "reads answered after the restart", func() error {
+	testutil.Eventually(t, "reads answered after the restart", 30*time.Second, func() error {
 		stale.mu.Lock()
 		defer stale.mu.Unlock()
 		if stale.ok < 200 {
