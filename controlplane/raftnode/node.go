@@ -353,13 +353,17 @@ func (n *Node) Leader() (id, addr string) {
 // target afterwards: that tail may never have been committed, and a
 // leader that never writes over it would leave the store waiting forever.
 // The first commit index heard already covers every entry of the log that
-// the previous leader had confirmed to this manager.
+// the previous leader had confirmed to this manager. A manager that started
+// with an empty log (it just joined) and has heard nothing is not caught
+// up: want is then 0.
 func (n *Node) CaughtUp() (have, want uint64, ok bool) {
+	have = n.store.Index()
 	want = n.raft.CommitIndex()
 	if want == 0 {
-		want = n.startIndex
+		if want = n.startIndex; want == 0 {
+			return have, 0, false
+		}
 	}
-	have = n.store.Index()
 	if have >= want {
 		return have, want, true
 	}
@@ -395,9 +399,13 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		_, _ = n.store.WaitIndex(wctx, have)
 		cancel()
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: its store is at index %d of %d", ErrCatchingUp, have, want)
+		if ctx.Err() == nil {
+			continue
 		}
+		if want == 0 {
+			return fmt.Errorf("%w: it has not heard from a leader yet", ErrCatchingUp)
+		}
+		return fmt.Errorf("%w: its store is at index %d of %d", ErrCatchingUp, have, want)
 	}
 }
 

@@ -603,3 +603,31 @@ func TestRestartedLeaderWithUncommittedTailCatchesUp(t *testing.T) {
 		t.Fatal("an entry that never committed was applied")
 	}
 }
+
+// TestJoiningMemberIsNotCaughtUpBeforeItHearsALeader: a manager that has
+// just joined starts with an empty log; its empty store must not count as
+// caught up until a leader has told it what is committed.
+func TestJoiningMemberIsNotCaughtUpBeforeItHearsALeader(t *testing.T) {
+	c := raftnodetest.NewCluster(t, 2, nil)
+	c.Start(0)
+	lead := c.Leader(10 * time.Second)
+	c.ApplyAnywhere(raftnodetest.PutTask("t-1"), 10*time.Second)
+	m := c.Start(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	err := m.Node.WaitCaughtUp(ctx)
+	cancel()
+	if !errors.Is(err, raftnode.ErrCatchingUp) || !strings.Contains(err.Error(), "has not heard from a leader") {
+		t.Fatalf("joiner not yet in the configuration: WaitCaughtUp = %v, want ErrCatchingUp", err)
+	}
+	if err := lead.Node.AddNonvoter(m.ID, m.Addr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	if err := m.Node.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Store.View().Task("t-1"); !ok {
+		t.Fatal("caught up without the task committed before the join")
+	}
+}
