@@ -258,6 +258,8 @@ func newJoinTokenCmd(g *globals) *cobra.Command {
 // detach re-executes this command in the background with its output in
 // <data-dir>/warren.log and returns once the node's API socket answers.
 func detach(g *globals, showJoin bool) error {
+	_, statErr := os.Stat(g.dataDir)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
 		return err
 	}
@@ -291,6 +293,12 @@ func detach(g *globals, showJoin bool) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
+			if _, idErr := manager.LoadIdentity(g.dataDir); created && errors.Is(idErr, os.ErrNotExist) {
+				// It never became a node: say why, and leave nothing behind.
+				b, _ := os.ReadFile(logPath)
+				os.RemoveAll(g.dataDir)
+				return fmt.Errorf("warren exited during start (%v):\n%s", err, tail(string(b), 20))
+			}
 			return fmt.Errorf("warren exited during start (%v); see %s", err, logPath)
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -388,4 +396,13 @@ func showJoinCommands(g *globals) {
 			fmt.Fprintf(g.stdout, "\nTo add a %s to this cluster, run this on it:\n\n    warren cluster join --token %s %s\n", ti.Role, ti.Token, addr)
 		}
 	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

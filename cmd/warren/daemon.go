@@ -41,6 +41,12 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	_ = clog.SetLevel("warn")
 	ctx, cancel := signalContext()
 	defer cancel()
+	// A start that fails before this node has an identity leaves no half a
+	// node behind: the data dir goes if this start created it.
+	undo := func() {}
+	if _, err := os.Stat(g.dataDir); errors.Is(err, os.ErrNotExist) {
+		undo = func() { os.RemoveAll(g.dataDir) }
+	}
 	removePid, err := writePidFile(g.dataDir)
 	if err != nil {
 		return err
@@ -70,9 +76,13 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 			mgr, err = openManager(ctx, g, o, log, adv, hostname, &manager.JoinOptions{Addr: start.joinAddr, Token: start.joinToken})
 		}
 	default:
+		undo()
 		return fmt.Errorf("%s holds no node: run `warren cluster init` or `warren cluster join`", g.dataDir)
 	}
 	if err != nil {
+		if _, idErr := manager.LoadIdentity(g.dataDir); errors.Is(idErr, os.ErrNotExist) {
+			undo()
+		}
 		return err
 	}
 	if mgr != nil {
