@@ -20,6 +20,12 @@ type Assignments struct {
 	Role NodeRole `json:"role,omitempty"`
 	// Managers are the API addresses of every manager, so the agent can fail over.
 	Managers []string `json:"managers"`
+	// Secrets are the values of the secrets and configs this node's tasks
+	// mount, sealed under CacheKey. CacheKey is derived by the managers for
+	// this node alone; the agent keeps it in memory and never writes it to
+	// its cache (see docs/security.md).
+	Secrets  []SecretValue `json:"secrets,omitempty"`
+	CacheKey []byte        `json:"cache_key,omitempty"`
 }
 
 // ClusterNetwork are the cluster's address ranges.

@@ -17,7 +17,12 @@ type Cluster struct {
 	Subnets map[string]string `json:"subnets,omitempty"`
 	// VIPs maps service ID to its virtual IP.
 	VIPs map[string]string `json:"vips,omitempty"`
-	Meta Meta              `json:"meta"`
+	// Keys holds the data key of secrets and configs, wrapped by the KEK.
+	Keys ClusterKeys `json:"keys"`
+	// Autolock says whether managers keep the KEK on disk only under an
+	// unlock key the operator holds.
+	Autolock bool `json:"autolock,omitempty"`
+	Meta     Meta `json:"meta"`
 }
 
 // ClusterNetworkSpec are the address ranges chosen at init.

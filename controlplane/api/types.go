@@ -155,6 +155,9 @@ type ContainerSpec struct {
 	StopSignal string            `json:"stop_signal,omitempty"`
 	StopGrace  Duration          `json:"stop_grace,omitempty"`
 	ReadOnly   bool              `json:"read_only,omitempty"`
+	// Secrets and Configs are mounted from a tmpfs on the node (api/secret.go).
+	Secrets []SecretRef `json:"secrets,omitempty"`
+	Configs []SecretRef `json:"configs,omitempty"`
 }
 
 // MountType is bind, tmpfs or volume.

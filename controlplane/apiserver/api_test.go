@@ -168,7 +168,7 @@ func TestJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(m.KEK) != "kek-bytes" {
+	if string(m.KEK) != testKEK {
 		t.Fatalf("manager join did not hand over the KEK")
 	}
 	if len(be.voterAdd) != 0 || len(be.nonvoter) != 1 || be.nonvoter[0] != m.NodeID {

@@ -46,6 +46,16 @@ var wantAllowed = map[string]string{
 	"DELETE /v1/images/{name...}":        "admin",
 	"GET /v1/image-blobs/{name...}":      "worker manager admin",
 	"POST /v1/certs/renew":               "worker manager admin",
+	"POST /v1/secrets":                   "admin",
+	"GET /v1/secrets":                    "manager admin",
+	"GET /v1/secrets/{ref}":              "manager admin",
+	"POST /v1/secrets/{ref}/update":      "admin",
+	"DELETE /v1/secrets/{ref}":           "admin",
+	"POST /v1/configs":                   "admin",
+	"GET /v1/configs":                    "manager admin",
+	"GET /v1/configs/{ref}":              "manager admin",
+	"POST /v1/configs/{ref}/update":      "admin",
+	"DELETE /v1/configs/{ref}":           "admin",
 }
 
 // concretePath fills a pattern's wildcards.

@@ -140,6 +140,11 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 	if len(a.Managers) == 0 {
 		a.Managers = managerAddrs(v)
 	}
+	secrets, cacheKey, err := s.nodeSecrets(v, id.NodeID, a.Tasks)
+	if err != nil {
+		return err
+	}
+	a.Secrets, a.CacheKey = secrets, cacheKey
 	writeIndex(w, a.Index)
 	writeJSON(w, http.StatusOK, a)
 	return nil

@@ -33,8 +33,11 @@ func servicePtrs(v *store.View) []*api.Service {
 	return out
 }
 
-func (s *Server) checkSpec(v *store.View, spec api.ServiceSpec, selfID string) error {
-	if err := validateSpec(spec, selfID, servicePtrs(v)); err != nil {
+func (s *Server) checkSpec(v *store.View, spec *api.ServiceSpec, selfID string) error {
+	if err := resolveSecretRefs(v, spec); err != nil {
+		return err
+	}
+	if err := validateSpec(*spec, selfID, servicePtrs(v)); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	if other, ok := v.ServiceByName(spec.Name); ok && other.ID != selfID {
@@ -50,7 +53,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 	}
 	spec = withDefaults(spec)
 	v := s.b.View()
-	if err := s.checkSpec(v, spec, ""); err != nil {
+	if err := s.checkSpec(v, &spec, ""); err != nil {
 		return err
 	}
 	c, err := s.cluster(v)
@@ -138,7 +141,7 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identit
 	if spec.Mode != svc.Spec.Mode {
 		return errorf(http.StatusBadRequest, "service %q: mode: cannot change from %s to %s; remove and create the service", svc.Spec.Name, svc.Spec.Mode, spec.Mode)
 	}
-	if err := s.checkSpec(v, spec, svc.ID); err != nil {
+	if err := s.checkSpec(v, &spec, svc.ID); err != nil {
 		return err
 	}
 	if reflect.DeepEqual(spec, svc.Spec) {

@@ -22,6 +22,8 @@ var (
 	errNoQuorum  = raftnode.ErrNoQuorum
 	errNotLeader = &raftnode.NotLeaderError{LeaderID: "m1"}
 	testNow      = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	// testKEK is 32 bytes: secrets are sealed under keys wrapped by it.
+	testKEK = "kek-bytes-for-the-api-test-fakes"
 )
 
 // fakeBackend applies batches straight to a real store, standing in for raft.
@@ -143,7 +145,7 @@ func (f *fakeBackend) Members() ([]Member, error) {
 }
 func (f *fakeBackend) NodeID() string          { return f.nodeID }
 func (f *fakeBackend) Signer() Signer          { return f.ca }
-func (f *fakeBackend) KEK() []byte             { return []byte("kek-bytes") }
+func (f *fakeBackend) KEK() []byte             { return []byte(testKEK) }
 func (f *fakeBackend) BlobDir() string         { return f.blobDir }
 func (f *fakeBackend) ForwardTLS() *tls.Config { return f.fwdTLS }
 

@@ -18,7 +18,7 @@ var (
 // routeTable is every route of the v1 API. docs/api.md documents it and the
 // authorisation test enumerates it.
 func (s *Server) routeTable() []Route {
-	return []Route{
+	return append([]Route{
 		{http.MethodGet, "/v1/cluster", certified, Read, s.clusterInfo},
 
 		{http.MethodPost, "/v1/join", anyone, Write, s.join},
@@ -61,5 +61,5 @@ func (s *Server) routeTable() []Route {
 
 		// Renewal needs the CA key, which every manager holds; no raft write.
 		{http.MethodPost, "/v1/certs/renew", certified, Local, s.renewCert},
-	}
+	}, s.secretRoutes()...)
 }

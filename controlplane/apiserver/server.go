@@ -74,6 +74,8 @@ type Server struct {
 
 	// joinMu serialises joins so two joiners cannot race for raft changes.
 	joinMu sync.Mutex
+
+	dek dekCache
 }
 
 // New checks cfg and builds the route table.

@@ -17,6 +17,10 @@ type CommandType uint8
 const (
 	// CmdBatch is a Batch encoded as JSON.
 	CmdBatch CommandType = 1
+	// CmdSecretBatch is a Batch that also carries Secrets. It has its own
+	// type so that a manager too old to know secrets stops on it instead of
+	// applying the rest and silently dropping the secret changes.
+	CmdSecretBatch CommandType = 2
 
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
@@ -31,6 +35,8 @@ const (
 	KindService = "service"
 	KindTask    = "task"
 	KindCluster = "cluster"
+	KindSecret  = string(api.KindSecret)
+	KindConfig  = string(api.KindConfig)
 )
 
 // Expectation is one optimistic-concurrency precondition of a Batch: the
@@ -60,7 +66,7 @@ type NodeStatusUpdate struct {
 //
 // Within a kind, deletes are applied before puts, so a batch may replace a
 // service by another of the same name. Kinds are applied in field order:
-// cluster, nodes, services, tasks, task statuses, node statuses, images.
+// cluster, nodes, services, tasks, task statuses, node statuses, images, secrets.
 type Batch struct {
 	// Now is the proposer's clock. The FSM stamps Meta.CreatedAt and
 	// Meta.UpdatedAt with it and never calls time.Now, so replicas agree.
@@ -89,6 +95,10 @@ type Batch struct {
 
 	PutImages    []api.Image `json:"put_images,omitempty"`
 	DeleteImages []string    `json:"delete_images,omitempty"`
+
+	// Secrets changes secrets and configs (secrets.go); applied last, so
+	// its checks see this batch's services.
+	Secrets *SecretChanges `json:"secrets,omitempty"`
 }
 
 var (
@@ -118,7 +128,11 @@ func Encode(b *Batch) ([]byte, error) {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
 	out := make([]byte, 0, len(body)+1)
-	out = append(out, byte(CmdBatch))
+	t := CmdBatch
+	if b.Secrets != nil {
+		t = CmdSecretBatch
+	}
+	out = append(out, byte(t))
 	return append(out, body...), nil
 }
 
@@ -129,7 +143,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch:
+	case t == CmdBatch || t == CmdSecretBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)
