@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 )
 
@@ -80,6 +81,8 @@ kernel (eBPF), over an encrypted WireGuard mesh. 'wrn' is the same program.`,
 		newApplyCmd(g),
 		newStackCmd(g),
 		newImageCmd(g),
+		newSecretCmd(g, api.KindSecret),
+		newSecretCmd(g, api.KindConfig),
 		newVersionCmd(g),
 	)
 	return root

@@ -83,6 +83,7 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.StringVar(&f.updateFailure, "update-failure-action", "pause", "on failure during an update: pause, rollback or continue")
 	fs.Uint32Var(&f.canaryWeight, "canary-weight", 10, "percent of new connections sent to the new version (canary)")
 	fs.StringVar(&f.version, "version", "", "version label of this spec for traffic splitting (default derived from the spec version)")
+	addSecretFlags(fs, &f.refs)
 }
 
 // flagSet reports whether the user set a flag; --port is an alias of --publish.
@@ -191,6 +192,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
 	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed")
+	addSecretUpdateFlags(cmd.Flags(), &f.refs)
 	return cmd
 }
 

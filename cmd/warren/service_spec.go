@@ -54,6 +54,7 @@ type serviceFlags struct {
 	updateFailure   string
 	canaryWeight    uint32
 	version         string
+	refs            secretFlags
 }
 
 // specFromFlags builds a ServiceSpec. It is pure so that every flag's path
@@ -157,6 +158,9 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 			}
 			c.Mounts = append(c.Mounts, mt)
 		}
+	}
+	if err := applySecretFlags(c, &f.refs, set); err != nil {
+		return s, err
 	}
 	if set("stop-signal") {
 		c.StopSignal = f.stopSignal
