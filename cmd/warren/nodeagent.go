@@ -149,7 +149,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	}
 	a, err := agent.New(agent.Config{
 		NodeID: ident.NodeID, DataDir: g.dataDir, Manager: mc, Managers: ident.Managers,
-		Executor: worker, Network: sink,
+		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
 		Registration: registration(ident, hostname, labels, sink.NodeNetwork),
 		Logger:       n.log,
 	})

@@ -53,6 +53,9 @@ type Config struct {
 	// capacity and keys may change.
 	Registration func() api.NodeRegistration
 	Logger       *zap.Logger
+	// Secrets holds the files of secrets and configs (tmpfs); nil on a node
+	// that cannot run tasks mounting them.
+	Secrets SecretFS
 
 	// Heartbeat is the registration interval (default 2s: unchanged heartbeats
 	// stay in the leader's memory, so they are cheap, and a down grace as short
@@ -76,6 +79,10 @@ type Agent struct {
 	applied  *api.Assignments          // last assignments handed to Executor and Network
 	current  *api.Assignments          // last assignments received or cached
 	managers []string
+	// cacheKey opens the secret values in the assignments. It only ever
+	// lives in memory: a node that reboots without reaching a manager
+	// cannot read the secrets in its own cache.
+	cacheKey []byte
 
 	latest   chan *api.Assignments // size 1: the applier only wants the newest
 	reportCh chan struct{}         // size 1: something to send
@@ -306,7 +313,11 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	if err := a.cfg.Network.SetNetwork(ctx, as); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	if err := a.cfg.Executor.Set(ctx, as.Tasks); err != nil {
+	tasks, err := a.withSecrets(as)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Executor.Set(ctx, tasks); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
 	return nil
@@ -380,6 +391,12 @@ func (a *Agent) watchLoop(ctx context.Context) {
 // accept makes as current and persists it with the manager list it names.
 func (a *Agent) accept(as *api.Assignments) error {
 	a.mu.Lock()
+	if len(as.CacheKey) > 0 {
+		a.cacheKey = as.CacheKey
+	}
+	stripped := *as
+	stripped.CacheKey = nil
+	as = &stripped
 	a.current = as
 	changed := len(as.Managers) > 0 && !slices.Equal(as.Managers, a.managers)
 	if changed {
