@@ -36,7 +36,8 @@ func main() {
 	}
 }
 
-// subcommand runs "healthcheck [URL]", "lookup NAME", "touch FILE" or "rm FILE".
+// subcommand runs "healthcheck [URL]", "lookup NAME", "cat FILE", "stat FILE",
+// "touch FILE" or "rm FILE".
 func subcommand(args []string) int {
 	switch args[0] {
 	case "healthcheck":
@@ -74,6 +75,22 @@ func subcommand(args []string) int {
 			fmt.Println(a)
 		}
 		return 0
+	case "cat", "stat":
+		// Tests read a task's secrets as the task sees them.
+		if len(args) != 2 {
+			fmt.Fprintf(os.Stderr, "usage: %s FILE\n", args[0])
+			return 2
+		}
+		if args[0] == "cat" {
+			b, err := os.ReadFile(args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			_, _ = os.Stdout.Write(b)
+			return 0
+		}
+		return statFile(args[1])
 	case "touch", "rm":
 		if len(args) != 2 {
 			fmt.Fprintf(os.Stderr, "usage: %s FILE\n", args[0])
@@ -91,7 +108,7 @@ func subcommand(args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "unknown subcommand %q (healthcheck, lookup, touch, rm)\n", args[0])
+	fmt.Fprintf(os.Stderr, "unknown subcommand %q (healthcheck, lookup, cat, stat, touch, rm)\n", args[0])
 	return 2
 }
 

@@ -1,0 +1,242 @@
+//go:build linux
+
+package clustertest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/controlplane/client"
+	"golang.org/x/sys/unix"
+
+	"github.com/warrenhq/warren/kernel-tests/ktest"
+)
+
+// randomMarker is a value no file could hold by chance.
+func randomMarker(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "wrn-marker-" + hex.EncodeToString(b)
+}
+
+// valueFile writes v to a file outside every data dir, for the CLI.
+func valueFile(t *testing.T, v string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "value")
+	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// filesHolding lists the files under dir that hold any marker raw, in
+// base64 or in hex.
+func filesHolding(t *testing.T, dir string, markers ...string) []string {
+	t.Helper()
+	var forms [][]byte
+	for _, m := range markers {
+		forms = append(forms, []byte(m), []byte(base64.StdEncoding.EncodeToString([]byte(m))),
+			[]byte(base64.RawStdEncoding.EncodeToString([]byte(m))), []byte(hex.EncodeToString([]byte(m))))
+	}
+	var out []string
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				out = append(out, p)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	if n == 0 {
+		t.Fatalf("no files under %s: the search would find nothing anyway", dir)
+	}
+	return out
+}
+
+func fileHas(t *testing.T, p, s string) bool {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(b, []byte(s))
+}
+
+// mountFS returns the filesystem type of the mount at target in a
+// process's mount namespace, from /proc/<pid>/mountinfo.
+func mountFS(pid int, target string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return "", err
+	}
+	fstype := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[4] != target {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) {
+				fstype = f[i+1] // the last mount at target wins
+			}
+		}
+	}
+	if fstype == "" {
+		return "", fmt.Errorf("no mount at %s in /proc/%d/mountinfo", target, pid)
+	}
+	return fstype, nil
+}
+
+// TestSecrets follows a secret and a config from the CLI into one task on
+// a worker: mounted from tmpfs with the owner and mode asked for, absent
+// from the node that runs no task using it, rotated in place in the
+// running task, and in no file of any data dir.
+func TestSecrets(t *testing.T) {
+	ktest.Binary(t, "ctr")
+	c := newCluster(t, 2)
+	h1, h2 := c.hosts[0], c.hosts[1]
+	c.init(h1)
+	c.join(h2, h1, strings.TrimSpace(h1.mustCLI("cluster", "join-token", "worker", "-q")))
+	for _, h := range c.hosts {
+		id := h.nodeID(t)
+		t.Cleanup(func() {
+			_ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH)
+			os.RemoveAll(filepath.Join("/run/warren", id))
+		})
+	}
+	m1, m2, conf := randomMarker(t), randomMarker(t), randomMarker(t)
+
+	// Bad input is refused with the reason, and nothing is stored.
+	for _, bad := range []struct{ args []string }{
+		{[]string{"secret", "create", "a/b", valueFile(t, "x")}},
+		{[]string{"secret", "create", "a..b", valueFile(t, "x")}},
+		{[]string{"secret", "create", "big", valueFile(t, strings.Repeat("x", 500<<10+1))}},
+	} {
+		if out, err := h1.cli(bad.args...); err == nil {
+			t.Fatalf("warren %v accepted: %s", bad.args, out)
+		}
+	}
+	h1.mustCLI("secret", "create", "db", valueFile(t, m1))
+	h1.mustCLI("config", "create", "app.conf", valueFile(t, conf))
+	var infos []client.SecretInfo
+	if err := h1.cliJSON(&infos, "secret", "ls"); err != nil || len(infos) != 1 {
+		t.Fatalf("secret ls = %+v, %v (the refused creates must store nothing)", infos, err)
+	}
+	if out := h1.mustCLI("secret", "inspect", "db"); strings.Contains(out, m1) {
+		t.Fatal("secret inspect shows the value")
+	}
+	if out := h1.mustCLI("config", "inspect", "app.conf"); !strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(conf))) {
+		t.Fatalf("config inspect does not show the value:\n%s", out)
+	}
+
+	h1.mustCLI("image", "load", "-i", c.image)
+	if out, err := h1.cli("service", "create", "bad", "--image", demoRef, "--secret", "nope", "-d"); err == nil || !strings.Contains(err.Error(), `secret "nope" not found`) {
+		t.Fatalf("a service with an unknown secret: %v %s", err, out)
+	}
+	h1.mustCLI("service", "create", "sec", "--image", demoRef, "--constraint", "node.role==worker",
+		"--secret", "source=db,uid=1000,gid=1001,mode=0440", "--config", "source=app.conf,target=/etc/app.conf", "--timeout", "2m")
+	tk := c.waitRunning(h1, "sec", 1, 90*time.Second, nil)[0]
+	if c.hostOfNode(t, tk.NodeID) != h2 {
+		t.Fatalf("task on %s, want the worker h2", tk.NodeID)
+	}
+	read := func(p string) (string, error) { return h2.exec(t, tk, "cat", p) }
+	if got, err := read("/run/secrets/db"); err != nil || got != m1 {
+		t.Fatalf("task reads /run/secrets/db = %q, %v; want the secret", got, err)
+	}
+	if got, err := h2.exec(t, tk, "stat", "/run/secrets/db"); err != nil || strings.TrimSpace(got) != "uid=1000 gid=1001 mode=0440" {
+		t.Fatalf("stat /run/secrets/db = %q, %v", got, err)
+	}
+	if got, err := read("/etc/app.conf"); err != nil || got != conf {
+		t.Fatalf("task reads /etc/app.conf = %q, %v", got, err)
+	}
+	if got, err := h2.exec(t, tk, "stat", "/etc/app.conf"); err != nil || strings.TrimSpace(got) != "uid=0 gid=0 mode=0444" {
+		t.Fatalf("stat /etc/app.conf = %q, %v (Swarm's defaults)", got, err)
+	}
+	for _, target := range []string{"/run/secrets", "/etc/app.conf"} {
+		if fstype, err := mountFS(tk.Status.PID, target); err != nil || fstype != "tmpfs" {
+			t.Fatalf("%s in the task is on %q (%v), want tmpfs", target, fstype, err)
+		}
+	}
+
+	// What each agent received: the node running the task holds the
+	// secret's ID in its cached assignments; the other never saw it.
+	var dbs []client.SecretInfo
+	if err := h1.cliJSON(&dbs, "secret", "inspect", "db"); err != nil || len(dbs) != 1 {
+		t.Fatalf("secret inspect db: %+v, %v", dbs, err)
+	}
+	db := dbs[0]
+	eventually(t, "h2's agent cache lists the secret it got", 10*time.Second, func() error {
+		if !fileHas(t, filepath.Join(h2.dataDir, "agent.db"), db.ID) {
+			return fmt.Errorf("secret %s not in h2's agent.db", db.ID)
+		}
+		return nil
+	})
+	if fileHas(t, filepath.Join(h1.dataDir, "agent.db"), db.ID) {
+		t.Fatal("h1 runs no task using the secret, yet its agent received it")
+	}
+
+	if out, err := h1.cli("secret", "rm", "db"); err == nil || !strings.Contains(err.Error(), "in use by service sec") {
+		t.Fatalf("rm of a secret in use: %v %s", err, out)
+	}
+
+	// Rotation in place: the same container sees the new value.
+	h1.mustCLI("secret", "update", "db", valueFile(t, m2))
+	eventually(t, "the running task reads the new value", 30*time.Second, func() error {
+		got, err := read("/run/secrets/db")
+		if err != nil || got != m2 {
+			return fmt.Errorf("/run/secrets/db = %q, %v", got, err)
+		}
+		return nil
+	})
+	if now := c.waitRunning(h1, "sec", 1, 30*time.Second, nil)[0]; now.ID != tk.ID || now.Status.ContainerID != tk.Status.ContainerID || now.Status.PID != tk.Status.PID {
+		t.Fatalf("the task was replaced (%s pid %d → %s pid %d); want an in-place update", tk.ID, tk.Status.PID, now.ID, now.Status.PID)
+	}
+
+	for _, h := range c.hosts {
+		if got := filesHolding(t, h.dataDir, m1, m2); len(got) > 0 {
+			t.Errorf("%s: the secret is in clear in %v", h.name, got)
+		}
+	}
+
+	// The task stops: its files leave the node's tmpfs.
+	dir := filepath.Join("/run/warren", h2.nodeID(t), "secrets", tk.ID)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the task's secret dir %s: %v", dir, err)
+	}
+	h1.mustCLI("service", "rm", "sec")
+	eventually(t, "the stopped task's secret files are gone", 30*time.Second, func() error {
+		if _, err := os.Stat(dir); err == nil {
+			return fmt.Errorf("%s still exists", dir)
+		}
+		return nil
+	})
+	h1.mustCLI("secret", "rm", "db")
+}
