@@ -39,8 +39,10 @@ type Secret struct {
 	// cannot be moved to another object.
 	Sealed []byte `json:"sealed,omitempty"`
 	// Size is the length of the value in bytes.
-	Size int  `json:"size"`
-	Meta Meta `json:"meta"`
+	Size int `json:"size"`
+	// Rotation counts the changes of the value (1 at create).
+	Rotation uint64 `json:"rotation"`
+	Meta     Meta   `json:"meta"`
 }
 
 // SecretSpec is what the operator controls.
@@ -65,6 +67,10 @@ type SecretRef struct {
 	// Restart rolls the service's tasks when the value changes instead of
 	// rewriting the file inside the running tasks.
 	Restart bool `json:"restart,omitempty"`
+	// Rotation is, for a Restart mount, the value's rotation the tasks are
+	// made with; the API sets it, so a new value changes the task template
+	// and the orchestrator rolls the tasks.
+	Rotation uint64 `json:"rotation,omitempty"`
 }
 
 // SecretValue is one value inside a node's Assignments: only those the

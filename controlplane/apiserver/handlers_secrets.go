@@ -140,6 +140,7 @@ func (s *Server) sealInto(v *store.View, obj *api.Secret, data []byte, b *store.
 		return err
 	}
 	obj.Sealed, obj.Size = sealed, len(data)
+	obj.Rotation++
 	if next != nil {
 		b.Cluster = next
 		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindCluster, Version: v.Cluster().Meta.Version})
@@ -253,10 +254,14 @@ func (s *Server) updateSecret(w http.ResponseWriter, r *http.Request, kind api.S
 			return err
 		}
 		for _, svc := range v.Services() {
-			if !restartsOn(svc.Spec, kind, x.ID) {
+			next, ok := withRotation(svc.Spec, kind, x.ID, x.Rotation)
+			if !ok {
 				continue
 			}
 			b.Expect = append(b.Expect, store.Expectation{Kind: store.KindService, ID: svc.ID, Version: svc.Meta.Version})
+			prev := svc.Spec
+			svc.PreviousSpec = &prev
+			svc.Spec = next
 			svc.SpecVersion++
 			svc.Update = nil
 			b.PutServices = append(b.PutServices, svc)
@@ -271,12 +276,26 @@ func (s *Server) updateSecret(w http.ResponseWriter, r *http.Request, kind api.S
 	return nil
 }
 
-func restartsOn(spec api.ServiceSpec, kind api.SecretKind, id string) bool {
-	refs := spec.Task.Container.Secrets
+// withRotation returns spec with its restart=true mounts of the object
+// moved to the new rotation, and whether there were any. Like an update by
+// the operator, this changes the task template, which is what makes the
+// orchestrator roll the tasks by the service's update strategy.
+func withRotation(spec api.ServiceSpec, kind api.SecretKind, id string, rotation uint64) (api.ServiceSpec, bool) {
+	c := &spec.Task.Container
+	refs := &c.Secrets
 	if kind == api.KindConfig {
-		refs = spec.Task.Container.Configs
+		refs = &c.Configs
 	}
-	return slices.ContainsFunc(refs, func(r api.SecretRef) bool { return r.ID == id && r.Restart })
+	out := slices.Clone(*refs)
+	changed := false
+	for i := range out {
+		if out[i].ID == id && out[i].Restart {
+			out[i].Rotation = rotation
+			changed = true
+		}
+	}
+	*refs = out
+	return spec, changed
 }
 
 func (s *Server) removeSecret(w http.ResponseWriter, r *http.Request, kind api.SecretKind) error {
@@ -323,6 +342,10 @@ func resolveSecretRefs(v *store.View, spec *api.ServiceSpec) error {
 				return errorf(http.StatusBadRequest, "service %q: %s %q not found (create it with warren %s create)", spec.Name, kind, ref.Name, kind)
 			}
 			ref.ID = x.ID
+			ref.Rotation = 0
+			if ref.Restart {
+				ref.Rotation = x.Rotation
+			}
 			if ref.Target == "" {
 				ref.Target = "/run/secrets/" + ref.Name
 				if kind == api.KindConfig {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -110,7 +111,7 @@ func TestSecretsLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, _ := admin.Service(ctx, "web")
-	want := api.SecretRef{ID: res.ID, Name: "db", Target: "/run/secrets/db", Mode: 0o444, Restart: true}
+	want := api.SecretRef{ID: res.ID, Name: "db", Target: "/run/secrets/db", Mode: 0o444, Restart: true, Rotation: 1}
 	if got := svc.Spec.Task.Container.Secrets[0]; got != want {
 		t.Fatalf("stored secret ref = %+v, want %+v", got, want)
 	}
@@ -133,6 +134,14 @@ func TestSecretsLifecycle(t *testing.T) {
 	next, _ := admin.Service(ctx, "web")
 	if next.SpecVersion != svc.SpecVersion+1 {
 		t.Fatalf("spec version %d → %d after a restart=true secret update", svc.SpecVersion, next.SpecVersion)
+	}
+	// The task template itself must change: an equal template counts as
+	// current and would not be rolled (orchestrator.current).
+	if reflect.DeepEqual(next.Spec.Task, svc.Spec.Task) || next.Spec.Task.Container.Secrets[0].Rotation != 2 {
+		t.Fatalf("restart=true update left the task template as it was: %+v", next.Spec.Task.Container.Secrets)
+	}
+	if next.PreviousSpec == nil || next.PreviousSpec.Task.Container.Secrets[0].Rotation != 1 {
+		t.Fatal("the previous spec is not kept for rollback")
 	}
 	// A config update without restart leaves the service alone.
 	if _, err := admin.UpdateSecret(ctx, api.KindConfig, "app.conf", client.SecretUpdateRequest{Data: []byte("port=81\n")}); err != nil {

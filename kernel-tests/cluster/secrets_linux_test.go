@@ -203,7 +203,11 @@ func TestSecrets(t *testing.T) {
 		t.Fatal("h1 runs no task using the secret, yet its agent received it")
 	}
 
-	if out, err := h1.cli("secret", "rm", "db"); err == nil || !strings.Contains(err.Error(), "in use by service sec") {
+	// A second service takes the Swarm way: restart=true rolls its task.
+	h1.mustCLI("service", "create", "rst", "--image", demoRef, "--secret", "source=db,restart=true", "--timeout", "2m")
+	old := c.waitRunning(h1, "rst", 1, 90*time.Second, nil)[0]
+
+	if out, err := h1.cli("secret", "rm", "db"); err == nil || !strings.Contains(err.Error(), "in use by service rst, sec") {
 		t.Fatalf("rm of a secret in use: %v %s", err, out)
 	}
 
@@ -220,6 +224,22 @@ func TestSecrets(t *testing.T) {
 		t.Fatalf("the task was replaced (%s pid %d → %s pid %d); want an in-place update", tk.ID, tk.Status.PID, now.ID, now.Status.PID)
 	}
 
+	eventually(t, "restart=true replaced the task of rst, which reads the new value", 90*time.Second, func() error {
+		ts, err := h1.tasks("rst")
+		if err != nil {
+			return err
+		}
+		run := runningTasks(ts)
+		if len(run) != 1 || run[0].ID == old.ID {
+			return fmt.Errorf("rst tasks: %s", describeTasks(run))
+		}
+		got, err := c.hostOfNode(t, run[0].NodeID).exec(t, run[0], "cat", "/run/secrets/db")
+		if err != nil || got != m2 {
+			return fmt.Errorf("new task reads %q, %v", got, err)
+		}
+		return nil
+	})
+
 	for _, h := range c.hosts {
 		if got := filesHolding(t, h.dataDir, m1, m2); len(got) > 0 {
 			t.Errorf("%s: the secret is in clear in %v", h.name, got)
@@ -231,7 +251,7 @@ func TestSecrets(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("the task's secret dir %s: %v", dir, err)
 	}
-	h1.mustCLI("service", "rm", "sec")
+	h1.mustCLI("service", "rm", "sec", "rst")
 	eventually(t, "the stopped task's secret files are gone", 30*time.Second, func() error {
 		if _, err := os.Stat(dir); err == nil {
 			return fmt.Errorf("%s still exists", dir)
