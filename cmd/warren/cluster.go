@@ -23,7 +23,8 @@ import (
 
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Create, join and inspect the cluster (like docker swarm)"}
-	cmd.AddCommand(newClusterInitCmd(g), newClusterJoinCmd(g), newClusterInfoCmd(g), newJoinTokenCmd(g), newClusterLeaveCmd(g))
+	cmd.AddCommand(newClusterInitCmd(g), newClusterJoinCmd(g), newClusterInfoCmd(g), newJoinTokenCmd(g), newClusterLeaveCmd(g),
+		newClusterUpdateCmd(g), newClusterUnlockCmd(g), newClusterUnlockKeyCmd(g))
 	return cmd
 }
 
@@ -71,6 +72,7 @@ type nodeOpts struct {
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
+	autolock                     bool
 }
 
 func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
@@ -100,6 +102,7 @@ func addInitFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.serviceCIDR, "service-cidr", "10.43.0.0/16", "address range for service virtual IPs")
 	fs.StringVar(&o.domain, "domain", "warren.local", "DNS domain of services")
 	fs.DurationVar(&o.nodeDownGrace, "node-down-grace", 30*time.Second, "how long a node may miss heartbeats before its tasks are moved")
+	fs.BoolVar(&o.autolock, "autolock", false, "managers need `warren cluster unlock` with the unlock key (printed once) after a restart")
 }
 
 // nodeStart says how runNode brings the node up when its data dir is empty.

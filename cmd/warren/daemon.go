@@ -91,6 +91,9 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 		ident = &id
 		if r := mgr.InitResult(); r != nil {
 			printJoinCommands(g, r, adv)
+			if r.UnlockKey != "" {
+				printUnlockKey(g, r.UnlockKey)
+			}
 		}
 	}
 	log = log.With(zap.String("node_id", ident.NodeID))
@@ -147,7 +150,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 	if join == nil {
 		cfg.Init = &manager.InitOptions{
 			PodCIDR: o.podCIDR, ServiceCIDR: o.serviceCIDR, Domain: o.domain,
-			WGPort: o.wgPort, NodeDownGrace: o.nodeDownGrace,
+			WGPort: o.wgPort, NodeDownGrace: o.nodeDownGrace, Autolock: o.autolock,
 		}
 	}
 	return manager.Open(ctx, cfg)

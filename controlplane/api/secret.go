@@ -90,4 +90,7 @@ type SecretValue struct {
 // values, sealed under the KEK; empty until the first secret is created.
 type ClusterKeys struct {
 	WrappedDEK []byte `json:"wrapped_dek,omitempty"`
+	// UnlockKey is the autolock unlock key sealed under the KEK; empty
+	// while autolock is off.
+	UnlockKey []byte `json:"unlock_key,omitempty"`
 }

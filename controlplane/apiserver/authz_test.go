@@ -56,6 +56,10 @@ var wantAllowed = map[string]string{
 	"GET /v1/configs/{ref}":              "manager admin",
 	"POST /v1/configs/{ref}/update":      "admin",
 	"DELETE /v1/configs/{ref}":           "admin",
+	"POST /v1/cluster/update":            "admin",
+	"GET /v1/cluster/unlock-key":         "admin",
+	"POST /v1/cluster/unlock-key/rotate": "admin",
+	"POST /v1/cluster/unlock":            "admin",
 }
 
 // concretePath fills a pattern's wildcards.

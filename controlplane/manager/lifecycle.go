@@ -72,7 +72,13 @@ func (m *Manager) initCluster(ctx context.Context) error {
 	if err := SaveCerts(m.cfg.DataDir, certs, root.CertPEM()); err != nil {
 		return err
 	}
-	if err := ca.SaveKEK(m.cfg.DataDir, kek); err != nil {
+	var unlockKey, sealedUnlock []byte
+	if o.Autolock {
+		if unlockKey, sealedUnlock, err = newUnlockKey(kek); err != nil {
+			return err
+		}
+	}
+	if err := saveKEK(m.cfg.DataDir, kek, unlockKey); err != nil {
 		return err
 	}
 	adminDir := filepath.Join(m.cfg.DataDir, AdminDir)
@@ -108,6 +114,8 @@ func (m *Manager) initCluster(ctx context.Context) error {
 		Tokens:        tokens,
 		NodeCertTTL:   api.Duration(ttl),
 		NodeDownGrace: api.Duration(orDur(o.NodeDownGrace, 30*time.Second)),
+		Autolock:      o.Autolock,
+		Keys:          api.ClusterKeys{UnlockKey: sealedUnlock},
 	}
 	cluster, subnet, err := allocator.AllocateSubnet(cluster, m.ident.NodeID)
 	if err != nil {
@@ -139,12 +147,15 @@ func (m *Manager) initCluster(ctx context.Context) error {
 		return err
 	}
 	m.init = &InitResult{ClusterID: clusterID, WorkerToken: worker, ManagerToken: manager}
+	if unlockKey != nil {
+		m.init.UnlockKey = secretbox.FormatUnlockKey(unlockKey)
+	}
 	m.log.Info("cluster initialised", zap.String("cluster_id", clusterID), zap.String("node_id", m.ident.NodeID), zap.String("advertise", adv))
 	return nil
 }
 
 // resume restarts a manager from its data directory. It never bootstraps.
-func (m *Manager) resume() error {
+func (m *Manager) resume(ctx context.Context) error {
 	dir := filepath.Join(m.cfg.DataDir, CertsDir)
 	certs, err := ca.LoadCertStore(dir)
 	if err != nil {
@@ -158,11 +169,17 @@ func (m *Manager) resume() error {
 	if err != nil {
 		return err
 	}
-	kek, err := ca.LoadKEK(m.cfg.DataDir)
+	m.caCert, m.certs = verifier, certs
+	var kek []byte
+	if Locked(m.cfg.DataDir) {
+		kek, err = m.waitUnlock(ctx)
+	} else {
+		kek, err = ca.LoadKEK(m.cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
-	m.caCert, m.certs, m.kek = verifier, certs, kek
+	m.kek = kek
 	if m.cfg.AdvertiseAddr == "" {
 		m.cfg.AdvertiseAddr = m.ident.APIAddr
 	}

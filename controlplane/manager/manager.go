@@ -53,6 +53,8 @@ type InitOptions struct {
 	WGPort                       uint16
 	NodeDownGrace                time.Duration
 	CertTTL                      time.Duration
+	// Autolock keeps the KEK on disk only under an unlock key (autolock.go).
+	Autolock bool
 }
 
 // JoinOptions join an existing cluster with a manager token.
@@ -66,6 +68,8 @@ type InitResult struct {
 	ClusterID    string
 	WorkerToken  string
 	ManagerToken string
+	// UnlockKey is set with autolock; it is shown this once.
+	UnlockKey string
 }
 
 // Manager is a running manager.
@@ -132,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("%s belongs to a worker node; start it with `warren run`", cfg.DataDir)
 		}
 		m.ident = id
-		if err := m.resume(); err != nil {
+		if err := m.resume(ctx); err != nil {
 			return nil, err
 		}
 	case errors.Is(err, os.ErrNotExist) && cfg.Init != nil:
@@ -297,6 +301,7 @@ func (m *Manager) Serve(ctx context.Context) error {
 	go m.runLeaderLoops(ctx)
 	go m.runRenewal(ctx)
 	go m.watchRemoval(ctx)
+	go m.watchAutolock(ctx)
 	select {
 	case <-ctx.Done():
 		return nil

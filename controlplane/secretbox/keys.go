@@ -78,3 +78,7 @@ func ParseUnlockKey(s string) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// AADUnlockKey is the purpose of the unlock key sealed under the KEK in
+// raft, from which every manager learns the key it wraps its KEK file with.
+var AADUnlockKey = []byte("warren/unlock-key")

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +261,65 @@ func TestSecrets(t *testing.T) {
 		return nil
 	})
 	h1.mustCLI("secret", "rm", "db")
+}
+
+// TestAutolockRestart: a manager initialised with --autolock comes back
+// from a restart locked — every call answers "locked", its files hold no
+// usable KEK — and serves again once unlocked with the key.
+func TestAutolockRestart(t *testing.T) {
+	c := newCluster(t, 1)
+	h := c.hosts[0]
+	c.init(h, "--autolock")
+	id := h.nodeID(t)
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH); os.RemoveAll(filepath.Join("/run/warren", id)) })
+	key := strings.TrimSpace(h.mustCLI("cluster", "unlock-key", "-q"))
+	if !strings.HasPrefix(key, "WRNKEY-1-") {
+		t.Fatalf("unlock key %q", key)
+	}
+	if b, _ := os.ReadFile(h.logPath); !strings.Contains(string(b), key) {
+		t.Fatal("cluster init did not print the unlock key")
+	}
+	marker := randomMarker(t)
+	h.mustCLI("secret", "create", "db", valueFile(t, marker))
+
+	h.stop(syscall.SIGTERM)
+	// The data dir as a thief would copy it.
+	if _, err := os.Stat(filepath.Join(h.dataDir, "ca.kek")); !os.IsNotExist(err) {
+		t.Fatalf("ca.kek on a locked manager's disk: %v", err)
+	}
+	if got := filesHolding(t, h.dataDir, marker); len(got) > 0 {
+		t.Fatalf("secret in clear in %v", got)
+	}
+
+	h.start(h.args...)
+	eventually(t, "the restarted manager answers locked", 30*time.Second, func() error {
+		_, err := h.cli("secret", "ls")
+		if err == nil || !strings.Contains(err.Error(), "locked: run warren cluster unlock") {
+			return fmt.Errorf("secret ls on a locked manager: %v", err)
+		}
+		return nil
+	})
+	if _, err := h.cli("node", "ls"); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("node ls on a locked manager: %v", err)
+	}
+	unlock := func(k string) error {
+		cmd := exec.Command(h.c.bin, "--data-dir", h.dataDir, "cluster", "unlock")
+		cmd.Stdin = strings.NewReader(k + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := unlock("WRNKEY-1-" + strings.Repeat("A", 52)); err == nil {
+		t.Fatal("a wrong unlock key was accepted")
+	}
+	if err := unlock(key); err != nil {
+		t.Fatal(err)
+	}
+	c.waitReady(h, h, 60*time.Second)
+	var infos []client.SecretInfo
+	if err := h.cliJSON(&infos, "secret", "ls"); err != nil || len(infos) != 1 {
+		t.Fatalf("secret ls after unlock: %+v, %v", infos, err)
+	}
 }
