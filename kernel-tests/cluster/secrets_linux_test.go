@@ -271,7 +271,10 @@ func TestAutolockRestart(t *testing.T) {
 	h := c.hosts[0]
 	c.init(h, "--autolock")
 	id := h.nodeID(t)
-	t.Cleanup(func() { _ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH); os.RemoveAll(filepath.Join("/run/warren", id)) })
+	t.Cleanup(func() {
+		_ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH)
+		os.RemoveAll(filepath.Join("/run/warren", id))
+	})
 	key := strings.TrimSpace(h.mustCLI("cluster", "unlock-key", "-q"))
 	if !strings.HasPrefix(key, "WRNKEY-1-") {
 		t.Fatalf("unlock key %q", key)
