@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/secretbox"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 func TestSecretLayout(t *testing.T) {
@@ -137,7 +138,7 @@ func TestSecretsReachTheTmpfsNotTheCache(t *testing.T) {
 	fs := &memFS{}
 	rec := &recorder{}
 	_, stop := startWithSecrets(t, dir, newClient(t, f, f.addr()), rec, fs)
-	eventually(t, "the secret is on the tmpfs and the task has its mount", func() bool {
+	testutil.Eventually(t, "the secret is on the tmpfs and the task has its mount", 15*time.Second, func() bool {
 		ts, ok := rec.lastTasks()
 		return ok && len(ts) == 2 && fs.data("t1") == "marker-v1-5a8e" && len(ts[0].Spec.Container.Mounts) == 1
 	})
@@ -150,7 +151,7 @@ func TestSecretsReachTheTmpfsNotTheCache(t *testing.T) {
 	}
 	// A new value is rewritten for the running task.
 	f.publish(sealedAssignments(t, 6, key, "marker-v2-77c1"))
-	eventually(t, "the new value replaces the old", func() bool { return fs.data("t1") == "marker-v2-77c1" })
+	testutil.Eventually(t, "the new value replaces the old", 15*time.Second, func() bool { return fs.data("t1") == "marker-v2-77c1" })
 	stop()
 
 	db, err := os.ReadFile(filepath.Join(dir, CacheFile))
@@ -168,7 +169,7 @@ func TestSecretsReachTheTmpfsNotTheCache(t *testing.T) {
 	f.setDown(true)
 	rec2 := &recorder{}
 	startWithSecrets(t, dir, newClient(t, f, f.addr()), rec2, fs)
-	eventually(t, "the cached task keeps its tmpfs files", func() bool {
+	testutil.Eventually(t, "the cached task keeps its tmpfs files", 15*time.Second, func() bool {
 		ts, ok := rec2.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1", "t2"})
 	})
@@ -185,20 +186,20 @@ func TestOfflineRebootStartsOnlyTasksWithoutSecrets(t *testing.T) {
 	f := newFakeManager(t, sealedAssignments(t, 5, key, "v1"))
 	rec := &recorder{}
 	_, stop := startWithSecrets(t, dir, newClient(t, f, f.addr()), rec, &memFS{})
-	eventually(t, "applied", func() bool { ts, ok := rec.lastTasks(); return ok && len(ts) == 2 })
+	testutil.Eventually(t, "applied", 15*time.Second, func() bool { ts, ok := rec.lastTasks(); return ok && len(ts) == 2 })
 	stop()
 
 	f.setDown(true)
 	fs := &memFS{} // a reboot emptied the tmpfs
 	rec2 := &recorder{}
 	startWithSecrets(t, dir, newClient(t, f, f.addr()), rec2, fs)
-	eventually(t, "only the task without secrets starts", func() bool {
+	testutil.Eventually(t, "only the task without secrets starts", 15*time.Second, func() bool {
 		ts, ok := rec2.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t2"})
 	})
 	f.setDown(false)
 	f.publish(sealedAssignments(t, 6, key, "v1"))
-	eventually(t, "the task starts once a manager answered", func() bool {
+	testutil.Eventually(t, "the task starts once a manager answered", 15*time.Second, func() bool {
 		ts, ok := rec2.lastTasks()
 		return ok && slices.Equal(taskIDs(ts), []string{"t1", "t2"}) && fs.data("t1") == "v1"
 	})

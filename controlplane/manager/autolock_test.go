@@ -20,6 +20,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/secretbox"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 // dirHolds reports whether any file under dir holds b raw, in base64 or hex.
@@ -105,7 +106,7 @@ func TestAutolock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "the locked manager answers with the locked message", func() error {
+	testutil.Eventually(t, "the locked manager answers with the locked message", 20*time.Second, func() error {
 		_, err := local.Secrets(ctx, api.KindSecret)
 		if err == nil || !strings.Contains(err.Error(), apiserver.LockedMessage) {
 			return errorOr(err, "secret ls answered while locked")
@@ -134,7 +135,7 @@ func TestAutolock(t *testing.T) {
 	tm = &testManager{m: m, cancel: cancel, done: done, cfg: cfg}
 	defer tm.stop()
 	c := tm.client(t)
-	eventually(t, 20*time.Second, "the unlocked manager serves the secret", func() error {
+	testutil.Eventually(t, "the unlocked manager serves the secret", 20*time.Second, func() error {
 		_, err := c.Secret(ctx, api.KindSecret, "db")
 		return err
 	})
@@ -150,7 +151,7 @@ func TestAutolock(t *testing.T) {
 	if _, err := c.UpdateCluster(ctx, client.ClusterUpdate{Autolock: &off}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "autolock off writes ca.kek", func() error {
+	testutil.Eventually(t, "autolock off writes ca.kek", 10*time.Second, func() error {
 		if Locked(cfg.DataDir) {
 			return errorOr(nil, "still locked")
 		}
@@ -179,7 +180,7 @@ func waitSealedBy(t *testing.T, dir, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the KEK file is sealed by "+key[:14]+"…", func() error {
+	testutil.Eventually(t, "the KEK file is sealed by "+key[:14]+"…", 10*time.Second, func() error {
 		if !Locked(dir) {
 			return errorOr(nil, "ca.kek still in clear")
 		}
