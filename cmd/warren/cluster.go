@@ -69,6 +69,7 @@ type nodeOpts struct {
 	agentAddr      string
 	uplink         string
 	routingMesh    bool
+	auditStdout    bool
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
@@ -94,6 +95,7 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.uplink, "uplink", envOr("WARREN_UPLINK", ""), "interface on which published ports answer other hosts (default: the one holding the advertise address) [$WARREN_UPLINK]")
 	fs.BoolVar(&o.routingMesh, "routing-mesh", envOr("WARREN_ROUTING_MESH", "true") == "true", "publish ports on every node for other hosts, in the kernel (TCX) [$WARREN_ROUTING_MESH]")
 	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
+	fs.BoolVar(&o.auditStdout, "audit-stdout", envOr("WARREN_AUDIT_STDOUT", "false") == "true", "managers: copy every audit line (<data-dir>/audit.log) to stdout [$WARREN_AUDIT_STDOUT]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 

@@ -55,6 +55,8 @@ type Config struct {
 	// address: the leader's raft address then reaches its API even before
 	// this manager's store holds the leader's node record.
 	RaftAddrIsAPIAddr bool
+	// Audit, when set, receives one entry per administrative write (audit.go).
+	Audit *AuditLog
 }
 
 // Server serves the v1 API. Create it with New.
@@ -311,8 +313,20 @@ func rolesText(rs []Role) string {
 // wrap authorises, then forwards or serves.
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, r, audit := s.auditStart(w, r, rt)
+		if audit != nil {
+			w = rec
+		}
 		c := s.authenticate(r)
 		id, forwarded, err := effective(c, r)
+		if audit != nil {
+			defer func() {
+				if id.Role == "" {
+					id = c.id // the forwarded-for header was refused
+				}
+				audit(id)
+			}()
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -420,12 +434,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, id Id
 			pr.Out.URL.Host = addr
 			pr.Out.Host = addr
 			pr.Out.Header.Set(client.HeaderForwardedFor, formatForwarded(id))
+			pr.Out.Header.Set(client.HeaderForwardedSource, forwardedSource(pr.In))
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			proxyErr = err
 		},
 	}
 	p.ServeHTTP(w, r)
+	if proxyErr == nil {
+		markProxied(r)
+	}
 	if proxyErr != nil {
 		s.log.Warn("forward to leader failed", zap.String("leader", lid), zap.String("addr", addr), zap.Error(proxyErr))
 		if !write {

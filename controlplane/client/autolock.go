@@ -49,3 +49,13 @@ func (c *Client) RotateUnlockKey(ctx context.Context) (*UnlockKeyInfo, error) {
 func (c *Client) Unlock(ctx context.Context, key string) error {
 	return c.call(ctx, http.MethodPost, "/v1/cluster/unlock", nil, UnlockRequest{Key: key}, nil)
 }
+
+// Headers of the audit trail.
+const (
+	// HeaderRequestID names one request in the audit log; a follower passes
+	// it on when it forwards, and every answer to an audited route has it.
+	HeaderRequestID = "Warren-Request-Id"
+	// HeaderForwardedSource is the caller's address as the forwarding
+	// follower saw it. Only trusted from managers.
+	HeaderForwardedSource = "Warren-Forwarded-Source"
+)

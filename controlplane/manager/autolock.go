@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,11 +131,30 @@ func (m *Manager) lockedRequest(w http.ResponseWriter, r *http.Request, unix boo
 		return
 	}
 	admin := unix
+	actor := apiserver.Actor{Role: string(apiserver.RoleNone)}
+	if unix {
+		actor.Role = string(ca.RoleAdmin)
+	}
 	if r.TLS != nil {
-		if id, ok := ca.IdentityFromConn(*r.TLS); ok && id.Role == ca.RoleAdmin {
-			admin = true
+		if id, ok := ca.IdentityFromConn(*r.TLS); ok {
+			actor = apiserver.Actor{CN: id.NodeID, Role: string(id.Role)}
+			admin = id.Role == ca.RoleAdmin
 		}
 	}
+	// The unlock is audited by this manager: it has no raft, no leader.
+	status := 0
+	inner := answer
+	answer = func(code int, msg string) { status = code; inner(code, msg) }
+	defer func() {
+		e := apiserver.AuditEntry{Time: time.Now().UTC(), RequestID: newRequestID(), Actor: actor, Source: r.RemoteAddr,
+			Node: m.ident.NodeID, Verb: "POST /v1/cluster/unlock", Status: status}
+		if unix {
+			e.Source = "unix"
+		}
+		if err := m.audit.Write(e); err != nil {
+			m.log.Error("audit log", zap.Error(err))
+		}
+	}()
 	if !admin {
 		answer(http.StatusForbidden, "unlocking a manager needs an admin certificate or its local socket")
 		return
@@ -224,4 +244,10 @@ func newUnlockKey(kek []byte) (key, sealed []byte, err error) {
 		return nil, nil, err
 	}
 	return key, sealed, nil
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -129,6 +129,19 @@ func TestAutolock(t *testing.T) {
 	if m == nil {
 		t.FailNow()
 	}
+	// Both unlock attempts are in this manager's audit log, refused and
+	// accepted, and neither holds the key.
+	audit, err := os.ReadFile(filepath.Join(cfg.DataDir, AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(audit), `"verb":"POST /v1/cluster/unlock"`); n != 3 ||
+		!strings.Contains(string(audit), `"status":401`) || !strings.Contains(string(audit), `"status":200`) {
+		t.Fatalf("audit log after three unlock attempts:\n%s", audit)
+	}
+	if strings.Contains(string(audit), strings.TrimPrefix(key, secretbox.UnlockKeyPrefix)) {
+		t.Fatal("the audit log holds the unlock key")
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Serve(sctx) }()

@@ -19,6 +19,7 @@ const (
 	BlobsDir   = "images"
 	SocketName = "warren.sock"
 	CAFile     = "ca.crt"
+	AuditFile  = "audit.log" // administrative writes served here, one JSON line each
 )
 
 // NodeIdentity is what a node remembers about itself between restarts.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,10 @@ type Config struct {
 	// OnRemoved is called once if raft removes this manager from the
 	// cluster (node demote, or node rm): the node should go on as a worker.
 	OnRemoved func(m *Manager)
+
+	// AuditStdout, when set, gets a copy of every audit line (the file is
+	// <data-dir>/audit.log).
+	AuditStdout io.Writer
 
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
@@ -82,9 +87,10 @@ type Manager struct {
 	certs  *ca.CertStore
 	kek    []byte
 
-	st   *store.Store
-	raft *raftnode.Node
-	api  *apiserver.Server
+	st    *store.Store
+	raft  *raftnode.Node
+	api   *apiserver.Server
+	audit *apiserver.AuditLog
 
 	ln      net.Listener
 	unixLn  net.Listener
@@ -129,6 +135,20 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With(zap.String("component", "manager")), st: store.New()}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	audit, err := apiserver.OpenAuditLog(filepath.Join(cfg.DataDir, AuditFile), 0, 0, cfg.AuditStdout)
+	if err != nil {
+		return nil, err
+	}
+	m.audit = audit
+	opened := false
+	defer func() {
+		if !opened {
+			audit.Close()
+		}
+	}()
 	id, err := LoadIdentity(cfg.DataDir)
 	switch {
 	case err == nil:
@@ -152,6 +172,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	default:
 		return nil, err
 	}
+	opened = true
 	return m, nil
 }
 
@@ -249,6 +270,7 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		CAPool:  m.caCert.Pool,
 		// Raft and the API share the manager port (ALPN).
 		RaftAddrIsAPIAddr: true,
+		Audit:             m.audit,
 	})
 	if err != nil {
 		return err
@@ -293,7 +315,7 @@ func (m *Manager) acceptLoop() {
 // Serve runs the API server and the leader loop until ctx ends.
 func (m *Manager) Serve(ctx context.Context) error {
 	h := &http.Server{Handler: m.api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zapStdLog(m.log)}
-	u := &http.Server{Handler: m.api.UnixHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zapStdLog(m.log)}
+	u := &http.Server{Handler: m.api.UnixHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zapStdLog(m.log), ConnContext: apiserver.UnixConnContext}
 	m.servers = []*http.Server{h, u}
 	errc := make(chan error, 2)
 	go func() { errc <- h.Serve(m.httpLn) }()
@@ -329,6 +351,9 @@ func (m *Manager) Close() error {
 	var err error
 	if m.raft != nil {
 		err = m.raft.Shutdown()
+	}
+	if m.audit != nil {
+		m.audit.Close()
 	}
 	return err
 }

@@ -242,6 +242,14 @@ func TestSecrets(t *testing.T) {
 		return nil
 	})
 
+	// The leader audited the writes (and the marker grep below covers the
+	// audit log too, which is in the data dir).
+	for _, verb := range []string{"POST /v1/secrets", "POST /v1/configs", "POST /v1/services", "POST /v1/secrets/{ref}/update"} {
+		if !fileHas(t, filepath.Join(h1.dataDir, "audit.log"), `"verb":"`+verb+`"`) {
+			t.Errorf("h1's audit log has no %s line", verb)
+		}
+	}
+
 	for _, h := range c.hosts {
 		if got := filesHolding(t, h.dataDir, m1, m2); len(got) > 0 {
 			t.Errorf("%s: the secret is in clear in %v", h.name, got)
