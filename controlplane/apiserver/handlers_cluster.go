@@ -174,6 +174,10 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	}
 	if role == RoleManager {
 		resp.KEK = s.b.KEK()
+		if c.Autolock {
+			// So the joiner writes its KEK sealed from the start.
+			resp.UnlockKey = c.Keys.UnlockKey
+		}
 	}
 	s.log.Info("node joined", zap.String("node_id", nodeID), zap.String("role", string(role)), zap.String("hostname", req.Hostname))
 	writeJSON(w, http.StatusOK, resp)

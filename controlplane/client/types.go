@@ -64,6 +64,9 @@ type JoinResponse struct {
 	Network   api.ClusterNetwork `json:"network"`
 	// KEK is the key-encryption key for the CA key and secrets; only for managers.
 	KEK []byte `json:"kek,omitempty"`
+	// UnlockKey is the autolock unlock key sealed under the KEK, for a
+	// manager joining a cluster with autolock on.
+	UnlockKey []byte `json:"unlock_key,omitempty"`
 	// Index is the raft index at which the joiner was recorded. A joining
 	// manager calls ManagerReady once its own store has reached it.
 	Index uint64 `json:"index"`

@@ -212,3 +212,35 @@ func errorOr(err error, msg string) error {
 	}
 	return testErr(msg)
 }
+
+// A manager joining a cluster with autolock on writes its KEK sealed from
+// the first moment, under the cluster's unlock key.
+func TestAutolockJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two managers")
+	}
+	base := t.TempDir()
+	log := zaptest.NewLogger(t)
+	c1 := Config{DataDir: filepath.Join(base, "m1"), Logger: log.Named("m1"), Hostname: "m1", Init: &InitOptions{Autolock: true}}
+	c1.AdvertiseAddr = freeAddr(t)
+	c1.ListenAddr = c1.AdvertiseAddr
+	m1 := start(t, c1)
+	defer m1.stop()
+	res := m1.m.InitResult()
+	c2 := Config{DataDir: filepath.Join(base, "m2"), Logger: log.Named("m2"), Hostname: "m2",
+		Join: &JoinOptions{Addr: c1.AdvertiseAddr, Token: res.ManagerToken}}
+	c2.AdvertiseAddr = freeAddr(t)
+	c2.ListenAddr = c2.AdvertiseAddr
+	m2 := start(t, c2)
+	defer m2.stop()
+	if !Locked(c2.DataDir) {
+		t.Fatal("the joined manager wrote its KEK in clear under autolock")
+	}
+	k, err := secretbox.ParseUnlockKey(res.UnlockKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openLockedKEK(c2.DataDir, k); err != nil || !bytes.Equal(got, m1.m.kek) {
+		t.Fatalf("the joiner's sealed KEK does not open with the cluster's unlock key: %v", err)
+	}
+}

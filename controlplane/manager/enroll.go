@@ -9,6 +9,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/secretbox"
 )
 
 // Enroll joins a cluster with a token, for a worker or a manager alike: it
@@ -44,7 +45,16 @@ func Enroll(ctx context.Context, dataDir, addr, token string, req client.JoinReq
 	}
 	err = SaveCerts(dataDir, certs, []byte(resp.CACertPEM))
 	if err == nil && len(resp.KEK) > 0 {
-		err = ca.SaveKEK(dataDir, resp.KEK)
+		// Under autolock the KEK never touches this disk in clear.
+		var unlock []byte
+		if len(resp.UnlockKey) > 0 {
+			if unlock, err = secretbox.Open(resp.KEK, resp.UnlockKey, secretbox.AADUnlockKey); err != nil {
+				err = fmt.Errorf("open the cluster's unlock key: %w", err)
+			}
+		}
+		if err == nil {
+			err = saveKEK(dataDir, resp.KEK, unlock)
+		}
 	}
 	if err != nil {
 		ForgetEnrolment(dataDir)
@@ -59,6 +69,7 @@ func Enroll(ctx context.Context, dataDir, addr, token string, req client.JoinReq
 func ForgetEnrolment(dataDir string) {
 	_ = os.RemoveAll(filepath.Join(dataDir, CertsDir))
 	_ = os.Remove(filepath.Join(dataDir, ca.KEKFile))
+	_ = os.Remove(filepath.Join(dataDir, LockedKEKFile))
 }
 
 // SaveCerts writes the node's key pair and the cluster CA certificate to
