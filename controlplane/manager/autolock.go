@@ -251,3 +251,37 @@ func newRequestID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// RaftKeyFile holds this manager's raft encryption key, sealed under the
+// KEK: with autolock, the raft log and snapshots on this disk open only
+// after an unlock.
+const RaftKeyFile = "raft.key"
+
+var aadRaftKey = []byte("warren/raft-key")
+
+// raftKey loads this manager's raft key, making one the first time.
+func (m *Manager) raftKey() ([]byte, error) {
+	p := filepath.Join(m.cfg.DataDir, RaftKeyFile)
+	sealed, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err := secretbox.NewKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if sealed, err = secretbox.Seal(m.kek, key, aadRaftKey, rand.Reader); err != nil {
+			return nil, err
+		}
+		if err := writePrivate(p, sealed); err != nil {
+			return nil, fmt.Errorf("save raft key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raft key: %w", err)
+	}
+	key, err := secretbox.Open(m.kek, sealed, aadRaftKey)
+	if err != nil {
+		return nil, fmt.Errorf("raft key %s: %w", p, err)
+	}
+	return key, nil
+}

@@ -71,7 +71,7 @@ func TestAutolock(t *testing.T) {
 	}
 	ctx := context.Background()
 	marker := []byte("autolock-marker-2b6d91f0")
-	if _, err := tm.client(t).CreateSecret(ctx, api.KindSecret, client.SecretCreateRequest{Name: "db", Data: marker}); err != nil {
+	if _, err := tm.client(t).CreateSecret(ctx, api.KindSecret, client.SecretCreateRequest{Name: "db", Labels: map[string]string{"note": "raft-state-marker-5e3a"}, Data: marker}); err != nil {
 		t.Fatal(err)
 	}
 	kek := append([]byte(nil), tm.m.kek...)
@@ -86,6 +86,11 @@ func TestAutolock(t *testing.T) {
 		if got := dirHolds(t, cfg.DataDir, b); len(got) > 0 {
 			t.Fatalf("%s found in %v", b, got)
 		}
+	}
+	// The raft log is sealed under a key that is itself under the KEK: the
+	// state (here a label) is not readable from the files either.
+	if got := dirHolds(t, filepath.Join(cfg.DataDir, RaftDir), []byte("raft-state-marker-5e3a")); len(got) > 0 {
+		t.Fatalf("raft state in clear in %v", got)
 	}
 	other, _ := secretbox.NewKey(bytes.NewReader(bytes.Repeat([]byte{9}, 32)))
 	if _, err := openLockedKEK(cfg.DataDir, other); err == nil {

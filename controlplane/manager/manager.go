@@ -247,7 +247,13 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		d := tls.Dialer{Config: raftTLS}
 		return d.DialContext(ctx, "tcp", address)
 	}
+	raftKey, err := m.raftKey()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	rn, err := raftnode.New(raftnode.Config{
+		EncryptionKey:      raftKey,
 		NodeID:             m.ident.NodeID,
 		DataDir:            filepath.Join(m.cfg.DataDir, RaftDir),
 		Stream:             raftnode.NewStreamLayer(m.raftLn, advAddr, dial),

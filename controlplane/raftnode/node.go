@@ -45,6 +45,10 @@ type Config struct {
 	// NoQuorumWait bounds how long Apply waits for a leader to appear before
 	// it reports ErrNoQuorum. Default 3×ElectionTimeout.
 	NoQuorumWait time.Duration
+	// EncryptionKey, when set (32 bytes), seals every log entry and snapshot
+	// this node writes (sealed.go). The caller keeps it off this disk in
+	// clear: the manager seals it under its KEK.
+	EncryptionKey []byte
 }
 
 func (c *Config) setDefaults() error {
@@ -230,13 +234,23 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 			_ = bolt.Close()
 		}
 	}()
-	logs, err := raft.NewLogCache(512, bolt)
-	if err != nil {
-		return nil, fmt.Errorf("raft log cache: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, retainSnapshots, hlog)
+	var logStore raft.LogStore = bolt
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, retainSnapshots, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("open raft snapshots: %w", err)
+	}
+	var snaps raft.SnapshotStore = fileSnaps
+	if cfg.EncryptionKey != nil {
+		if logStore, err = newSealedLogs(bolt, cfg.EncryptionKey); err != nil {
+			return nil, err
+		}
+		if snaps, err = newSealedSnapshots(fileSnaps, cfg.EncryptionKey); err != nil {
+			return nil, err
+		}
+	}
+	logs, err := raft.NewLogCache(512, logStore)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  cfg.Stream,
