@@ -111,8 +111,9 @@ func openValues(as *api.Assignments, key []byte) (map[string][]byte, error) {
 // withSecrets prepares the tasks for the executor: it writes their files to
 // the tmpfs and adds the mounts. A task whose values the agent cannot open
 // (no manager reached since the node restarted, so no cache key) keeps the
-// files it already has; without them it is held back and reported, and
-// starts as soon as a manager delivers the key.
+// files it already has; without them it is held back (and logged), and
+// starts as soon as a manager delivers the key. On a node without a secret
+// store such tasks are held back too: the rest of the node still runs.
 func (a *Agent) withSecrets(as *api.Assignments) ([]api.Task, error) {
 	need := false
 	for _, t := range as.Tasks {
@@ -125,7 +126,15 @@ func (a *Agent) withSecrets(as *api.Assignments) ([]api.Task, error) {
 		return as.Tasks, nil
 	}
 	if a.cfg.Secrets == nil {
-		return nil, fmt.Errorf("tasks mount secrets, but this node has no secret store")
+		out := make([]api.Task, 0, len(as.Tasks))
+		for _, t := range as.Tasks {
+			if needsSecrets(t) && !t.DesiredState.Terminal() {
+				a.log.Warn("task held back: it mounts secrets or configs and this node has no secret tmpfs", zap.String("task_id", t.ID))
+				continue
+			}
+			out = append(out, t)
+		}
+		return out, nil
 	}
 	a.mu.Lock()
 	key := a.cacheKey

@@ -204,3 +204,16 @@ func TestOfflineRebootStartsOnlyTasksWithoutSecrets(t *testing.T) {
 		return ok && slices.Equal(taskIDs(ts), []string{"t1", "t2"}) && fs.data("t1") == "v1"
 	})
 }
+
+// A node without a secret store runs everything but the tasks that mount
+// secrets.
+func TestNoSecretStoreHoldsBackOnlySecretTasks(t *testing.T) {
+	key, _ := secretbox.NewKey(rand.Reader)
+	f := newFakeManager(t, sealedAssignments(t, 5, key, "v1"))
+	rec := &recorder{}
+	startWithSecrets(t, t.TempDir(), newClient(t, f, f.addr()), rec, nil)
+	testutil.Eventually(t, "the task without secrets runs", 15*time.Second, func() bool {
+		ts, ok := rec.lastTasks()
+		return ok && slices.Equal(taskIDs(ts), []string{"t2"})
+	})
+}

@@ -128,8 +128,8 @@ func (s *Server) dataKey(v *store.View) (dek []byte, next *api.Cluster, err erro
 	return dek, &nc, nil
 }
 
-// sealBatch seals data for obj under the data key and returns the batch
-// that stores it (with the cluster, when the key is new).
+// sealInto seals data for obj under the data key and adds to b what
+// storing it needs (the cluster object, when the key is new).
 func (s *Server) sealInto(v *store.View, obj *api.Secret, data []byte, b *store.Batch) error {
 	dek, next, err := s.dataKey(v)
 	if err != nil {
