@@ -2,6 +2,7 @@ package raftnode_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -286,11 +287,22 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 // TestSnapshotsAcrossRestarts: a follower that was down while the leader
 // snapshotted and compacted catches up by snapshot, and a full-cluster
 // restart rebuilds identical state from snapshot plus log.
+// Run in clear and with every member sealing its log and snapshots under
+// its own key (so an installed snapshot is opened and sealed again).
 func TestSnapshotsAcrossRestarts(t *testing.T) {
+	t.Run("clear", func(t *testing.T) { testSnapshotsAcrossRestarts(t, false) })
+	t.Run("sealed", func(t *testing.T) { testSnapshotsAcrossRestarts(t, true) })
+}
+
+func testSnapshotsAcrossRestarts(t *testing.T, sealed bool) {
 	c := raftnodetest.NewCluster(t, 3, func(cfg *raftnode.Config) {
 		cfg.SnapshotThreshold = 16
 		cfg.TrailingLogs = 4
 		cfg.SnapshotInterval = 100 * time.Millisecond
+		if sealed {
+			k := sha256.Sum256([]byte("raft key of " + cfg.NodeID))
+			cfg.EncryptionKey = k[:]
+		}
 	})
 	c.Form()
 	c.Leader(10 * time.Second)
@@ -339,6 +351,16 @@ func TestSnapshotsAcrossRestarts(t *testing.T) {
 		snaps, _ := os.ReadDir(filepath.Join(c.Members[i].Dir, "snapshots"))
 		if len(snaps) == 0 {
 			t.Fatalf("%s wrote no snapshot", c.Members[i].ID)
+		}
+		if sealed {
+			_ = filepath.WalkDir(c.Members[i].Dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("b-05")) || bytes.Contains(b, []byte("a-00")) {
+						t.Errorf("%s holds task IDs in clear", p)
+					}
+				}
+				return nil
+			})
 		}
 	}
 	for i := range c.Members {
