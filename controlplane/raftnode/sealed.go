@@ -128,7 +128,9 @@ func newSealedSnapshots(inner raft.SnapshotStore, key []byte) (*sealedSnapshots,
 	return &sealedSnapshots{SnapshotStore: inner, aead: aead}, nil
 }
 
-func chunkNonce(prefix []byte, n uint64) []byte { return binary.BigEndian.AppendUint64(bytes.Clone(prefix), n) }
+func chunkNonce(prefix []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(prefix), n)
+}
 
 func chunkAAD(final bool) []byte {
 	if final {
