@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"io/fs"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,4 +45,18 @@ func sameOwner(p string, uid, gid uint32, mode fs.FileMode) bool {
 }
 
 // Unmount removes the tmpfs (node leave, tests).
-func (s *SecretFS) Unmount() error { return unix.Unmount(s.root, unix.MNT_DETACH) }
+func (s *SecretFS) Unmount() error { return UnmountSecretFS(s.root) }
+
+// UnmountSecretFS detaches the secret tmpfs at root, if one is mounted
+// there, and removes the directory (cluster leave).
+func UnmountSecretFS(root string) error {
+	if isMountPoint(root) {
+		if err := unix.Unmount(root, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount secret tmpfs %s: %w", root, err)
+		}
+	}
+	if err := os.RemoveAll(root); err != nil {
+		return fmt.Errorf("remove %s: %w", root, err)
+	}
+	return nil
+}

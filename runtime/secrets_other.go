@@ -20,3 +20,6 @@ func sameOwner(p string, _, _ uint32, mode fs.FileMode) bool {
 
 // Unmount is a no-op where no tmpfs was mounted.
 func (s *SecretFS) Unmount() error { return nil }
+
+// UnmountSecretFS removes the directory; nothing is mounted here.
+func UnmountSecretFS(root string) error { return os.RemoveAll(root) }

@@ -16,6 +16,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/runtime"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 )
 
@@ -50,6 +51,10 @@ node stays in 'warren node ls' as down until removed there with 'warren node rm'
 			defer cancel()
 			var problems []string
 			if err := removeContainers(ctx, o, ident.NodeID); err != nil {
+				problems = append(problems, err.Error())
+			}
+			// After the containers: no task uses its secret files any more.
+			if err := runtime.UnmountSecretFS(secretsRoot(ident.NodeID)); err != nil {
 				problems = append(problems, err.Error())
 			}
 			if err := ebpf.Unpin(filepath.Join("/sys/fs/bpf/warren", ident.NodeID)); err != nil {
