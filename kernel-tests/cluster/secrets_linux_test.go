@@ -18,10 +18,18 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/client"
-	"golang.org/x/sys/unix"
-
 	"github.com/warrenhq/warren/kernel-tests/ktest"
+	"github.com/warrenhq/warren/runtime"
 )
+
+// cleanSecretFS unmounts a node's secret tmpfs, which outlives warren by
+// design (a restarted agent finds its tasks' files there).
+func cleanSecretFS(t *testing.T, nodeID string) {
+	if err := runtime.UnmountSecretFS(filepath.Join("/run/warren", nodeID, "secrets")); err != nil {
+		t.Error(err)
+	}
+	_ = os.Remove(filepath.Join("/run/warren", nodeID))
+}
 
 // randomMarker is a value no file could hold by chance.
 func randomMarker(t *testing.T) string {
@@ -129,10 +137,7 @@ func TestSecrets(t *testing.T) {
 	c.join(h2, h1, strings.TrimSpace(h1.mustCLI("cluster", "join-token", "worker", "-q")))
 	for _, h := range c.hosts {
 		id := h.nodeID(t)
-		t.Cleanup(func() {
-			_ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH)
-			os.RemoveAll(filepath.Join("/run/warren", id))
-		})
+		t.Cleanup(func() { cleanSecretFS(t, id) })
 	}
 	m1, m2, conf := randomMarker(t), randomMarker(t), randomMarker(t)
 
@@ -279,10 +284,7 @@ func TestAutolockRestart(t *testing.T) {
 	h := c.hosts[0]
 	c.init(h, "--autolock")
 	id := h.nodeID(t)
-	t.Cleanup(func() {
-		_ = unix.Unmount(filepath.Join("/run/warren", id, "secrets"), unix.MNT_DETACH)
-		os.RemoveAll(filepath.Join("/run/warren", id))
-	})
+	t.Cleanup(func() { cleanSecretFS(t, id) })
 	key := strings.TrimSpace(h.mustCLI("cluster", "unlock-key", "-q"))
 	if !strings.HasPrefix(key, "WRNKEY-1-") {
 		t.Fatalf("unlock key %q", key)
