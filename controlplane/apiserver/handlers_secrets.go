@@ -50,6 +50,8 @@ func validSecretName(kind api.SecretKind, name string) error {
 		return errorf(http.StatusBadRequest, "%s name %q: must not contain \"/\"", kind, name)
 	case strings.Contains(name, ".."):
 		return errorf(http.StatusBadRequest, "%s name %q: must not contain \"..\"", kind, name)
+	case name == ".":
+		return errorf(http.StatusBadRequest, "%s name \".\": not a file name", kind)
 	case len(name) > 64:
 		return errorf(http.StatusBadRequest, "%s name %q: longer than 64 characters", kind, name)
 	}

@@ -43,6 +43,8 @@ func TestSecretValidationChangesNothing(t *testing.T) {
 		{api.KindSecret, "", []byte("x"), "secret name: must not be empty"},
 		{api.KindSecret, "a/b", []byte("x"), `secret name "a/b": must not contain "/"`},
 		{api.KindConfig, "a..b", []byte("x"), `config name "a..b": must not contain ".."`},
+		{api.KindSecret, ".", []byte("x"), `secret name ".": not a file name`},
+		{api.KindSecret, "a b", []byte("x"), `secret name "a b": ' ' is not allowed`},
 		{api.KindSecret, "ok", nil, `secret "ok": value is empty`},
 		{api.KindSecret, "big", bytes.Repeat([]byte{1}, 500<<10+1), "over the limit of 500 KiB"},
 		{api.KindConfig, "big", bytes.Repeat([]byte{1}, 1000<<10+1), "over the limit of 1000 KiB"},
