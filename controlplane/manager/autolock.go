@@ -83,6 +83,9 @@ func Locked(dataDir string) bool {
 // with apiserver.LockedMessage except POST /v1/cluster/unlock. Raft is not
 // started, so nothing of the cluster state is read or served before then.
 func (m *Manager) waitUnlock(ctx context.Context) ([]byte, error) {
+	if err := m.openAudit(); err != nil {
+		return nil, err
+	}
 	ln, err := tls.Listen("tcp", m.cfg.ListenAddr, ca.ServerConfig(m.caCert, m.certs))
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", m.cfg.ListenAddr, err)
@@ -284,4 +287,18 @@ func (m *Manager) raftKey() ([]byte, error) {
 		return nil, fmt.Errorf("raft key %s: %w", p, err)
 	}
 	return key, nil
+}
+
+// openAudit opens <data-dir>/audit.log once the data dir belongs to a
+// manager (a refused join must leave no data dir behind).
+func (m *Manager) openAudit() error {
+	if m.audit != nil {
+		return nil
+	}
+	a, err := apiserver.OpenAuditLog(filepath.Join(m.cfg.DataDir, AuditFile), 0, 0, m.cfg.AuditStdout)
+	if err != nil {
+		return err
+	}
+	m.audit = a
+	return nil
 }

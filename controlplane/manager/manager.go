@@ -135,20 +135,6 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With(zap.String("component", "manager")), st: store.New()}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, err
-	}
-	audit, err := apiserver.OpenAuditLog(filepath.Join(cfg.DataDir, AuditFile), 0, 0, cfg.AuditStdout)
-	if err != nil {
-		return nil, err
-	}
-	m.audit = audit
-	opened := false
-	defer func() {
-		if !opened {
-			audit.Close()
-		}
-	}()
 	id, err := LoadIdentity(cfg.DataDir)
 	switch {
 	case err == nil:
@@ -172,7 +158,6 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	default:
 		return nil, err
 	}
-	opened = true
 	return m, nil
 }
 
@@ -246,6 +231,10 @@ func (m *Manager) startRaft(bootstrap bool) error {
 	dial := func(ctx context.Context, address string) (net.Conn, error) {
 		d := tls.Dialer{Config: raftTLS}
 		return d.DialContext(ctx, "tcp", address)
+	}
+	if err := m.openAudit(); err != nil {
+		ln.Close()
+		return err
 	}
 	raftKey, err := m.raftKey()
 	if err != nil {
