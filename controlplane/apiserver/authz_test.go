@@ -44,6 +44,10 @@ var wantAllowed = map[string]string{
 	"POST /v1/images":                    "admin",
 	"GET /v1/images":                     "worker manager admin",
 	"DELETE /v1/images/{name...}":        "admin",
+	"POST /v1/volumes":                   "admin",
+	"GET /v1/volumes":                    "manager admin",
+	"GET /v1/volumes/{name}":             "manager admin",
+	"DELETE /v1/volumes/{name}":          "admin",
 	"GET /v1/image-blobs/{name...}":      "worker manager admin",
 	"POST /v1/certs/renew":               "worker manager admin",
 }

@@ -37,6 +37,9 @@ func (s *Server) checkSpec(v *store.View, spec api.ServiceSpec, selfID string) e
 	if err := validateSpec(spec, selfID, servicePtrs(v)); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
+	if err := checkVolumeMounts(v, spec); err != nil {
+		return err
+	}
 	if other, ok := v.ServiceByName(spec.Name); ok && other.ID != selfID {
 		return errorf(http.StatusConflict, "service %q: name: already used by service %s", spec.Name, other.ID)
 	}

@@ -31,6 +31,7 @@ const (
 	KindService = "service"
 	KindTask    = "task"
 	KindCluster = "cluster"
+	KindVolume  = "volume" // ID is the volume's name
 )
 
 // Expectation is one optimistic-concurrency precondition of a Batch: the
@@ -60,7 +61,8 @@ type NodeStatusUpdate struct {
 //
 // Within a kind, deletes are applied before puts, so a batch may replace a
 // service by another of the same name. Kinds are applied in field order:
-// cluster, nodes, services, tasks, task statuses, node statuses, images.
+// cluster, nodes, services, tasks, task statuses, node statuses, images,
+// volumes.
 type Batch struct {
 	// Now is the proposer's clock. The FSM stamps Meta.CreatedAt and
 	// Meta.UpdatedAt with it and never calls time.Now, so replicas agree.
@@ -89,6 +91,9 @@ type Batch struct {
 
 	PutImages    []api.Image `json:"put_images,omitempty"`
 	DeleteImages []string    `json:"delete_images,omitempty"`
+
+	PutVolumes    []api.Volume `json:"put_volumes,omitempty"`
+	DeleteVolumes []string     `json:"delete_volumes,omitempty"` // by name
 }
 
 var (

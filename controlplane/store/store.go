@@ -26,11 +26,12 @@ type state struct {
 	bySvc     *iradix.Tree // service ID \x00 task ID -> *api.Task
 	byNode    *iradix.Tree // node ID \x00 task ID -> *api.Task (assigned tasks only)
 	images    *iradix.Tree // image name -> *api.Image
+	volumes   *iradix.Tree // volume name -> *api.Volume
 }
 
 func emptyState() *state {
 	t := iradix.New()
-	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t}
+	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t}
 }
 
 // Store is the in-memory state of the cluster. Objects inside it are never
@@ -139,6 +140,7 @@ type txn struct {
 	bySvc     *iradix.Txn
 	byNode    *iradix.Txn
 	images    *iradix.Txn
+	volumes   *iradix.Txn
 }
 
 func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
@@ -158,10 +160,11 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		bySvc:     cur.bySvc.Txn(),
 		byNode:    cur.byNode.Txn(),
 		images:    cur.images.Txn(),
+		volumes:   cur.volumes.Txn(),
 	}
 	for _, step := range []func(*Batch) error{
 		t.applyCluster, t.applyNodes, t.applyServices, t.applyTasks,
-		t.applyTaskStatuses, t.applyNodeStatuses, t.applyImages,
+		t.applyTaskStatuses, t.applyNodeStatuses, t.applyImages, t.applyVolumes,
 	} {
 		if err := step(b); err != nil {
 			return nil, err
@@ -177,6 +180,7 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		bySvc:     t.bySvc.CommitOnly(),
 		byNode:    t.byNode.CommitOnly(),
 		images:    t.images.CommitOnly(),
+		volumes:   t.volumes.CommitOnly(),
 	}, nil
 }
 
@@ -199,6 +203,10 @@ func checkExpect(cur *state, exp []Expectation) error {
 		case KindTask:
 			if v, ok := cur.tasks.Get([]byte(e.ID)); ok {
 				have = v.(*api.Task).Meta.Version
+			}
+		case KindVolume:
+			if v, ok := cur.volumes.Get([]byte(e.ID)); ok {
+				have = v.(*api.Volume).Meta.Version
 			}
 		default:
 			return fmt.Errorf("expectation on %q: %w: unknown kind", e.Kind, ErrInvalid)
