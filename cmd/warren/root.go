@@ -80,6 +80,7 @@ kernel (eBPF), over an encrypted WireGuard mesh. 'wrn' is the same program.`,
 		newApplyCmd(g),
 		newStackCmd(g),
 		newImageCmd(g),
+		newVolumeCmd(g),
 		newVersionCmd(g),
 	)
 	return root
