@@ -175,6 +175,9 @@ func (s *Server) scaleService(w http.ResponseWriter, r *http.Request, _ Identity
 	}
 	version := svc.Meta.Version
 	svc.Spec.Replicas = req.Replicas
+	if err := checkVolumeMounts(s.b.View(), svc.Spec); err != nil {
+		return err
+	}
 	return s.putService(w, r, svc, version)
 }
 

@@ -81,6 +81,8 @@ func TestVolumeLifecycleAndValidation(t *testing.T) {
 	if _, err := admin.CreateService(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
+	_, err = admin.ScaleService(ctx, "pg", 2)
+	wantErr(t, err, http.StatusBadRequest, `volume db-data is single-node and not shared`)
 	spec2 := webSpec("web", 0)
 	spec2.Replicas = 3
 	spec2.Task.Container.Mounts = []api.Mount{{Type: api.MountVolume, Source: "shared", Target: "/srv"}}
