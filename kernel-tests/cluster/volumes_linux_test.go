@@ -365,7 +365,7 @@ func TestVolumeSSHFSFollowsTask(t *testing.T) {
 		"--opt", "identity="+st.key, "--opt", "known_hosts="+st.knownHosts, "--opt", "alive=1")
 	h1.mustCLI("service", "create", "db", "--image", voltestRef, "--port", "80",
 		"--mount", "type=volume,source=shared,target=/data", "--restart-delay", "100ms",
-		"--health-http", "/healthz", "--health-interval", "1s", "--health-timeout", "2s", "--health-retries", "2",
+		"--health-http", "/healthz", "--health-interval", "2s", "--health-timeout", "2s", "--health-retries", "2",
 		"--timeout", "2m")
 	run := c.waitRunning(h1, "db", 1, 2*time.Minute, nil)
 	a := c.hostOfNode(t, run[0].NodeID)
