@@ -200,6 +200,30 @@ func TestVolumeLocal(t *testing.T) {
 		t.Fatalf("first = %q after replacement, restart and reboot, want %q", got, firstTask)
 	}
 
+	// A new volume gets the image's content at the target and its
+	// directory's mode (/tmp is 1777 in the image, a new volume 0755);
+	// volume-nocopy keeps it empty and as created.
+	h.mustCLI("service", "create", "cp", "--image", voltestRef, "--port", "80",
+		"--mount", "etc-copy:/etc", "--mount", "type=volume,source=tmp-copy,target=/tmp", "--timeout", "2m")
+	h.mustCLI("service", "create", "nocp", "--image", voltestRef, "--port", "80",
+		"--mount", "type=volume,source=etc-nocopy,target=/etc,volume-nocopy",
+		"--mount", "type=volume,source=tmp-nocopy,target=/tmp,volume-nocopy", "--timeout", "2m")
+	c.waitRunning(h, "cp", 1, 2*time.Minute, nil)
+	c.waitRunning(h, "nocp", 1, 2*time.Minute, nil)
+	vols2 := filepath.Join(h.dataDir, "volumes")
+	if b, err := os.ReadFile(filepath.Join(vols2, "etc-copy", "group")); err != nil || !strings.HasPrefix(string(b), "root:x:0:") {
+		t.Fatalf("etc-copy/group = %q, %v: the image's /etc was not copied", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(vols2, "tmp-copy")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Fatalf("tmp-copy mode = %v, %v; want the image's /tmp 1777", fi.Mode(), err)
+	}
+	if _, err := os.Stat(filepath.Join(vols2, "etc-nocopy", "group")); err == nil {
+		t.Fatal("volume-nocopy volume got the image's /etc/group")
+	}
+	if fi, err := os.Stat(filepath.Join(vols2, "tmp-nocopy")); err != nil || fi.Mode()&os.ModeSticky != 0 {
+		t.Fatalf("tmp-nocopy mode = %v, %v; want the new volume's own 0755", fi.Mode(), err)
+	}
+
 	// Readonly: the task's writes fail with EROFS, warren stays healthy.
 	h.mustCLI("volume", "create", "shared-ro", "--shared")
 	h.mustCLI("service", "create", "reader", "--image", voltestRef, "--port", "80",
