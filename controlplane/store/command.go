@@ -17,6 +17,15 @@ type CommandType uint8
 const (
 	// CmdBatch is a Batch encoded as JSON.
 	CmdBatch CommandType = 1
+	// 2 is reserved for the batch that carries secrets.
+
+	// CmdVolumeBatch is a Batch that also puts or deletes volumes. It has a
+	// type of its own so that a manager too old to know volumes stops on it
+	// rather than applying the rest and silently dropping the volumes. Batch
+	// types are allocated in order and a manager that knows one knows every
+	// lower one, so a batch is tagged with the highest type among the
+	// features it uses.
+	CmdVolumeBatch CommandType = 3
 
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
@@ -107,7 +116,8 @@ var (
 	ErrUnknownCommand = errors.New("unknown command type")
 )
 
-// Encode turns a batch into a raft log entry: the CmdBatch byte, then JSON.
+// Encode turns a batch into a raft log entry: its command type byte
+// (CmdBatch, or the type of the newest feature it uses), then JSON.
 //
 // JSON rather than msgpack or protobuf: the api types already carry JSON
 // tags that define their wire form for the CLI and agents, so the log needs
@@ -123,7 +133,11 @@ func Encode(b *Batch) ([]byte, error) {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
 	out := make([]byte, 0, len(body)+1)
-	out = append(out, byte(CmdBatch))
+	t := CmdBatch
+	if len(b.PutVolumes) > 0 || len(b.DeleteVolumes) > 0 {
+		t = CmdVolumeBatch
+	}
+	out = append(out, byte(t))
 	return append(out, body...), nil
 }
 
@@ -134,7 +148,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch:
+	case t == CmdBatch || t == CmdVolumeBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)

@@ -74,3 +74,32 @@ func TestVolumesSnapshotRoundTripAndUsers(t *testing.T) {
 		t.Fatalf("users of other = %+v", u)
 	}
 }
+
+// A batch that touches volumes is tagged CmdVolumeBatch, so a manager that
+// does not know volumes stops on it instead of dropping them; every other
+// batch keeps CmdBatch, which such a manager still applies.
+func TestVolumeBatchCommandType(t *testing.T) {
+	for _, tc := range []struct {
+		b    *Batch
+		want CommandType
+	}{
+		{&Batch{PutServices: []api.Service{svc("s1", "web")}}, CmdBatch},
+		{&Batch{PutVolumes: []api.Volume{vol("db", "")}}, CmdVolumeBatch},
+		{&Batch{DeleteVolumes: []string{"db"}}, CmdVolumeBatch},
+	} {
+		data, err := Encode(tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if CommandType(data[0]) != tc.want {
+			t.Errorf("%+v: type %d, want %d", tc.b, data[0], tc.want)
+		}
+		s := New()
+		if err := s.Apply(1, data); err != nil {
+			t.Errorf("apply type %d: %v", data[0], err)
+		}
+	}
+	if CmdVolumeBatch&IgnorableCommandFlag != 0 {
+		t.Fatal("volume batches must be essential: skipping one would drop volumes")
+	}
+}
