@@ -103,8 +103,8 @@ func taskName(id string) string {
 	return id
 }
 
-// TestVolumeLocal: a local volume's data survives task replacement, a
-// warren restart and a simulated node reboot; it is refused removal while
+// TestVolumeLocal: a local volume's data survives a task restart, task
+// replacement, a warren restart and a simulated node reboot; it is refused removal while
 // in use; bad input is refused; a readonly mount makes writes fail with
 // EROFS in the task while warren stays healthy.
 func TestVolumeLocal(t *testing.T) {
@@ -159,6 +159,21 @@ func TestVolumeLocal(t *testing.T) {
 	if _, err := h.cli("volume", "rm", "db"); err == nil || !strings.Contains(err.Error(), `volume "db" is in use by services pg`) {
 		t.Fatalf("rm in use: %v", err)
 	}
+
+	// Task restart: the process dies and the node restarts it in place.
+	pids := h.runningPIDs(t)
+	if len(pids) != 1 {
+		t.Fatalf("%d task processes, want 1", len(pids))
+	}
+	_ = syscall.Kill(pids[0], syscall.SIGKILL)
+	eventually(t, "the crashed task restarted", 30*time.Second, func() error {
+		if now := h.runningPIDs(t); len(now) != 1 || now[0] == pids[0] {
+			return fmt.Errorf("pids %v (killed %d)", now, pids[0])
+		}
+		return nil
+	})
+	waitFound(t, h, "pg", n)
+	n = waitCounterPast(t, "the restarted task writes on", volDir, n)
 
 	// Task replacement: a new task (new spec) finds the data.
 	h.mustCLI("service", "update", "pg", "--env", "GEN=2", "--timeout", "2m")
