@@ -19,6 +19,7 @@ func TestImports(t *testing.T) {
 		"github.com/warrenhq/warren/runtime/fake":       {"github.com/containerd/", "/warren/cni", "/warren/dataplane"},
 		"github.com/warrenhq/warren/runtime/ociimage":   {"github.com/containerd/", "github.com/warrenhq/warren/controlplane", "github.com/warrenhq/warren/runtime"},
 		"github.com/warrenhq/warren/runtime/containerd": {"/warren/cni", "/warren/dataplane"},
+		"github.com/warrenhq/warren/runtime/volume":     {"github.com/containerd/", "/warren/cni", "/warren/dataplane", "/controlplane/store"},
 	} {
 		out, err := exec.Command(goBin, "list", "-deps", pkg).CombinedOutput()
 		if err != nil {

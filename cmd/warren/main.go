@@ -15,6 +15,7 @@ import (
 
 	"github.com/warrenhq/warren/dataplane/mesh"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
+	"github.com/warrenhq/warren/runtime/volume"
 )
 
 func main() {
@@ -39,6 +40,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch name {
 	case "warren-cni":
 		return runCNI()
+	case volume.SSHFSPlugin:
+		if code := volume.SSHFSMain(args, stdin, stdout, stderr); code != 0 {
+			return &exitError{code: code, err: fmt.Errorf("%s %s failed; the reason is in its answer on stdout", volume.SSHFSPlugin, strings.Join(args[1:2], ""))}
+		}
+		return nil
 	default: // warren, wrn, or anything else (go run, tests)
 		cmd := newRootCmd(stdin, stdout, stderr)
 		cmd.SetArgs(args[1:])

@@ -68,6 +68,13 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		return nil, err
 	}
 
+	// Volumes: local directories and plugins, among them this binary as
+	// the sshfs driver.
+	vols, err := newVolumes(g.dataDir, ident.NodeID, self, log)
+	if err != nil {
+		return nil, err
+	}
+
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: taskNet,
@@ -76,6 +83,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
 		},
 		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
+		Volumes:      vols,
 		DisablePull:  !o.registryPull,
 		LoggerBinary: self,
 		ResolvConf:   taskNet.ResolvConf,
@@ -150,7 +158,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	a, err := agent.New(agent.Config{
 		NodeID: ident.NodeID, DataDir: g.dataDir, Manager: mc, Managers: ident.Managers,
 		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
-		Registration: registration(ident, hostname, labels, sink.NodeNetwork),
+		Registration: withVolumeDrivers(registration(ident, hostname, labels, sink.NodeNetwork), vols),
 		Logger:       n.log,
 	})
 	if err != nil {

@@ -83,6 +83,7 @@ kernel (eBPF), over an encrypted WireGuard mesh. 'wrn' is the same program.`,
 		newImageCmd(g),
 		newSecretCmd(g, api.KindSecret),
 		newSecretCmd(g, api.KindConfig),
+		newVolumeCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -332,7 +332,8 @@ func parsePort(s string) (api.PortConfig, error) {
 	return pc, err
 }
 
-// parseMount reads type=bind,source=/a,target=/b[,readonly] or a short /a:/b[:ro] bind.
+// parseMount reads type=bind|volume|tmpfs,source=…,target=/b[,readonly][,volume-nocopy] or the
+// short SOURCE:/b[:ro], where SOURCE is an absolute path (a bind) or a volume name (docker -v).
 func parseMount(s string) (api.Mount, error) {
 	var m api.Mount
 	if !strings.Contains(s, "=") {
@@ -341,6 +342,9 @@ func parseMount(s string) (api.Mount, error) {
 			return m, fmt.Errorf("--mount %q: must be SOURCE:TARGET[:ro] or type=…,source=…,target=…", s)
 		}
 		m = api.Mount{Type: api.MountBind, Source: parts[0], Target: parts[1]}
+		if api.ValidVolumeName(parts[0]) == nil {
+			m.Type = api.MountVolume
+		}
 		if len(parts) == 3 {
 			if parts[2] != "ro" && parts[2] != "rw" {
 				return m, fmt.Errorf("--mount %q: mode must be ro or rw", s)
@@ -360,6 +364,8 @@ func parseMount(s string) (api.Mount, error) {
 				m.Target = v
 			case "readonly", "ro":
 				m.ReadOnly = v == "" || v == "true" || v == "1"
+			case "volume-nocopy":
+				m.NoCopy = v == "" || v == "true" || v == "1"
 			case "tmpfs-size":
 				n, err := parseBytes("--mount tmpfs-size", v)
 				if err != nil {
@@ -376,9 +382,16 @@ func parseMount(s string) (api.Mount, error) {
 		if !strings.HasPrefix(m.Source, "/") {
 			return m, fmt.Errorf("--mount %q: a bind source must be an absolute path", s)
 		}
-	case api.MountTmpfs, api.MountVolume:
+	case api.MountVolume:
+		if err := api.ValidVolumeName(m.Source); err != nil {
+			return m, fmt.Errorf("--mount %q: %w", s, err)
+		}
+	case api.MountTmpfs:
 	default:
 		return m, fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+	}
+	if m.NoCopy && m.Type != api.MountVolume {
+		return m, fmt.Errorf("--mount %q: volume-nocopy applies to volume mounts only", s)
 	}
 	if !strings.HasPrefix(m.Target, "/") {
 		return m, fmt.Errorf("--mount %q: target must be an absolute path", s)

@@ -90,7 +90,7 @@ func TestSpecFromFlagsErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--image", "x", "--restart-condition", "always"}, "--restart-condition"},
 		{[]string{"--image", "x", "--update-order", "random"}, "--update-order"},
 		{[]string{"--image", "x", "--canary-weight", "150"}, "--canary-weight"},
-		{[]string{"--image", "x", "--mount", "relative:/x"}, "absolute"},
+		{[]string{"--image", "x", "--mount", "./relative:/x"}, "absolute"},
 		{[]string{"--image", "x", "--mount", "type=nfs,target=/x"}, "type must be"},
 		{[]string{"--image", "x", "--label", "=v"}, "--label"},
 	} {

@@ -107,4 +107,6 @@ type NodeRegistration struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	Network  NodeNetwork       `json:"network"`
 	Version  string            `json:"version,omitempty"`
+	// VolumeDrivers are the volume drivers installed on the node.
+	VolumeDrivers []VolumeDriverInfo `json:"volume_drivers,omitempty"`
 }

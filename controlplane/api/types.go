@@ -70,6 +70,8 @@ type NodeStatus struct {
 	// Network is the node's place in the overlay: its pod subnet and WireGuard identity.
 	Network NodeNetwork `json:"network"`
 	Version string      `json:"version,omitempty"`
+	// VolumeDrivers are the volume drivers this node can run.
+	VolumeDrivers []VolumeDriverInfo `json:"volume_drivers,omitempty"`
 }
 
 // ManagerStatus is raft membership as seen from the store.
@@ -176,6 +178,8 @@ type Mount struct {
 	Target    string    `json:"target"`
 	ReadOnly  bool      `json:"read_only,omitempty"`
 	TmpfsSize int64     `json:"tmpfs_size,omitempty"`
+	// NoCopy keeps the image's content at Target out of a new, empty volume.
+	NoCopy bool `json:"no_copy,omitempty"`
 }
 
 // ResourceReqs are limits enforced by cgroups and reservations honoured by the scheduler.
@@ -333,7 +337,10 @@ type Task struct {
 	ServiceName  string     `json:"service_name"`
 	DesiredState TaskState  `json:"desired_state"`
 	Status       TaskStatus `json:"status"`
-	Meta         Meta       `json:"meta"`
+	// Volumes are the volumes the task mounts, resolved by the leader when it
+	// placed the task.
+	Volumes []VolumeAttachment `json:"volumes,omitempty"`
+	Meta    Meta               `json:"meta"`
 }
 
 // TaskStatus is reported by the node agent (or the scheduler while pending).

@@ -40,6 +40,9 @@ func (s *Server) checkSpec(v *store.View, spec *api.ServiceSpec, selfID string) 
 	if err := validateSpec(*spec, selfID, servicePtrs(v)); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
+	if err := checkVolumeMounts(v, *spec); err != nil {
+		return err
+	}
 	if other, ok := v.ServiceByName(spec.Name); ok && other.ID != selfID {
 		return errorf(http.StatusConflict, "service %q: name: already used by service %s", spec.Name, other.ID)
 	}
@@ -175,6 +178,9 @@ func (s *Server) scaleService(w http.ResponseWriter, r *http.Request, _ Identity
 	}
 	version := svc.Meta.Version
 	svc.Spec.Replicas = req.Replicas
+	if err := checkVolumeMounts(s.b.View(), svc.Spec); err != nil {
+		return err
+	}
 	return s.putService(w, r, svc, version)
 }
 

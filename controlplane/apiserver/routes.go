@@ -59,6 +59,11 @@ func (s *Server) routeTable() []Route {
 		{http.MethodDelete, "/v1/images/{name...}", admins, Write, s.removeImage},
 		{http.MethodGet, "/v1/image-blobs/{name...}", certified, Local, s.downloadImage},
 
+		{http.MethodPost, "/v1/volumes", admins, Write, s.createVolume},
+		{http.MethodGet, "/v1/volumes", readers, Read, s.listVolumes},
+		{http.MethodGet, "/v1/volumes/{name}", readers, Read, s.inspectVolume},
+		{http.MethodDelete, "/v1/volumes/{name}", admins, Write, s.removeVolume},
+
 		// Renewal needs the CA key, which every manager holds; no raft write.
 		{http.MethodPost, "/v1/certs/renew", certified, Local, s.renewCert},
 	}, append(s.secretRoutes(), s.autolockRoutes()...)...)

@@ -102,7 +102,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // planner.Plan, which decides. Task IDs come from the system's randomness
 // (newID).
 func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
-	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Heartbeats: m.heartbeatsCopy()}
+	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy()}
 	if m.raft != nil {
 		// Without the membership the flags are left as they are, rather
 		// than cleared on a transient error.

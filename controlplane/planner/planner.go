@@ -20,6 +20,10 @@ type Snapshot struct {
 	Nodes    []api.Node
 	Services []api.Service
 	Tasks    []api.Task
+	// Volumes are every volume; tasks mounting one are placed where it
+	// lives, and the plan records the volumes their first task created or
+	// bound.
+	Volumes []api.Volume
 	// Heartbeats are the leader's in-memory last heartbeat per node ID. The
 	// store only holds the last heartbeat that changed something, so these
 	// decide liveness; they are never written back by the plan.
@@ -72,7 +76,8 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks}, ids)
 	out.NextEval = res.NextEval
 	a := after(s.Tasks, nodes, res)
-	place := placer(scheduler.Schedule(a.nodes, a.live, a.pending, rnd), now)
+	plan := scheduler.ScheduleVolumes(a.nodes, a.live, a.pending, s.Volumes, rnd)
+	place := placer(plan, now)
 
 	for _, t := range res.Create {
 		place(&t)
@@ -107,13 +112,14 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindService, ID: svc.ID, Version: svc.Meta.Version})
 		b.PutServices = append(b.PutServices, svc)
 	}
+	addVolumes(b, plan.Volumes)
 	if s.Raft != nil {
 		markLeader(b, s.Nodes, a.down, *s.Raft)
 	}
 	if b.Cluster != nil {
 		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindCluster, Version: s.Cluster.Meta.Version})
 	}
-	if b.Cluster != nil || len(b.PutTasks) > 0 || len(b.DeleteTasks) > 0 || len(b.PutNodes) > 0 || len(b.PutServices) > 0 {
+	if b.Cluster != nil || len(b.PutTasks) > 0 || len(b.DeleteTasks) > 0 || len(b.PutNodes) > 0 || len(b.PutServices) > 0 || len(b.PutVolumes) > 0 {
 		out.Batch = b
 	}
 	return out
@@ -192,17 +198,17 @@ func after(tasks []api.Task, nodes []api.Node, res orchestrator.Result) afterRec
 // task: assigned to its node, or still pending with the scheduler's reason.
 // It reports whether the task changed.
 func placer(plan scheduler.Plan, now time.Time) func(*api.Task) bool {
-	placed := map[string]string{}
+	placed := map[string]scheduler.Placement{}
 	for _, p := range plan.Placements {
-		placed[p.TaskID] = p.NodeID
+		placed[p.TaskID] = p
 	}
 	reasons := map[string]string{}
 	for _, u := range plan.Unplaced {
 		reasons[u.TaskID] = u.Reason
 	}
 	return func(t *api.Task) bool {
-		if n, ok := placed[t.ID]; ok {
-			t.NodeID = n
+		if p, ok := placed[t.ID]; ok {
+			t.NodeID, t.Volumes = p.NodeID, p.Volumes
 			t.Status = api.TaskStatus{State: api.TaskAssigned, Timestamp: now, Message: "assigned to node"}
 			return true
 		}

@@ -78,6 +78,9 @@ func Filters(task *api.Task) ([]Filter, error) {
 // isStatic reports whether a filter's verdict depends only on the node, not
 // on what is placed on it, so it can be evaluated once per task shape.
 func isStatic(f Filter) bool {
+	if s, ok := f.(interface{ static() bool }); ok {
+		return s.static()
+	}
 	switch f.(type) {
 	case readyFilter, availabilityFilter, pinnedFilter, constraintFilter:
 		return true

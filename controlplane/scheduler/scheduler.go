@@ -14,12 +14,16 @@ import (
 type Plan struct {
 	Placements []Placement
 	Unplaced   []Unplaced
+	// Volumes are volumes created or given a node by this plan.
+	Volumes []VolumePlacement
 }
 
 // Placement assigns a task to a node.
 type Placement struct {
 	TaskID string
 	NodeID string
+	// Volumes are the task's volumes as the node must mount them.
+	Volumes []api.VolumeAttachment
 }
 
 // Unplaced is a task that stays pending, and why, e.g.
@@ -41,6 +45,14 @@ type Unplaced struct {
 // order, so the plan depends only on the inputs and the state of rnd, which
 // breaks ties between equally good nodes.
 func Schedule(nodes []api.Node, tasks []api.Task, pending []api.Task, rnd *rand.Rand) Plan {
+	return ScheduleVolumes(nodes, tasks, pending, nil, rnd)
+}
+
+// ScheduleVolumes is Schedule for a cluster with volumes: tasks mounting a
+// single-node volume go to its node, and a volume mounted for the first
+// time is created (or bound) where its first task lands.
+func ScheduleVolumes(nodes []api.Node, tasks []api.Task, pending []api.Task, volumes []api.Volume, rnd *rand.Rand) Plan {
+	vols := newVolumeSet(volumes, tasks)
 	infos := make([]*NodeInfo, len(nodes))
 	byID := make(map[string]*NodeInfo, len(nodes))
 	for i := range nodes {
@@ -95,11 +107,16 @@ func Schedule(nodes []api.Node, tasks []api.Task, pending []api.Task, rnd *rand.
 	var plan Plan
 	for _, t := range order {
 		key := t.ServiceID + "\x00" + t.NodeID + "\x00" + strings.Join(t.Spec.Placement.Constraints, "\x00") +
-			fmt.Sprintf("\x00%d\x00%+v", t.Spec.Placement.MaxReplicas, t.Spec.Resources.Reservations)
+			fmt.Sprintf("\x00%d\x00%+v", t.Spec.Placement.MaxReplicas, t.Spec.Resources.Reservations) + vols.shapeKey(t)
 		sh := shapes[key]
 		if sh == nil {
 			sh = &shape{}
 			sh.filters, sh.err = Filters(t)
+			if sh.err == nil {
+				var vf []Filter
+				vf, sh.err = vols.filters(t)
+				sh.filters = insertVolumeFilters(sh.filters, vf)
+			}
 			for _, f := range sh.filters {
 				if isStatic(f) {
 					sh.static = append(sh.static, f)
@@ -133,8 +150,9 @@ func Schedule(nodes []api.Node, tasks []api.Task, pending []api.Task, rnd *rand.
 		}
 		infos[best].add(t)
 		svc[best]++
-		plan.Placements = append(plan.Placements, Placement{TaskID: t.ID, NodeID: infos[best].Node.ID})
+		plan.Placements = append(plan.Placements, Placement{TaskID: t.ID, NodeID: infos[best].Node.ID, Volumes: vols.placed(t, infos[best].Node.ID)})
 	}
+	plan.Volumes = vols.changes()
 	return plan
 }
 

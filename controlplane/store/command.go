@@ -22,6 +22,14 @@ const (
 	// applying the rest and silently dropping the secret changes.
 	CmdSecretBatch CommandType = 2
 
+	// CmdVolumeBatch is a Batch that also puts or deletes volumes. It has a
+	// type of its own so that a manager too old to know volumes stops on it
+	// rather than applying the rest and silently dropping the volumes. Batch
+	// types are allocated in order and a manager that knows one knows every
+	// lower one, so a batch is tagged with the highest type among the
+	// features it uses.
+	CmdVolumeBatch CommandType = 3
+
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
 	// Types below it are essential: a manager that cannot apply one must stop
@@ -37,6 +45,7 @@ const (
 	KindCluster = "cluster"
 	KindSecret  = string(api.KindSecret)
 	KindConfig  = string(api.KindConfig)
+	KindVolume  = "volume" // ID is the volume's name
 )
 
 // Expectation is one optimistic-concurrency precondition of a Batch: the
@@ -66,7 +75,8 @@ type NodeStatusUpdate struct {
 //
 // Within a kind, deletes are applied before puts, so a batch may replace a
 // service by another of the same name. Kinds are applied in field order:
-// cluster, nodes, services, tasks, task statuses, node statuses, images, secrets.
+// cluster, nodes, services, tasks, task statuses, node statuses, images,
+// volumes, secrets.
 type Batch struct {
 	// Now is the proposer's clock. The FSM stamps Meta.CreatedAt and
 	// Meta.UpdatedAt with it and never calls time.Now, so replicas agree.
@@ -96,6 +106,9 @@ type Batch struct {
 	PutImages    []api.Image `json:"put_images,omitempty"`
 	DeleteImages []string    `json:"delete_images,omitempty"`
 
+	PutVolumes    []api.Volume `json:"put_volumes,omitempty"`
+	DeleteVolumes []string     `json:"delete_volumes,omitempty"` // by name
+
 	// Secrets changes secrets and configs (secrets.go); applied last, so
 	// its checks see this batch's services.
 	Secrets *SecretChanges `json:"secrets,omitempty"`
@@ -112,7 +125,8 @@ var (
 	ErrUnknownCommand = errors.New("unknown command type")
 )
 
-// Encode turns a batch into a raft log entry: the CmdBatch byte, then JSON.
+// Encode turns a batch into a raft log entry: its command type byte
+// (CmdBatch, or the type of the newest feature it uses), then JSON.
 //
 // JSON rather than msgpack or protobuf: the api types already carry JSON
 // tags that define their wire form for the CLI and agents, so the log needs
@@ -132,6 +146,9 @@ func Encode(b *Batch) ([]byte, error) {
 	if b.Secrets != nil {
 		t = CmdSecretBatch
 	}
+	if len(b.PutVolumes) > 0 || len(b.DeleteVolumes) > 0 {
+		t = CmdVolumeBatch
+	}
 	out = append(out, byte(t))
 	return append(out, body...), nil
 }
@@ -143,7 +160,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch || t == CmdSecretBatch:
+	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)

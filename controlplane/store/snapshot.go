@@ -14,7 +14,7 @@ import (
 
 // Snapshot format: newline-delimited JSON. A header line carries the format
 // version and raft index, then one record per object in a fixed order
-// (cluster, nodes, services, tasks, images, secrets, each sorted by key), then an end
+// (cluster, nodes, services, tasks, images, volumes, secrets, each sorted by key), then an end
 // record with the object count so that a truncated file is detected rather
 // than restored as a smaller cluster. Streaming keeps memory flat for large
 // clusters; the fixed order makes snapshots of equal states byte-identical.
@@ -31,6 +31,7 @@ type snapshotRecord struct {
 	Service *api.Service `json:"service,omitempty"`
 	Task    *api.Task    `json:"task,omitempty"`
 	Image   *api.Image   `json:"image,omitempty"`
+	Volume  *api.Volume  `json:"volume,omitempty"`
 	Secret  *api.Secret  `json:"secret,omitempty"`
 	End     *snapshotEnd `json:"end,omitempty"`
 }
@@ -75,6 +76,7 @@ func (v *View) writeTo(w io.Writer) error {
 	walk(v.st.services, func(x interface{}) snapshotRecord { return snapshotRecord{Service: x.(*api.Service)} })
 	walk(v.st.tasks, func(x interface{}) snapshotRecord { return snapshotRecord{Task: x.(*api.Task)} })
 	walk(v.st.images, func(x interface{}) snapshotRecord { return snapshotRecord{Image: x.(*api.Image)} })
+	walk(v.st.volumes, func(x interface{}) snapshotRecord { return snapshotRecord{Volume: x.(*api.Volume)} })
 	walk(v.st.secrets, func(x interface{}) snapshotRecord { return snapshotRecord{Secret: x.(*api.Secret)} })
 	if err != nil {
 		return err
@@ -114,6 +116,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 	t := &txn{
 		nodes: base.nodes.Txn(), services: base.services.Txn(), svcByName: base.svcByName.Txn(),
 		tasks: base.tasks.Txn(), bySvc: base.bySvc.Txn(), byNode: base.byNode.Txn(), images: base.images.Txn(),
+		volumes: base.volumes.Txn(),
 		secrets: base.secrets.Txn(), secNames: base.secNames.Txn(),
 	}
 	count := 0
@@ -140,6 +143,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 				bySvc:     t.bySvc.CommitOnly(),
 				byNode:    t.byNode.CommitOnly(),
 				images:    t.images.CommitOnly(),
+				volumes:   t.volumes.CommitOnly(),
 				secrets:   t.secrets.CommitOnly(),
 				secNames:  t.secNames.CommitOnly(),
 			}, nil
@@ -154,6 +158,8 @@ func readSnapshot(r io.Reader) (*state, error) {
 			t.putTask(rec.Task, nil)
 		case rec.Image != nil:
 			t.images.Insert([]byte(rec.Image.Name), rec.Image)
+		case rec.Volume != nil:
+			t.volumes.Insert([]byte(rec.Volume.Name), rec.Volume)
 		case rec.Secret != nil:
 			t.putSecret(rec.Secret)
 		default:

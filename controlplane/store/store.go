@@ -26,13 +26,14 @@ type state struct {
 	bySvc     *iradix.Tree // service ID \x00 task ID -> *api.Task
 	byNode    *iradix.Tree // node ID \x00 task ID -> *api.Task (assigned tasks only)
 	images    *iradix.Tree // image name -> *api.Image
+	volumes   *iradix.Tree // volume name -> *api.Volume
 	secrets   *iradix.Tree // kind \x00 ID -> *api.Secret (secrets.go)
 	secNames  *iradix.Tree // kind \x00 name -> *api.Secret
 }
 
 func emptyState() *state {
 	t := iradix.New()
-	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, secrets: t, secNames: t}
+	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t, secrets: t, secNames: t}
 }
 
 // Store is the in-memory state of the cluster. Objects inside it are never
@@ -141,6 +142,7 @@ type txn struct {
 	bySvc     *iradix.Txn
 	byNode    *iradix.Txn
 	images    *iradix.Txn
+	volumes   *iradix.Txn
 	secrets   *iradix.Txn
 	secNames  *iradix.Txn
 }
@@ -162,12 +164,13 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		bySvc:     cur.bySvc.Txn(),
 		byNode:    cur.byNode.Txn(),
 		images:    cur.images.Txn(),
+		volumes:   cur.volumes.Txn(),
 		secrets:   cur.secrets.Txn(),
 		secNames:  cur.secNames.Txn(),
 	}
 	for _, step := range []func(*Batch) error{
 		t.applyCluster, t.applyNodes, t.applyServices, t.applyTasks,
-		t.applyTaskStatuses, t.applyNodeStatuses, t.applyImages, t.applySecrets,
+		t.applyTaskStatuses, t.applyNodeStatuses, t.applyImages, t.applyVolumes, t.applySecrets,
 	} {
 		if err := step(b); err != nil {
 			return nil, err
@@ -183,6 +186,7 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		bySvc:     t.bySvc.CommitOnly(),
 		byNode:    t.byNode.CommitOnly(),
 		images:    t.images.CommitOnly(),
+		volumes:   t.volumes.CommitOnly(),
 		secrets:   t.secrets.CommitOnly(),
 		secNames:  t.secNames.CommitOnly(),
 	}, nil
@@ -211,6 +215,10 @@ func checkExpect(cur *state, exp []Expectation) error {
 		case KindSecret, KindConfig:
 			if v, ok := cur.secrets.Get(pairKey(e.Kind, e.ID)); ok {
 				have = v.(*api.Secret).Meta.Version
+			}
+		case KindVolume:
+			if v, ok := cur.volumes.Get([]byte(e.ID)); ok {
+				have = v.(*api.Volume).Meta.Version
 			}
 		default:
 			return fmt.Errorf("expectation on %q: %w: unknown kind", e.Kind, ErrInvalid)

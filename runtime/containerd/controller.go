@@ -49,6 +49,12 @@ func (c *controller) Prepare(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctx = c.e.ns(ctx)
+	// Every attempt, even for an existing container: after a node reboot
+	// or a storage outage the volume must be mounted again before the task
+	// process starts, or it would write to the empty mount point.
+	if err := c.mountVolumes(ctx); err != nil {
+		return err
+	}
 	if c.ctr != nil {
 		return nil
 	}
@@ -92,7 +98,7 @@ func (c *controller) Prepare(ctx context.Context) error {
 		return fmt.Errorf("create container: %w", err)
 	}
 	c.ctr = ctr
-	return nil
+	return c.populateVolumes(ctx)
 }
 
 // Start implements runtime.Controller. A running task is adopted; an
@@ -344,7 +350,10 @@ func (c *controller) Remove(ctx context.Context) error {
 		c.cancel = nil
 	}
 	c.ctr, c.ctask, c.exitC = nil, nil, nil
-	return c.e.RemoveContainer(ctx, c.id())
+	if err := c.e.RemoveContainer(ctx, c.id()); err != nil {
+		return err
+	}
+	return c.releaseVolumes(ctx)
 }
 
 // Info implements runtime.Inspector.

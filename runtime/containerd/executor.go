@@ -55,6 +55,9 @@ type Options struct {
 	Snapshotter string
 	Runtime     string
 	VolumeDir   string
+	// Volumes mounts each task's volumes (at VolumeDir/<name>) before its
+	// container runs; nil: volumes are plain directories there.
+	Volumes runtime.Volumes
 	// ResolvConf is mounted at /etc/resolv.conf in every task (the node's DNS).
 	ResolvConf string
 	// CgroupV2Root is the cgroup2 mount; detected when empty
