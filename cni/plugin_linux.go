@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -185,6 +186,7 @@ func existingAttachment(netns ns.NetNS, hostName, ifName string, cidr *net.IPNet
 // ensureBridge creates the node bridge with the gateway address if it is
 // missing; concurrent ADDs race here, so "exists" is success.
 func ensureBridge(conf *netConf) (netlink.Link, error) {
+	mac := BridgeMAC(conf.Bridge, conf.subnet)
 	br, err := netlink.LinkByName(conf.Bridge)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -194,6 +196,9 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 		la := netlink.NewLinkAttrs()
 		la.Name = conf.Bridge
 		la.MTU = conf.MTU
+		// Set at creation, before any port exists, so the bridge never
+		// takes (and later loses) a port's MAC.
+		la.HardwareAddr = mac
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return nil, fmt.Errorf("create bridge %s: %w", conf.Bridge, err)
 		}
@@ -203,6 +208,17 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 	}
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%s exists and is a %s, not a bridge", conf.Bridge, br.Type())
+	}
+	if !bytes.Equal(br.Attrs().HardwareAddr, mac) {
+		// A bridge made by an older warren (or a race with another ADD
+		// that created it without one): fix it once; from then on it is
+		// stable.
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return nil, fmt.Errorf("set %s address %s: %w", conf.Bridge, mac, err)
+		}
+		if br, err = netlink.LinkByName(conf.Bridge); err != nil {
+			return nil, fmt.Errorf("look up bridge %s: %w", conf.Bridge, err)
+		}
 	}
 	gw := &net.IPNet{IP: ipam.Gateway(conf.subnet).AsSlice(), Mask: net.CIDRMask(conf.subnet.Bits(), 32)}
 	if err := netlink.AddrAdd(br, &netlink.Addr{IPNet: gw}); err != nil && !errors.Is(err, syscall.EEXIST) {
