@@ -437,4 +437,3 @@ func (m *Manager) RecordHeartbeat(nodeID string, at time.Time) {
 		m.heartbeats[nodeID] = at
 	}
 }
-
