@@ -68,7 +68,8 @@ func TestContainerChurnKeepsGateway(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	if got := bridgeMAC(); got != wantMAC {
-		t.Fatalf("bridge %s has MAC %s, want its own %s", h1.bridge, got, wantMAC)
+		// Go on: the churn below shows what a borrowed MAC costs.
+		t.Errorf("bridge %s has MAC %s, want its own %s", h1.bridge, got, wantMAC)
 	}
 
 	// The surviving task's view: its network namespace, the host's tools.
