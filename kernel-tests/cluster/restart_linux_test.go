@@ -97,6 +97,49 @@ func TestDaemonRestartKeepsTraffic(t *testing.T) {
 			t.Errorf("down %s: node %+v, want the one node ready", down, nodes)
 		}
 	}
+
+	// One log path for the node: no log process per task, and the logs
+	// (collected before and after the restarts) read with --tail and
+	// --timestamps.
+	if n := taskLoggers(t); n > 0 {
+		t.Errorf("%d per-task log processes running, want none", n)
+	}
+	logs := h.mustCLI("service", "logs", "--tail", "50", "--timestamps", "web")
+	for _, tk := range before {
+		found := false
+		for _, line := range strings.Split(logs, "\n") {
+			if !strings.Contains(line, "as "+tk.ID) {
+				continue
+			}
+			for _, f := range strings.Fields(line) {
+				if _, err := time.Parse(time.RFC3339Nano, f); err == nil {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("service logs --timestamps has no timestamped start line of task %s:\n%s", short(tk.ID), tail(logs, 1500))
+		}
+	}
+}
+
+// taskLoggers counts processes running as the shim's task logger (the
+// warren binary with the logger marker), the per-task log path this
+// replaced.
+func taskLoggers(t *testing.T) int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "--warren-task-logger") {
+			n++
+		}
+	}
+	return n
 }
 
 // loopCounts is how many requests a loop made and how many failed.
