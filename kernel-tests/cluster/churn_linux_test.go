@@ -61,11 +61,19 @@ func TestContainerChurnKeepsGateway(t *testing.T) {
 	}
 	wantMAC := cni.BridgeMAC(h1.bridge, prefix).String()
 	bridgeMAC := func() string {
-		out, err := exec.Command("nsenter", "--net="+h1.nsPath(), "cat", "/sys/class/net/"+h1.bridge+"/address").CombinedOutput()
+		// ip, not /sys/class/net: nsenter --net keeps the host's /sys.
+		out, err := exec.Command("ip", "-n", h1.netns, "-o", "link", "show", "dev", h1.bridge).CombinedOutput()
 		if err != nil {
 			t.Fatalf("bridge address: %v %s", err, out)
 		}
-		return strings.TrimSpace(string(out))
+		f := strings.Fields(string(out))
+		for i := range f {
+			if f[i] == "link/ether" && i+1 < len(f) {
+				return f[i+1]
+			}
+		}
+		t.Fatalf("no link/ether in %q", out)
+		return ""
 	}
 	if got := bridgeMAC(); got != wantMAC {
 		// Go on: the churn below shows what a borrowed MAC costs.
