@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,7 +150,7 @@ func TestUpgradeKeepsTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new version cannot read the service the old one created: %v", err)
 	}
-	if fmt.Sprint(svc.Spec) != fmt.Sprint(specBefore) {
+	if !reflect.DeepEqual(svc.Spec, specBefore) {
 		t.Errorf("service spec changed across the upgrade:\nbefore %+v\nafter  %+v", specBefore, svc.Spec)
 	}
 	all, err := h1.tasks("web")
