@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -209,15 +210,13 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%s exists and is a %s, not a bridge", conf.Bridge, br.Type())
 	}
-	if !bytes.Equal(br.Attrs().HardwareAddr, mac) {
-		// A bridge made by an older warren (or a race with another ADD
-		// that created it without one): fix it once; from then on it is
-		// stable.
-		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
-			return nil, fmt.Errorf("set %s address %s: %w", conf.Bridge, mac, err)
-		}
-		if br, err = netlink.LinkByName(conf.Bridge); err != nil {
-			return nil, fmt.Errorf("look up bridge %s: %w", conf.Bridge, err)
+	if cur := br.Attrs().HardwareAddr; !bytes.Equal(cur, mac) && !macPinned(conf.Bridge) {
+		// A bridge made by an older warren borrows a port's MAC, which its
+		// containers have cached as their gateway's. Changing it would
+		// strand them; pinning the MAC it has keeps them working and stops
+		// it from following its ports from now on.
+		if err := netlink.LinkSetHardwareAddr(br, cur); err != nil {
+			return nil, fmt.Errorf("pin %s address %s: %w", conf.Bridge, cur, err)
 		}
 	}
 	gw := &net.IPNet{IP: ipam.Gateway(conf.subnet).AsSlice(), Mask: net.CIDRMask(conf.subnet.Bits(), 32)}
@@ -239,6 +238,15 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 		}
 	}
 	return br, nil
+}
+
+// macPinned reports whether the bridge's MAC was set explicitly (the
+// kernel's addr_assign_type NET_ADDR_SET, 3), so the kernel keeps it
+// whatever ports come and go. Unknown (no sysfs for this namespace) is
+// false: pinning again is harmless.
+func macPinned(bridge string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + bridge + "/addr_assign_type")
+	return err == nil && strings.TrimSpace(string(b)) == "3"
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {
