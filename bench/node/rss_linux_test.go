@@ -66,7 +66,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 		ktest.Run(b, "ip", "netns", "add", netns)
 		b.Cleanup(func() { ktest.RunQuiet("ip", "netns", "del", netns) })
 		ktest.Run(b, "ip", "-n", netns, "link", "set", "lo", "up")
-		ktest.Run(b, "ip", "-n", netns, "link", "add", "eth0", "type", "dummy")
+		ktest.Run(b, "ip", "-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
 		ktest.Run(b, "ip", "-n", netns, "addr", "add", "192.168.250.1/24", "dev", "eth0")
 		ktest.Run(b, "ip", "-n", netns, "link", "set", "eth0", "up")
 		ctd := ktest.StartContainerd(b, ktest.ContainerdOptions{NetNS: netns, Tag: "bn" + tag})
