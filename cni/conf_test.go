@@ -3,6 +3,8 @@ package cni
 import (
 	"encoding/json"
 	"errors"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -85,5 +87,23 @@ func TestHostVethName(t *testing.T) {
 	}
 	if len(a) > 15 || !strings.HasPrefix(a, defaultIfPrefix) {
 		t.Fatalf("host veth name %q", a)
+	}
+}
+
+func TestBridgeMAC(t *testing.T) {
+	a := BridgeMAC("warren0", netip.MustParsePrefix("10.42.3.0/24"))
+	if len(a) != 6 || a[0]&0x01 != 0 || a[0]&0x02 == 0 {
+		t.Fatalf("bridge MAC %s: want 6 bytes, unicast, locally administered", a)
+	}
+	if b := BridgeMAC("warren0", netip.MustParsePrefix("10.42.3.7/24")); b.String() != a.String() {
+		t.Errorf("same subnet written differently gave %s and %s", a, b)
+	}
+	for _, other := range []net.HardwareAddr{
+		BridgeMAC("warren0", netip.MustParsePrefix("10.42.4.0/24")),
+		BridgeMAC("warren1", netip.MustParsePrefix("10.42.3.0/24")),
+	} {
+		if other.String() == a.String() {
+			t.Errorf("another node or bridge got the same MAC %s", a)
+		}
 	}
 }

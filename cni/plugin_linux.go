@@ -1,11 +1,13 @@
 package cni
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -185,6 +187,7 @@ func existingAttachment(netns ns.NetNS, hostName, ifName string, cidr *net.IPNet
 // ensureBridge creates the node bridge with the gateway address if it is
 // missing; concurrent ADDs race here, so "exists" is success.
 func ensureBridge(conf *netConf) (netlink.Link, error) {
+	mac := BridgeMAC(conf.Bridge, conf.subnet)
 	br, err := netlink.LinkByName(conf.Bridge)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -194,6 +197,9 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 		la := netlink.NewLinkAttrs()
 		la.Name = conf.Bridge
 		la.MTU = conf.MTU
+		// Set at creation, before any port exists, so the bridge never
+		// takes (and later loses) a port's MAC.
+		la.HardwareAddr = mac
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return nil, fmt.Errorf("create bridge %s: %w", conf.Bridge, err)
 		}
@@ -203,6 +209,15 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 	}
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("%s exists and is a %s, not a bridge", conf.Bridge, br.Type())
+	}
+	if cur := br.Attrs().HardwareAddr; !bytes.Equal(cur, mac) && !macPinned(conf.Bridge) {
+		// A bridge made by an older warren borrows a port's MAC, which its
+		// containers have cached as their gateway's. Changing it would
+		// strand them; pinning the MAC it has keeps them working and stops
+		// it from following its ports from now on.
+		if err := netlink.LinkSetHardwareAddr(br, cur); err != nil {
+			return nil, fmt.Errorf("pin %s address %s: %w", conf.Bridge, cur, err)
+		}
 	}
 	gw := &net.IPNet{IP: ipam.Gateway(conf.subnet).AsSlice(), Mask: net.CIDRMask(conf.subnet.Bits(), 32)}
 	if err := netlink.AddrAdd(br, &netlink.Addr{IPNet: gw}); err != nil && !errors.Is(err, syscall.EEXIST) {
@@ -223,6 +238,15 @@ func ensureBridge(conf *netConf) (netlink.Link, error) {
 		}
 	}
 	return br, nil
+}
+
+// macPinned reports whether the bridge's MAC was set explicitly (the
+// kernel's addr_assign_type NET_ADDR_SET, 3), so the kernel keeps it
+// whatever ports come and go. Unknown (no sysfs for this namespace) is
+// false: pinning again is harmless.
+func macPinned(bridge string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + bridge + "/addr_assign_type")
+	return err == nil && strings.TrimSpace(string(b)) == "3"
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {

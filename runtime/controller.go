@@ -86,6 +86,9 @@ type Owned struct {
 type ControllerOptions struct {
 	// LogPath is the file the task's stdout and stderr are written to.
 	LogPath string
+	// RawLogPath, when set, is where the executor appends the raw output
+	// instead; the Worker collects it into LogPath (WorkerOptions.CollectLogs).
+	RawLogPath string
 	// LogMaxBytes and LogMaxFiles bound it when the executor rotates.
 	LogMaxBytes int64
 	LogMaxFiles int

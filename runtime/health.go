@@ -42,6 +42,15 @@ func NewHealthTracker(c api.HealthCheck, started time.Time) *HealthTracker {
 	return &HealthTracker{check: c, started: started, state: api.HealthStarting}
 }
 
+// Resume continues from a health already established for the same process
+// (one adopted after an agent restart), so that the next probes move it
+// by the usual rules instead of from "starting". Other states are ignored.
+func (h *HealthTracker) Resume(s api.HealthState) {
+	if s == api.HealthHealthy || s == api.HealthUnhealthy {
+		h.state = s
+	}
+}
+
 // State is the current health.
 func (h *HealthTracker) State() api.HealthState { return h.state }
 

@@ -16,8 +16,12 @@ import (
 //
 // Output goes from the shim to one file per task without passing through
 // the agent, so it keeps flowing while the agent is down or restarting.
-// Two writers exist:
+// Three writers exist:
 //
+//   - the node log path (WorkerOptions.CollectLogs, what the daemon uses):
+//     the shim appends raw output to <task>.raw and the Worker's one
+//     collector loop writes it to the log as tagged lines (logcollect.go).
+//     No process per task.
 //   - the task logger (runtime/containerd LoggerMain, containerd's binary
 //     log driver): the shim keeps it alive next to the task; it writes
 //     "<RFC3339Nano> <stdout|stderr> <text>" lines and rotates the file by

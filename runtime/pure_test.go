@@ -245,3 +245,22 @@ func TestStopGrace(t *testing.T) {
 		t.Errorf("3s grace: %s", got)
 	}
 }
+
+func TestHealthTrackerResume(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := api.HealthCheck{Retries: 2}
+	tr := NewHealthTracker(c, t0)
+	tr.Resume(api.HealthHealthy)
+	if s := tr.Observe(t0.Add(time.Second), false); s != api.HealthHealthy {
+		t.Fatalf("one failure after resuming healthy: %s, want still healthy (2 retries)", s)
+	}
+	if s := tr.Observe(t0.Add(2*time.Second), false); s != api.HealthUnhealthy {
+		t.Fatalf("second failure: %s, want unhealthy", s)
+	}
+	tr = NewHealthTracker(c, t0)
+	tr.Resume(api.HealthStarting)
+	tr.Resume(api.HealthNone)
+	if s := tr.State(); s != api.HealthStarting {
+		t.Fatalf("resumed from a non-verdict: %s, want starting", s)
+	}
+}

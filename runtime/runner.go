@@ -184,6 +184,10 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	if info.Adopted {
 		msg = "adopted running container"
 	}
+	health := api.HealthNone
+	if r.task.Spec.Health != nil {
+		health = adoptedHealth(r.task, info)
+	}
 	r.w.report(id, false, func(st *api.TaskStatus) {
 		forward(st, api.TaskRunning)
 		st.PID, st.ContainerID, st.Message, st.Err = info.PID, info.ContainerID, msg, ""
@@ -192,11 +196,9 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 		if info.Addr.IsValid() {
 			st.Addr = info.Addr.String()
 		}
-		if r.task.Spec.Health != nil {
-			st.Health = api.HealthStarting
-		}
+		st.Health = health
 	})
-	stopHealth := r.startHealth(ctx, info)
+	stopHealth := r.startHealth(ctx, info, health)
 	exit, err := r.ctl.Wait(ctx)
 	for tries := 0; err != nil && ctx.Err() == nil && tries < reattachTries; tries++ {
 		// Waiting broke without an exit (containerd restarted, say): the
@@ -251,7 +253,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 // it new connections, and the managers' orchestrator (which sees the whole
 // service) decides whether to replace it. Restarting here as well would race
 // that decision and hide a failing health check behind a restart loop.
-func (r *runner) startHealth(ctx context.Context, info Info) func() {
+func (r *runner) startHealth(ctx context.Context, info Info, from api.HealthState) func() {
 	hc := r.task.Spec.Health
 	if hc == nil {
 		return func() {}
@@ -262,6 +264,7 @@ func (r *runner) startHealth(ctx context.Context, info Info) func() {
 	go func() {
 		defer close(done)
 		tr := NewHealthTracker(*hc, r.w.o.Clock.Now())
+		tr.Resume(from)
 		last := tr.State()
 		interval, _ := HealthIntervals(*hc)
 		for {
@@ -337,4 +340,18 @@ func exitMessage(exit ExitStatus) string {
 		m += " (out of memory)"
 	}
 	return m
+}
+
+// adoptedHealth is the health a task with a check starts from: "starting"
+// for a new process, but for a process adopted from an earlier agent the
+// health its assignment last recorded for that very process. Starting over
+// would take every healthy backend of the node out of its services (VIPs,
+// published ports) for a probe interval each time the daemon restarts.
+func adoptedHealth(t api.Task, info Info) api.HealthState {
+	prev := t.Status
+	if info.Adopted && prev.State == api.TaskRunning && prev.PID != 0 && prev.PID == info.PID &&
+		(prev.Health == api.HealthHealthy || prev.Health == api.HealthUnhealthy) {
+		return prev.Health
+	}
+	return api.HealthStarting
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,12 @@ type WorkerOptions struct {
 	// HouseKeeping is how often Run rotates logs and removes containers no
 	// task wants (default 2s).
 	HouseKeeping time.Duration
+	// CollectLogs selects the node log path (see logcollect.go): the
+	// executor writes each task's raw output to RawLogPath and Run's one
+	// collector loop turns it into the timestamped log every LogCollect
+	// (default 250ms). Without it the executor writes LogPath itself.
+	CollectLogs bool
+	LogCollect  time.Duration
 }
 
 // Worker runs the tasks assigned to this node. Set gives it the complete
@@ -80,6 +87,9 @@ func NewWorker(o WorkerOptions) (*Worker, error) {
 	if o.HouseKeeping <= 0 {
 		o.HouseKeeping = 2 * time.Second
 	}
+	if o.LogCollect <= 0 {
+		o.LogCollect = 250 * time.Millisecond
+	}
 	if err := os.MkdirAll(filepath.Join(o.DataDir, "logs"), 0o750); err != nil {
 		return nil, fmt.Errorf("new worker: %w", err)
 	}
@@ -119,7 +129,11 @@ func (w *Worker) Set(ctx context.Context, tasks []api.Task) error {
 				delete(w.status, t.ID)
 			}
 		default:
-			ctl, err := w.o.Executor.Controller(&t, ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles, Clock: w.o.Clock})
+			co := ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles, Clock: w.o.Clock}
+			if w.o.CollectLogs {
+				co.RawLogPath = RawLogPath(co.LogPath)
+			}
+			ctl, err := w.o.Executor.Controller(&t, co)
 			if err != nil {
 				w.mu.Unlock()
 				return fmt.Errorf("set task %s: %w", t.ID, err)
@@ -166,6 +180,11 @@ func (w *Worker) removeUnknown(ctx context.Context, want map[string]bool) error 
 // watching their tasks but the containers keep running.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.cancel()
+	if w.o.CollectLogs {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); w.collectLoop(ctx) }()
+	}
 	for {
 		if err := sleep(ctx, w.o.Clock, w.o.HouseKeeping, nil); err != nil {
 			return nil
@@ -181,7 +200,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 		for _, id := range ids {
 			if w.tagged() {
-				break // the task logger rotates its own files
+				break // the task logger or the collector rotates the files
 			}
 			if _, err := RotateLog(w.LogPath(id), w.o.LogMaxBytes, w.o.LogMaxFiles); err != nil {
 				w.log.Warn("rotate log", zap.String("task_id", id), zap.Error(err))
@@ -214,7 +233,27 @@ func (w *Worker) Logs(ctx context.Context, taskID string, o LogOptions) (io.Read
 	return readLogs(ctx, w.LogPath(taskID), w.o.LogMaxFiles, w.tagged(), o, w.o.Clock, 100*time.Millisecond)
 }
 
+// collectLoop is the node's one log path: every LogCollect it moves what
+// each task's shim appended to its raw file into the task's log.
+func (w *Worker) collectLoop(ctx context.Context) {
+	var warned bool
+	for sleep(ctx, w.o.Clock, w.o.LogCollect, nil) == nil {
+		raws, _ := filepath.Glob(filepath.Join(w.o.DataDir, "logs", "*.raw"))
+		for _, raw := range raws {
+			log := strings.TrimSuffix(raw, ".raw") + ".log"
+			if _, err := collectLog(raw, log, w.o.LogMaxBytes, w.o.LogMaxFiles, w.o.Clock.Now()); err != nil && !warned {
+				// Once: a full disk would otherwise log four times a second.
+				warned = true
+				w.log.Warn("collect task log", zap.String("file", raw), zap.Error(err))
+			}
+		}
+	}
+}
+
 func (w *Worker) tagged() bool {
+	if w.o.CollectLogs {
+		return true
+	}
 	tl, ok := w.o.Executor.(TaggedLogger)
 	return ok && tl.TaggedLogs()
 }

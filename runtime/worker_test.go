@@ -552,3 +552,42 @@ func TestTaggedLogs(t *testing.T) {
 		t.Fatalf("follow: %q", got)
 	}
 }
+
+// TestWorkerAdoptionKeepsHealth: a process adopted after an agent restart
+// keeps the health its assignment recorded for that same process, so a
+// healthy backend never leaves its services because the daemon restarted;
+// a different process (the PID the assignment names is gone) starts over.
+func TestWorkerAdoptionKeepsHealth(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		recorded int // the PID the assignment last recorded
+		want     api.HealthState
+	}{
+		{"same process", 4242, api.HealthHealthy},
+		{"another process", 4000, api.HealthStarting},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ex := fake.New()
+			ex.AddRunning("h", 4242)
+			rec := &recorder{}
+			w, _ := newWorker(t, ex, rec)
+			tk := task("h", api.RestartPolicy{})
+			tk.Spec.Health = &api.HealthCheck{Kind: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(time.Hour), Retries: 2}
+			tk.Status = api.TaskStatus{State: api.TaskRunning, PID: c.recorded, Health: api.HealthHealthy}
+			if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, "adopted", wait, func() bool {
+				st := w.Tasks()["h"]
+				return st.State == api.TaskRunning && st.PID == 4242
+			})
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for _, st := range rec.seen["h"] {
+				if st.State == api.TaskRunning && st.Health != c.want {
+					t.Errorf("reported running with health %q, want %q", st.Health, c.want)
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/manager"
-	"github.com/warrenhq/warren/dataplane/ebpf"
+	"github.com/warrenhq/warren/dataplane/nodenet"
 	"github.com/warrenhq/warren/runtime"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 )
@@ -23,15 +23,17 @@ import (
 const pidFile = "warren.pid"
 
 func newClusterLeaveCmd(g *globals) *cobra.Command {
-	var force bool
+	var force, removeImages bool
 	var o nodeOpts
 	cmd := &cobra.Command{
-		Use:   "leave [--force]",
+		Use:   "leave [--force] [--remove-images]",
 		Short: "Take this node out of the cluster: stop warren and its containers, delete its state",
-		Long: `Stop this node's warren daemon and the containers it runs, remove its network devices and
-kernel maps, and delete its data directory. A manager refuses unless --force is given: a
-cluster that loses its managers' quorum cannot be changed any more (demote it first). The
-node stays in 'warren node ls' as down until removed there with 'warren node rm'.`,
+		Long: `Stop this node's warren daemon and the containers it runs, remove everything it created on
+this machine (network devices, routes, kernel programs and maps under /sys/fs/bpf/warren, its
+cgroups in every hierarchy) and delete its data directory. Images stay in containerd unless
+--remove-images is given, which also removes the node's containerd namespace. A manager
+refuses unless --force is given: a cluster that loses its managers' quorum cannot be changed
+any more (demote it first). The node stays in 'warren node ls' as down until removed there with 'warren node rm'.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			ident, err := manager.LoadIdentity(g.dataDir)
@@ -49,31 +51,42 @@ node stays in 'warren node ls' as down until removed there with 'warren node rm'
 			}
 			ctx, cancel := ctxTimeout(2 * time.Minute)
 			defer cancel()
-			var problems []string
-			if err := removeContainers(ctx, o, ident.NodeID); err != nil {
-				problems = append(problems, err.Error())
+			var removed, problems []string
+			note := func(r []string, err error) {
+				removed = append(removed, r...)
+				if err != nil {
+					problems = append(problems, err.Error())
+				}
 			}
+			note(uninstallContainers(ctx, o, ident.NodeID, removeImages))
 			// After the containers: no task uses its secret files any more.
 			if err := runtime.UnmountSecretFS(secretsRoot(ident.NodeID)); err != nil {
 				problems = append(problems, err.Error())
+			} else {
+				removed = append(removed, "secrets tmpfs "+secretsRoot(ident.NodeID))
 			}
-			if err := ebpf.Unpin(filepath.Join("/sys/fs/bpf/warren", ident.NodeID)); err != nil {
-				problems = append(problems, err.Error())
-			}
-			if err := removeLinks(o.bridge, o.wgIface); err != nil {
-				problems = append(problems, err.Error())
-			}
+			note(rtc.RemoveCgroups(o.cgroupParent))
+			note(nodenet.Uninstall(nodenet.Installed{NodeID: ident.NodeID, Network: ident.Network, Bridge: o.bridge, WGIface: o.wgIface}))
 			if err := os.RemoveAll(g.dataDir); err != nil {
 				problems = append(problems, err.Error())
+			} else {
+				removed = append(removed, "data dir "+g.dataDir)
+			}
+			for _, r := range removed {
+				fmt.Fprintf(g.stdout, "removed %s\n", r)
+			}
+			if !removeImages {
+				fmt.Fprintf(g.stdout, "kept the images in containerd namespace %s (pass --remove-images to remove them and the namespace)\n", o.containerdNS)
 			}
 			if len(problems) > 0 {
 				return fmt.Errorf("left the cluster, but clean-up was incomplete: %s", strings.Join(problems, "; "))
 			}
-			fmt.Fprintf(g.stdout, "node %s left the cluster; %s removed\n", shortID(ident.NodeID), g.dataDir)
+			fmt.Fprintf(g.stdout, "node %s left the cluster\n", shortID(ident.NodeID))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "leave even if this node is a manager")
+	cmd.Flags().BoolVar(&removeImages, "remove-images", false, "also remove this node's images and its containerd namespace")
 	cmd.Flags().StringVar(&o.containerdSock, "containerd", envOr("WARREN_CONTAINERD", "/run/containerd/containerd.sock"), "containerd socket")
 	cmd.Flags().StringVar(&o.containerdNS, "containerd-namespace", envOr("WARREN_CONTAINERD_NAMESPACE", "warren"), "containerd namespace of this node")
 	cmd.Flags().StringVar(&o.cgroupParent, "cgroup-parent", envOr("WARREN_CGROUP_PARENT", "warren"), "cgroup parent of this node's containers")
@@ -108,23 +121,15 @@ func stopDaemon(dataDir string, wait time.Duration) error {
 	return fmt.Errorf("warren (pid %d) did not stop within %s", pid, wait)
 }
 
-// removeContainers deletes every container this node owns.
-func removeContainers(ctx context.Context, o nodeOpts, nodeID string) error {
+// uninstallContainers removes the node's containers (and, when asked, its
+// images and containerd namespace).
+func uninstallContainers(ctx context.Context, o nodeOpts, nodeID string, images bool) ([]string, error) {
 	ex, err := rtc.New(rtc.Options{Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent, NodeID: nodeID})
 	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
+		return nil, fmt.Errorf("containerd: %w", err)
 	}
 	defer ex.Close()
-	owned, err := ex.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range owned {
-		if err := ex.RemoveContainer(ctx, c.ContainerID); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ex.Uninstall(ctx, images)
 }
 
 // writePidFile records the daemon's pid for `cluster leave`.

@@ -82,12 +82,11 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			// Managers keep images under their fully qualified names.
 			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
 		},
-		VolumeDir:    filepath.Join(g.dataDir, "volumes"),
-		Volumes:      vols,
-		DisablePull:  !o.registryPull,
-		LoggerBinary: self,
-		ResolvConf:   taskNet.ResolvConf,
-		Logger:       log.With(zap.String("component", "runtime")),
+		VolumeDir:   filepath.Join(g.dataDir, "volumes"),
+		Volumes:     vols,
+		DisablePull: !o.registryPull,
+		ResolvConf:  taskNet.ResolvConf,
+		Logger:      log.With(zap.String("component", "runtime")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", o.containerdSock, err)
@@ -98,6 +97,8 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	var agMu sync.Mutex
 	worker, err := runtime.NewWorker(runtime.WorkerOptions{
 		Executor: exec, DataDir: g.dataDir, Logger: log.With(zap.String("component", "worker")),
+		// One log path for the node (no log process per task).
+		CollectLogs: true,
 		Reporter: func(taskID string, st api.TaskStatus) {
 			agMu.Lock()
 			a := ag

@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/warrenhq/warren/cni"
@@ -34,20 +33,6 @@ func ensureBPFFS() error {
 	}
 	if err := unix.Mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
 		return fmt.Errorf("mount bpffs on /sys/fs/bpf: %w", err)
-	}
-	return nil
-}
-
-// removeLinks deletes network devices by name; missing ones are fine.
-func removeLinks(names ...string) error {
-	for _, n := range names {
-		l, err := netlink.LinkByName(n)
-		if err != nil {
-			continue
-		}
-		if err := netlink.LinkDel(l); err != nil {
-			return fmt.Errorf("delete %s: %w", n, err)
-		}
 	}
 	return nil
 }

@@ -7,5 +7,3 @@ import "errors"
 func runCNI() error { return errors.New("warren-cni runs on Linux only") }
 
 func ensureBPFFS() error { return nil }
-
-func removeLinks(...string) error { return nil }

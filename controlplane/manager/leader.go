@@ -57,12 +57,28 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 
 // leaderLoop reconciles after every change of the store and at least once a
 // second (heartbeats expire, update delays end, without any write).
+//
+// It first waits until its store holds everything committed before this
+// term: a restarted manager's store is only the snapshot until raft has
+// replayed the log, and a plan from that would judge nodes by stale
+// heartbeats. The grace of every node then counts from that moment
+// (LeaderSince), whatever the store says.
 func (m *Manager) leaderLoop(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5741))
-	m.seedHeartbeats(m.st.View().Nodes(), time.Now())
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := m.raft.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		m.log.Warn("leader loop: barrier", zap.Error(err))
+		sleepCtx(ctx, 500*time.Millisecond)
+	}
+	since := time.Now()
 	for ctx.Err() == nil {
 		v := m.st.View()
-		batch, next := m.plan(v, time.Now(), rnd)
+		batch, next := m.plan(v, time.Now(), since, rnd)
 		if batch != nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_, err := m.raft.Apply(actx, batch)
@@ -101,8 +117,8 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // this leader holds in memory and raft's membership — and hands the view to
 // planner.Plan, which decides. Task IDs come from the system's randomness
 // (newID).
-func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
-	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy()}
+func (m *Manager) plan(v *store.View, now, since time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
+	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy(), LeaderSince: since}
 	if m.raft != nil {
 		// Without the membership the flags are left as they are, rather
 		// than cleared on a transient error.

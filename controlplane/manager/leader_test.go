@@ -49,7 +49,7 @@ func TestPlanConvergesThroughTheStore(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	rounds := 0
 	for ; rounds < 10; rounds++ {
-		b, _ := m.plan(st.View(), now, rnd)
+		b, _ := m.plan(st.View(), now, now, rnd)
 		if b == nil {
 			break
 		}

@@ -102,7 +102,7 @@ type Manager struct {
 	signer   *ca.CA
 
 	// heartbeats are kept in the leader's memory, not in raft; a new
-	// leader starts every node's clock afresh (seedHeartbeats).
+	// leader starts every node's clock afresh (planner.Snapshot.LeaderSince).
 	peers *client.Client // to the other managers, for watchRemoval
 
 	hbMu       sync.Mutex
@@ -460,14 +460,5 @@ func (m *Manager) RecordHeartbeat(nodeID string, at time.Time) {
 	}
 	if at.After(m.heartbeats[nodeID]) {
 		m.heartbeats[nodeID] = at
-	}
-}
-
-// seedHeartbeats gives every node a fresh grace period when this manager
-// becomes leader: the previous leader's memory is gone, and the store only
-// holds the last heartbeat that changed something.
-func (m *Manager) seedHeartbeats(nodes []api.Node, now time.Time) {
-	for _, n := range nodes {
-		m.RecordHeartbeat(n.ID, now)
 	}
 }

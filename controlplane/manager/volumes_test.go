@@ -34,7 +34,7 @@ func TestPlanCreatesVolumeAtFirstUseAndFollowsIt(t *testing.T) {
 	converge := func() {
 		t.Helper()
 		for i := 0; i < 10; i++ {
-			b, _ := m.plan(st.View(), now, rnd)
+			b, _ := m.plan(st.View(), now, now, rnd)
 			if b == nil {
 				return
 			}

@@ -94,7 +94,10 @@ func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
 
 // markNodesDown marks nodes whose last heartbeat (or creation, for a node that
 // never sent one) is older than the grace. A node with neither time is left
-// alone: there is nothing to judge it by.
+// alone: there is nothing to judge it by. Nor is a node judged before the
+// leader has listened for a whole grace (cs.LeaderSince): a restart of the
+// daemon shorter than the grace then never replaces a node's tasks, whatever
+// the store says about the node's last heartbeat.
 func (r *reconciler) markNodesDown(cs ClusterState) {
 	grace := cs.Cluster.NodeDownGrace.D()
 	if grace <= 0 {
@@ -108,6 +111,9 @@ func (r *reconciler) markNodesDown(cs ClusterState) {
 		}
 		if n.Status.State != api.NodeDown && !ref.IsZero() {
 			deadline := ref.Add(grace)
+			if floor := cs.LeaderSince.Add(grace); !cs.LeaderSince.IsZero() && floor.After(deadline) {
+				deadline = floor
+			}
 			if r.now.After(deadline) {
 				n.Status.State = api.NodeDown
 				n.Status.Message = fmt.Sprintf("no heartbeat for %s (grace %s)", r.now.Sub(ref).Round(time.Second), grace)

@@ -336,3 +336,64 @@ func TestDeletedService(t *testing.T) {
 		t.Fatalf("%d tasks left", len(s.tasks))
 	}
 }
+
+// TestRestartedLeaderKeepsTasks is the one-node cluster whose daemon (leader
+// and agent in one process) was down for 12 s: the store still says the node
+// was last heard of when its status last changed, long before, because
+// unchanged heartbeats live only in the leader's memory. A leader that has
+// listened for less than the grace must not mark the node down nor replace
+// its tasks, however old the stored heartbeat; once it has listened for a
+// whole grace without a heartbeat it must.
+func TestRestartedLeaderKeepsTasks(t *testing.T) {
+	grace := 30 * time.Second
+	lastChange := t0                     // the node registered, nothing changed since
+	crash := t0.Add(10 * time.Minute)    // heartbeats were in the dead leader's memory
+	since := crash.Add(12 * time.Second) // the daemon is back, its store caught up
+	s := newSim(t, 1)
+	s.cluster.NodeDownGrace = api.Duration(grace)
+	s.services = []api.Service{replicated("web", 3)}
+	s.run(3)
+	if got := len(s.running("web")); got != 3 {
+		t.Fatalf("setup: %d running, want 3", got)
+	}
+	for i := range s.tasks {
+		s.tasks[i].Status.Timestamp = lastChange
+	}
+	s.node("n1").Status.Heartbeat = lastChange
+
+	for _, tc := range []struct {
+		name     string
+		now      time.Time
+		wantDown bool
+	}{
+		{"first plan", since, false},
+		{"agent not heard yet, inside the grace", since.Add(grace - time.Second), false},
+		{"a whole grace without a heartbeat", since.Add(grace + time.Second), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := s.state()
+			cs.Now, cs.LeaderSince = tc.now, since
+			r := Reconcile(cs, s.ids)
+			if down := len(r.NodesDown) == 1; down != tc.wantDown {
+				t.Fatalf("nodes down %v, want down %v", r.NodesDown, tc.wantDown)
+			}
+			if tc.wantDown {
+				return
+			}
+			if len(r.Update) != 0 || len(r.Create) != 0 {
+				t.Fatalf("inside the grace: updates %d creates %d, want none", len(r.Update), len(r.Create))
+			}
+			if want := since.Add(grace); !r.NextEval.Equal(want) {
+				t.Errorf("next eval %v, want %v (the grace counted from LeaderSince)", r.NextEval, want)
+			}
+		})
+	}
+
+	// Without the floor the same state orphans everything: the case above
+	// is the regression and not a tautology.
+	cs := s.state()
+	cs.Now = since
+	if r := Reconcile(cs, s.ids); len(r.NodesDown) != 1 || len(r.Create) != 3 {
+		t.Fatalf("without LeaderSince: down %d created %d, want 1 and 3", len(r.NodesDown), len(r.Create))
+	}
+}

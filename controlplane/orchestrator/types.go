@@ -9,11 +9,18 @@ import (
 // ClusterState is the snapshot Reconcile reads. Now is the leader's clock;
 // nothing in this package reads a clock of its own.
 type ClusterState struct {
-	Now      time.Time
-	Cluster  api.Cluster
-	Nodes    []api.Node
-	Services []api.Service
-	Tasks    []api.Task
+	Now time.Time
+	// LeaderSince is when the leader computing this began to hear
+	// heartbeats. No node is judged down before LeaderSince plus the grace:
+	// heartbeats live in the leader's memory, so a leader that just started
+	// (a restarted one-node cluster, a failover) knows only the stored
+	// heartbeat, which is the last one that changed something and may be
+	// hours old. Zero means no such floor (tests of the grace itself).
+	LeaderSince time.Time
+	Cluster     api.Cluster
+	Nodes       []api.Node
+	Services    []api.Service
+	Tasks       []api.Task
 }
 
 // Result is what the leader should propose. Every slice is sorted

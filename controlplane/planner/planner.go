@@ -28,6 +28,9 @@ type Snapshot struct {
 	// store only holds the last heartbeat that changed something, so these
 	// decide liveness; they are never written back by the plan.
 	Heartbeats map[string]time.Time
+	// LeaderSince is when this leader started hearing heartbeats (after
+	// its store caught up); see orchestrator.ClusterState.
+	LeaderSince time.Time
 	// Raft, when not nil, is raft's view of the managers: the plan then
 	// keeps each manager's leader and voter flags in the store true to it,
 	// so `node ls` shows who leads without asking raft.
@@ -73,7 +76,7 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 		out.AllocationErr = err
 	}
 
-	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks}, ids)
+	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, LeaderSince: s.LeaderSince, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks}, ids)
 	out.NextEval = res.NextEval
 	a := after(s.Tasks, nodes, res)
 	plan := scheduler.ScheduleVolumes(a.nodes, a.live, a.pending, s.Volumes, rnd)

@@ -392,3 +392,39 @@ func mustBatch(t *testing.T, res Result) {
 		t.Fatal("the plan wrote nothing")
 	}
 }
+
+// TestRestartedLeaderReplacesNothing is the one-node cluster whose daemon came
+// back after 12 s: the store holds the node's heartbeat from t0 (the last
+// one that changed something), the leader's memory of heartbeats is empty,
+// and its agent has not registered yet. The plan must leave the node and its
+// tasks alone until a whole grace has passed since the leader started
+// (LeaderSince), and must say when to look again.
+func TestRestartedLeaderReplacesNothing(t *testing.T) {
+	web := service("web", 2, api.UpdateConfig{Strategy: api.StrategyRolling, Parallelism: 1})
+	seed := func() *fixture {
+		return newFixture(t, &store.Batch{Cluster: cluster(), PutNodes: []api.Node{worker("n1", t0)}, PutServices: []api.Service{web},
+			PutTasks: []api.Task{runningTask("a", web, 1, "n1"), runningTask("b", web, 2, "n1")}})
+	}
+	since := now // t0 + 4 min: the stored heartbeat is long past the one-minute grace
+	for _, at := range []time.Duration{0, 12 * time.Second, 59 * time.Second} {
+		f := seed()
+		s := f.snapshot()
+		s.LeaderSince = since
+		res := Plan(s, since.Add(at), f.rnd, f.ids)
+		if res.Batch != nil && (len(res.Batch.PutNodes) > 0 || len(res.Batch.PutTasks) > 0 || len(res.Batch.DeleteTasks) > 0) {
+			t.Fatalf("%s after the leader started: the plan touched nodes or tasks: %s", at, encode(t, res.Batch))
+		}
+		if want := since.Add(time.Minute); !res.NextEval.Equal(want) {
+			t.Errorf("%s after the leader started: next eval %v, want %v", at, res.NextEval, want)
+		}
+	}
+	// A whole grace without a heartbeat: the node is down after all.
+	f := seed()
+	s := f.snapshot()
+	s.LeaderSince = since
+	res := Plan(s, since.Add(time.Minute+time.Second), f.rnd, f.ids)
+	mustBatch(t, res)
+	if len(res.Batch.PutNodes) != 1 || res.Batch.PutNodes[0].Status.State != api.NodeDown {
+		t.Fatalf("after the grace: nodes %+v, want n1 down", res.Batch.PutNodes)
+	}
+}

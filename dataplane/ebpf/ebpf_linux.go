@@ -76,7 +76,10 @@ func New(opts Options) (dataplane.Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load sock_lb: %w", err)
 	}
-	cgroups := map[string]string{"node": opts.CgroupPath}
+	// Programs attached to a cgroup run for every process below it, so the
+	// host root alone already covers the node's containers: attaching to
+	// both would run each program twice on every connect from a task.
+	scope, cg := "node", opts.CgroupPath
 	if opts.AttachHostRoot {
 		root := opts.HostRootCgroup
 		if root == "" {
@@ -85,7 +88,11 @@ func New(opts Options) (dataplane.Dataplane, error) {
 				return nil, &dataplane.NotSupportedError{What: "host cgroup v2 root", Err: err}
 			}
 		}
-		cgroups["host"] = root
+		scope, cg = "host", root
+	}
+	other := "host"
+	if scope == "host" {
+		other = "node"
 	}
 	progs := []struct {
 		name string
@@ -97,18 +104,22 @@ func New(opts Options) (dataplane.Dataplane, error) {
 		{"recvmsg4", d.objs.WarrenRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
 		{"getpeername4", d.objs.WarrenGetpeername4, ebpf.AttachCgroupInet4GetPeername},
 	}
-	for scope, cg := range cgroups {
-		for _, p := range progs {
-			l, err := attachPinned(filepath.Join(opts.PinDir, "link_"+scope+"_"+p.name), cg, p.prog, p.at)
-			if err != nil {
-				d.closeAll()
-				if errors.Is(err, ebpf.ErrNotSupported) {
-					return nil, &dataplane.NotSupportedError{What: "cgroup " + p.name, Err: err}
-				}
-				return nil, fmt.Errorf("attach %s to %s: %w", p.name, cg, err)
+	for _, p := range progs {
+		l, err := attachPinned(filepath.Join(opts.PinDir, "link_"+scope+"_"+p.name), cg, p.prog, p.at)
+		if err != nil {
+			d.closeAll()
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				return nil, &dataplane.NotSupportedError{What: "cgroup " + p.name, Err: err}
 			}
-			d.links = append(d.links, l)
+			return nil, fmt.Errorf("attach %s to %s: %w", p.name, cg, err)
 		}
+		d.links = append(d.links, l)
+	}
+	// Only now, with the programs in place at the scope wanted, are the
+	// links of the other scope (an earlier agent's, or an earlier
+	// --host-lb) detached: no connect in between goes unbalanced.
+	for _, p := range progs {
+		unpinLink(filepath.Join(opts.PinDir, "link_"+other+"_"+p.name))
 	}
 	if d.np, err = setupNodeport(opts, &d.objs.SockLBMaps); err != nil {
 		d.closeAll()

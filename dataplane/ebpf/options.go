@@ -11,8 +11,10 @@ type Options struct {
 	// CgroupPath is the cgroup v2 directory whose processes (the node's
 	// containers) get service load balancing.
 	CgroupPath string
-	// AttachHostRoot also attaches to the host's root cgroup v2 so that host
-	// processes reach VIPs and published ports on localhost.
+	// AttachHostRoot attaches at the host's root cgroup v2 instead, so that
+	// host processes reach VIPs and published ports on localhost too; the
+	// node's containers, below the root, inherit the programs (attaching at
+	// both would run every program twice per connect).
 	AttachHostRoot bool
 	// PinDir is the bpffs directory for this node's maps and links, e.g.
 	// /sys/fs/bpf/warren/<node>. Nodes sharing a machine need distinct dirs.

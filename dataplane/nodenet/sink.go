@@ -51,7 +51,7 @@ func dataplaneOptions(o SinkOptions, uplink string, gateway netip.Addr) choose.O
 	subnet, _ := netip.ParsePrefix(o.Network.Subnet)
 	opts := choose.Options{
 		Mode: o.Dataplane, CgroupPath: o.Cgroup, AttachHostRoot: o.HostLB,
-		PinDir: PinDir(o.NodeID), ProxyInterface: "warren-vip",
+		PinDir: PinDir(o.NodeID), ProxyInterface: ProxyInterface,
 	}
 	if uplink != "" && uplink != "lo" && o.RoutingMesh {
 		// Published ports answer other hosts on the uplink (the routing

@@ -175,7 +175,12 @@ func (c *controller) subscribe(t client.Task) error {
 
 func (c *controller) newTask(ctx context.Context) (err error) {
 	logIO := cio.LogFile(c.o.LogPath)
-	if c.e.o.LoggerBinary != "" {
+	switch {
+	case c.o.RawLogPath != "":
+		// The node log path: the shim appends to a file the Worker
+		// collects; no process per task.
+		logIO = cio.LogFile(c.o.RawLogPath)
+	case c.e.o.LoggerBinary != "":
 		logIO = cio.BinaryIO(c.e.o.LoggerBinary, loggerArgs(c.o.LogPath, c.o.LogMaxBytes, c.o.LogMaxFiles))
 	}
 	t, err := c.ctr.NewTask(ctx, logIO)

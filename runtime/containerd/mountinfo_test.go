@@ -43,3 +43,23 @@ func TestCgroup2Mount(t *testing.T) {
 		t.Errorf("v1-only host: got %q, want an error", got)
 	}
 }
+
+// TestCgroupMounts: leave must find the node's cgroup under every
+// controller of a hybrid host and the one tree of a pure v2 host.
+func TestCgroupMounts(t *testing.T) {
+	for _, c := range []struct {
+		name, mountinfo string
+		want            []string
+	}{
+		{"hybrid", hybridMountinfo, []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"}},
+		{"pure v2", pureV2Mountinfo, []string{"/sys/fs/cgroup"}},
+	} {
+		got, err := CgroupMounts(strings.NewReader(c.mountinfo))
+		if err != nil || strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+	if _, err := RemoveCgroups("../etc"); err == nil {
+		t.Error("RemoveCgroups accepted a parent outside the hierarchy")
+	}
+}

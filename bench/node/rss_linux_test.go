@@ -1,0 +1,156 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/kernel-tests/ktest"
+)
+
+// warrenRSS sums VmRSS over every process whose executable is bin, and
+// counts them.
+func warrenRSS(b *testing.B, bin string) (kib, procs int) {
+	b.Helper()
+	want, err := os.Stat(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range exes {
+		fi, err := os.Stat(exe)
+		if err != nil || !os.SameFile(fi, want) {
+			continue
+		}
+		f, err := os.Open(filepath.Join(filepath.Dir(exe), "status"))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				n, _ := strconv.Atoi(strings.Fields(rest)[0])
+				kib += n
+				procs++
+			}
+		}
+		f.Close()
+	}
+	return kib, procs
+}
+
+// BenchmarkNodeRSS runs a one-node cluster in a network namespace of its own
+// with its own containerd, and reports the resident memory of all Warren
+// processes with no task (the baseline), then with 10 and 50 replicas of
+// the demo server. The goal is ≤ 60 MiB with 50 tasks.
+func BenchmarkNodeRSS(b *testing.B) {
+	ktest.Root(b)
+	bin, img := os.Getenv("WARREN_BIN"), os.Getenv("WARREN_DEMO_IMAGE")
+	if bin == "" || img == "" {
+		b.Fatal("WARREN_BIN and WARREN_DEMO_IMAGE are required (make build demo-image)")
+	}
+	counts := []int{10, 50}
+	if os.Getenv("WARREN_BENCH_SMOKE") != "" {
+		counts = []int{10}
+	}
+	for i := 0; i < b.N; i++ {
+		tag := fmt.Sprintf("%d-%d", os.Getpid(), i)
+		netns := "wbn-" + tag
+		ktest.Run(b, "ip", "netns", "add", netns)
+		b.Cleanup(func() { ktest.RunQuiet("ip", "netns", "del", netns) })
+		ktest.Run(b, "ip", "-n", netns, "link", "set", "lo", "up")
+		ktest.Run(b, "ip", "-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+		ktest.Run(b, "ip", "-n", netns, "addr", "add", "192.168.250.1/24", "dev", "eth0")
+		ktest.Run(b, "ip", "-n", netns, "link", "set", "eth0", "up")
+		ctd := ktest.StartContainerd(b, ktest.ContainerdOptions{NetNS: netns, Tag: "bn" + tag})
+		dir := filepath.Join("/run", "wbn-"+tag)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		cg, br, wg := "wbn-"+tag, fmt.Sprintf("wbb%d", os.Getpid()%100000), fmt.Sprintf("wbg%d", os.Getpid()%100000)
+		flags := []string{"--data-dir", dir}
+		cli := func(args ...string) (string, error) {
+			out, err := exec.Command(bin, append(flags, args...)...).CombinedOutput()
+			if err != nil {
+				return string(out), fmt.Errorf("warren %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+			return string(out), nil
+		}
+		logf, err := os.Create(filepath.Join(dir, "..", "wbn-"+tag+".log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, "--", bin}, append(flags,
+			"cluster", "init", "--advertise-addr", "192.168.250.1", "--listen-addr", ":2377",
+			"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
+			"--wireguard-interface", wg, "--bridge", br, "--metrics-addr", "127.0.0.1:9323", "--host-lb=false")...)...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			// leave removes what the node made: containers, cgroups, pins, links.
+			_ = exec.Command("nsenter", "--net=/run/netns/"+netns, "--", bin, "--data-dir", dir, "cluster", "leave", "--force",
+				"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
+				"--bridge", br, "--wireguard-interface", wg).Run()
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			logf.Close()
+			os.RemoveAll(dir)
+		})
+		eventually(b, "the node is ready", 90*time.Second, func() error {
+			out, err := cli("node", "ls")
+			if err == nil && !strings.Contains(out, "ready") {
+				err = fmt.Errorf("not ready:\n%s", out)
+			}
+			return err
+		})
+		if _, err := cli("image", "load", "-i", img); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(3 * time.Second) // start-up garbage collected
+		base, procs := warrenRSS(b, bin)
+		b.ReportMetric(float64(base)/1024, "0-tasks-MiB")
+		b.Logf("no task: %d Warren processes, %.1f MiB", procs, float64(base)/1024)
+		created := false
+		for _, n := range counts {
+			verb := []string{"service", "scale", fmt.Sprintf("web=%d", n)}
+			if !created {
+				verb = []string{"service", "create", "web", "--image", "warren/demo:v1", "--replicas", strconv.Itoa(n)}
+				created = true
+			}
+			if _, err := cli(append(verb, "--timeout", "5m")...); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(5 * time.Second) // logs flowing, health settled
+			kib, procs := warrenRSS(b, bin)
+			b.Logf("%d tasks: %d Warren processes, %.1f MiB", n, procs, float64(kib)/1024)
+			b.ReportMetric(float64(kib)/1024, fmt.Sprintf("%d-tasks-MiB", n))
+			b.ReportMetric(float64(kib)/float64(base), fmt.Sprintf("%d-tasks/0-tasks", n))
+			b.ReportMetric(float64(procs), fmt.Sprintf("%d-tasks-procs", n))
+		}
+	}
+}
+
+func eventually(b *testing.B, what string, within time.Duration, f func() error) {
+	b.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,15 @@
+package nodenet
+
+import "github.com/warrenhq/warren/controlplane/api"
+
+// Installed names what a node created on this machine outside its data
+// directory, for Uninstall.
+type Installed struct {
+	NodeID  string
+	Network api.ClusterNetwork
+	Bridge  string
+	WGIface string
+}
+
+// ProxyInterface is the dummy interface the userspace proxy puts VIPs on.
+const ProxyInterface = "warren-vip"
