@@ -130,7 +130,8 @@ func (s *sim) apply(r Result) {
 	for _, n := range r.NodesDown {
 		*s.node(n.ID) = n
 	}
-	for _, svc := range r.Services {
+	for _, svc := range append(r.Services, r.Statuses...) {
+		svc.Meta.Version = s.version
 		*s.service(svc.ID) = svc
 	}
 }
