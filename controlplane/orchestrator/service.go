@@ -85,7 +85,11 @@ func (r *reconciler) failure(t *api.Task, window time.Duration) string {
 	case !live(t) || t.Status.State != api.TaskRunning || ready(t):
 		return ""
 	case t.Status.Health == api.HealthUnhealthy:
-		return "unhealthy: " + firstNonEmpty(t.Status.Err, t.Status.Message)
+		why := "its health check failed"
+		if t.Status.Err != "" {
+			why = t.Status.Err
+		}
+		return "unhealthy: " + why
 	case window > 0:
 		// The agent stamps each status change, so while the check has not
 		// passed the stamp is when the task started running.

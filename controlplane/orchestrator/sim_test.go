@@ -32,6 +32,9 @@ type sim struct {
 	hold func(*api.Task) bool
 	// fail, when set, decides whether a starting task fails instead.
 	fail func(*api.Task) bool
+	// health, when set, is what a running task's check reports; unset,
+	// a task with a check is healthy as soon as it runs.
+	health func(*api.Task) api.HealthState
 	last Result
 }
 
@@ -186,6 +189,15 @@ func (s *sim) agent() {
 				continue
 			}
 			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: s.now, Addr: "10.42.0.1"}
+		case t.Status.State == api.TaskRunning && t.Spec.Health != nil:
+			h := api.HealthHealthy
+			if s.health != nil {
+				h = s.health(t)
+			}
+			// Like the agent, stamp a status only when it changes.
+			if h != t.Status.Health {
+				t.Status.Health, t.Status.Timestamp = h, s.now
+			}
 		}
 	}
 }
