@@ -35,7 +35,7 @@ type sim struct {
 	// health, when set, is what a running task's check reports; unset,
 	// a task with a check is healthy as soon as it runs.
 	health func(*api.Task) api.HealthState
-	last Result
+	last   Result
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
