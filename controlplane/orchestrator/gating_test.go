@@ -187,11 +187,18 @@ func TestMonitorWakesTheLeader(t *testing.T) {
 		t.Fatalf("NextEval %v, want the end of the monitor window %v", r.NextEval, want)
 	}
 	s.now = started.Add(20*time.Second - time.Millisecond)
+	s.agent()
 	if s.reconcile(); s.service("web").Update.State != api.UpdateUpdating {
 		t.Fatalf("judged before the window ended: %+v", s.service("web").Update)
 	}
+	// The window is over, but the node has not been heard from since: its
+	// report may be on the way (or the node is gone), so no verdict yet.
 	s.now = started.Add(20 * time.Second)
+	if s.reconcile(); s.service("web").Update.State != api.UpdateUpdating {
+		t.Fatalf("judged on a node silent since before the window ended: %+v", s.service("web").Update)
+	}
+	s.agent()
 	if s.reconcile(); s.service("web").Update.State != api.UpdatePaused {
-		t.Fatalf("not judged when the window ended: %+v", s.service("web").Update)
+		t.Fatalf("not judged once the node reported after the window: %+v", s.service("web").Update)
 	}
 }

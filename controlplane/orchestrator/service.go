@@ -92,12 +92,18 @@ func (r *reconciler) failure(t *api.Task, window time.Duration) string {
 		return "unhealthy: " + why
 	case window > 0:
 		// The agent stamps each status change, so while the check has not
-		// passed the stamp is when the task started running.
+		// passed the stamp is when the task started running. Only a node
+		// heard from since the window ended can say the check still has
+		// not passed; a silent one may have a report on the way, or be
+		// gone, which node liveness decides.
 		deadline := t.Status.Timestamp.Add(window)
-		if !r.now.Before(deadline) {
+		if r.now.Before(deadline) {
+			r.wake(deadline)
+			return ""
+		}
+		if n := r.nodes[t.NodeID]; n != nil && !n.Status.Heartbeat.Before(deadline) {
 			return fmt.Sprintf("not healthy within the update monitor (%s)", window)
 		}
-		r.wake(deadline)
 	}
 	return ""
 }
