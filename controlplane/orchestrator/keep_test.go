@@ -204,3 +204,54 @@ func TestCanaryAutomaticSteps(t *testing.T) {
 		t.Fatalf("steps %q, want %q", seen, want)
 	}
 }
+
+// TestCanaryOldLabelsRebalanced: old tasks with two labels (one a
+// rollback's replacement); when a step scales one label's last task down,
+// its share goes to the other old label, not to the canary.
+func TestCanaryOldLabelsRebalanced(t *testing.T) {
+	s := newSim(t, 2)
+	svc := replicated("web", 2)
+	svc.Spec.Update = api.UpdateConfig{Strategy: api.StrategyCanary, CanaryWeight: 10}
+	s.services = []api.Service{svc}
+	s.run(3)
+	// Slot 2 was replaced under another label, the same template.
+	for i := range s.tasks {
+		if s.tasks[i].Slot == 2 {
+			s.tasks[i].Version = "v9"
+		}
+	}
+	s.updateSpec("web", func(sp *api.ServiceSpec) { sp.Version = "new" })
+	s.run(4)
+	next, err := SetCanaryWeight(*s.service("web"), 50, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*s.service("web") = next
+	s.run(4)
+	w := s.service("web").Update.Weights
+	old := 0
+	for v, x := range w {
+		if v != "new" {
+			old += int(x)
+		}
+	}
+	if w["new"] != 50 || old != 50 {
+		t.Fatalf("weights %v", w)
+	}
+	for _, x := range s.liveTasks("web") {
+		if x.Version != "new" && w[x.Version] == 0 {
+			t.Fatalf("old label %s has a live task and no weight: %v", x.Version, w)
+		}
+	}
+	for v, x := range w {
+		if v != "new" && x > 0 {
+			found := false
+			for _, y := range s.liveTasks("web") {
+				found = found || y.Version == v
+			}
+			if !found {
+				t.Fatalf("label %s has weight %d and no task: %v", v, x, w)
+			}
+		}
+	}
+}

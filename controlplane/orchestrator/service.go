@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strconv"
@@ -467,6 +468,7 @@ func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 			oldLive--
 			p.acted = true
 		}
+		r.rebalanceOld(svc)
 		r.canaryStep(svc, p, want)
 	case api.UpdateCompleted:
 		if !keepWindow {
@@ -533,6 +535,34 @@ func (r *reconciler) advance(svc *api.Service, p *rolloutPlan) {
 			u.CompletedAt = r.now
 			u.Weights = nil
 		}
+	}
+}
+
+// rebalanceOld splits the old version's share between the old labels that
+// still have live tasks, in proportion to them. Old tasks can carry several
+// labels (a rollback's replacements take the rollback's label); a label whose
+// last task was scaled down would otherwise keep a weight that the
+// dataplane drops with it, which hands its share to the new version.
+func (r *reconciler) rebalanceOld(svc *api.Service) {
+	u := svc.Update
+	label := versionLabel(svc)
+	old := map[string]int{}
+	for _, t := range r.tasks {
+		if t.ServiceID == svc.ID && live(t) && !current(svc, t) {
+			old[t.Version]++
+		}
+	}
+	if len(old) == 0 {
+		return
+	}
+	w := rolloutWeights(label, u.Weights[label], old)
+	for v := range u.Weights {
+		if _, ok := w[v]; !ok {
+			w[v] = 0
+		}
+	}
+	if !maps.Equal(w, u.Weights) {
+		u.Weights = w
 	}
 }
 
