@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -23,6 +24,17 @@ type raftRollout struct {
 	seq int
 }
 
+// apply writes b through the leader and fails the test with raft's or the
+// FSM's reason when it is refused.
+func (r *raftRollout) apply(b *store.Batch) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.c.Leader(10 * time.Second).Node.Apply(ctx, b); err != nil {
+		r.t.Fatalf("apply: %v", err)
+	}
+}
+
 func (r *raftRollout) view() *store.View { return r.c.Leader(10 * time.Second).Store.View() }
 
 func (r *raftRollout) service() api.Service {
@@ -41,7 +53,7 @@ func (r *raftRollout) step() {
 		r.now, r.rnd, func() string { r.seq++; return fmt.Sprintf("task%03d", r.seq) })
 	if res.Batch != nil {
 		res.Batch.Now = r.now
-		r.c.ApplyAnywhere(res.Batch, 10*time.Second)
+		r.apply(res.Batch)
 	}
 	agent := &store.Batch{Now: r.now}
 	for _, t := range r.view().Tasks() {
@@ -56,7 +68,7 @@ func (r *raftRollout) step() {
 		}
 	}
 	if len(agent.PutTasks) > 0 {
-		r.c.ApplyAnywhere(agent, 10*time.Second)
+		r.apply(agent)
 	}
 	r.now = r.now.Add(time.Second)
 }
