@@ -30,7 +30,7 @@ func (r *raftRollout) apply(b *store.Batch) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := r.c.Leader(10 * time.Second).Node.Apply(ctx, b); err != nil {
+	if _, err := r.c.Leader(10*time.Second).Node.Apply(ctx, b); err != nil {
 		r.t.Fatalf("apply: %v", err)
 	}
 }
