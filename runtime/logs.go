@@ -35,7 +35,7 @@ import (
 // LogOptions select what Logs returns.
 type LogOptions struct {
 	Follow     bool
-	Tail       int // last N lines; 0 = all
+	Tail       int // last N lines; 0 = all; negative = none (only new lines when following)
 	Timestamps bool
 }
 
@@ -115,7 +115,10 @@ func readLogs(ctx context.Context, path string, keep int, tagged bool, o LogOpti
 			all = all[:i+1]
 		}
 	}
-	if o.Tail > 0 {
+	switch {
+	case o.Tail < 0:
+		all = nil
+	case o.Tail > 0:
 		all = lastLines(all, o.Tail)
 	}
 	lf := lineFormatter{tagged: tagged, timestamps: o.Timestamps}

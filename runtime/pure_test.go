@@ -264,3 +264,14 @@ func TestHealthTrackerResume(t *testing.T) {
 		t.Fatalf("resumed from a non-verdict: %s, want starting", s)
 	}
 }
+
+func TestHostnameIsTheShortID(t *testing.T) {
+	task := &api.Task{ID: "0123456789abcdef0123456789abcdef"}
+	if got := Hostname(task); got != "0123456789ab" {
+		t.Fatalf("hostname %q, want the 12-character short ID as in Swarm", got)
+	}
+	task.Spec.Container.Hostname = "web"
+	if got := Hostname(task); got != "web" {
+		t.Fatalf("hostname %q, want the spec's", got)
+	}
+}

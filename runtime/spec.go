@@ -132,15 +132,16 @@ func TaskUser(c api.ContainerSpec, img ImageConfig) string {
 	return img.User
 }
 
-// Hostname is the container's hostname: the spec's, else the task ID cut to
-// the 63 bytes a hostname may have.
+// Hostname is the container's hostname: the spec's, else the first 12
+// characters of the task ID, the short ID the CLI shows (Swarm uses the
+// container's short ID the same way).
 func Hostname(task *api.Task) string {
 	if h := task.Spec.Container.Hostname; h != "" {
 		return h
 	}
 	h := task.ID
-	if len(h) > 63 {
-		h = h[:63]
+	if len(h) > 12 {
+		h = h[:12]
 	}
 	return h
 }

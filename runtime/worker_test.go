@@ -528,6 +528,9 @@ func TestTaggedLogs(t *testing.T) {
 	if got := read(runtime.LogOptions{Timestamps: true, Tail: 1}); got != "2026-01-01T00:00:01Z two\n" {
 		t.Fatalf("timestamps: %q", got)
 	}
+	if got := read(runtime.LogOptions{Tail: -1}); got != "" {
+		t.Fatalf("no lines: %q", got)
+	}
 	// Follow completes the partial line and follows a rename rotation.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

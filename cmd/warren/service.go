@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,7 +82,13 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.DurationVar(&f.updateDelay, "update-delay", 0, "delay between updating batches of tasks")
 	fs.StringVar(&f.updateOrder, "update-order", "stop-first", "stop-first or start-first")
 	fs.StringVar(&f.updateFailure, "update-failure-action", "pause", "on failure during an update: pause, rollback or continue")
-	fs.Uint32Var(&f.canaryWeight, "canary-weight", 10, "percent of new connections sent to the new version (canary)")
+	fs.Uint32Var(&f.canaryWeight, "canary-weight", 10, "percent of new connections sent to the new version (canary); on a waiting canary, a step: only the weights change (100 promotes)")
+	fs.DurationVar(&f.updateMonitor, "update-monitor", 0, "time a new task may take to become healthy before it counts as failed (default: health start period + (interval + timeout) × retries)")
+	fs.Float64Var(&f.maxFailureRatio, "update-max-failure-ratio", 0, "fraction of tasks that may fail during an update before the failure action applies")
+	fs.DurationVar(&f.keep, "bluegreen-keep", 30*time.Second, "after a blue-green or canary promote, keep the previous version (without traffic) this long so that rollback is instant")
+	fs.UintSliceVar(&f.canarySteps, "canary-steps", nil, "canary weights to step through by itself, e.g. 10,50,100 (100 promotes)")
+	fs.DurationVar(&f.canaryInterval, "canary-interval", 2*time.Minute, "time at each --canary-steps weight once its tasks are ready")
+	fs.BoolVar(&f.keepUnhealthy, "health-keep-unhealthy", false, "do not replace a task whose health check fails (it gets no traffic)")
 	fs.StringVar(&f.version, "version", "", "version label of this spec for traffic splitting (default derived from the spec version)")
 	addSecretFlags(fs, &f.refs)
 }
@@ -100,6 +107,9 @@ type waitOpts struct {
 	detach  bool
 	timeout time.Duration
 	quiet   bool
+	// failOnRollback: the command asked for a new spec, so a rollback by
+	// the failure action is its failure.
+	failOnRollback bool
 }
 
 func addWaitFlags(fs *pflag.FlagSet, w *waitOpts) {
@@ -139,7 +149,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if w.detach {
 				return nil
 			}
-			return waitConverged(g, c, args[0], w)
+			return waitConverged(g, c, args[0], res.Generation, w)
 		},
 	}
 	addServiceFlags(cmd.Flags(), f)
@@ -179,14 +189,16 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				}
 				spec.Labels["warren.force-update"] = strconv.FormatInt(time.Now().UnixNano(), 10)
 			}
-			if _, err := c.UpdateService(ctx, args[0], spec); err != nil {
+			res, err := c.UpdateService(ctx, args[0], spec)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, svc.Spec.Name)
 			if w.detach {
 				return nil
 			}
-			return waitConverged(g, c, args[0], w)
+			w.failOnRollback = true
+			return waitConverged(g, c, args[0], res.Generation, w)
 		},
 	}
 	addServiceFlags(cmd.Flags(), f)
@@ -221,25 +233,42 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 			type listed struct {
 				api.Service
 				Replicas struct {
-					Running int `json:"running"`
+					Ready   int `json:"ready"`
 					Desired int `json:"desired"`
 				} `json:"replicas"`
 			}
 			out := make([]listed, len(svcs))
 			for i, s := range svcs {
 				out[i].Service = s
-				out[i].Replicas.Running, out[i].Replicas.Desired = client.ReplicaCounts(s, tasks)
+				out[i].Replicas.Ready, out[i].Replicas.Desired = client.ReplicaCounts(s, tasks)
 			}
 			return g.printer().object(out, func(tw *tabwriter.Writer) {
 				row(tw, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "VIP")
 				for _, s := range svcs {
-					running, want := client.ReplicaCounts(s, tasks)
-					row(tw, shortID(s.ID), s.Spec.Name, s.Spec.Mode, fmt.Sprintf("%d/%d", running, want),
+					ready, want := client.ReplicaCounts(s, tasks)
+					reps := fmt.Sprintf("%d/%d", ready, want)
+					if v := client.VersionsString(s); v != "" {
+						reps += " (" + v + ")"
+					}
+					row(tw, shortID(s.ID), s.Spec.Name, s.Spec.Mode, reps,
 						s.Spec.Task.Container.Image, portsString(s.Spec.Ports), s.Endpoint.VIP)
 				}
 			})
 		},
 	}
+}
+
+func weightsString(w map[string]uint32) string {
+	labels := make([]string, 0, len(w))
+	for v := range w {
+		labels = append(labels, v)
+	}
+	sort.Strings(labels)
+	parts := make([]string, len(labels))
+	for i, v := range labels {
+		parts[i] = fmt.Sprintf("%s=%d%%", v, w[v])
+	}
+	return strings.Join(parts, " ")
 }
 
 func portsString(ps []api.PortConfig) string {
@@ -272,6 +301,12 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 					row(tw, "Update strategy:", s.Spec.Update.Strategy)
 					if s.Update != nil {
 						row(tw, "Update state:", s.Update.State, s.Update.Message)
+						if len(s.Update.Weights) > 0 {
+							row(tw, "Weights:", weightsString(s.Update.Weights))
+						}
+					}
+					if st := s.Status; st != nil {
+						row(tw, "Ready:", fmt.Sprintf("%d/%d", st.Ready, st.Desired), client.VersionsString(s))
 					}
 				}
 			})
@@ -282,12 +317,25 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 
 func newServicePsCmd(g *globals) *cobra.Command {
 	var all bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "ps SERVICE",
-		Short: "List the tasks of a service, with the reason a task is not running",
-		Args:  cobra.ExactArgs(1),
+		Short: "List the tasks of a service with their history, and why a task is not running",
+		Long: `List the tasks of a service. As in Docker, the tasks each slot ran before
+(up to 5) are listed under its current one, marked \_; --filter desired-state=running
+shows only the current ones. A task stopped by the cluster says why in ERROR
+(for example, replaced because it was unhealthy).`,
+		Args: cobra.ExactArgs(1),
 	}
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		desired := ""
+		for _, f := range filters {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok || k != "desired-state" || (v != "running" && v != "shutdown" && v != "accepted") {
+				return fmt.Errorf("--filter %q: only desired-state=running|shutdown|accepted is supported", f)
+			}
+			desired = v
+		}
 		c, err := g.client()
 		if err != nil {
 			return err
@@ -307,12 +355,16 @@ func newServicePsCmd(g *globals) *cobra.Command {
 		for _, n := range nodes {
 			names[n.ID] = n.Status.Hostname
 		}
-		if !all {
+		switch desired {
+		case "running", "accepted":
 			tasks = currentTasks(tasks)
+		case "shutdown":
+			tasks = slices.DeleteFunc(tasks, func(t api.Task) bool { return t.DesiredState == api.TaskRunning })
 		}
 		sortTasks(tasks)
-		return g.printer().object(tasks, func(tw *tabwriter.Writer) {
+		err = g.printer().object(tasks, func(tw *tabwriter.Writer) {
 			row(tw, "ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "HEALTH", "ADDR", "RESTARTS", "ERROR")
+			prev := ""
 			for _, t := range tasks {
 				node := names[t.NodeID]
 				if node == "" {
@@ -322,13 +374,32 @@ func newServicePsCmd(g *globals) *cobra.Command {
 				if msg == "" && !t.Status.State.Terminal() && t.Status.State != api.TaskRunning {
 					msg = t.Status.Message
 				}
-				row(tw, shortID(t.ID), client.TaskName(t), t.Spec.Container.Image, dash(node), t.DesiredState,
+				if t.StopReason != "" {
+					msg = strings.TrimSpace(t.StopReason + " " + msg)
+				}
+				name := client.TaskName(t)
+				if name == prev {
+					name = ` \_ ` + name
+				} else {
+					prev = name
+				}
+				row(tw, shortID(t.ID), name, t.Spec.Container.Image, dash(node), t.DesiredState,
 					fmt.Sprintf("%s %s", t.Status.State, ago(t.Status.Timestamp)), dash(string(t.Status.Health)),
 					dash(t.Status.Addr), t.Status.Restarts, msg)
 			}
 		})
+		if err == nil && svc.Update != nil && g.printer().format != "json" && g.printer().format != "yaml" {
+			fmt.Fprintf(g.stdout, "\nupdate: %s", svc.Update.State)
+			if svc.Update.Message != "" {
+				fmt.Fprintf(g.stdout, ": %s", svc.Update.Message)
+			}
+			fmt.Fprintln(g.stdout)
+		}
+		return err
 	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished tasks")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "desired-state=running|shutdown|accepted")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished tasks (the default now, as in Docker)")
+	_ = cmd.Flags().MarkHidden("all")
 	return cmd
 }
 
@@ -387,14 +458,14 @@ func newServiceScaleCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("%q: must be SERVICE=REPLICAS with a whole number", a)
 				}
 				ctx, cancel := ctxTimeout(30 * time.Second)
-				_, err = c.ScaleService(ctx, name, reps)
+				res, err := c.ScaleService(ctx, name, reps)
 				cancel()
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "%s scaled to %d\n", name, reps)
 				if !w.detach {
-					if err := waitConverged(g, c, name, w); err != nil {
+					if err := waitConverged(g, c, name, res.Generation, w); err != nil {
 						return err
 					}
 				}
@@ -444,24 +515,26 @@ func newServiceActionCmd(g *globals, use, short string, act func(*client.Client,
 			}
 			ctx, cancel := ctxTimeout(30 * time.Second)
 			defer cancel()
-			if _, err := act(c, ctx, args[0]); err != nil {
+			res, err := act(c, ctx, args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, args[0])
 			if w.detach {
 				return nil
 			}
-			return waitConverged(g, c, args[0], w)
+			return waitConverged(g, c, args[0], res.Generation, w)
 		},
 	}
 	addWaitFlags(cmd.Flags(), &w)
 	return cmd
 }
 
-// waitConverged polls the service's tasks until every wanted task of the
-// current spec runs (and is healthy when it has a check), printing progress:
-// a redrawn per-task view on a terminal, one line per change otherwise.
-func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
+// waitConverged polls the service until the orchestrator reports it
+// converged for the write that returned generation (or the rollout paused),
+// printing progress: a redrawn per-task view on a terminal, one line per
+// change otherwise.
+func waitConverged(g *globals, c *client.Client, ref string, generation uint64, w waitOpts) error {
 	deadline := time.Now().Add(w.timeout)
 	var last string
 	tty := isTerminal(g.stderr)
@@ -478,7 +551,7 @@ func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 		if err != nil {
 			return err
 		}
-		p := client.ProgressOf(*svc, tasks)
+		p := client.ProgressOf(*svc, tasks, generation)
 		switch {
 		case w.quiet:
 		case tty:
@@ -495,7 +568,12 @@ func waitConverged(g *globals, c *client.Client, ref string, w waitOpts) error {
 				last = line
 			}
 		}
-		if p.Done {
+		switch {
+		case p.Stopped != "":
+			return &exitError{code: 1, err: fmt.Errorf("service %s: %s", svc.Spec.Name, p.Stopped)}
+		case p.Done && w.failOnRollback && p.Update == api.UpdateRolledBack:
+			return &exitError{code: 1, err: fmt.Errorf("service %s: %s", svc.Spec.Name, p.Message)}
+		case p.Done:
 			return nil
 		}
 		if time.Now().After(deadline) {

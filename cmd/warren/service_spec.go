@@ -53,6 +53,12 @@ type serviceFlags struct {
 	updateOrder     string
 	updateFailure   string
 	canaryWeight    uint32
+	updateMonitor   time.Duration
+	maxFailureRatio float64
+	keep            time.Duration
+	canarySteps     []uint
+	canaryInterval  time.Duration
+	keepUnhealthy   bool
 	version         string
 	refs            secretFlags
 }
@@ -219,11 +225,14 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 		if set("health-start-period") {
 			h.StartPeriod = api.Duration(f.healthStart)
 		}
+		if set("health-keep-unhealthy") {
+			h.KeepUnhealthy = f.keepUnhealthy
+		}
 		if h.Timeout > h.Interval && !set("health-timeout") {
 			h.Timeout = h.Interval // a short interval implies a short timeout
 		}
-	} else if countSet(set, "health-interval", "health-timeout", "health-retries", "health-start-period") > 0 {
-		return s, fmt.Errorf("--health-interval/--health-timeout/--health-retries/--health-start-period need a check: add --health-cmd, --health-http or --health-tcp")
+	} else if countSet(set, "health-interval", "health-timeout", "health-retries", "health-start-period", "health-keep-unhealthy") > 0 {
+		return s, fmt.Errorf("--health-interval/--health-timeout/--health-retries/--health-start-period/--health-keep-unhealthy need a check: add --health-cmd, --health-http or --health-tcp")
 	}
 	rp := &s.Task.Restart
 	if set("restart-condition") {
@@ -280,6 +289,44 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 		if !set("update-strategy") {
 			u.Strategy = api.StrategyCanary
 		}
+	}
+	if set("update-monitor") {
+		u.Monitor = api.Duration(f.updateMonitor)
+	}
+	if set("update-max-failure-ratio") {
+		if f.maxFailureRatio < 0 || f.maxFailureRatio > 1 {
+			return s, fmt.Errorf("--update-max-failure-ratio %g: must be between 0 and 1", f.maxFailureRatio)
+		}
+		u.MaxFailureRatio = f.maxFailureRatio
+	}
+	if set("bluegreen-keep") {
+		if f.keep <= 0 {
+			return s, fmt.Errorf("--bluegreen-keep %s: must be positive", f.keep)
+		}
+		u.Keep = api.Duration(f.keep)
+	}
+	if set("canary-steps") {
+		u.CanarySteps = nil
+		last := uint(0)
+		for _, w := range f.canarySteps {
+			if w == 0 || w > 100 || w <= last {
+				return s, fmt.Errorf("--canary-steps %v: must rise, each between 1 and 100", f.canarySteps)
+			}
+			u.CanarySteps = append(u.CanarySteps, uint32(w))
+			last = w
+		}
+		if !set("update-strategy") {
+			u.Strategy = api.StrategyCanary
+		}
+		if !set("canary-weight") && len(u.CanarySteps) > 0 {
+			u.CanaryWeight = u.CanarySteps[0]
+		}
+		if !set("canary-interval") && u.CanaryInterval == 0 {
+			u.CanaryInterval = api.Duration(f.canaryInterval)
+		}
+	}
+	if set("canary-interval") {
+		u.CanaryInterval = api.Duration(f.canaryInterval)
 	}
 	if set("version") {
 		s.Version = f.version

@@ -115,10 +115,48 @@ type Service struct {
 	// PreviousSpec is kept for rollback.
 	PreviousSpec *ServiceSpec `json:"previous_spec,omitempty"`
 	// SpecVersion increments on every spec change; tasks record the version they were made from.
-	SpecVersion uint64        `json:"spec_version"`
-	Endpoint    Endpoint      `json:"endpoint"`
-	Update      *UpdateStatus `json:"update,omitempty"`
-	Meta        Meta          `json:"meta"`
+	SpecVersion uint64 `json:"spec_version"`
+	// Generation counts the operator's writes (create, update, scale,
+	// promote, rollback, a canary step). The orchestrator echoes the one it
+	// has acted on in Status.ObservedGeneration, so a client knows whether
+	// the status it reads already answers its own write.
+	Generation uint64         `json:"generation,omitempty"`
+	Endpoint   Endpoint       `json:"endpoint"`
+	Update     *UpdateStatus  `json:"update,omitempty"`
+	Status     *ServiceStatus `json:"status,omitempty"`
+	Meta       Meta           `json:"meta"`
+}
+
+// ServiceStatus is the orchestrator's account of a service, written in the
+// same raft batch as the plan it comes from. Clients read convergence here
+// instead of recomputing it from task spec versions.
+type ServiceStatus struct {
+	// ObservedGeneration is the service's Generation this status was
+	// computed from.
+	ObservedGeneration uint64 `json:"observed_generation"`
+	// Desired is the number of slots (replicas, or eligible nodes).
+	Desired int `json:"desired"`
+	// Ready is the number of slots with a task that can take traffic
+	// (running, and healthy when it has a check), of any version.
+	Ready int `json:"ready"`
+	// Converged: nothing is left to start or stop for the current state of
+	// the rollout (an open canary or blue-green rollout converges once its
+	// new version is deployed, awaiting promotion).
+	Converged bool `json:"converged"`
+	// Versions are the version labels with live tasks while more than one
+	// runs or a rollout holds traffic weights, newest (current) first.
+	Versions []VersionStatus `json:"versions,omitempty"`
+}
+
+// VersionStatus counts one version's tasks during a rollout.
+type VersionStatus struct {
+	Version string `json:"version"`
+	Current bool   `json:"current,omitempty"`
+	Ready   int    `json:"ready"`
+	Desired int    `json:"desired"`
+	// Weight is the percent of new connections the version gets, when the
+	// rollout sets weights.
+	Weight *uint32 `json:"weight,omitempty"`
 }
 
 // ServiceSpec is exactly what the user asked for; the system never modifies it.
@@ -232,6 +270,9 @@ type HealthCheck struct {
 	Timeout     Duration        `json:"timeout"`
 	Retries     uint64          `json:"retries"`
 	StartPeriod Duration        `json:"start_period,omitempty"`
+	// KeepUnhealthy opts out of replacing a task that became unhealthy
+	// (it keeps running, without traffic).
+	KeepUnhealthy bool `json:"keep_unhealthy,omitempty"`
 }
 
 // Protocol is tcp or udp.
@@ -266,6 +307,21 @@ type UpdateConfig struct {
 	Order         string         `json:"order,omitempty"`          // stop-first | start-first
 	CanaryWeight  uint32         `json:"canary_weight,omitempty"`  // percent of new connections to the new version
 	FailureAction string         `json:"failure_action,omitempty"` // pause | rollback | continue
+	// Monitor is how long a new task may take to become ready (running and
+	// healthy) before it counts as failed. 0: the health check's start
+	// period + interval × retries (+ timeout), or no limit without a check.
+	Monitor Duration `json:"monitor,omitempty"`
+	// MaxFailureRatio is the fraction of slots whose new task may fail
+	// before the failure action applies (0: any failure).
+	MaxFailureRatio float64 `json:"max_failure_ratio,omitempty"`
+	// Keep is how long the previous version stays, without traffic, after
+	// a canary or blue-green promotion, so that a rollback within it is a
+	// weight flip. 0: DefaultKeep (30 s).
+	Keep Duration `json:"keep,omitempty"`
+	// CanarySteps are the weights a canary moves through by itself, one
+	// every CanaryInterval once the step's tasks are ready; 100 promotes.
+	CanarySteps    []uint32 `json:"canary_steps,omitempty"`
+	CanaryInterval Duration `json:"canary_interval,omitempty"`
 }
 
 // UpdateStatus is the state of the current rollout.
@@ -274,8 +330,16 @@ type UpdateStatus struct {
 	Message     string      `json:"message,omitempty"`
 	StartedAt   time.Time   `json:"started_at"`
 	CompletedAt time.Time   `json:"completed_at,omitempty"`
-	// Weights per version label while a canary or blue/green rollout is open.
+	// Weights per version label while a canary or blue/green rollout is open
+	// (and, after a promotion, while the previous version is kept).
 	Weights map[string]uint32 `json:"weights,omitempty"`
+	// KeepUntil, after a promotion, is when the previous version's tasks
+	// are stopped; until then they run without traffic and a rollback only
+	// flips the weights back.
+	KeepUntil time.Time `json:"keep_until,omitempty"`
+	// StepAt is when an automatic canary step (UpdateConfig.CanarySteps)
+	// moves to the next weight.
+	StepAt time.Time `json:"step_at,omitempty"`
 }
 
 // Endpoint is what the control plane allocated for a service's traffic.
@@ -333,10 +397,13 @@ type Task struct {
 	Spec        TaskSpec `json:"spec"`
 	SpecVersion uint64   `json:"spec_version"`
 	// Version is the traffic-splitting label of the spec this task runs.
-	Version      string     `json:"version"`
-	ServiceName  string     `json:"service_name"`
-	DesiredState TaskState  `json:"desired_state"`
-	Status       TaskStatus `json:"status"`
+	Version      string    `json:"version"`
+	ServiceName  string    `json:"service_name"`
+	DesiredState TaskState `json:"desired_state"`
+	// StopReason says why the orchestrator asked the task to stop when it
+	// was not a spec change or a scale down (an unhealthy task replaced).
+	StopReason string     `json:"stop_reason,omitempty"`
+	Status     TaskStatus `json:"status"`
 	// Volumes are the volumes the task mounts, resolved by the leader when it
 	// placed the task.
 	Volumes []VolumeAttachment `json:"volumes,omitempty"`

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"cmp"
+	"errors"
 	"net/http"
 	"reflect"
 	"slices"
@@ -72,7 +73,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 		return errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", spec.Name, err)
 	}
 	svc := api.Service{
-		ID: id, Spec: spec, SpecVersion: 1,
+		ID: id, Spec: spec, SpecVersion: 1, Generation: 1,
 		Endpoint: api.Endpoint{VIP: vip, Ports: slices.Clone(spec.Ports)},
 	}
 	idx, err := s.apply(r.Context(), &store.Batch{
@@ -86,7 +87,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id})
+	writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1})
 	return nil
 }
 
@@ -110,56 +111,102 @@ func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, _ Identi
 	return nil
 }
 
-func (s *Server) putService(w http.ResponseWriter, r *http.Request, svc api.Service, version uint64) error {
-	idx, err := s.apply(r.Context(), &store.Batch{
-		Expect:      []store.Expectation{{Kind: store.KindService, ID: svc.ID, Version: version}},
-		PutServices: []api.Service{svc},
-	})
-	if err != nil {
-		return err
+// changeService applies an operator's change to the service ref names and
+// counts it in the service's Generation. The leader writes rollout status
+// to the same object often while a rollout runs, and the change does not
+// depend on that status being the latest, so a write refused because the
+// object moved in between is re-read and tried again rather than handed to
+// the operator as a conflict. change returns nil for "nothing to do".
+func (s *Server) changeService(w http.ResponseWriter, r *http.Request, ref string, change func(v *store.View, svc api.Service) (*api.Service, error)) error {
+	const attempts = 5
+	for i := 1; ; i++ {
+		v := s.b.View()
+		svc, err := findService(v, ref)
+		if err != nil {
+			return err
+		}
+		next, err := change(v, svc)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			writeJSON(w, http.StatusOK, client.WriteResult{Index: v.Index(), ID: svc.ID, Generation: svc.Generation})
+			return nil
+		}
+		next.Generation = svc.Generation + 1
+		b := &store.Batch{
+			Expect:      []store.Expectation{{Kind: store.KindService, ID: svc.ID, Version: svc.Meta.Version}},
+			PutServices: []api.Service{*next},
+		}
+		idx, err := s.apply(r.Context(), b)
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusConflict && i < attempts {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID, Generation: next.Generation})
+		return nil
 	}
-	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID})
-	return nil
 }
 
 // updateService replaces the spec and keeps the old one for rollback. A new
-// SpecVersion is what tells the orchestrator to roll tasks.
+// SpecVersion is what tells the orchestrator to roll tasks. On a canary
+// waiting for promotion, a spec that differs only in its canary weight is a
+// step of that canary: the weights change, not the spec version.
 func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	spec, err := decodeSpec(r)
 	if err != nil {
 		return err
 	}
 	spec = withDefaults(spec)
-	v := s.b.View()
-	svc, err := findService(v, r.PathValue("ref"))
-	if err != nil {
-		return err
+	return s.changeService(w, r, r.PathValue("ref"), func(v *store.View, svc api.Service) (*api.Service, error) {
+		if spec.Name != svc.Spec.Name {
+			// The name is the service's DNS name and what operators and compose
+			// files refer to it by: an update that changed it would make the
+			// service named in the path disappear.
+			return nil, errorf(http.StatusBadRequest, "service %q: name: cannot change to %q; renames are refused (create the new service, then remove the old one)", svc.Spec.Name, spec.Name)
+		}
+		if spec.Mode != svc.Spec.Mode {
+			return nil, errorf(http.StatusBadRequest, "service %q: mode: cannot change from %s to %s; remove and create the service", svc.Spec.Name, svc.Spec.Mode, spec.Mode)
+		}
+		if err := s.checkSpec(v, &spec, svc.ID); err != nil {
+			return nil, err
+		}
+		if reflect.DeepEqual(spec, svc.Spec) {
+			return nil, nil
+		}
+		if canaryStep(svc, spec) {
+			next, err := orchestrator.SetCanaryWeight(svc, spec.Update.CanaryWeight, s.cfg.Now())
+			if err != nil {
+				return nil, errorf(http.StatusBadRequest, "service %q: canary_weight: %v", svc.Spec.Name, err)
+			}
+			next.Spec = spec
+			return &next, nil
+		}
+		prev := svc.Spec
+		svc.PreviousSpec = &prev
+		svc.Spec = spec
+		svc.SpecVersion++
+		svc.Endpoint.Ports = slices.Clone(spec.Ports)
+		// A new spec starts a new rollout: the orchestrator decides its state.
+		svc.Update = nil
+		return &svc, nil
+	})
+}
+
+// canaryStep reports whether spec only moves the weight of svc's waiting
+// canary (the automatic steps may change with it).
+func canaryStep(svc api.Service, spec api.ServiceSpec) bool {
+	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote || svc.Spec.Update.Strategy != api.StrategyCanary {
+		return false
 	}
-	if spec.Name != svc.Spec.Name {
-		// The name is the service's DNS name and what operators and compose
-		// files refer to it by: an update that changed it would make the
-		// service named in the path disappear.
-		return errorf(http.StatusBadRequest, "service %q: name: cannot change to %q; renames are refused (create the new service, then remove the old one)", svc.Spec.Name, spec.Name)
-	}
-	if spec.Mode != svc.Spec.Mode {
-		return errorf(http.StatusBadRequest, "service %q: mode: cannot change from %s to %s; remove and create the service", svc.Spec.Name, svc.Spec.Mode, spec.Mode)
-	}
-	if err := s.checkSpec(v, &spec, svc.ID); err != nil {
-		return err
-	}
-	if reflect.DeepEqual(spec, svc.Spec) {
-		writeJSON(w, http.StatusOK, client.WriteResult{Index: v.Index(), ID: svc.ID})
-		return nil
-	}
-	version := svc.Meta.Version
-	prev := svc.Spec
-	svc.PreviousSpec = &prev
-	svc.Spec = spec
-	svc.SpecVersion++
-	svc.Endpoint.Ports = slices.Clone(spec.Ports)
-	// A new spec starts a new rollout: the orchestrator decides its state.
-	svc.Update = nil
-	return s.putService(w, r, svc, version)
+	a, b := svc.Spec, spec
+	a.Update.CanaryWeight, b.Update.CanaryWeight = 0, 0
+	a.Update.CanarySteps, b.Update.CanarySteps = nil, nil
+	a.Update.CanaryInterval, b.Update.CanaryInterval = 0, 0
+	return reflect.DeepEqual(a, b) && spec.Update.CanaryWeight != svc.Spec.Update.CanaryWeight
 }
 
 // scaleService changes only the replica count. SpecVersion stays: the task
@@ -169,19 +216,16 @@ func (s *Server) scaleService(w http.ResponseWriter, r *http.Request, _ Identity
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	svc, err := findService(s.b.View(), r.PathValue("ref"))
-	if err != nil {
-		return err
-	}
-	if svc.Spec.Mode == api.ModeGlobal {
-		return errorf(http.StatusBadRequest, "service %q: replicas: a global service runs one task per eligible node and cannot be scaled", svc.Spec.Name)
-	}
-	version := svc.Meta.Version
-	svc.Spec.Replicas = req.Replicas
-	if err := checkVolumeMounts(s.b.View(), svc.Spec); err != nil {
-		return err
-	}
-	return s.putService(w, r, svc, version)
+	return s.changeService(w, r, r.PathValue("ref"), func(v *store.View, svc api.Service) (*api.Service, error) {
+		if svc.Spec.Mode == api.ModeGlobal {
+			return nil, errorf(http.StatusBadRequest, "service %q: replicas: a global service runs one task per eligible node and cannot be scaled", svc.Spec.Name)
+		}
+		svc.Spec.Replicas = req.Replicas
+		if err := checkVolumeMounts(v, svc.Spec); err != nil {
+			return nil, err
+		}
+		return &svc, nil
+	})
 }
 
 // removeService deletes the service, releases its VIP and asks every task to
@@ -220,34 +264,29 @@ func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identit
 // promoteService ends the waiting phase of a canary or blue-green rollout;
 // the orchestrator owns what promotion means (orchestrator.Promote).
 func (s *Server) promoteService(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	svc, err := findService(s.b.View(), r.PathValue("ref"))
-	if err != nil {
-		return err
-	}
-	st := svc.Spec.Update.Strategy
-	if st != api.StrategyCanary && st != api.StrategyBlueGreen {
-		return errorf(http.StatusBadRequest, "service %q: update.strategy is %s: only canary and blue-green rollouts are promoted", svc.Spec.Name, st)
-	}
-	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote {
-		return errorf(http.StatusBadRequest, "service %q: no rollout is waiting to be promoted", svc.Spec.Name)
-	}
-	version := svc.Meta.Version
-	return s.putService(w, r, orchestrator.Promote(svc, s.cfg.Now()), version)
+	return s.changeService(w, r, r.PathValue("ref"), func(_ *store.View, svc api.Service) (*api.Service, error) {
+		st := svc.Spec.Update.Strategy
+		if st != api.StrategyCanary && st != api.StrategyBlueGreen {
+			return nil, errorf(http.StatusBadRequest, "service %q: update.strategy is %s: only canary and blue-green rollouts are promoted", svc.Spec.Name, st)
+		}
+		if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote {
+			return nil, errorf(http.StatusBadRequest, "service %q: no rollout is waiting to be promoted", svc.Spec.Name)
+		}
+		next := orchestrator.Promote(svc, s.cfg.Now())
+		return &next, nil
+	})
 }
 
 // rollbackService makes the previous spec current again (orchestrator.Rollback).
 func (s *Server) rollbackService(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	svc, err := findService(s.b.View(), r.PathValue("ref"))
-	if err != nil {
-		return err
-	}
-	version := svc.Meta.Version
-	next, err := orchestrator.Rollback(svc, s.cfg.Now(), "rollback requested by the operator")
-	if err != nil {
-		return errorf(http.StatusBadRequest, "service %q: %v", svc.Spec.Name, err)
-	}
-	next.Endpoint.Ports = slices.Clone(next.Spec.Ports)
-	return s.putService(w, r, next, version)
+	return s.changeService(w, r, r.PathValue("ref"), func(_ *store.View, svc api.Service) (*api.Service, error) {
+		next, err := orchestrator.Rollback(svc, s.cfg.Now(), "rollback requested by the operator")
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "service %q: %v", svc.Spec.Name, err)
+		}
+		next.Endpoint.Ports = slices.Clone(next.Spec.Ports)
+		return &next, nil
+	})
 }
 
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, _ Identity) error {

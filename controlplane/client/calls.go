@@ -231,7 +231,7 @@ func (c *Client) RenewCert(ctx context.Context, csrPEM string) (*RenewResponse, 
 // LogOptions select what ServiceLogs streams.
 type LogOptions struct {
 	Follow     bool
-	Tail       int // lines per task; 0 = all
+	Tail       int // lines per task; 0 = all; negative = none (docker's --tail 0)
 	Timestamps bool
 }
 
@@ -242,7 +242,7 @@ func (c *Client) ServiceLogs(ctx context.Context, ref string, o LogOptions) (io.
 	if o.Follow {
 		q.Set("follow", "true")
 	}
-	if o.Tail > 0 {
+	if o.Tail != 0 {
 		q.Set("tail", strconv.Itoa(o.Tail))
 	}
 	if o.Timestamps {

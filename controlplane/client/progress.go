@@ -8,32 +8,44 @@ import (
 )
 
 // Progress summarises a service's convergence as the CLI sees it through
-// this client: `service create`, `update` and `scale` poll the service and
-// its tasks and stop when Done. It is pure so that the rule for "done" is
-// tested without a cluster.
+// this client: `service create`, `update`, `scale`, `promote` and
+// `rollback` poll the service and its tasks and stop when Done or Stopped.
+// It is pure so that the rule for "done" is tested without a cluster.
+//
+// The rule is the managers': the orchestrator records in Service.Status
+// whether the service converged, for the operator's write it has seen
+// (ObservedGeneration). The CLI never recomputes that from task spec
+// versions, which a rollback or a canary step moves without replacing tasks.
 type Progress struct {
-	Name             string
-	Running, Want    int
+	Name string
+	// Ready is the number of slots with a task that can take traffic, Want
+	// the number of slots.
+	Ready, Want      int
 	Done             bool
 	Pending, Failing []string // "task: why", in task order
 	AwaitingPromote  bool
+	// Stopped is why the rollout stopped without converging (it paused);
+	// waiting longer will not help.
+	Stopped string
+	// Update is the rollout's state and message once observed.
+	Update  api.UpdateState
+	Message string
+	// Versions describes both versions while a rollout runs them side by
+	// side, e.g. "v2: 1/1 canary 10%".
+	Versions string
+	// observed: the status answers the write waited for.
+	observed bool
 }
 
-// ProgressOf decides whether s has converged: every wanted task of the
-// current spec runs (and passes its health check when it has one).
-func ProgressOf(s api.Service, tasks []api.Task) Progress {
+// ProgressOf reads s's status as of the operator's write that produced
+// generation (0: whatever the service's own generation is).
+func ProgressOf(s api.Service, tasks []api.Task, generation uint64) Progress {
 	p := Progress{Name: s.Spec.Name}
-	running, want := ReplicaCounts(s, tasks)
-	p.Want = want
-	current := 0
+	p.Ready, p.Want = ReplicaCounts(s, tasks)
+	p.Versions = VersionsString(s)
 	for _, t := range tasks {
 		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
 			continue
-		}
-		ok := t.Status.State == api.TaskRunning && t.SpecVersion == s.SpecVersion &&
-			(t.Spec.Health == nil || t.Status.Health == api.HealthHealthy)
-		if ok {
-			current++
 		}
 		switch {
 		case t.Status.State == api.TaskPending && t.Status.Message != "":
@@ -44,32 +56,38 @@ func ProgressOf(s api.Service, tasks []api.Task) Progress {
 			p.Failing = append(p.Failing, fmt.Sprintf("%s: unhealthy", TaskName(t)))
 		}
 	}
-	p.Running = running
-	if s.Update != nil && s.Update.State == api.UpdateAwaitingPromote {
-		// The new version is deployed beside the old one: done once every
-		// task of the new spec runs (and passes its check).
-		p.AwaitingPromote = true
-		newTasks := 0
-		for _, t := range tasks {
-			if t.ServiceID == s.ID && t.DesiredState == api.TaskRunning && t.SpecVersion == s.SpecVersion {
-				newTasks++
-			}
-		}
-		p.Done = newTasks > 0 && current == newTasks
+	st := s.Status
+	p.observed = st != nil && st.ObservedGeneration >= max(generation, s.Generation)
+	if !p.observed {
 		return p
 	}
-	p.Done = current >= want && running == want && (s.Update == nil || s.Update.State != api.UpdateUpdating)
+	if s.Update != nil {
+		p.Update, p.Message = s.Update.State, s.Update.Message
+	}
+	p.AwaitingPromote = p.Update == api.UpdateAwaitingPromote
+	if p.Update == api.UpdatePaused {
+		p.Stopped = p.Message
+	}
+	p.Done = st.Converged
 	return p
 }
 
 func (p Progress) String() string {
+	counts := fmt.Sprintf("%s: %d/%d ready", p.Name, p.Ready, p.Want)
+	if p.Versions != "" {
+		counts += " (" + p.Versions + ")"
+	}
 	switch {
 	case p.Done && p.AwaitingPromote:
-		return fmt.Sprintf("%s: %d/%d running, new version deployed: run `warren service promote %s` to finish", p.Name, p.Running, p.Want, p.Name)
+		return fmt.Sprintf("%s, new version deployed: run `warren service promote %s` to finish", counts, p.Name)
 	case p.Done:
-		return fmt.Sprintf("%s: %d/%d running, converged", p.Name, p.Running, p.Want)
+		return counts + ", converged"
+	case p.Stopped != "":
+		return counts + ", " + p.Stopped
+	case !p.observed:
+		return counts + "… waiting for the orchestrator"
 	}
-	s := fmt.Sprintf("%s: %d/%d running…", p.Name, p.Running, p.Want)
+	s := counts + "…"
 	if len(p.Pending) > 0 {
 		s += " pending: " + p.Pending[0]
 	} else if len(p.Failing) > 0 {
@@ -80,33 +98,85 @@ func (p Progress) String() string {
 
 // Problem is why a service that did not converge in time is stuck.
 func (p Progress) Problem() string {
+	if p.Stopped != "" {
+		return p.Stopped
+	}
 	if len(p.Pending) > 0 {
 		return strings.Join(p.Pending, "; ")
 	}
 	if len(p.Failing) > 0 {
 		return strings.Join(p.Failing, "; ")
 	}
-	return fmt.Sprintf("%d/%d running", p.Running, p.Want)
+	if !p.observed {
+		return "the orchestrator has not acted on the change yet"
+	}
+	return fmt.Sprintf("%d/%d ready", p.Ready, p.Want)
 }
 
-// ReplicaCounts is what `service ls` shows as N/M: running tasks of the
-// service against the tasks it should have.
-func ReplicaCounts(s api.Service, tasks []api.Task) (running, want int) {
+// ReplicaCounts is what `service ls` shows as N/M: slots with a task that
+// can take traffic (running, and healthy when it has a check) against the
+// slots the service should have. The orchestrator's count is used when it
+// has one; before that, the tasks are counted the same way.
+func ReplicaCounts(s api.Service, tasks []api.Task) (ready, want int) {
+	if s.Status != nil {
+		return s.Status.Ready, s.Status.Desired
+	}
+	slots := map[string]bool{}
+	nodes := map[string]bool{}
 	for _, t := range tasks {
 		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
 			continue
 		}
+		key := TaskName(t)
 		if s.Spec.Mode == api.ModeGlobal {
-			want++
+			nodes[t.NodeID] = true
 		}
-		if t.Status.State == api.TaskRunning {
-			running++
+		ok := t.Status.State == api.TaskRunning && (t.Spec.Health == nil || t.Status.Health == api.HealthHealthy)
+		if ok && !slots[key] {
+			slots[key] = true
+			ready++
 		}
 	}
-	if s.Spec.Mode != api.ModeGlobal {
-		want = int(s.Spec.Replicas)
+	want = int(s.Spec.Replicas)
+	if s.Spec.Mode == api.ModeGlobal {
+		want = len(nodes)
 	}
-	return running, want
+	return ready, want
+}
+
+// VersionsString describes the versions of a rollout that runs more than
+// one, current first: "v2: 1/1 canary 10%", "green: 3/3 100%, blue: 3/0 kept".
+// It is empty when one version runs.
+func VersionsString(s api.Service) string {
+	if s.Status == nil || len(s.Status.Versions) < 2 {
+		return ""
+	}
+	var state api.UpdateState
+	if s.Update != nil {
+		state = s.Update.State
+	}
+	var parts []string
+	for i, v := range s.Status.Versions {
+		if i > 0 && v.Ready == 0 && v.Desired == 0 {
+			continue
+		}
+		part := fmt.Sprintf("%s: %d/%d", v.Version, v.Ready, v.Desired)
+		if v.Current && state == api.UpdateAwaitingPromote && s.Spec.Update.Strategy == api.StrategyCanary {
+			part += " canary"
+		}
+		if v.Weight != nil {
+			part += fmt.Sprintf(" %d%%", *v.Weight)
+		}
+		if !v.Current && state == api.UpdateCompleted && s.Update != nil && !s.Update.KeepUntil.IsZero() {
+			part += " kept"
+		}
+		parts = append(parts, part)
+	}
+	if state == api.UpdateAwaitingPromote && s.Spec.Update.Strategy == api.StrategyCanary {
+		// The total already counts the old version; the canary is news.
+		return parts[0]
+	}
+	return strings.Join(parts, ", ")
 }
 
 // TaskName is how the CLI names a task: SERVICE.SLOT for a replica,

@@ -3,6 +3,7 @@ package client
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 )
@@ -24,145 +25,146 @@ func withStatus(msg, err string) func(*api.Task) {
 	return func(t *api.Task) { t.Status.Message, t.Status.Err = msg, err }
 }
 
+func weight(w uint32) *uint32 { return &w }
+
 func TestProgressOf(t *testing.T) {
-	replicated := func(n uint64, update api.UpdateState) api.Service {
-		s := api.Service{ID: "svc-1", SpecVersion: 2, Spec: api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Replicas: n}}
+	// svc is web at generation gen with the orchestrator's status as given.
+	svc := func(gen uint64, update api.UpdateState, st *api.ServiceStatus) api.Service {
+		s := api.Service{ID: "svc-1", SpecVersion: 2, Generation: gen, Spec: api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Replicas: 2}, Status: st}
 		if update != "" {
-			s.Update = &api.UpdateStatus{State: update}
+			s.Update = &api.UpdateStatus{State: update, Message: "msg"}
 		}
 		return s
 	}
-	global := api.Service{ID: "svc-1", SpecVersion: 2, Spec: api.ServiceSpec{Name: "web", Mode: api.ModeGlobal}}
-	run, pend, shut := api.TaskRunning, api.TaskPending, api.TaskShutdown
+	status := func(observed uint64, ready, desired int, converged bool, vs ...api.VersionStatus) *api.ServiceStatus {
+		return &api.ServiceStatus{ObservedGeneration: observed, Ready: ready, Desired: desired, Converged: converged, Versions: vs}
+	}
+	run, pend := api.TaskRunning, api.TaskPending
+	two := []api.Task{task(1, 2, run, run), task(2, 2, run, run)}
 
 	for _, tc := range []struct {
-		name          string
-		svc           api.Service
-		tasks         []api.Task
-		done          bool
-		running, want int
-		pending       []string
-		failing       []string
-		str, problem  string
+		name         string
+		svc          api.Service
+		generation   uint64 // what the CLI wrote
+		strategy     api.UpdateStrategy
+		keepUntil    time.Time
+		tasks        []api.Task
+		done         bool
+		stopped      string
+		ready, want  int
+		pending      []string
+		failing      []string
+		str, problem string
 	}{
 		{
-			name:  "all replicas of the current spec run",
-			svc:   replicated(2, ""),
-			tasks: []api.Task{task(1, 2, run, run), task(2, 2, run, run)},
-			done:  true, running: 2, want: 2,
-			str: "web: 2/2 running, converged",
+			name: "converged as the orchestrator recorded it",
+			svc:  svc(3, api.UpdateCompleted, status(3, 2, 2, true)), generation: 3, tasks: two,
+			done: true, ready: 2, want: 2,
+			str: "web: 2/2 ready, converged",
 		},
 		{
-			name:    "one replica cannot be placed",
-			svc:     replicated(2, ""),
-			tasks:   []api.Task{task(1, 2, run, run), task(2, 2, run, pend, withStatus("0/3 nodes: 3 insufficient memory", ""))},
-			running: 1, want: 2,
+			// The CLI's own write is not observed yet: a converged status
+			// from before it must not end the wait.
+			name: "a status older than the write is not an answer",
+			svc:  svc(4, api.UpdateCompleted, status(3, 2, 2, true)), generation: 4, tasks: two,
+			ready: 2, want: 2,
+			str: "web: 2/2 ready… waiting for the orchestrator", problem: "the orchestrator has not acted on the change yet",
+		},
+		{
+			// A follower answered before it had the write: its service is
+			// older than the generation the write returned.
+			name: "a stale read is not an answer either",
+			svc:  svc(3, "", status(3, 2, 2, true)), generation: 4, tasks: two,
+			ready: 2, want: 2,
+			str: "web: 2/2 ready… waiting for the orchestrator", problem: "the orchestrator has not acted on the change yet",
+		},
+		{
+			// The bug of issue 11: after a rollback the tasks keep their
+			// old spec version while the service's moved on. Scale (which
+			// keeps the spec version) then hung as well.
+			name: "after a rollback the old tasks are current",
+			svc:  svc(5, api.UpdateRolledBack, status(5, 2, 2, true)), generation: 5,
+			tasks: []api.Task{task(1, 1, run, run), task(2, 1, run, run)},
+			done:  true, ready: 2, want: 2,
+			str: "web: 2/2 ready, converged",
+		},
+		{
+			name: "a rollback still stopping the new tasks",
+			svc:  svc(5, api.UpdateRolledBack, status(5, 2, 2, false)), generation: 5,
+			tasks: []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(2, 2, api.TaskShutdown, run)},
+			ready: 2, want: 2,
+			str: "web: 2/2 ready…", problem: "2/2 ready",
+		},
+		{
+			name:  "scale down waits for the orchestrator to see the tasks stop",
+			svc:   svc(6, "", status(6, 2, 2, false)),
+			tasks: []api.Task{task(1, 2, run, run), task(2, 2, run, run), task(3, 2, api.TaskRemove, run)},
+			ready: 2, want: 2,
+			str: "web: 2/2 ready…", problem: "2/2 ready",
+		},
+		{
+			name: "a paused rollout stops the wait with its reason",
+			svc:  svc(7, api.UpdatePaused, status(7, 1, 2, false)), generation: 7,
+			tasks:   []api.Task{task(1, 1, run, run), task(2, 3, run, run, withHealth(api.HealthUnhealthy))},
+			stopped: "msg", ready: 1, want: 2,
+			failing: []string{"web.2: unhealthy"},
+			str:     "web: 1/2 ready, msg", problem: "msg",
+		},
+		{
+			name:  "one replica cannot be placed",
+			svc:   svc(2, "", status(2, 1, 2, false)),
+			tasks: []api.Task{task(1, 2, run, run), task(2, 2, run, pend, withStatus("0/3 nodes: 3 insufficient memory", ""))},
+			ready: 1, want: 2,
 			pending: []string{"web.2: 0/3 nodes: 3 insufficient memory"},
-			str:     "web: 1/2 running… pending: web.2: 0/3 nodes: 3 insufficient memory",
+			str:     "web: 1/2 ready… pending: web.2: 0/3 nodes: 3 insufficient memory",
 			problem: "web.2: 0/3 nodes: 3 insufficient memory",
 		},
 		{
-			name:    "a task of the old spec still runs",
-			svc:     replicated(2, ""),
-			tasks:   []api.Task{task(1, 2, run, run), task(2, 1, run, run)},
-			running: 2, want: 2,
-			str: "web: 2/2 running…", problem: "2/2 running",
-		},
-		{
-			name:    "a health check has not passed yet",
-			svc:     replicated(1, ""),
-			tasks:   []api.Task{task(1, 2, run, run, withHealth(api.HealthStarting))},
-			running: 1, want: 1,
-			str: "web: 1/1 running…", problem: "1/1 running",
-		},
-		{
-			name:  "the health check passes",
-			svc:   replicated(1, ""),
-			tasks: []api.Task{task(1, 2, run, run, withHealth(api.HealthHealthy))},
-			done:  true, running: 1, want: 1,
-			str: "web: 1/1 running, converged",
-		},
-		{
 			name: "failing and unhealthy tasks are named",
-			svc:  replicated(2, ""),
+			svc:  svc(2, "", status(2, 0, 2, false)),
 			tasks: []api.Task{
 				task(1, 2, run, api.TaskFailed, withStatus("", "exit status 1")),
 				task(2, 2, run, run, withHealth(api.HealthUnhealthy)),
 			},
-			running: 1, want: 2,
+			ready: 0, want: 2,
 			failing: []string{"web.1: failed exit status 1", "web.2: unhealthy"},
-			str:     "web: 1/2 running… failing: web.1: failed exit status 1",
+			str:     "web: 0/2 ready… failing: web.1: failed exit status 1",
 			problem: "web.1: failed exit status 1; web.2: unhealthy",
 		},
 		{
-			name:    "counts match but the rollout is still updating",
-			svc:     replicated(1, api.UpdateUpdating),
-			tasks:   []api.Task{task(1, 2, run, run)},
-			running: 1, want: 1,
-			str: "web: 1/1 running…", problem: "1/1 running",
+			name: "canary deployed beside the old version",
+			svc: svc(8, api.UpdateAwaitingPromote, status(8, 2, 2, true,
+				api.VersionStatus{Version: "v2", Current: true, Ready: 1, Desired: 1, Weight: weight(10)},
+				api.VersionStatus{Version: "v1", Ready: 2, Desired: 2, Weight: weight(90)})),
+			generation: 8, strategy: api.StrategyCanary,
+			done: true, ready: 2, want: 2,
+			str: "web: 2/2 ready (v2: 1/1 canary 10%), new version deployed: run `warren service promote web` to finish",
 		},
 		{
-			name:  "a completed rollout is done",
-			svc:   replicated(1, api.UpdateCompleted),
-			tasks: []api.Task{task(1, 2, run, run)},
-			done:  true, running: 1, want: 1,
-			str: "web: 1/1 running, converged",
+			name: "blue/green in its keep window",
+			svc: svc(9, api.UpdateCompleted, status(9, 2, 2, true,
+				api.VersionStatus{Version: "green", Current: true, Ready: 2, Desired: 2, Weight: weight(100)},
+				api.VersionStatus{Version: "blue", Ready: 2, Desired: 0, Weight: weight(0)})),
+			generation: 9, strategy: api.StrategyBlueGreen, keepUntil: time.Unix(1, 0),
+			done: true, ready: 2, want: 2,
+			str: "web: 2/2 ready (green: 2/2 100%, blue: 2/0 0% kept), converged",
 		},
 		{
-			name: "stopped tasks and other services do not count",
-			svc:  replicated(1, ""),
-			tasks: []api.Task{
-				task(1, 2, run, run),
-				task(2, 2, shut, api.TaskFailed, withStatus("", "killed")),
-				task(3, 2, run, run, func(t *api.Task) { t.ServiceID = "svc-2" }),
-			},
-			done: true, running: 1, want: 1,
-			str: "web: 1/1 running, converged",
-		},
-		{
-			name:  "blue/green: new version deployed beside the old",
-			svc:   replicated(2, api.UpdateAwaitingPromote),
-			tasks: []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(3, 2, run, run), task(4, 2, run, run)},
-			done:  true, running: 4, want: 2,
-			str: "web: 4/2 running, new version deployed: run `warren service promote web` to finish",
-		},
-		{
-			name:    "blue/green: a new task is not running yet",
-			svc:     replicated(2, api.UpdateAwaitingPromote),
-			tasks:   []api.Task{task(1, 1, run, run), task(2, 1, run, run), task(3, 2, run, run), task(4, 2, run, api.TaskStarting)},
-			running: 3, want: 2,
-			str: "web: 3/2 running…", problem: "3/2 running",
-		},
-		{
-			name:    "blue/green: no task of the new version yet",
-			svc:     replicated(1, api.UpdateAwaitingPromote),
-			tasks:   []api.Task{task(1, 1, run, run)},
-			running: 1, want: 1,
-			str: "web: 1/1 running…", problem: "1/1 running",
-		},
-		{
-			name: "global: one task per node that should run one",
-			svc:  global,
-			tasks: []api.Task{
-				task(0, 2, run, run, func(t *api.Task) { t.NodeID = "node-aaaaaaaaaaaaaaaa" }),
-				task(0, 2, run, pend, func(t *api.Task) { t.NodeID = "node-bbbbbbbbbbbbbbbb"; t.Status.Message = "pulling" }),
-			},
-			running: 1, want: 2,
-			pending: []string{"web.node-bbbbbbb: pulling"},
-			str:     "web: 1/2 running… pending: web.node-bbbbbbb: pulling",
-			problem: "web.node-bbbbbbb: pulling",
-		},
-		{
-			name:    "no tasks yet",
-			svc:     replicated(3, ""),
-			running: 0, want: 3,
-			str: "web: 0/3 running…", problem: "0/3 running",
+			name:  "no status yet: tasks are counted, ready ones only",
+			svc:   svc(1, "", nil),
+			tasks: []api.Task{task(1, 2, run, run), task(2, 2, run, run, withHealth(api.HealthStarting))},
+			ready: 1, want: 2,
+			str: "web: 1/2 ready… waiting for the orchestrator", problem: "the orchestrator has not acted on the change yet",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := ProgressOf(tc.svc, tc.tasks)
-			if p.Done != tc.done || p.Running != tc.running || p.Want != tc.want {
-				t.Errorf("done=%v %d/%d, want done=%v %d/%d", p.Done, p.Running, p.Want, tc.done, tc.running, tc.want)
+			tc.svc.Spec.Update.Strategy = tc.strategy
+			if tc.svc.Update != nil {
+				tc.svc.Update.KeepUntil = tc.keepUntil
+			}
+			p := ProgressOf(tc.svc, tc.tasks, tc.generation)
+			if p.Done != tc.done || p.Ready != tc.ready || p.Want != tc.want || p.Stopped != tc.stopped {
+				t.Errorf("done=%v stopped=%q %d/%d, want done=%v stopped=%q %d/%d", p.Done, p.Stopped, p.Ready, p.Want, tc.done, tc.stopped, tc.ready, tc.want)
 			}
 			if !slices.Equal(p.Pending, tc.pending) || !slices.Equal(p.Failing, tc.failing) {
 				t.Errorf("pending %q failing %q, want %q %q", p.Pending, p.Failing, tc.pending, tc.failing)

@@ -108,6 +108,9 @@ type ScaleRequest struct {
 type WriteResult struct {
 	Index uint64 `json:"index"`
 	ID    string `json:"id,omitempty"`
+	// Generation is the service's Generation after an operator's write to
+	// it; the CLI waits for the orchestrator to have observed it.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // RenewRequest carries a CSR for a new certificate with the caller's identity.

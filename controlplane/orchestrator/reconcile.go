@@ -74,7 +74,10 @@ type reconciler struct {
 	tasks   []*api.Task          // working copies, by ID
 	dirty   map[string]bool
 	deleted map[string]bool
-	res     Result
+	// failed are the tasks of the service being reconciled that failed its
+	// rollout (see failureAction).
+	failed map[string]bool
+	res    Result
 }
 
 func (r *reconciler) wake(at time.Time) {

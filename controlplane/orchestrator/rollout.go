@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"sort"
 	"time"
@@ -9,12 +10,15 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
-// Promote ends the waiting phase of a canary or blue-green rollout. Blue-green
-// flips the weights to 100 for the new version and 0 for every other at
-// once, then Reconcile retires the old tasks. Canary drops the weights, so
-// traffic follows ready backends while Reconcile starts the remaining new
-// replicas and stops each old one as its successor becomes ready; flipping
-// to 100/0 here would pour all traffic onto the few canaries. A service that
+// Promote ends the waiting phase of a canary or blue-green rollout.
+// Blue-green flips the weights to 100 for the new version and 0 for every
+// other at once (the green set is already up). Canary keeps the weights of
+// its last step while Reconcile starts the remaining new replicas next to
+// the old ones, and flips them once every new replica is ready: flipping
+// here would pour all traffic onto the few canaries, and replacing the old
+// tasks one by one would ramp traffic and reset connections. Either way the
+// old tasks then stay without traffic for the keep window
+// (UpdateConfig.Keep), so that a rollback is a weight flip. A service that
 // is not awaiting promotion is returned unchanged.
 func Promote(svc api.Service, now time.Time) api.Service {
 	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote {
@@ -23,6 +27,8 @@ func Promote(svc api.Service, now time.Time) api.Service {
 	u := *svc.Update
 	u.State = api.UpdateUpdating
 	u.Message = "promoted at " + now.UTC().Format(time.RFC3339)
+	u.StepAt = time.Time{}
+	u.Weights = maps.Clone(u.Weights)
 	if svc.Spec.Update.Strategy == api.StrategyBlueGreen {
 		w := make(map[string]uint32, len(u.Weights))
 		for v := range u.Weights {
@@ -30,11 +36,65 @@ func Promote(svc api.Service, now time.Time) api.Service {
 		}
 		w[versionLabel(&svc)] = 100
 		u.Weights = w
-	} else {
-		u.Weights = nil
 	}
 	svc.Update = &u
 	return svc
+}
+
+// ErrNotCanary is returned by SetCanaryWeight for a service whose canary is
+// not waiting for promotion.
+var ErrNotCanary = errors.New("no canary rollout is waiting for promotion")
+
+// SetCanaryWeight moves a waiting canary to weight w (percent of new
+// connections to the new version) without a new spec version: only the
+// weights change, in one write, so every node switches at once; Reconcile
+// then scales both versions' task counts to follow. 100 promotes.
+func SetCanaryWeight(svc api.Service, w uint32, now time.Time) (api.Service, error) {
+	if svc.Update == nil || svc.Update.State != api.UpdateAwaitingPromote || svc.Spec.Update.Strategy != api.StrategyCanary {
+		return svc, ErrNotCanary
+	}
+	svc.Spec.Update.CanaryWeight = w
+	if w >= 100 {
+		return Promote(svc, now), nil
+	}
+	u := *svc.Update
+	label := versionLabel(&svc)
+	u.Weights = share(u.Weights, label, w)
+	u.StepAt = time.Time{}
+	u.Message = fmt.Sprintf("canary at %d%% since %s", w, now.UTC().Format(time.RFC3339))
+	svc.Update = &u
+	return svc, nil
+}
+
+// share gives label weight w and splits the rest between the other labels of
+// old in proportion to their weights (equally when they all had none).
+func share(old map[string]uint32, label string, w uint32) map[string]uint32 {
+	var others []string
+	total := uint32(0)
+	for v, x := range old {
+		if v != label {
+			others = append(others, v)
+			total += x
+		}
+	}
+	sort.Strings(others)
+	out := map[string]uint32{label: w}
+	rest, given := 100-w, uint32(0)
+	for i, v := range others {
+		x := rest / uint32(len(others))
+		if total > 0 {
+			x = rest * old[v] / total
+		}
+		if i == len(others)-1 {
+			x = rest - given
+		}
+		out[v] = x
+		given += x
+	}
+	if len(others) == 0 {
+		out[label] = 100
+	}
+	return out
 }
 
 // ErrNoPreviousSpec is returned by Rollback for a service that was never
@@ -46,14 +106,35 @@ var ErrNoPreviousSpec = errors.New("service has no previous spec to roll back to
 // repeat); tasks still running the previous template are kept, because they
 // are current again. PreviousSpec is cleared so a second rollback cannot
 // ping-pong between the two specs.
+//
+// While the old version is still deployed next to the new one — a canary or
+// blue-green rollout waiting, being promoted, or in its keep window — the
+// weights flip back in the same write: all new connections go to the old
+// version at once and Reconcile only stops the new tasks. Later, the
+// rollback is a rolling update back to the old spec.
 func Rollback(svc api.Service, now time.Time, reason string) (api.Service, error) {
 	if svc.PreviousSpec == nil {
 		return svc, ErrNoPreviousSpec
 	}
+	var weights map[string]uint32
+	if u := svc.Update; u != nil && len(u.Weights) > 0 {
+		deployed := u.State == api.UpdateAwaitingPromote || u.State == api.UpdateUpdating ||
+			u.State == api.UpdatePaused || u.State == api.UpdateCompleted && now.Before(u.KeepUntil)
+		if deployed {
+			label := versionLabel(&svc)
+			weights = share(u.Weights, label, 0)
+			if len(weights) == 1 {
+				weights = nil
+			}
+		}
+	}
 	svc.Spec = *svc.PreviousSpec
 	svc.PreviousSpec = nil
 	svc.SpecVersion++
-	svc.Update = &api.UpdateStatus{State: api.UpdateRolledBack, Message: reason, StartedAt: now}
+	svc.Update = &api.UpdateStatus{State: api.UpdateRolledBack, Message: reason, StartedAt: now, Weights: weights}
+	if weights != nil {
+		svc.Update.Message += " (traffic switched back at once)"
+	}
 	return svc, nil
 }
 

@@ -180,27 +180,50 @@ func TestCanary(t *testing.T) {
 	if u.State != api.UpdateAwaitingPromote || !reflect.DeepEqual(u.Weights, map[string]uint32{"v1": 70, "v2": 30}) {
 		t.Fatalf("status %+v", u)
 	}
-	// ceil(4 × 30 / 100) = 2 canaries next to all 4 old replicas.
-	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 4, 2: 2}) {
+	// ceil(4 × 30 / 100) = 2 canaries; the old version keeps 4 - floor(1.2)
+	// = 3 tasks for its 70 %.
+	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 3, 2: 2}) {
 		t.Fatalf("live versions %v", v)
+	}
+	if st := s.service("web").Status; !st.Converged || st.Ready != 4 || len(st.Versions) != 2 ||
+		st.Versions[0].Version != "v2" || st.Versions[0].Ready != 2 || st.Versions[0].Desired != 2 || *st.Versions[0].Weight != 30 {
+		t.Fatalf("status %+v %+v", st, st.Versions)
 	}
 	// Waiting is stable.
 	if r := s.reconcile(); !r.Empty() {
 		t.Fatalf("awaiting promote changed %+v", r)
 	}
 	promoted := Promote(*s.service("web"), s.now)
-	if promoted.Update.State != api.UpdateUpdating || promoted.Update.Weights != nil {
+	if promoted.Update.State != api.UpdateUpdating || !reflect.DeepEqual(promoted.Update.Weights, u.Weights) {
 		t.Fatalf("promoted %+v", promoted.Update)
 	}
 	*s.service("web") = promoted
-	s.run(6)
-	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{2: 4}) {
-		t.Fatalf("after promote %v", v)
+	// Until every new replica is ready the weights stay where they were.
+	for i := 0; i < 6; i++ {
+		s.step()
+		if u := s.service("web").Update; u.State == api.UpdateUpdating && u.Weights["v2"] != 30 {
+			t.Fatalf("step %d: weights %v before the new version is complete", i, u.Weights)
+		}
 	}
-	if got := slotsOf(s.running("web")); !reflect.DeepEqual(got, []uint64{1, 2, 3, 4}) {
+	u = s.service("web").Update
+	if u.State != api.UpdateCompleted || !reflect.DeepEqual(u.Weights, map[string]uint32{"v1": 0, "v2": 100}) || u.KeepUntil.IsZero() {
+		t.Fatalf("after promote %+v", u)
+	}
+	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 3, 2: 4}) {
+		t.Fatalf("keep window: %v", v)
+	}
+	if got := slotsOf(s.running("web")); !reflect.DeepEqual(got, []uint64{1, 2, 2, 3, 3, 4, 4}) {
 		t.Fatalf("slots %v", got)
 	}
-	if u := s.service("web").Update; u.State != api.UpdateCompleted || u.Weights != nil {
+	if !s.service("web").Status.Converged {
+		t.Fatalf("promotion done but not converged: %+v", s.service("web").Status)
+	}
+	s.now = u.KeepUntil
+	s.run(3)
+	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{2: 4}) {
+		t.Fatalf("after the keep window %v", v)
+	}
+	if u := s.service("web").Update; u.State != api.UpdateCompleted || u.Weights != nil || !u.KeepUntil.IsZero() {
 		t.Fatalf("final status %+v", u)
 	}
 }
@@ -209,7 +232,7 @@ func TestBlueGreen(t *testing.T) {
 	s := newSim(t, 3)
 	svc := replicated("web", 3)
 	svc.Spec.Version = "blue"
-	svc.Spec.Update = api.UpdateConfig{Strategy: api.StrategyBlueGreen}
+	svc.Spec.Update = api.UpdateConfig{Strategy: api.StrategyBlueGreen, Keep: api.Duration(time.Minute)}
 	s.services = []api.Service{svc}
 	s.run(3)
 	s.updateSpec("web", func(sp *api.ServiceSpec) { sp.Version = "green" })
@@ -227,23 +250,33 @@ func TestBlueGreen(t *testing.T) {
 	}
 	*s.service("web") = p
 	r := s.reconcile()
-	// Green is already running, so blue retires in one pass.
-	if len(r.Update) != 3 || len(r.Create) != 0 {
+	// Green is already running: the promotion completes in one pass and
+	// blue stays, without traffic, for the keep window.
+	if len(r.Update) != 0 || len(r.Create) != 0 {
 		t.Fatalf("promote pass: %d updates %d creates", len(r.Update), len(r.Create))
 	}
+	u = s.service("web").Update
+	if u.State != api.UpdateCompleted || !u.KeepUntil.Equal(s.now.Add(time.Minute)) || r.NextEval.IsZero() || r.NextEval.After(u.KeepUntil) {
+		t.Fatalf("after promote %+v, next eval %v", u, r.NextEval)
+	}
+	s.run(4)
+	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 3, 2: 3}) {
+		t.Fatalf("keep window %v", v)
+	}
+	s.now = u.KeepUntil
 	s.run(4)
 	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{2: 3}) {
-		t.Fatalf("after promote %v", v)
+		t.Fatalf("after the keep window %v", v)
 	}
-	if u := s.service("web").Update; u.State != api.UpdateCompleted {
+	if u := s.service("web").Update; u.State != api.UpdateCompleted || u.Weights != nil {
 		t.Fatalf("final status %+v", u)
 	}
 }
 
 func TestCanaryRollbackRemovesCanaries(t *testing.T) {
 	s := newSim(t, 2)
-	svc := replicated("web", 2)
-	svc.Spec.Update = api.UpdateConfig{Strategy: api.StrategyCanary, CanaryWeight: 50}
+	svc := replicated("web", 3)
+	svc.Spec.Update = api.UpdateConfig{Strategy: api.StrategyCanary, CanaryWeight: 30}
 	s.services = []api.Service{svc}
 	s.run(3)
 	before := map[string]bool{}
@@ -252,14 +285,22 @@ func TestCanaryRollbackRemovesCanaries(t *testing.T) {
 	}
 	s.updateSpec("web", nil)
 	s.run(3)
+	if v := versions(s, "web"); !reflect.DeepEqual(v, map[uint64]int{1: 3, 2: 1}) {
+		t.Fatalf("canary %v", v)
+	}
 	rb, err := Rollback(*s.service("web"), s.now, "operator")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The old version is all there: the weights flip back in the rollback's
+	// own write.
+	if !reflect.DeepEqual(rb.Update.Weights, map[string]uint32{"v1": 100, "v2": 0}) {
+		t.Fatalf("rollback weights %v", rb.Update.Weights)
+	}
 	*s.service("web") = rb
 	s.run(4)
 	run := s.running("web")
-	if len(run) != 2 {
+	if len(run) != 3 {
 		t.Fatalf("%d running", len(run))
 	}
 	for _, x := range run {
@@ -267,8 +308,11 @@ func TestCanaryRollbackRemovesCanaries(t *testing.T) {
 			t.Errorf("rollback replaced original task with %s", x.ID)
 		}
 	}
-	if u := s.service("web").Update; u.State != api.UpdateRolledBack || u.CompletedAt.IsZero() {
+	if u := s.service("web").Update; u.State != api.UpdateRolledBack || u.CompletedAt.IsZero() || u.Weights != nil {
 		t.Fatalf("status %+v", u)
+	}
+	if st := s.service("web").Status; !st.Converged || st.Ready != 3 {
+		t.Fatalf("not converged after rollback: %+v", st)
 	}
 }
 

@@ -32,7 +32,10 @@ type sim struct {
 	hold func(*api.Task) bool
 	// fail, when set, decides whether a starting task fails instead.
 	fail func(*api.Task) bool
-	last Result
+	// health, when set, is what a running task's check reports; unset,
+	// a task with a check is healthy as soon as it runs.
+	health func(*api.Task) api.HealthState
+	last   Result
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -130,7 +133,8 @@ func (s *sim) apply(r Result) {
 	for _, n := range r.NodesDown {
 		*s.node(n.ID) = n
 	}
-	for _, svc := range r.Services {
+	for _, svc := range append(r.Services, r.Statuses...) {
+		svc.Meta.Version = s.version
 		*s.service(svc.ID) = svc
 	}
 }
@@ -185,6 +189,15 @@ func (s *sim) agent() {
 				continue
 			}
 			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: s.now, Addr: "10.42.0.1"}
+		case t.Status.State == api.TaskRunning && t.Spec.Health != nil:
+			h := api.HealthHealthy
+			if s.health != nil {
+				h = s.health(t)
+			}
+			// Like the agent, stamp a status only when it changes.
+			if h != t.Status.Health {
+				t.Status.Health, t.Status.Timestamp = h, s.now
+			}
 		}
 	}
 }

@@ -45,6 +45,10 @@ type Result struct {
 	// Services are services whose rollout status changed, or whose spec was
 	// reverted by an automatic rollback.
 	Services []api.Service
+	// Statuses are services whose only change is their Status (counts and
+	// convergence), kept apart so that Services still means "the rollout
+	// or the spec changed".
+	Statuses []api.Service
 	// NextEval, when not zero, is the earliest time at which Reconcile would
 	// decide something new without any write happening first (an update
 	// delay ends, a heartbeat expires). The leader should re-run by then.
@@ -53,7 +57,8 @@ type Result struct {
 
 // Empty reports whether there is nothing to write.
 func (r Result) Empty() bool {
-	return len(r.Create) == 0 && len(r.Update) == 0 && len(r.Delete) == 0 && len(r.NodesDown) == 0 && len(r.Services) == 0
+	return len(r.Create) == 0 && len(r.Update) == 0 && len(r.Delete) == 0 && len(r.NodesDown) == 0 && len(r.Services) == 0 &&
+		len(r.Statuses) == 0
 }
 
 // Failure actions and update orders in api.UpdateConfig.
@@ -74,4 +79,8 @@ const (
 	DefaultNodeDownGrace = 30 * time.Second
 	// DefaultCanaryWeight is used when a canary rollout names no weight.
 	DefaultCanaryWeight = 10
+	// DefaultKeep is how long the previous version stays after a canary or
+	// blue-green promotion when the service names no UpdateConfig.Keep
+	// (PRD 3.2: v1 scales down after 30 s).
+	DefaultKeep = 30 * time.Second
 )

@@ -111,7 +111,7 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindNode, ID: n.ID, Version: n.Meta.Version})
 		b.PutNodes = append(b.PutNodes, n)
 	}
-	for _, svc := range res.Services {
+	for _, svc := range append(res.Services, res.Statuses...) {
 		b.Expect = append(b.Expect, store.Expectation{Kind: store.KindService, ID: svc.ID, Version: svc.Meta.Version})
 		b.PutServices = append(b.PutServices, svc)
 	}
