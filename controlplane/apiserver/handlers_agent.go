@@ -58,6 +58,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	// the leader can keep it in memory (as Nomad does): with hundreds of
 	// nodes, a raft write per heartbeat would wake every agent's blocking
 	// query several times a second.
+	if ar, ok := s.b.(TableAckRecorder); ok {
+		// Before the status write: a node coming back ready must not count
+		// as having acked nothing for the plan that write wakes.
+		ar.RecordTableAck(id.NodeID, reg.TableIndex, st.Heartbeat)
+	}
 	if hr, ok := s.b.(HeartbeatRecorder); ok && n.Status.State == api.NodeReady && sameStatus(n.Status, st) {
 		hr.RecordHeartbeat(id.NodeID, st.Heartbeat)
 		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index(), ID: id.NodeID})
@@ -80,6 +85,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 // heartbeats in memory; the orchestrator reads them from there.
 type HeartbeatRecorder interface {
 	RecordHeartbeat(nodeID string, at time.Time)
+}
+
+// TableAckRecorder is implemented by backends whose leader keeps, in memory,
+// the service-table index each node applied (NodeRegistration.TableIndex):
+// a task's stop waits for it (api.Drain).
+type TableAckRecorder interface {
+	RecordTableAck(nodeID string, index uint64, at time.Time)
 }
 
 // sameStatus reports whether two node statuses differ only in heartbeat time.

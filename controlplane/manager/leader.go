@@ -60,6 +60,8 @@ func (m *Manager) runLeaderLoops(ctx context.Context) {
 func (m *Manager) leaderLoop(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5741))
 	m.seedHeartbeats(m.st.View().Nodes(), time.Now())
+	// Acks heard while following may be old; start from what the nodes say now.
+	m.acks.reset()
 	for ctx.Err() == nil {
 		v := m.st.View()
 		batch, next := m.plan(v, time.Now(), rnd)
@@ -85,6 +87,14 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
+		// A node's ack may release a draining task: plan again at once.
+		go func() {
+			select {
+			case <-m.acks.woken():
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
 		_, _ = m.st.WaitIndex(wctx, v.Index())
 		cancel()
 	}
@@ -102,7 +112,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // planner.Plan, which decides. Task IDs come from the system's randomness
 // (newID).
 func (m *Manager) plan(v *store.View, now time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
-	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy()}
+	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy(), Acks: m.acks.snapshot()}
 	if m.raft != nil {
 		// Without the membership the flags are left as they are, rather
 		// than cleared on a transient error.

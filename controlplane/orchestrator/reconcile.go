@@ -23,6 +23,7 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 		nodes:   map[string]*api.Node{},
 		dirty:   map[string]bool{},
 		deleted: map[string]bool{},
+		started: map[string]bool{},
 	}
 	r.markNodesDown(cs)
 	for i := range cs.Tasks {
@@ -53,6 +54,7 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 			r.deleted[t.ID] = true
 		}
 	}
+	r.drains(cs.Acks, cs.DrainTimeout)
 	for _, t := range r.tasks {
 		switch {
 		case r.deleted[t.ID]:
@@ -74,6 +76,7 @@ type reconciler struct {
 	tasks   []*api.Task          // working copies, by ID
 	dirty   map[string]bool
 	deleted map[string]bool
+	started map[string]bool // drains begun in this pass (drain.go)
 	res     Result
 }
 
@@ -87,6 +90,7 @@ func (r *reconciler) wake(at time.Time) {
 // remove), like the task state itself.
 func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
 	if t.DesiredState.Before(s) {
+		r.startDrain(t, s)
 		t.DesiredState = s
 		r.dirty[t.ID] = true
 	}
