@@ -59,8 +59,8 @@ func (b *backend) RecordTableAck(nodeID string, index uint64, at time.Time) {
 	b.m.RecordTableAck(nodeID, index, at)
 }
 func (b *backend) TableAcks() map[string]api.TableAck { return b.m.TableAcks() }
-func (b *backend) KEK() []byte     { return append([]byte(nil), b.m.kek...) }
-func (b *backend) BlobDir() string { return filepath.Join(b.m.cfg.DataDir, BlobsDir) }
+func (b *backend) KEK() []byte                        { return append([]byte(nil), b.m.kek...) }
+func (b *backend) BlobDir() string                    { return filepath.Join(b.m.cfg.DataDir, BlobsDir) }
 func (b *backend) ForwardTLS() *tls.Config {
 	return ca.ClientConfig(b.m.caCert, b.m.certs, ca.ManagerServerName)
 }
