@@ -32,6 +32,9 @@ type sim struct {
 	hold func(*api.Task) bool
 	// fail, when set, decides whether a starting task fails instead.
 	fail func(*api.Task) bool
+	// acks, when not nil, are the service-table acks the leader heard
+	// (drain.go); the agent then keeps draining tasks running.
+	acks map[string]api.TableAck
 	last Result
 }
 
@@ -79,7 +82,7 @@ func (s *sim) service(id string) *api.Service {
 func (s *sim) ids() string { s.seq++; return fmt.Sprintf("t%04d", s.seq) }
 
 func (s *sim) state() ClusterState {
-	return ClusterState{Now: s.now, Cluster: s.cluster, Nodes: clone(s.nodes), Services: clone(s.services), Tasks: clone(s.tasks)}
+	return ClusterState{Now: s.now, Cluster: s.cluster, Nodes: clone(s.nodes), Services: clone(s.services), Tasks: clone(s.tasks), Acks: s.acks}
 }
 
 func clone[T any](x []T) []T { return append([]T(nil), x...) }
@@ -177,6 +180,8 @@ func (s *sim) agent() {
 			continue
 		}
 		switch {
+		case t.Draining():
+			// endpoints.ForNode hands it to the node as still running.
 		case t.DesiredState != api.TaskRunning:
 			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: s.now, Addr: t.Status.Addr}
 		case t.Status.State == api.TaskAssigned:
