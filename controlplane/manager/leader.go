@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/planner"
 	"github.com/warrenhq/warren/controlplane/store"
 )
@@ -64,6 +65,8 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 	m.acks.reset()
 	for ctx.Err() == nil {
 		v := m.st.View()
+		m.acks.committed(v.Index(), time.Now())
+		m.acks.observe(readyNodes(v), time.Now())
 		batch, next := m.plan(v, time.Now(), rnd)
 		if batch != nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -135,4 +138,14 @@ func (m *Manager) heartbeatsCopy() map[string]time.Time {
 	m.hbMu.Lock()
 	defer m.hbMu.Unlock()
 	return maps.Clone(m.heartbeats)
+}
+
+func readyNodes(v *store.View) []string {
+	var out []string
+	for _, n := range v.Nodes() {
+		if n.Status.State == api.NodeReady {
+			out = append(out, n.ID)
+		}
+	}
+	return out
 }
