@@ -38,3 +38,44 @@ type TableAck struct {
 	Index uint64    `json:"index"`
 	At    time.Time `json:"at"`
 }
+
+// Tables is where every node's service table stands, as the leader heard
+// it (GET /v1/tables): the CLI waits on it to say when a change is in
+// effect on every node.
+type Tables struct {
+	// Index is the store's index when the answer was made.
+	Index uint64 `json:"index"`
+	// Leader is false when a follower answered (the leader was out of
+	// reach); a follower hears no acks, so its Nodes say nothing applied.
+	Leader bool        `json:"leader"`
+	Nodes  []NodeTable `json:"nodes"`
+}
+
+// NodeTable is one node's last acknowledged service table.
+type NodeTable struct {
+	NodeID   string    `json:"node_id"`
+	Hostname string    `json:"hostname"`
+	State    NodeState `json:"state"`
+	// Applied is the index of the table in effect on the node, 0 when the
+	// leader has not heard one since it was elected.
+	Applied uint64    `json:"applied"`
+	At      time.Time `json:"at,omitempty"`
+}
+
+// Waiting lists the ready nodes (by hostname, else ID) whose table is older
+// than index: a change written at index is in effect everywhere once it is
+// empty. Nodes that are down are not waited for, as the drain gate does not.
+func (t Tables) Waiting(index uint64) []string {
+	var out []string
+	for _, n := range t.Nodes {
+		if n.State != NodeReady || n.Applied >= index {
+			continue
+		}
+		name := n.Hostname
+		if name == "" {
+			name = n.NodeID
+		}
+		out = append(out, name)
+	}
+	return out
+}

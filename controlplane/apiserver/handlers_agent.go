@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"sort"
 	"strconv"
 	"time"
 
@@ -187,5 +188,29 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identit
 		return err
 	}
 	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx})
+	return nil
+}
+
+// TableAckReader is implemented by backends that keep the table acks; the
+// leader's are the complete ones.
+type TableAckReader interface {
+	TableAcks() map[string]api.TableAck
+}
+
+// tables answers where every node's service table stands. It is a read
+// forwarded to the leader, which alone hears the acks.
+func (s *Server) tables(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	out := api.Tables{Index: v.Index(), Leader: s.b.IsLeader(), Nodes: []api.NodeTable{}}
+	var acks map[string]api.TableAck
+	if ar, ok := s.b.(TableAckReader); ok {
+		acks = ar.TableAcks()
+	}
+	for _, n := range v.Nodes() {
+		a := acks[n.ID]
+		out.Nodes = append(out.Nodes, api.NodeTable{NodeID: n.ID, Hostname: n.Status.Hostname, State: n.Status.State, Applied: a.Index, At: a.At})
+	}
+	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].NodeID < out.Nodes[j].NodeID })
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
