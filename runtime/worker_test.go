@@ -125,7 +125,7 @@ func TestWorkerRestartPolicy(t *testing.T) {
 		return ok && p != pid && st.State == api.TaskRunning && st.Restarts == 1
 	})
 	// Unhealthy while it had no process; a backend again once restarted.
-	eventually(t, "any healthy again", func() bool { return w.Tasks()["any"].Health == api.HealthNone })
+	testutil.Eventually(t, "any healthy again", 15*time.Second, func() bool { return w.Tasks()["any"].Health == api.HealthNone })
 	// A restart in place never reports a terminal state: the managers take
 	// failed/complete as "the node gave up" and would replace the task.
 	if got := rec.states("any"); !slices.Equal(got, []api.TaskState{api.TaskPreparing, api.TaskStarting, api.TaskRunning}) {
@@ -561,12 +561,12 @@ func TestTaggedLogs(t *testing.T) {
 func TestWorkerExitLeavesTheTables(t *testing.T) {
 	ex := fake.New()
 	rec := &recorder{}
-	w := newWorker(t, ex, rec)
+	w, _ := newWorker(t, ex, rec)
 	tk := task("crash", api.RestartPolicy{Condition: api.RestartAny, Delay: api.Duration(time.Hour)})
 	if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "running", func() bool { ok, _ := ex.Running("crash"); return ok && w.Tasks()["crash"].State == api.TaskRunning })
+	testutil.Eventually(t, "running", 15*time.Second, func() bool { ok, _ := ex.Running("crash"); return ok && w.Tasks()["crash"].State == api.TaskRunning })
 	if h := w.Tasks()["crash"].Health; h != api.HealthNone {
 		t.Fatalf("running without a check: health %q", h)
 	}
@@ -574,7 +574,7 @@ func TestWorkerExitLeavesTheTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The restart is an hour away; the exit is reported now.
-	eventually(t, "reported unhealthy after the exit", func() bool {
+	testutil.Eventually(t, "reported unhealthy after the exit", 15*time.Second, func() bool {
 		st := w.Tasks()["crash"]
 		return st.State == api.TaskRunning && st.Health == api.HealthUnhealthy && st.PID == 0
 	})

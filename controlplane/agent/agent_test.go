@@ -377,9 +377,9 @@ func TestTableIndexReportedOnApply(t *testing.T) {
 			return false
 		}
 	}
-	eventually(t, "index 3 is reported", reported(3))
+	testutil.Eventually(t, "index 3 is reported", 15*time.Second, reported(3))
 	f.publish(assignments(9, nil, "t1"))
-	eventually(t, "index 9 is reported", reported(9))
+	testutil.Eventually(t, "index 9 is reported", 15*time.Second, reported(9))
 	if a.TableIndex() != 9 {
 		t.Fatalf("TableIndex %d, want 9", a.TableIndex())
 	}
@@ -411,5 +411,5 @@ func TestTableIndexFromNetworkDespiteError(t *testing.T) {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done; a.Close() }()
-	eventually(t, "the network's own table index is reported", func() bool { return a.TableIndex() == 5 })
+	testutil.Eventually(t, "the network's own table index is reported", 15*time.Second, func() bool { return a.TableIndex() == 5 })
 }
