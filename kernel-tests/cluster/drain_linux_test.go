@@ -33,6 +33,7 @@ type load struct {
 	ok     map[string]int
 	failed map[string]int
 	errs   map[string]int // first words of each error, for the report
+	failAt []time.Time    // when each failed request began
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	vipOut string
@@ -53,8 +54,9 @@ func startLoad(t *testing.T, outside *host, urls []string, vipHost *host, vipURL
 					return
 				default:
 				}
+				begin := time.Now()
 				err := get(u)
-				l.count("outside→"+u, err)
+				l.count("outside→"+u, err, begin)
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
@@ -69,8 +71,9 @@ func startLoad(t *testing.T, outside *host, urls []string, vipHost *host, vipURL
 	os.Remove(stopFile)
 	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs || exit 90
 while [ ! -e %s ]; do
+  t=$(date +%%s%%N)
   c=$(curl -s -o /dev/null -w '%%{http_code}' --max-time 2 %s); e=$?
-  echo "$c $e"; sleep 0.01
+  echo "$c $e $t"; sleep 0.01
 done`, probe, stopFile, vipURL)
 	cmd := exec.Command("nsenter", "--net="+vipHost.nsPath(), "--", "sh", "-c", script)
 	var out strings.Builder
@@ -118,7 +121,7 @@ func getterIn(nsPath string) func(string) error {
 	}
 }
 
-func (l *load) count(target string, err error) {
+func (l *load) count(target string, err error, begin time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err == nil {
@@ -126,6 +129,7 @@ func (l *load) count(target string, err error) {
 		return
 	}
 	l.failed[target]++
+	l.failAt = append(l.failAt, begin)
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "connection refused"):
@@ -150,7 +154,7 @@ func (l *load) finish(t *testing.T) (ok, failed int, report string) {
 	}
 	for _, line := range strings.Split(l.vipOut, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) != 3 {
 			continue
 		}
 		if f[0] == "200" && f[1] == "0" {
@@ -158,6 +162,9 @@ func (l *load) finish(t *testing.T) (ok, failed int, report string) {
 			continue
 		}
 		l.failed["vip"]++
+		if ns, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+			l.failAt = append(l.failAt, time.Unix(0, ns))
+		}
 		what := "curl exit " + f[1]
 		switch f[1] {
 		case "7":
@@ -232,38 +239,57 @@ func TestZeroFailedRequests(t *testing.T) {
 	}
 	h2ID := h2.nodeID(t)
 
+	// do runs a CLI command of a step; on failure it shows where the
+	// service stands, with every task's drain.
+	do := func(t *testing.T, args ...string) {
+		t.Helper()
+		out, err := h1.cli(args...)
+		if err == nil {
+			t.Logf("%s: %s", strings.Join(args, " "), strings.TrimSpace(out))
+			return
+		}
+		ps, _ := h1.cli("service", "ps", "--all", "web")
+		var lines []string
+		if ts, terr := h1.tasks("web"); terr == nil {
+			for _, tk := range ts {
+				lines = append(lines, fmt.Sprintf("%s slot %d v%d %s desired %s health %s drain %+v msg %q", short(tk.ID), tk.Slot, tk.SpecVersion, tk.Status.State, tk.DesiredState, tk.Status.Health, tk.Drain, tk.Status.Message))
+			}
+		}
+		svc, _ := h1.service("web")
+		t.Fatalf("warren %s: %v\n%s\n%s\nupdate %+v\n%s", strings.Join(args, " "), err, out, ps, svc.Update, strings.Join(lines, "\n"))
+	}
 	steps := []struct {
 		name string
 		run  func(t *testing.T)
 	}{
 		{"rolling stop-first", func(t *testing.T) {
-			h1.mustCLI("service", "update", "web", "--env", "REV=1", "--update-order", "stop-first", "--timeout", "3m")
+			do(t, "service", "update", "web", "--env", "REV=1", "--update-order", "stop-first", "--timeout", "3m")
 		}},
 		{"rolling start-first", func(t *testing.T) {
-			h1.mustCLI("service", "update", "web", "--env", "REV=2", "--update-order", "start-first", "--timeout", "3m")
+			do(t, "service", "update", "web", "--env", "REV=2", "--update-order", "start-first", "--timeout", "3m")
 		}},
 		{"blue-green promote", func(t *testing.T) {
-			h1.mustCLI("service", "update", "web", "--env", "REV=3", "--update-strategy", "blue-green", "--timeout", "3m")
-			h1.mustCLI("service", "promote", "web", "--timeout", "3m")
+			do(t, "service", "update", "web", "--env", "REV=3", "--update-strategy", "blue-green", "--timeout", "3m")
+			do(t, "service", "promote", "web", "--timeout", "3m")
 		}},
 		{"blue-green rollback", func(t *testing.T) {
-			h1.mustCLI("service", "update", "web", "--env", "REV=4", "--update-strategy", "blue-green", "--timeout", "3m")
-			h1.mustCLI("service", "promote", "web", "-d")
+			do(t, "service", "update", "web", "--env", "REV=4", "--update-strategy", "blue-green", "--timeout", "3m")
+			do(t, "service", "promote", "web", "-d")
 			time.Sleep(5 * time.Second)
-			h1.mustCLI("service", "rollback", "web", "--timeout", "3m")
+			do(t, "service", "rollback", "web", "--timeout", "3m")
 		}},
 		{"canary weight steps", func(t *testing.T) {
-			h1.mustCLI("service", "update", "web", "--env", "REV=5", "--update-strategy", "canary", "--canary-weight", "10", "--timeout", "3m")
-			h1.mustCLI("service", "update", "web", "--canary-weight", "50", "--timeout", "3m")
-			h1.mustCLI("service", "promote", "web", "--timeout", "3m")
+			do(t, "service", "update", "web", "--env", "REV=5", "--update-strategy", "canary", "--canary-weight", "10", "--timeout", "3m")
+			do(t, "service", "update", "web", "--canary-weight", "50", "--timeout", "3m")
+			do(t, "service", "promote", "web", "--timeout", "3m")
 		}},
 		{"scale 4 to 1 to 4", func(t *testing.T) {
-			h1.mustCLI("service", "scale", "web=1", "--timeout", "3m")
+			do(t, "service", "scale", "web=1", "--timeout", "3m")
 			time.Sleep(2 * time.Second)
-			h1.mustCLI("service", "scale", "web=4", "--timeout", "3m")
+			do(t, "service", "scale", "web=4", "--timeout", "3m")
 		}},
 		{"node drain", func(t *testing.T) {
-			h1.mustCLI("node", "update", "--availability", "drain", h2ID)
+			do(t, "node", "update", "--availability", "drain", h2ID)
 			eventually(t, "web off the drained node", 2*time.Minute, func() error {
 				ts, err := h1.tasks("web")
 				if err != nil {
@@ -277,10 +303,10 @@ func TestZeroFailedRequests(t *testing.T) {
 				return nil
 			})
 			c.waitRunning(h1, "web", 4, 2*time.Minute, nil)
-			h1.mustCLI("node", "update", "--availability", "active", h2ID)
+			do(t, "node", "update", "--availability", "active", h2ID)
 		}},
 		{"service rm of a second service", func(t *testing.T) {
-			h1.mustCLI("service", "rm", "api")
+			do(t, "service", "rm", "api")
 			eventually(t, "api's tasks gone", time.Minute, func() error {
 				ts, err := h1.tasks("api")
 				if err != nil {
@@ -326,12 +352,18 @@ func TestZeroFailedRequests(t *testing.T) {
 		}
 		l := startLoad(t, outside, urls, h1, vipURL)
 		time.Sleep(time.Second)
+		killed := time.Now()
 		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(4 * time.Second)
 		_, _, report := l.finish(t)
 		t.Logf("SIGKILL of one task on %s: %s", h2.name, report)
+		if len(l.failAt) > 0 {
+			sort.Slice(l.failAt, func(i, j int) bool { return l.failAt[i].Before(l.failAt[j]) })
+			t.Logf("failed requests began between %s and %s after the kill",
+				l.failAt[0].Sub(killed).Round(time.Millisecond), l.failAt[len(l.failAt)-1].Sub(killed).Round(time.Millisecond))
+		}
 	})
 
 	metrics, err := h1.scrape()
