@@ -270,6 +270,26 @@ func TestZeroFailedRequests(t *testing.T) {
 		{"rolling start-first", func(t *testing.T) {
 			do(t, "service", "update", "web", "--env", "REV=2", "--update-order", "start-first", "--timeout", "3m")
 		}},
+		{"rolling to a version failing its health check, then rollback", func(t *testing.T) {
+			// Every new task is unhealthy (the demo reports unhealthy while
+			// its file exists, and / always does): stop-first stops one
+			// old task and the rollout waits on its successor.
+			do(t, "service", "update", "web", "--env", "WARREN_DEMO_UNHEALTHY_FILE=/", "--update-order", "stop-first", "-d")
+			eventually(t, "an unhealthy task of the failing version", 2*time.Minute, func() error {
+				ts, err := h1.tasks("web")
+				if err != nil {
+					return err
+				}
+				for _, tk := range runningTasks(ts) {
+					if tk.Status.Health == api.HealthUnhealthy && slices.Contains(tk.Spec.Container.Env, "WARREN_DEMO_UNHEALTHY_FILE=/") {
+						return nil
+					}
+				}
+				return fmt.Errorf("none yet: %s", describeTasks(ts))
+			})
+			time.Sleep(3 * time.Second)
+			do(t, "service", "rollback", "web", "--timeout", "3m")
+		}},
 		{"blue-green promote", func(t *testing.T) {
 			do(t, "service", "update", "web", "--env", "REV=3", "--update-strategy", "blue-green", "--timeout", "3m")
 			do(t, "service", "promote", "web", "--timeout", "3m")
