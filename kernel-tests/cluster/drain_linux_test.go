@@ -243,11 +243,28 @@ func TestZeroFailedRequests(t *testing.T) {
 
 	// do runs a CLI command of a step; on failure it shows where the
 	// service stands, with every task's drain.
+	// The CLI says on stderr when a change is in effect on every node;
+	// those figures are collected for the closing note.
+	var inEffect []time.Duration
 	do := func(t *testing.T, args ...string) {
 		t.Helper()
-		out, err := h1.cli(args...)
+		cmd := exec.Command(h1.c.bin, append([]string{"--data-dir", h1.dataDir}, args...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		out := stdout.String() + stderr.String()
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if !strings.Contains(line, "in effect on every node") {
+				continue
+			}
+			t.Logf("%s: %s", strings.Join(args, " "), line)
+			if i := strings.LastIndex(line, " after "); i >= 0 && strings.HasPrefix(line, "change:") {
+				if d, perr := time.ParseDuration(strings.TrimSpace(line[i+len(" after "):])); perr == nil {
+					inEffect = append(inEffect, d)
+				}
+			}
+		}
 		if err == nil {
-			t.Logf("%s: %s", strings.Join(args, " "), strings.TrimSpace(out))
 			return
 		}
 		ps, _ := h1.cli("service", "ps", "--all", "web")
@@ -288,7 +305,18 @@ func TestZeroFailedRequests(t *testing.T) {
 				return fmt.Errorf("none yet: %s", describeTasks(ts))
 			})
 			time.Sleep(3 * time.Second)
-			do(t, "service", "rollback", "web", "--timeout", "3m")
+			// The CLI's convergence check counts only tasks of the newest
+			// spec version, and a rollback keeps the old tasks (current
+			// again by their template): wait for the tasks instead.
+			do(t, "service", "rollback", "web", "-d")
+			c.waitRunning(h1, "web", 4, 2*time.Minute, func(ts []api.Task) error {
+				for _, tk := range ts {
+					if tk.Status.Health != api.HealthHealthy || slices.Contains(tk.Spec.Container.Env, "WARREN_DEMO_UNHEALTHY_FILE=/") {
+						return fmt.Errorf("task %s: %s, env %v", short(tk.ID), tk.Status.Health, tk.Spec.Container.Env)
+					}
+				}
+				return nil
+			})
 		}},
 		{"blue-green promote", func(t *testing.T) {
 			do(t, "service", "update", "web", "--env", "REV=3", "--update-strategy", "blue-green", "--timeout", "3m")
@@ -370,11 +398,19 @@ func TestZeroFailedRequests(t *testing.T) {
 	total, totalFailed := 0, 0
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			drops := noBackendDrops(h1) + noBackendDrops(h2)
 			l := startLoad(t, outside, urls, h2, vipURL)
 			time.Sleep(time.Second)
+			begin := time.Now()
 			st.run(t)
 			time.Sleep(2 * time.Second)
 			ok, failed, report := l.finish(t)
+			if d := noBackendDrops(h1) + noBackendDrops(h2) - drops; d > 0 {
+				report += fmt.Sprintf("; %g packets dropped for want of a backend", d)
+			}
+			for _, at := range l.failAt {
+				report += fmt.Sprintf("; a failed request began %s into the step", at.Sub(begin).Round(time.Millisecond))
+			}
 			total += ok + failed
 			totalFailed += failed
 			t.Logf("%s: %s", st.name, report)
@@ -388,6 +424,11 @@ func TestZeroFailedRequests(t *testing.T) {
 		})
 	}
 	t.Logf("all steps: %d of %d requests failed", totalFailed, total)
+	if len(inEffect) > 0 {
+		sort.Slice(inEffect, func(i, j int) bool { return inEffect[i] < inEffect[j] })
+		t.Logf("CLI: write → in effect on every node, %d changes: p50 %s, p99 %s, max %s", len(inEffect),
+			inEffect[len(inEffect)/2], inEffect[(len(inEffect)*99)/100], inEffect[len(inEffect)-1])
+	}
 
 	// What a crash costs: no drain is possible; the table converges once the
 	// node reports the exit.
@@ -433,4 +474,14 @@ func TestZeroFailedRequests(t *testing.T) {
 		t.Fatal("the leader exports no warren_service_table_propagation_seconds")
 	}
 	t.Logf("store change → applied on every ready node (leader's summary): %s", strings.Join(q, " "))
+}
+
+// noBackendDrops is the host's warren_dataplane_no_backend_drops_total
+// over every service (0 when it cannot be read).
+func noBackendDrops(h *host) float64 {
+	text, err := h.scrape()
+	if err != nil {
+		return 0
+	}
+	return metricSum(text, "warren_dataplane_no_backend_drops_total")
 }
