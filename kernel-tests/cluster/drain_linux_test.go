@@ -37,6 +37,7 @@ type load struct {
 	errs   map[string]int // first words of each error, for the report
 	failAt []time.Time    // when each failed request began
 	stop   chan struct{}
+	once   sync.Once
 	wg     sync.WaitGroup
 	vipOut string
 	vipErr error
@@ -45,6 +46,9 @@ type load struct {
 func startLoad(t *testing.T, outside *host, urls []string, vipHost *host, vipURL string) *load {
 	t.Helper()
 	l := &load{ok: map[string]int{}, failed: map[string]int{}, errs: map[string]int{}, stop: make(chan struct{})}
+	// A step that fails half-way must not leave its load running into the
+	// next one.
+	t.Cleanup(l.halt)
 	for _, u := range urls {
 		l.wg.Add(1)
 		go func() {
@@ -147,10 +151,14 @@ func (l *load) count(target string, err error, begin time.Time) {
 }
 
 // finish stops the load and returns the totals and a one-line report.
+func (l *load) halt() {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
+
 func (l *load) finish(t *testing.T) (ok, failed int, report string) {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
+	l.halt()
 	if l.vipErr != nil {
 		t.Fatalf("VIP loop: %v\n%s", l.vipErr, tail(l.vipOut, 2000))
 	}
