@@ -368,9 +368,14 @@ func TestZeroFailedRequests(t *testing.T) {
 			})
 		}},
 		{"scale 4 to 1 to 4", func(t *testing.T) {
-			do(t, "service", "scale", "web=1", "--timeout", "3m")
+			// -d and waitRunning: after the canary weight change the tasks
+			// are of an older spec version than the service, which the
+			// CLI's convergence check does not count.
+			do(t, "service", "scale", "web=1", "-d")
+			c.waitRunning(h1, "web", 1, 2*time.Minute, nil)
 			time.Sleep(2 * time.Second)
-			do(t, "service", "scale", "web=4", "--timeout", "3m")
+			do(t, "service", "scale", "web=4", "-d")
+			c.waitRunning(h1, "web", 4, 2*time.Minute, nil)
 		}},
 		{"node drain", func(t *testing.T) {
 			do(t, "node", "update", "--availability", "drain", h2ID)
