@@ -322,8 +322,7 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	// exist could not reach anything.
 	err := a.cfg.Network.SetNetwork(ctx, as)
 	// The managers hold task stops until every node's table is without the
-	// task, so say at once what is in effect — before the executor, which
-	// may take its time pulling images.
+	// task, so say at once what is in effect, before the executor's turn.
 	table := uint64(0)
 	if tr, ok := a.cfg.Network.(TableReporter); ok {
 		table = tr.TableIndex()
