@@ -181,6 +181,18 @@ static __always_inline int parse(struct __sk_buff *skb, __u32 l3off, struct tupl
 	return 0;
 }
 
+// is_syn reports whether the packet opens a TCP connection (SYN without
+// ACK). Retransmitted SYNs count too: they belong to no established flow.
+static __always_inline int is_syn(struct __sk_buff *skb, const struct tuple *t)
+{
+	if (t->proto != IPPROTO_TCP)
+		return 0;
+	__u8 flags;
+	if (bpf_skb_load_bytes(skb, t->l4off + 13, &flags, 1) < 0)
+		return 0;
+	return (flags & 0x12) == 0x02;
+}
+
 // rewrite replaces the source (src != 0) or destination address and port,
 // keeping the IPv4 and L4 checksums valid (also for CHECKSUM_PARTIAL skbs:
 // the L4 change to the address is flagged as pseudo-header).
@@ -312,6 +324,13 @@ int warren_np_ingress(struct __sk_buff *skb)
 			     .proto = t.proto, .dir = CT_FWD };
 	struct ct_val fv = {};
 	struct ct_val *hit = bpf_map_lookup_elem(&np_ct, &fk);
+	if (hit && is_syn(skb, &t)) {
+		// A new connection on the 5-tuple of an old one (clients reuse
+		// source ports within minutes, and entries only leave this LRU
+		// under pressure): balance it afresh. The old entry may name a
+		// backend that has since stopped, whose address now times out.
+		hit = 0;
+	}
 	if (hit) {
 		fv = *hit;
 		// The two entries of a flow are evicted independently; a live

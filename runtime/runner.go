@@ -237,11 +237,11 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	r.w.report(id, false, func(st *api.TaskStatus) {
 		st.ExitCode, st.PID = exit.Code, 0
 		st.Message = exitMessage(exit)
-		if st.Health != api.HealthNone {
-			// No process, no service: keep it out of the backends until
-			// the restarted process passes its check again.
-			st.Health = api.HealthUnhealthy
-		}
+		// No process, no service: keep it out of every node's backends
+		// until the restarted process runs (and passes its check, if it
+		// has one) — also without a check, or the dead address would stay
+		// in the tables for the whole restart delay.
+		st.Health = api.HealthUnhealthy
 	})
 	return exit, nil
 }

@@ -124,6 +124,8 @@ func TestWorkerRestartPolicy(t *testing.T) {
 		st := w.Tasks()["any"]
 		return ok && p != pid && st.State == api.TaskRunning && st.Restarts == 1
 	})
+	// Unhealthy while it had no process; a backend again once restarted.
+	testutil.Eventually(t, "any healthy again", 15*time.Second, func() bool { return w.Tasks()["any"].Health == api.HealthNone })
 	// A restart in place never reports a terminal state: the managers take
 	// failed/complete as "the node gave up" and would replace the task.
 	if got := rec.states("any"); !slices.Equal(got, []api.TaskState{api.TaskPreparing, api.TaskStarting, api.TaskRunning}) {
@@ -593,4 +595,29 @@ func TestWorkerAdoptionKeepsHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A task without a health check whose process exits is reported unhealthy
+// at once, so every node's table drops its address for the restart delay;
+// the restarted process is a backend again.
+func TestWorkerExitLeavesTheTables(t *testing.T) {
+	ex := fake.New()
+	rec := &recorder{}
+	w, _ := newWorker(t, ex, rec)
+	tk := task("crash", api.RestartPolicy{Condition: api.RestartAny, Delay: api.Duration(time.Hour)})
+	if err := w.Set(context.Background(), []api.Task{tk}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "running", 15*time.Second, func() bool { ok, _ := ex.Running("crash"); return ok && w.Tasks()["crash"].State == api.TaskRunning })
+	if h := w.Tasks()["crash"].Health; h != api.HealthNone {
+		t.Fatalf("running without a check: health %q", h)
+	}
+	if err := ex.Exit("crash", 137); err != nil {
+		t.Fatal(err)
+	}
+	// The restart is an hour away; the exit is reported now.
+	testutil.Eventually(t, "reported unhealthy after the exit", 15*time.Second, func() bool {
+		st := w.Tasks()["crash"]
+		return st.State == api.TaskRunning && st.Health == api.HealthUnhealthy && st.PID == 0
+	})
 }

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,16 +162,22 @@ func run() error {
 	go udpEcho(pc, host)
 	log.Printf("demo-server %s on %s (tcp+udp) as %s", version, port, host)
 
+	srv := &http.Server{Handler: mux}
 	errc := make(chan error, 1)
-	go func() { errc <- http.Serve(ln, mux) }()
+	go func() { errc <- srv.Serve(ln) }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case s := <-sig:
-		log.Printf("demo-server: %v, exiting", s)
-		return nil
+		// Finish the requests in flight, as a well-behaved server does: the
+		// platform stops sending new connections before the signal, so
+		// this is all that is left.
+		log.Printf("demo-server: %v, finishing requests in flight", s)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
 	}
 }
 

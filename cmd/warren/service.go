@@ -189,6 +189,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				}
 				spec.Labels["warren.force-update"] = strconv.FormatInt(time.Now().UnixNano(), 10)
 			}
+			begin := time.Now()
 			res, err := c.UpdateService(ctx, args[0], spec)
 			if err != nil {
 				return err
@@ -198,7 +199,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			w.failOnRollback = true
-			return waitConverged(g, c, args[0], res.Generation, w)
+			return waitMoved(g, c, args[0], w, res.Generation, res.Index, begin)
 		},
 	}
 	addServiceFlags(cmd.Flags(), f)
@@ -515,6 +516,7 @@ func newServiceActionCmd(g *globals, use, short string, act func(*client.Client,
 			}
 			ctx, cancel := ctxTimeout(30 * time.Second)
 			defer cancel()
+			begin := time.Now()
 			res, err := act(c, ctx, args[0])
 			if err != nil {
 				return err
@@ -523,11 +525,32 @@ func newServiceActionCmd(g *globals, use, short string, act func(*client.Client,
 			if w.detach {
 				return nil
 			}
-			return waitConverged(g, c, args[0], res.Generation, w)
+			return waitMoved(g, c, args[0], w, res.Generation, res.Index, begin)
 		},
 	}
 	addWaitFlags(cmd.Flags(), &w)
 	return cmd
+}
+
+// waitMoved waits for the service to converge and says when the change
+// written at index, then the converged service, is in effect on every node.
+func waitMoved(g *globals, c *client.Client, ref string, w waitOpts, generation, index uint64, begin time.Time) error {
+	if !w.quiet {
+		reportTables(g, c, "change", index, begin)
+	}
+	if err := waitConverged(g, c, ref, generation, w); err != nil {
+		return err
+	}
+	if w.quiet {
+		return nil
+	}
+	ctx, cancel := ctxTimeout(15 * time.Second)
+	tb, err := c.Tables(ctx)
+	cancel()
+	if err == nil {
+		reportTables(g, c, "traffic on the converged service", tb.Index, time.Now())
+	}
+	return nil
 }
 
 // waitConverged polls the service until the orchestrator reports it

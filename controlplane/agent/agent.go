@@ -77,6 +77,7 @@ type Agent struct {
 	mu       sync.Mutex
 	pending  map[string]api.TaskStatus // unacknowledged reports, latest per task
 	applied  *api.Assignments          // last assignments handed to Executor and Network
+	table    uint64                    // index of the service table in effect (TableIndex)
 	current  *api.Assignments          // last assignments received or cached
 	managers []string
 	// cacheKey opens the secret values in the assignments. It only ever
@@ -87,6 +88,7 @@ type Agent struct {
 	latest   chan *api.Assignments // size 1: the applier only wants the newest
 	reportCh chan struct{}         // size 1: something to send
 	reachCh  chan struct{}         // size 1: a manager answered
+	tableCh  chan struct{}         // size 1: the table index moved; heartbeat now
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -121,6 +123,7 @@ func New(cfg Config) (*Agent, error) {
 		latest:   make(chan *api.Assignments, 1),
 		reportCh: make(chan struct{}, 1),
 		reachCh:  make(chan struct{}, 1),
+		tableCh:  make(chan struct{}, 1),
 	}
 	if a.current, err = c.assignments(); err != nil {
 		c.close()
@@ -307,10 +310,27 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	}
 }
 
+// TableReporter is implemented by a Network that can tell which
+// assignments' service table is in effect even when another part of
+// SetNetwork (the mesh, say) failed.
+type TableReporter interface {
+	TableIndex() uint64
+}
+
 func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	// Network first: a task started before its service table and routes
 	// exist could not reach anything.
-	if err := a.cfg.Network.SetNetwork(ctx, as); err != nil {
+	err := a.cfg.Network.SetNetwork(ctx, as)
+	// The managers hold task stops until every node's table is without the
+	// task, so say at once what is in effect, before the executor's turn.
+	table := uint64(0)
+	if tr, ok := a.cfg.Network.(TableReporter); ok {
+		table = tr.TableIndex()
+	} else if err == nil {
+		table = as.Index
+	}
+	a.setTable(table)
+	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	tasks, err := a.withSecrets(as)
@@ -323,12 +343,36 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	return nil
 }
 
-// heartbeatLoop registers at once and then every Heartbeat.
+// setTable records the service-table index in effect and, when it moved,
+// has the heartbeat carry it to the leader now rather than on its next tick.
+func (a *Agent) setTable(index uint64) {
+	a.mu.Lock()
+	moved := index != a.table && index != 0
+	if moved {
+		a.table = index
+	}
+	a.mu.Unlock()
+	if moved {
+		signal(a.tableCh)
+	}
+}
+
+// TableIndex is the index of the assignments whose service table is in
+// effect on this node, 0 before the first.
+func (a *Agent) TableIndex() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.table
+}
+
+// heartbeatLoop registers at once, then every Heartbeat and whenever the
+// service table in effect changed.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	bo := a.newBackoff()
 	for {
 		reg := a.cfg.Registration()
 		reg.NodeID = a.cfg.NodeID
+		reg.TableIndex = a.TableIndex()
 		err := a.cfg.Manager.Register(ctx, reg)
 		wait := a.cfg.Heartbeat
 		if err != nil {
@@ -341,8 +385,14 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			bo.reset()
 			signal(a.reachCh)
 		}
-		if !sleep(ctx, wait) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
+		case <-a.tableCh:
+			t.Stop()
 		}
 	}
 }

@@ -345,3 +345,71 @@ func TestApplyRetriedAfterFailure(t *testing.T) {
 		return ok && slices.Equal(taskIDs(ts), []string{"t1"})
 	})
 }
+
+// The service table's index reaches the managers as soon as the network
+// applied it, not on the next heartbeat tick (an hour away here).
+func TestTableIndexReportedOnApply(t *testing.T) {
+	f := newFakeManager(t, assignments(3, nil))
+	rec := &recorder{}
+	a, err := New(Config{
+		NodeID: "n1", DataDir: t.TempDir(), Manager: newClient(t, f, f.addr()), Executor: rec, Network: rec,
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{Hostname: "edge-1"} },
+		Heartbeat:    time.Hour, Wait: 200 * time.Millisecond,
+		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; a.Close() }()
+
+	reported := func(index uint64) func() bool {
+		return func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, r := range f.register {
+				if r.TableIndex == index {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	testutil.Eventually(t, "index 3 is reported", 15*time.Second, reported(3))
+	f.publish(assignments(9, nil, "t1"))
+	testutil.Eventually(t, "index 9 is reported", 15*time.Second, reported(9))
+	if a.TableIndex() != 9 {
+		t.Fatalf("TableIndex %d, want 9", a.TableIndex())
+	}
+}
+
+// tableNet fails SetNetwork (say, the mesh) but reports the service table
+// it did apply.
+type tableNet struct{ recorder }
+
+func (n *tableNet) SetNetwork(ctx context.Context, a *api.Assignments) error {
+	n.recorder.SetNetwork(ctx, a)
+	return context.DeadlineExceeded
+}
+func (n *tableNet) TableIndex() uint64 { return 5 }
+
+func TestTableIndexFromNetworkDespiteError(t *testing.T) {
+	f := newFakeManager(t, assignments(8, nil))
+	n := &tableNet{}
+	a, err := New(Config{
+		NodeID: "n1", DataDir: t.TempDir(), Manager: newClient(t, f, f.addr()), Executor: &recorder{}, Network: n,
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{} },
+		Heartbeat:    time.Hour, Wait: 200 * time.Millisecond,
+		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; a.Close() }()
+	testutil.Eventually(t, "the network's own table index is reported", 15*time.Second, func() bool { return a.TableIndex() == 5 })
+}

@@ -109,4 +109,8 @@ type NodeRegistration struct {
 	Version  string            `json:"version,omitempty"`
 	// VolumeDrivers are the volume drivers installed on the node.
 	VolumeDrivers []VolumeDriverInfo `json:"volume_drivers,omitempty"`
+	// TableIndex is the index of the assignments whose service table the
+	// node's dataplane and DNS have applied; 0 until it applied any. The
+	// leader keeps it in memory and gates task stops on it (Drain).
+	TableIndex uint64 `json:"table_index,omitempty"`
 }

@@ -407,7 +407,10 @@ type Task struct {
 	// Volumes are the volumes the task mounts, resolved by the leader when it
 	// placed the task.
 	Volumes []VolumeAttachment `json:"volumes,omitempty"`
-	Meta    Meta               `json:"meta"`
+	// Drain is set while and after the task is taken out of every node's
+	// service table before it stops (drain.go).
+	Drain *Drain `json:"drain,omitempty"`
+	Meta  Meta   `json:"meta"`
 }
 
 // TaskStatus is reported by the node agent (or the scheduler while pending).

@@ -46,6 +46,7 @@ var wantAudited = map[string]bool{
 	"POST /v1/services/{ref}/promote":    true,
 	"POST /v1/services/{ref}/rollback":   true,
 	"GET /v1/tasks":                      false,
+	"GET /v1/tables":                     false,
 	"GET /v1/services/{ref}/logs":        false,
 	"POST /v1/agent/register":            false,
 	"GET /v1/agent/assignments":          false,

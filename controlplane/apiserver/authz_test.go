@@ -36,6 +36,7 @@ var wantAllowed = map[string]string{
 	"POST /v1/services/{ref}/promote":    "admin",
 	"POST /v1/services/{ref}/rollback":   "admin",
 	"GET /v1/tasks":                      "manager admin",
+	"GET /v1/tables":                     "manager admin",
 	"GET /v1/services/{ref}/logs":        "admin",
 	"POST /v1/agent/register":            "worker manager",
 	"GET /v1/agent/assignments":          "worker manager",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"sort"
 	"strconv"
 	"time"
 
@@ -58,6 +59,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	// the leader can keep it in memory (as Nomad does): with hundreds of
 	// nodes, a raft write per heartbeat would wake every agent's blocking
 	// query several times a second.
+	if ar, ok := s.b.(TableAckRecorder); ok {
+		// Before the status write: a node coming back ready must not count
+		// as having acked nothing for the plan that write wakes.
+		ar.RecordTableAck(id.NodeID, reg.TableIndex, st.Heartbeat)
+	}
 	if hr, ok := s.b.(HeartbeatRecorder); ok && n.Status.State == api.NodeReady && sameStatus(n.Status, st) {
 		hr.RecordHeartbeat(id.NodeID, st.Heartbeat)
 		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index(), ID: id.NodeID})
@@ -80,6 +86,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 // heartbeats in memory; the orchestrator reads them from there.
 type HeartbeatRecorder interface {
 	RecordHeartbeat(nodeID string, at time.Time)
+}
+
+// TableAckRecorder is implemented by backends whose leader keeps, in memory,
+// the service-table index each node applied (NodeRegistration.TableIndex):
+// a task's stop waits for it (api.Drain).
+type TableAckRecorder interface {
+	RecordTableAck(nodeID string, index uint64, at time.Time)
 }
 
 // sameStatus reports whether two node statuses differ only in heartbeat time.
@@ -175,5 +188,29 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identit
 		return err
 	}
 	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx})
+	return nil
+}
+
+// TableAckReader is implemented by backends that keep the table acks; the
+// leader's are the complete ones.
+type TableAckReader interface {
+	TableAcks() map[string]api.TableAck
+}
+
+// tables answers where every node's service table stands. It is a read
+// forwarded to the leader, which alone hears the acks.
+func (s *Server) tables(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	v := s.b.View()
+	out := api.Tables{Index: v.Index(), Leader: s.b.IsLeader(), Nodes: []api.NodeTable{}}
+	var acks map[string]api.TableAck
+	if ar, ok := s.b.(TableAckReader); ok {
+		acks = ar.TableAcks()
+	}
+	for _, n := range v.Nodes() {
+		a := acks[n.ID]
+		out.Nodes = append(out.Nodes, api.NodeTable{NodeID: n.ID, Hostname: n.Status.Hostname, State: n.Status.State, Applied: a.Index, At: a.At})
+	}
+	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].NodeID < out.Nodes[j].NodeID })
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

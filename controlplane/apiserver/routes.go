@@ -43,6 +43,8 @@ func (s *Server) routeTable() []Route {
 		{http.MethodPost, "/v1/services/{ref}/rollback", admins, Write, s.rollbackService},
 
 		{http.MethodGet, "/v1/tasks", readers, Read, s.listTasks},
+		// Which service table each node applied; the leader holds the acks.
+		{http.MethodGet, "/v1/tables", readers, Read, s.tables},
 		// Logs are streamed from the nodes by whichever manager is asked.
 		{http.MethodGet, "/v1/services/{ref}/logs", admins, Local, s.serviceLogs},
 

@@ -155,6 +155,13 @@ func (c *Client) Tasks(ctx context.Context, f TaskFilter) ([]api.Task, error) {
 	return out, c.call(ctx, http.MethodGet, "/v1/tasks", q, nil, &out)
 }
 
+// Tables returns which service table every node applied, as the leader
+// heard it.
+func (c *Client) Tables(ctx context.Context) (*api.Tables, error) {
+	var out api.Tables
+	return &out, c.call(ctx, http.MethodGet, "/v1/tables", nil, nil, &out)
+}
+
 // Register records the calling node's description and serves as its heartbeat.
 func (c *Client) Register(ctx context.Context, reg api.NodeRegistration) error {
 	return c.call(ctx, http.MethodPost, "/v1/agent/register", nil, reg, nil)

@@ -141,7 +141,9 @@ type ClusterView struct {
 
 // ForNode returns everything node nodeID needs and nothing addressed to any
 // other node: its own tasks except those being removed (the agent stops and
-// deletes what disappears from its assignments), every service's endpoints
+// deletes what disappears from its assignments) — a draining task is still
+// handed over as running, since its stop waits for the other nodes' tables
+// (api.Drain) — every service's endpoints
 // (any task on the node may call any service), the other ready nodes that can
 // be meshed with (they have a subnet and a WireGuard key), the cluster's
 // network with this node's subnet, and the managers' API addresses.
@@ -162,7 +164,12 @@ func ForNode(nodeID string, view ClusterView) api.Assignments {
 	byService := map[string][]api.Task{}
 	for _, t := range view.Tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
-		if t.NodeID == nodeID && t.DesiredState != api.TaskRemove {
+		if t.NodeID != nodeID {
+			continue
+		}
+		if t.Draining() {
+			a.Tasks = append(a.Tasks, held(t))
+		} else if t.DesiredState != api.TaskRemove {
 			a.Tasks = append(a.Tasks, t)
 		}
 	}
@@ -218,4 +225,12 @@ func wgEndpoint(c api.Cluster, n *api.Node) string {
 		return n.Status.Network.WGEndpoint
 	}
 	return net.JoinHostPort(n.Status.Addr, strconv.Itoa(int(c.Network.WGPort)))
+}
+
+// held is a draining task as its node sees it: still desired running, so the
+// node keeps serving the connections it has while every service table
+// (computed from the real desired state) already lists it as terminating.
+func held(t api.Task) api.Task {
+	t.DesiredState = api.TaskRunning
+	return t
 }

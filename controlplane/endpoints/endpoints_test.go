@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"pgregory.net/rapid"
@@ -239,5 +240,54 @@ func TestComputeStackAliases(t *testing.T) {
 	se = Compute(api.Service{ID: "web", Spec: api.ServiceSpec{Name: "web", Labels: map[string]string{api.LabelStack: "shop"}}}, nil)
 	if se.Scope != "" || se.Aliases != nil {
 		t.Errorf("half-labelled service got scope %q aliases %v", se.Scope, se.Aliases)
+	}
+}
+
+// A draining task stays with its node as running while every service table
+// already lists it as terminating; once released the node sees the stop.
+func TestForNodeHoldsDrainingTask(t *testing.T) {
+	for _, desired := range []api.TaskState{api.TaskShutdown, api.TaskRemove} {
+		t.Run(string(desired), func(t *testing.T) {
+			v := view()
+			v.Tasks[1].DesiredState = desired
+			v.Tasks[1].Drain = &api.Drain{Since: time.Unix(100, 0), Index: 40}
+			a := ForNode("n2", v)
+			if len(a.Tasks) != 2 || a.Tasks[0].ID != "t2" || a.Tasks[0].DesiredState != api.TaskRunning {
+				t.Fatalf("node tasks while draining: %+v", a.Tasks)
+			}
+			var h api.BackendHealth
+			for _, b := range a.Services[1].Groups[0].Backends {
+				if b.TaskID == "t2" {
+					h = b.Health
+				}
+			}
+			if h != api.BackendTerminating {
+				t.Fatalf("draining backend is %q in the table, want terminating", h)
+			}
+			if other := ForNode("n1", v); len(other.Services[1].Groups[0].Backends) != 2 {
+				t.Fatalf("the other node's table lost the draining backend (its open connections): %+v", other.Services[1])
+			}
+
+			v.Tasks[1].Drain.Done = time.Unix(101, 0)
+			a = ForNode("n2", v)
+			for _, x := range a.Tasks {
+				if x.ID == "t2" && x.DesiredState != desired {
+					t.Fatalf("released task handed as %s, want %s", x.DesiredState, desired)
+				}
+				if x.ID == "t2" && desired == api.TaskRemove {
+					t.Fatal("released removed task still handed to its node")
+				}
+			}
+
+			// A draining task that exited on its own is not held (its
+			// restart policy must not bring it back).
+			v.Tasks[1].Drain.Done = time.Time{}
+			v.Tasks[1].Status.State = api.TaskFailed
+			for _, x := range ForNode("n2", v).Tasks {
+				if x.ID == "t2" && x.DesiredState == api.TaskRunning {
+					t.Fatal("a crashed draining task was handed as running")
+				}
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/apiserver"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/store"
@@ -54,8 +55,12 @@ func (b *backend) NodeID() string { return b.m.ident.NodeID }
 func (b *backend) RecordHeartbeat(nodeID string, at time.Time) {
 	b.m.RecordHeartbeat(nodeID, at)
 }
-func (b *backend) KEK() []byte     { return append([]byte(nil), b.m.kek...) }
-func (b *backend) BlobDir() string { return filepath.Join(b.m.cfg.DataDir, BlobsDir) }
+func (b *backend) RecordTableAck(nodeID string, index uint64, at time.Time) {
+	b.m.RecordTableAck(nodeID, index, at)
+}
+func (b *backend) TableAcks() map[string]api.TableAck { return b.m.TableAcks() }
+func (b *backend) KEK() []byte                        { return append([]byte(nil), b.m.kek...) }
+func (b *backend) BlobDir() string                    { return filepath.Join(b.m.cfg.DataDir, BlobsDir) }
 func (b *backend) ForwardTLS() *tls.Config {
 	return ca.ClientConfig(b.m.caCert, b.m.certs, ca.ManagerServerName)
 }

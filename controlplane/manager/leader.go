@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/planner"
 	"github.com/warrenhq/warren/controlplane/store"
 )
@@ -76,8 +77,12 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 		sleepCtx(ctx, 500*time.Millisecond)
 	}
 	since := time.Now()
+	// Acks heard while following may be old; start from what the nodes say now.
+	m.acks.reset()
 	for ctx.Err() == nil {
 		v := m.st.View()
+		m.acks.committed(v.Index(), time.Now())
+		m.acks.observe(readyNodes(v), time.Now())
 		batch, next := m.plan(v, time.Now(), since, rnd)
 		if batch != nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -101,6 +106,14 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
+		// A node's ack may release a draining task: plan again at once.
+		go func() {
+			select {
+			case <-m.acks.woken():
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
 		_, _ = m.st.WaitIndex(wctx, v.Index())
 		cancel()
 	}
@@ -118,7 +131,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // planner.Plan, which decides. Task IDs come from the system's randomness
 // (newID).
 func (m *Manager) plan(v *store.View, now, since time.Time, rnd *rand.Rand) (*store.Batch, time.Time) {
-	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy(), LeaderSince: since}
+	snap := planner.Snapshot{Cluster: v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(), Volumes: v.Volumes(), Heartbeats: m.heartbeatsCopy(), LeaderSince: since, Acks: m.acks.snapshot()}
 	if m.raft != nil {
 		// Without the membership the flags are left as they are, rather
 		// than cleared on a transient error.
@@ -141,4 +154,14 @@ func (m *Manager) heartbeatsCopy() map[string]time.Time {
 	m.hbMu.Lock()
 	defer m.hbMu.Unlock()
 	return maps.Clone(m.heartbeats)
+}
+
+func readyNodes(v *store.View) []string {
+	var out []string
+	for _, n := range v.Nodes() {
+		if n.Status.State == api.NodeReady {
+			out = append(out, n.ID)
+		}
+	}
+	return out
 }

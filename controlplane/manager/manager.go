@@ -107,6 +107,7 @@ type Manager struct {
 
 	hbMu       sync.Mutex
 	heartbeats map[string]time.Time
+	acks       ackTable
 
 	init *InitResult
 }

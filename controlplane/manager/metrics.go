@@ -36,9 +36,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.nodes, c.services, c.tasks, c.isLeader, c.term, c.commitIndex, c.appliedIndex, c.lastContact, c.storeIndex} {
 		ch <- d
 	}
+	c.m.acks.propagation().Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	c.m.acks.propagation().Collect(ch)
 	v := c.m.st.View()
 	type na struct{ s, a string }
 	nodes := map[na]int{}

@@ -71,7 +71,7 @@ func TestHealthGating(t *testing.T) {
 					if tm.health != nil {
 						s.health = func(t *api.Task) api.HealthState { return tm.health(t, s.now) }
 					}
-					s.run(25)
+					s.run(40)
 					svc := s.service("web")
 					u := svc.Update
 					oldReady := 0

@@ -23,6 +23,7 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 		nodes:   map[string]*api.Node{},
 		dirty:   map[string]bool{},
 		deleted: map[string]bool{},
+		started: map[string]bool{},
 	}
 	r.markNodesDown(cs)
 	for i := range cs.Tasks {
@@ -53,6 +54,7 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 			r.deleted[t.ID] = true
 		}
 	}
+	r.drains(cs.Acks, cs.DrainTimeout)
 	for _, t := range r.tasks {
 		switch {
 		case r.deleted[t.ID]:
@@ -76,8 +78,9 @@ type reconciler struct {
 	deleted map[string]bool
 	// failed are the tasks of the service being reconciled that failed its
 	// rollout (see failureAction).
-	failed map[string]bool
-	res    Result
+	failed  map[string]bool
+	started map[string]bool // drains begun in this pass (drain.go)
+	res     Result
 }
 
 func (r *reconciler) wake(at time.Time) {
@@ -90,6 +93,7 @@ func (r *reconciler) wake(at time.Time) {
 // remove), like the task state itself.
 func (r *reconciler) setDesired(t *api.Task, s api.TaskState) {
 	if t.DesiredState.Before(s) {
+		r.startDrain(t, s)
 		t.DesiredState = s
 		r.dirty[t.ID] = true
 	}

@@ -35,7 +35,10 @@ type sim struct {
 	// health, when set, is what a running task's check reports; unset,
 	// a task with a check is healthy as soon as it runs.
 	health func(*api.Task) api.HealthState
-	last   Result
+	// acks, when not nil, are the service-table acks the leader heard
+	// (drain.go); the agent then keeps draining tasks running.
+	acks map[string]api.TableAck
+	last Result
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -82,7 +85,7 @@ func (s *sim) service(id string) *api.Service {
 func (s *sim) ids() string { s.seq++; return fmt.Sprintf("t%04d", s.seq) }
 
 func (s *sim) state() ClusterState {
-	return ClusterState{Now: s.now, Cluster: s.cluster, Nodes: clone(s.nodes), Services: clone(s.services), Tasks: clone(s.tasks)}
+	return ClusterState{Now: s.now, Cluster: s.cluster, Nodes: clone(s.nodes), Services: clone(s.services), Tasks: clone(s.tasks), Acks: s.acks}
 }
 
 func clone[T any](x []T) []T { return append([]T(nil), x...) }
@@ -181,6 +184,8 @@ func (s *sim) agent() {
 			continue
 		}
 		switch {
+		case t.Draining():
+			// endpoints.ForNode hands it to the node as still running.
 		case t.DesiredState != api.TaskRunning:
 			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: s.now, Addr: t.Status.Addr}
 		case t.Status.State == api.TaskAssigned:

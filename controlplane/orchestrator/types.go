@@ -21,6 +21,13 @@ type ClusterState struct {
 	Nodes       []api.Node
 	Services    []api.Service
 	Tasks       []api.Task
+	// Acks are the service-table indexes the leader heard from each node;
+	// nil when the caller does not track them, and then a draining task
+	// stops at once (drain.go).
+	Acks map[string]api.TableAck
+	// DrainTimeout bounds how long a stop waits for nodes that do not ack
+	// (DefaultDrainTimeout when zero).
+	DrainTimeout time.Duration
 }
 
 // Result is what the leader should propose. Every slice is sorted
@@ -83,4 +90,9 @@ const (
 	// blue-green promotion when the service names no UpdateConfig.Keep
 	// (PRD 3.2: v1 scales down after 30 s).
 	DefaultKeep = 30 * time.Second
+	// DefaultDrainTimeout is how long a task asked to stop stays running
+	// for nodes that have not acknowledged a service table without it: a
+	// node cut off but not yet down. Acks normally come within tens of
+	// milliseconds.
+	DefaultDrainTimeout = 10 * time.Second
 )

@@ -31,6 +31,11 @@ type Snapshot struct {
 	// LeaderSince is when this leader started hearing heartbeats (after
 	// its store caught up); see orchestrator.ClusterState.
 	LeaderSince time.Time
+	// Acks are the leader's in-memory service-table acknowledgements per
+	// node ID: a task asked to stop is stopped once every ready node's ack
+	// reaches the index of that request (orchestrator/drain.go). nil means
+	// acknowledgements are not tracked and nothing waits for them.
+	Acks map[string]api.TableAck
 	// Raft, when not nil, is raft's view of the managers: the plan then
 	// keeps each manager's leader and voter flags in the store true to it,
 	// so `node ls` shows who leads without asking raft.
@@ -76,7 +81,7 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 		out.AllocationErr = err
 	}
 
-	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, LeaderSince: s.LeaderSince, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks}, ids)
+	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, LeaderSince: s.LeaderSince, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks, Acks: s.Acks}, ids)
 	out.NextEval = res.NextEval
 	a := after(s.Tasks, nodes, res)
 	plan := scheduler.ScheduleVolumes(a.nodes, a.live, a.pending, s.Volumes, rnd)

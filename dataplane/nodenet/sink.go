@@ -74,6 +74,7 @@ type Sink struct {
 
 	mu         sync.Mutex // serialises SetNetwork
 	dnsStarted bool
+	table      uint64 // assignments index whose service table and DNS are applied
 
 	// addrMu is apart from mu so that a heartbeat's NodeNetwork never waits
 	// for a SetNetwork busy with the kernel.
@@ -152,11 +153,18 @@ func (s *Sink) SetNetwork(ctx context.Context, a *api.Assignments) error {
 		errs = append(errs, "mesh: "+err.Error())
 	}
 	// Set is declarative and diffs against the kernel's maps itself.
-	if err := s.dp.Set(DataplaneConfig(a)); err != nil {
-		errs = append(errs, "dataplane: "+err.Error())
+	tableErr := s.dp.Set(DataplaneConfig(a))
+	if tableErr != nil {
+		errs = append(errs, "dataplane: "+tableErr.Error())
 	}
-	if err := s.dns.Set(DNSConfig(a)); err != nil {
-		errs = append(errs, "dns: "+err.Error())
+	dnsErr := s.dns.Set(DNSConfig(a))
+	if dnsErr != nil {
+		errs = append(errs, "dns: "+dnsErr.Error())
+	}
+	if tableErr == nil && dnsErr == nil {
+		// What the managers wait for before stopping a task: a mesh error
+		// does not put the task back in this node's table.
+		s.table = a.Index
 	}
 	if !s.dnsStarted {
 		// The gateway address appears with the bridge, when the first
@@ -171,6 +179,15 @@ func (s *Sink) SetNetwork(ctx context.Context, a *api.Assignments) error {
 		return fmt.Errorf("network: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// TableIndex is the index of the last assignments whose service table and
+// DNS records were applied in full, 0 before the first; the agent reports
+// it to the managers (api.Drain).
+func (s *Sink) TableIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table
 }
 
 // Close stops the DNS server, the dataplane and the mesh.

@@ -30,8 +30,11 @@ type packet struct {
 	proto    uint8
 	src, dst netip.AddrPort
 	payload  []byte
-	noCsum   bool // UDP without checksum
+	noCsum   bool  // UDP without checksum
+	flags    uint8 // TCP flags; 0 means SYN (a new connection)
 }
+
+const tcpACK = 0x10
 
 // bytes renders p behind an Ethernet header, with valid checksums.
 func (p packet) bytes() []byte {
@@ -57,7 +60,10 @@ func (p packet) bytes() []byte {
 	if p.proto == ipTCP {
 		binary.BigEndian.PutUint32(l4[4:], 1000)
 		l4[12] = 5 << 4
-		l4[13] = 0x02 // SYN
+		l4[13] = p.flags
+		if p.flags == 0 {
+			l4[13] = 0x02 // SYN
+		}
 		binary.BigEndian.PutUint16(l4[14:], 65535)
 		copy(l4[20:], p.payload)
 		binary.BigEndian.PutUint16(l4[16:], ^sum16(l4, pseudo(ip)))
@@ -281,15 +287,16 @@ func TestNodeportProgSticky(t *testing.T) {
 	ktest.Root(t)
 	f := newNPFixture(t)
 	f.service(1, 1, ipTCP, 8080, 80, 1, 2)
-	flow := func(sport uint16) netip.AddrPort {
+	send := func(sport uint16, flags uint8) netip.AddrPort {
 		t.Helper()
-		in := packet{proto: ipTCP, src: netip.AddrPortFrom(npClient, sport), dst: netip.AddrPortFrom(npNode, 8080)}
+		in := packet{proto: ipTCP, src: netip.AddrPortFrom(npClient, sport), dst: netip.AddrPortFrom(npNode, 8080), flags: flags}
 		ret, out := f.run(f.objs.WarrenNpIngress, in.bytes(), nil)
 		if ret != tcxPass {
 			t.Fatalf("verdict %d", int32(ret))
 		}
 		return parsePacket(t, out, 14).dst
 	}
+	flow := func(sport uint16) netip.AddrPort { return send(sport, 0) }
 	seen := map[netip.AddrPort]int{}
 	first := map[uint16]netip.AddrPort{}
 	for sport := uint16(30000); sport < 30200; sport++ {
@@ -302,8 +309,18 @@ func TestNodeportProgSticky(t *testing.T) {
 	// Revision 2 names only backend 2: flows already seen stay put.
 	f.service(1, 2, ipTCP, 8080, 80, 2)
 	for sport, want := range first {
-		if got := flow(sport); got != want {
+		if got := send(sport, tcpACK); got != want {
 			t.Fatalf("flow from port %d moved from %v to %v", sport, want, got)
+		}
+	}
+	// A new connection reusing the 5-tuple of an old one (a SYN) is
+	// balanced afresh: the old flow's backend may be gone (issue 20).
+	for sport := range first {
+		if got := flow(sport); got.Addr() != npB2 {
+			t.Fatalf("a new connection on the reused port %d went to %v, not to the current table's %v", sport, got, npB2)
+		}
+		if got := send(sport, tcpACK); got.Addr() != npB2 {
+			t.Fatalf("the new connection on port %d did not stay on %v: %v", sport, npB2, got)
 		}
 	}
 	for sport := uint16(31000); sport < 31050; sport++ {
