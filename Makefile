@@ -26,10 +26,11 @@ build:
 test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /kernel-tests/ -e /bench/)
 
-## kernel-test: tests against the real kernel, containerd and WireGuard (root)
+## kernel-test: tests against the real kernel, containerd and WireGuard (root); the reliability matrix
+## under kernel-tests/reliability has targets of its own (below)
 kernel-test: build demo-image
 	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) \
-		$(GO) test -count=1 -p 1 -timeout 20m ./kernel-tests/...
+		$(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./kernel-tests/... | grep -v /kernel-tests/reliability)
 
 ## fuzz: every native fuzz target (func FuzzXxx in *_fuzz_test.go) for FUZZTIME each. New interesting
 ## inputs are written to the package's testdata/fuzz/FuzzXxx, which go test replays as seeds: commit them.
@@ -128,5 +129,5 @@ release:
 		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
 
 ## ci: everything CI runs, in order (root)
-ci: deps hygiene lint generate-check test kernel-test bench-smoke
+ci: deps hygiene lint generate-check test kernel-test reliability-smoke bench-smoke
 	@echo "ci: all stages passed"

@@ -129,6 +129,8 @@ func TestFaults(t *testing.T) {
 	a := newAPIClient(t, c)
 	nodes := nodeIDs(t, c)
 
+	t.Run("T7-tokens-and-certs", func(t *testing.T) { securityLifecycle(t, c, a) })
+
 	t.Run("T1-leader-kill", func(t *testing.T) {
 		kills := profile(3, 20)
 		w := newWorkload(a, nodes)
