@@ -32,13 +32,13 @@ kernel-test: build demo-image
 	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) \
 		$(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./kernel-tests/... | grep -v /kernel-tests/reliability)
 
-## fuzz: every native fuzz target (func FuzzXxx in *_fuzz_test.go) for FUZZTIME each. New interesting
+## fuzz: every native fuzz target (func FuzzXxx(f *testing.F) in any test file) for FUZZTIME each. New interesting
 ## inputs are written to the package's testdata/fuzz/FuzzXxx, which go test replays as seeds: commit them.
 ## A crash leaves its input there too; fix the product and keep the input as the regression seed.
 FUZZTIME    ?= 2m
 FUZZCORPUS  ?= 1
 fuzz:
-	@for f in $$(find . -name '*_fuzz_test.go' -not -path './build/*' | sort); do d=./$$(dirname $$f); \
+	@for f in $$(grep -rl --include='*_test.go' --exclude-dir=build --exclude-dir=testdata '^func Fuzz' . | sort); do d=$$(dirname $$f); \
 		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing.F).*/\1/p' $$f); do \
 			cache=""; [ "$(FUZZCORPUS)" = 1 ] && cache="-test.fuzzcachedir=$(CURDIR)/$$d/testdata/fuzz"; \
 			echo "fuzz $$d $$t for $(FUZZTIME)"; \

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"net/netip"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -45,7 +46,7 @@ func FuzzHandle(f *testing.F) {
 		if udp {
 			network = "udp"
 		}
-		resp := s.handle(req, network)
+		resp := s.handle(req, network, netip.MustParseAddr("10.42.1.9"))
 		if resp == nil {
 			t.Fatal("nil answer")
 		}
