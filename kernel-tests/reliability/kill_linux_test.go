@@ -131,6 +131,8 @@ func TestFaults(t *testing.T) {
 
 	t.Run("T7-tokens-and-certs", func(t *testing.T) { securityLifecycle(t, c, a) })
 
+	t.Run("T2-partitions", func(t *testing.T) { partitions(t, c, a, nodes) })
+
 	t.Run("T1-leader-kill", func(t *testing.T) {
 		kills := profile(3, 20)
 		w := newWorkload(a, nodes)

@@ -24,10 +24,11 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
 // apiClient talks HTTPS to the managers' API as the administrator, dialling
-// from inside a host's netns (the namespace outlives a killed warren). It is
+// from a client netns on the switch. It is
 // raw HTTP rather than controlplane/client so every answer's status and
 // consistency header are seen: the history must tell a definite failure
 // from an unknown outcome.
@@ -51,7 +52,15 @@ func newAPIClient(t *testing.T, c *cluster) *apiClient {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatal("no CA in admin/ca.crt")
 	}
-	nsPath := c.hosts[0].nsPath()
+	// The clients live on a host of their own on the switch, so cutting
+	// off or killing any manager's host never cuts off the clients.
+	cl := newNetns(t, "cl")
+	port := ifName("wrc")
+	ktest.Run(t, "ip", "-n", c.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", cl)
+	ktest.Run(t, "ip", "-n", c.sw, "link", "set", port, "master", "br0", "up")
+	ktest.Run(t, "ip", "-n", cl, "addr", "add", c.prefix+"250/24", "dev", "eth0")
+	ktest.Run(t, "ip", "-n", cl, "link", "set", "eth0", "up")
+	nsPath := "/run/netns/" + cl
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: ca.ManagerServerName},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
