@@ -137,6 +137,7 @@ func TestFaults(t *testing.T) {
 		kills := profile(3, 20)
 		w := newWorkload(a, nodes)
 		w.start(3, 2, "t1")
+		t.Cleanup(w.halt)
 		var elect []time.Duration
 		for i := 0; i < kills; i++ {
 			w.waitAcks(t, 15, 60*time.Second)
@@ -170,6 +171,7 @@ func TestFaults(t *testing.T) {
 		rounds := profile(2, 10)
 		w := newWorkload(a, nodes)
 		w.start(3, 1, "t3")
+		t.Cleanup(w.halt)
 		var back []time.Duration
 		for i := 0; i < rounds; i++ {
 			w.waitAcks(t, 15, 90*time.Second)

@@ -41,6 +41,7 @@ func partitions(t *testing.T, c *cluster, a *apiClient, nodes []string) {
 	ktest.Binary(t, "iptables")
 	w := newWorkload(a, nodes)
 	w.start(3, 2, "t2")
+	t.Cleanup(w.halt)
 	var heal []time.Duration
 	faults := []struct {
 		name string

@@ -136,15 +136,16 @@ func (a *apiClient) read(addr, nodeID string) (map[string]string, bool) {
 // writer owns one register (a label on one node) and also leaves a label
 // per acknowledged write, the ack set checked after the faults.
 type workload struct {
-	a       *apiClient
-	nodes   []string // register i lives on nodes[i%len]
-	base    time.Time
-	mu      sync.Mutex
-	history []porcupine.Operation
-	acked   map[string]string // ack label -> node ID
-	counts  map[string]int
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	a        *apiClient
+	nodes    []string // register i lives on nodes[i%len]
+	base     time.Time
+	mu       sync.Mutex
+	history  []porcupine.Operation
+	acked    map[string]string // ack label -> node ID
+	counts   map[string]int
+	stop     chan struct{}
+	haltOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 type regOp struct {
@@ -230,8 +231,9 @@ func (w *workload) start(writers, readers int, tag string) {
 	}
 }
 
+// halt stops the clients; a failed test's clean-up may call it again.
 func (w *workload) halt() {
-	close(w.stop)
+	w.haltOnce.Do(func() { close(w.stop) })
 	w.wg.Wait()
 }
 
