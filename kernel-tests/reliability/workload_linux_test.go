@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -98,6 +99,12 @@ func (a *apiClient) write(addr, nodeID string, labels map[string]string) outcome
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/nodes/"+nodeID+"/update", bytes.NewReader(body))
 	resp, err := a.hc.Do(req)
 	if err != nil {
+		// A connection never made (the manager is dead) sent nothing;
+		// anything later may have reached raft.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return failed
+		}
 		return unknown
 	}
 	resp.Body.Close()
