@@ -4,6 +4,8 @@ package reliability
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,9 +111,14 @@ func (w *workload) check(t *testing.T) (lost int, lin porcupine.CheckResult) {
 	w.mu.Lock()
 	hist := append([]porcupine.Operation(nil), w.history...)
 	w.mu.Unlock()
-	lin = porcupine.CheckOperationsTimeout(registerModel, hist, 60*time.Second)
+	lin, info := porcupine.CheckOperationsVerbose(registerModel, hist, 60*time.Second)
 	if lin != porcupine.Ok {
-		t.Errorf("register history of %d operations is %s, want linearizable", len(hist), lin)
+		// The visualisation shows the operations no order explains.
+		viz := filepath.Join(os.TempDir(), fmt.Sprintf("warren-%s.html", strings.ReplaceAll(t.Name(), "/", "-")))
+		if err := porcupine.VisualizePath(registerModel, info, viz); err != nil {
+			viz = "not written: " + err.Error()
+		}
+		t.Errorf("register history of %d operations is %s, want linearizable (visualisation %s)", len(hist), lin, viz)
 	}
 	if w.counts["reads"] == 0 {
 		t.Error("no linearizable read succeeded: nothing was checked")
