@@ -12,7 +12,7 @@ APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool i
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test kernel-test bench bench-smoke generate generate-check lint hygiene demo-image demo demo-clean deps release ci containerd
+.PHONY: all build test kernel-test fuzz reliability reliability-smoke bench bench-smoke generate generate-check lint hygiene demo-image demo demo-clean deps release ci containerd
 
 all: build
 
@@ -26,10 +26,36 @@ build:
 test:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /kernel-tests/ -e /bench/)
 
-## kernel-test: tests against the real kernel, containerd and WireGuard (root)
+## kernel-test: tests against the real kernel, containerd and WireGuard (root); the reliability matrix
+## under kernel-tests/reliability has targets of its own (below)
 kernel-test: build demo-image
 	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) \
-		$(GO) test -count=1 -p 1 -timeout 20m ./kernel-tests/...
+		$(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./kernel-tests/... | grep -v /kernel-tests/reliability)
+
+## fuzz: every native fuzz target (func FuzzXxx(f *testing.F) in any test file) for FUZZTIME each. New interesting
+## inputs are written to the package's testdata/fuzz/FuzzXxx, which go test replays as seeds: commit them.
+## A crash leaves its input there too; fix the product and keep the input as the regression seed.
+FUZZTIME    ?= 2m
+FUZZCORPUS  ?= 1
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' --exclude-dir=build --exclude-dir=testdata '^func Fuzz' . | sort); do d=$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing.F).*/\1/p' $$f); do \
+			cache=""; [ "$(FUZZCORPUS)" = 1 ] && cache="-test.fuzzcachedir=$(CURDIR)/$$d/testdata/fuzz"; \
+			echo "fuzz $$d $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$d $$cache || exit 1; done; done
+
+## reliability: the reliability matrix (root): fuzzing, then leader kills, whole-cluster kills, a full
+## disk and the certificate lifecycle on namespace hosts; each test prints one summary line, then the table.
+## reliability-smoke: the short profile CI runs (10 s per fuzz target, 3 kills instead of 20).
+RELIABILITY_ENV = WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE)
+reliability: build demo-image
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+	@set -o pipefail; $(RELIABILITY_ENV) WARREN_RELIABILITY_PROFILE=full \
+		$(GO) test -count=1 -p 1 -timeout 60m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
+reliability-smoke: build demo-image
+	$(MAKE) fuzz FUZZTIME=10s FUZZCORPUS=0
+	@set -o pipefail; $(RELIABILITY_ENV) WARREN_RELIABILITY_PROFILE=short \
+		$(GO) test -count=1 -p 1 -timeout 15m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
 
 ## bench: full benchmarks (root); bench-smoke: the short run CI does
 bench: build
@@ -103,5 +129,5 @@ release:
 		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
 
 ## ci: everything CI runs, in order (root)
-ci: deps hygiene lint generate-check test kernel-test bench-smoke
+ci: deps hygiene lint generate-check test kernel-test reliability-smoke bench-smoke
 	@echo "ci: all stages passed"
