@@ -12,7 +12,7 @@ APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool i
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test kernel-test fuzz reliability reliability-smoke bench bench-smoke generate generate-check lint hygiene demo-image demo demo-clean deps release ci containerd
+.PHONY: all build test kernel-test fuzz fuzz-smoke reliability reliability-smoke bench bench-smoke generate generate-check lint hygiene demo-image demo demo-clean deps release ci containerd
 
 all: build
 
@@ -30,7 +30,7 @@ test:
 ## under kernel-tests/reliability has targets of its own (below)
 kernel-test: build demo-image
 	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) \
-		$(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./kernel-tests/... | grep -v /kernel-tests/reliability)
+		$(GO) test -count=1 -p 1 -timeout 45m $$($(GO) list ./kernel-tests/... | grep -v /kernel-tests/reliability)
 
 ## fuzz: every native fuzz target (func FuzzXxx(f *testing.F) in any test file) for FUZZTIME each. New interesting
 ## inputs are written to the package's testdata/fuzz/FuzzXxx, which go test replays as seeds: commit them.
@@ -52,6 +52,10 @@ reliability: build demo-image
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 	@set -o pipefail; $(RELIABILITY_ENV) WARREN_RELIABILITY_PROFILE=full \
 		$(GO) test -count=1 -p 1 -timeout 60m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
+## fuzz-smoke: every fuzz target for 10 s (what CI runs; the matrix's kernel rows are not in CI until
+## T1/T3 are linearizable and T4's error is clear — see the closing note of issue 18).
+fuzz-smoke:
+	$(MAKE) fuzz FUZZTIME=10s FUZZCORPUS=0
 reliability-smoke: build demo-image
 	$(MAKE) fuzz FUZZTIME=10s FUZZCORPUS=0
 	@set -o pipefail; $(RELIABILITY_ENV) WARREN_RELIABILITY_PROFILE=short \
@@ -129,5 +133,5 @@ release:
 		printf '%-40s %s\n' $$out "$$(du -h $$out | cut -f1)"; done
 
 ## ci: everything CI runs, in order (root)
-ci: deps hygiene lint generate-check test kernel-test reliability-smoke bench-smoke
+ci: deps hygiene lint generate-check test fuzz-smoke kernel-test bench-smoke
 	@echo "ci: all stages passed"
