@@ -96,8 +96,8 @@ func nodeIDs(t *testing.T, c *cluster) []string {
 func (w *workload) figures() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return fmt.Sprintf("writes acked=%d unknown=%d refused=%d, reads=%d (failed or stale %d)",
-		w.counts["acked"], w.counts["unknown"], w.counts["refused"], w.counts["reads"], w.counts["reads-failed"])
+	return fmt.Sprintf("writes acked=%d unknown=%d refused=%d, reads=%d (failed or stale %d, 404 for an existing node %d)",
+		w.counts["acked"], w.counts["unknown"], w.counts["refused"], w.counts["reads"], w.counts["reads-failed"], w.counts["reads-404"])
 }
 
 // check runs the two verdicts every fault test shares: no acknowledged
@@ -105,6 +105,13 @@ func (w *workload) figures() string {
 func (w *workload) check(t *testing.T) (lost int, lin porcupine.CheckResult) {
 	t.Helper()
 	gone := w.lost(t)
+	w.mu.Lock()
+	denied := w.counts["reads-404"]
+	w.mu.Unlock()
+	if denied > 0 {
+		// Issue 12: a restarted manager must not deny what exists.
+		t.Errorf("%d reads answered 404 for a node that exists", denied)
+	}
 	if len(gone) > 0 {
 		t.Errorf("%d acknowledged writes lost, e.g. %v", len(gone), gone[:min(5, len(gone))])
 	}

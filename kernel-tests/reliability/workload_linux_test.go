@@ -121,22 +121,35 @@ func (a *apiClient) write(addr, nodeID string, labels map[string]string) outcome
 // answer that is not a linearizable read (an error, or one the manager
 // marked stale because it could not confirm its leadership).
 func (a *apiClient) read(addr, nodeID string) (map[string]string, bool) {
+	l, good, _ := a.readStatus(addr, nodeID)
+	return l, good
+}
+
+// readStatus is read, and also says whether the manager denied that the
+// node exists (404): every node read here exists for the whole run, so a
+// 404 is a manager answering from a store that has not caught up.
+func (a *apiClient) readStatus(addr, nodeID string) (map[string]string, bool, bool) {
+	l, good, code := a.readCode(addr, nodeID)
+	return l, good, code == http.StatusNotFound
+}
+
+func (a *apiClient) readCode(addr, nodeID string) (map[string]string, bool, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/nodes/"+nodeID, nil)
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return nil, false
+		return nil, false, 0
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(client.HeaderConsistency) == "stale" {
-		return nil, false
+		return nil, false, resp.StatusCode
 	}
 	var n api.Node
 	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
-		return nil, false
+		return nil, false, 0
 	}
-	return n.Spec.Labels, true
+	return n.Spec.Labels, true, resp.StatusCode
 }
 
 // workload runs writers and readers against the managers until stop. Each
@@ -222,8 +235,11 @@ func (w *workload) start(writers, readers int, tag string) {
 				node, key := w.nodes[reg%len(w.nodes)], fmt.Sprintf("r%d", reg)
 				addr := w.a.addrs[(r+seq)%len(w.a.addrs)]
 				call := w.clock()
-				labels, good := w.a.read(addr, node)
+				labels, good, denied := w.a.readStatus(addr, node)
 				ret := w.clock()
+				if denied {
+					w.count("reads-404")
+				}
 				if good {
 					w.mu.Lock()
 					w.history = append(w.history, porcupine.Operation{ClientId: 100 + r, Input: regOp{key: key}, Output: labels[key], Call: call, Return: ret})
