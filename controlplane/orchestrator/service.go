@@ -173,8 +173,11 @@ func (r *reconciler) failureAction(svc *api.Service, tasks []*api.Task) {
 func (r *reconciler) heal(svc *api.Service, tasks []*api.Task) {
 	judged := rolloutOpen(svc.Update) || svc.Update != nil && svc.Update.State == api.UpdatePaused
 	for _, t := range tasks {
+		// PID 0: the process exited and the node is restarting it in place
+		// (its restart policy's business); it reports unhealthy only to leave
+		// the service tables meanwhile.
 		if !live(t) || t.Status.State != api.TaskRunning || t.Status.Health != api.HealthUnhealthy ||
-			t.Spec.Health == nil || t.Spec.Health.KeepUnhealthy {
+			t.Status.PID == 0 || t.Spec.Health == nil || t.Spec.Health.KeepUnhealthy {
 			continue
 		}
 		if judged && t.SpecVersion == svc.SpecVersion && svc.Spec.Update.FailureAction != FailureContinue {

@@ -193,7 +193,7 @@ func (s *sim) agent() {
 				t.Status = api.TaskStatus{State: api.TaskFailed, Timestamp: s.now, Err: "exit 1"}
 				continue
 			}
-			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: s.now, Addr: "10.42.0.1"}
+			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: s.now, Addr: "10.42.0.1", PID: 100}
 		case t.Status.State == api.TaskRunning && t.Spec.Health != nil:
 			h := api.HealthHealthy
 			if s.health != nil {

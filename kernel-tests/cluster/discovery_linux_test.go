@@ -115,13 +115,13 @@ func TestServiceDiscovery(t *testing.T) {
 		return nil
 	})
 	t.Logf("measured: unhealthy replica out of the VIP's new connections %s after its check began failing", time.Since(made).Round(100*time.Millisecond))
-	eventually(t, "service ps shows the replica unhealthy", 10*time.Second, func() error {
+	eventually(t, "service ps shows the replica unhealthy (or replaced for it)", 10*time.Second, func() error {
 		ts, err := h.tasks("web")
 		if err != nil {
 			return err
 		}
 		for _, tk := range ts {
-			if tk.ID == sick.ID && tk.Status.Health == api.HealthUnhealthy {
+			if tk.ID == sick.ID && (tk.Status.Health == api.HealthUnhealthy || strings.Contains(tk.StopReason, "unhealthy")) {
 				return nil
 			}
 		}
@@ -131,7 +131,7 @@ func TestServiceDiscovery(t *testing.T) {
 	// The replicas' logs, gathered from the node by the manager.
 	logs := h.mustCLI("service", "logs", "--tail", "20", "web")
 	for _, tk := range web {
-		if !strings.Contains(logs, "as "+tk.ID) {
+		if !strings.Contains(logs, "as "+short(tk.ID)) {
 			t.Errorf("service logs web has no start line of task %s:\n%s", short(tk.ID), tail(logs, 1500))
 		}
 	}

@@ -27,7 +27,7 @@ func TestPublishedPortFromOutside(t *testing.T) {
 	tasks := c.waitRunning(h1, "web", 2, 2*time.Minute, nil)
 	nodeOf := map[string]string{} // task ID → node ID
 	for _, tk := range tasks {
-		nodeOf[tk.ID] = tk.NodeID
+		nodeOf[short(tk.ID)] = tk.NodeID // replies name the container's hostname, the short ID
 	}
 	local := 0
 	for _, entry := range []*host{h1, h2} {

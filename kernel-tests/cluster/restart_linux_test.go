@@ -108,7 +108,7 @@ func TestDaemonRestartKeepsTraffic(t *testing.T) {
 	for _, tk := range before {
 		found := false
 		for _, line := range strings.Split(logs, "\n") {
-			if !strings.Contains(line, "as "+tk.ID) {
+			if !strings.Contains(line, "as "+short(tk.ID)) {
 				continue
 			}
 			for _, f := range strings.Fields(line) {

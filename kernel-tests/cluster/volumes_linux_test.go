@@ -96,12 +96,9 @@ func waitFound(t *testing.T, h *host, svc string, n int) {
 }
 
 // taskName is the hostname a task's container gets (its ID cut to 63).
-func taskName(id string) string {
-	if len(id) > 63 {
-		return id[:63]
-	}
-	return id
-}
+// taskName is the hostname a task's container gets: its 12-character short
+// ID, as in Swarm.
+func taskName(id string) string { return short(id) }
 
 // TestVolumeLocal: a local volume's data survives a task restart, task
 // replacement, a warren restart and a simulated node reboot; it is refused removal while
