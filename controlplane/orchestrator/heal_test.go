@@ -111,3 +111,24 @@ func TestStatusAfterRollbackAndScale(t *testing.T) {
 		t.Fatalf("after scale down %+v", st)
 	}
 }
+
+// TestRestartingTaskNotHealed: a task whose process exited reports
+// unhealthy with no PID while its node restarts it in place (so it leaves
+// the service tables); that is the restart policy's business, not a failed
+// health check, and the orchestrator leaves it alone.
+func TestRestartingTaskNotHealed(t *testing.T) {
+	r := &reconciler{}
+	svc := checked("web", 1, api.StrategyRolling, FailurePause)
+	for _, c := range []struct {
+		pid      int
+		replaced bool
+	}{{pid: 0, replaced: false}, {pid: 4242, replaced: true}} {
+		tk := &api.Task{ID: "t1", ServiceID: "web", Spec: svc.Spec.Task, DesiredState: api.TaskRunning,
+			Status: api.TaskStatus{State: api.TaskRunning, PID: c.pid, Health: api.HealthUnhealthy}}
+		r.dirty = map[string]bool{}
+		r.heal(&svc, []*api.Task{tk})
+		if got := tk.DesiredState == api.TaskShutdown; got != c.replaced {
+			t.Errorf("pid %d: replaced = %v, want %v", c.pid, got, c.replaced)
+		}
+	}
+}
