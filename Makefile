@@ -62,10 +62,10 @@ reliability-smoke: build demo-image
 		$(GO) test -count=1 -p 1 -timeout 15m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
 
 ## bench: full benchmarks (root); bench-smoke: the short run CI does
-bench: build
-	WARREN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
-bench-smoke: build
-	WARREN_BENCH_SMOKE=1 WARREN_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./bench/...
+bench: build demo-image
+	WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+bench-smoke: build demo-image
+	WARREN_BENCH_SMOKE=1 WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE) $(GO) test -count=1 -p 1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./bench/...
 
 ## generate: regenerate bpf2go output (clang 14); generate-check fails if the committed output differs
 generate:
