@@ -54,3 +54,27 @@ func inspect[T any](g *globals, cmd *cobra.Command, args []string, get func(*cli
 	}
 	return p.object(out, func(tw *tabwriter.Writer) { table(tw, out) })
 }
+
+// listCmd is an `ls` command: it fetches the list and prints it as a table,
+// or as -o asks.
+func listCmd[T any](g *globals, short string, list func(*client.Client, context.Context) ([]T, error), table func(tw *tabwriter.Writer, items []T)) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   short,
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			defer cancel()
+			items, err := list(c, ctx)
+			if err != nil {
+				return err
+			}
+			return g.printer().object(items, func(tw *tabwriter.Writer) { table(tw, items) })
+		},
+	}
+}

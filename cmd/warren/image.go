@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/runtime/ociimage"
 )
@@ -137,30 +138,12 @@ func appendUnique(s []string, v string) []string {
 }
 
 func newImageLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List images loaded into the cluster",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			imgs, err := c.Images(ctx)
-			if err != nil {
-				return err
-			}
-			return g.printer().object(imgs, func(tw *tabwriter.Writer) {
-				row(tw, "NAME", "DIGEST", "SIZE", "MANAGERS")
-				for _, i := range imgs {
-					row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), len(i.Holders))
-				}
-			})
-		},
-	}
+	return listCmd(g, "List images loaded into the cluster", (*client.Client).Images, func(tw *tabwriter.Writer, imgs []api.Image) {
+		row(tw, "NAME", "DIGEST", "SIZE", "MANAGERS")
+		for _, i := range imgs {
+			row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), len(i.Holders))
+		}
+	})
 }
 
 func newImageRmCmd(g *globals) *cobra.Command {

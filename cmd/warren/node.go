@@ -21,31 +21,13 @@ func newNodeCmd(g *globals) *cobra.Command {
 }
 
 func newNodeLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List nodes",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			nodes, err := c.Nodes(ctx)
-			if err != nil {
-				return err
-			}
-			return g.printer().object(nodes, func(tw *tabwriter.Writer) {
-				row(tw, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "SUBNET", "VERSION")
-				for _, n := range nodes {
-					row(tw, shortID(n.ID), n.Status.Hostname, n.Status.State, n.Spec.Availability,
-						managerStatus(n), dash(n.Status.Addr), dash(n.Status.Network.Subnet), dash(n.Status.Version))
-				}
-			})
-		},
-	}
+	return listCmd(g, "List nodes", (*client.Client).Nodes, func(tw *tabwriter.Writer, nodes []api.Node) {
+		row(tw, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "SUBNET", "VERSION")
+		for _, n := range nodes {
+			row(tw, shortID(n.ID), n.Status.Hostname, n.Status.State, n.Spec.Availability,
+				managerStatus(n), dash(n.Status.Addr), dash(n.Status.Network.Subnet), dash(n.Status.Version))
+		}
+	})
 }
 
 func managerStatus(n api.Node) string {

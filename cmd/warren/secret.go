@@ -139,30 +139,13 @@ restart. Services that mount it with restart=true roll their tasks instead.`,
 }
 
 func newSecretLsCmd(g *globals, kind api.SecretKind) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List " + string(kind) + "s",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			all, err := c.Secrets(ctx, kind)
-			if err != nil {
-				return err
-			}
-			return g.printer().object(all, func(tw *tabwriter.Writer) {
-				row(tw, "ID", "NAME", "SIZE", "USED BY", "UPDATED")
-				for _, s := range all {
-					row(tw, shortID(s.ID), s.Spec.Name, s.Size, dash(strings.Join(s.UsedBy, ",")), ago(s.Meta.UpdatedAt))
-				}
-			})
-		},
-	}
+	list := func(c *client.Client, ctx context.Context) ([]client.SecretInfo, error) { return c.Secrets(ctx, kind) }
+	return listCmd(g, "List "+string(kind)+"s", list, func(tw *tabwriter.Writer, all []client.SecretInfo) {
+		row(tw, "ID", "NAME", "SIZE", "USED BY", "UPDATED")
+		for _, s := range all {
+			row(tw, shortID(s.ID), s.Spec.Name, s.Size, dash(strings.Join(s.UsedBy, ",")), ago(s.Meta.UpdatedAt))
+		}
+	})
 }
 
 func newSecretInspectCmd(g *globals, kind api.SecretKind) *cobra.Command {

@@ -103,30 +103,12 @@ local at first use.`,
 }
 
 func newVolumeLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List volumes",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			defer cancel()
-			vols, err := c.Volumes(ctx)
-			if err != nil {
-				return err
-			}
-			return g.printer().object(vols, func(tw *tabwriter.Writer) {
-				row(tw, "NAME", "DRIVER", "SCOPE", "ACCESS", "NODE", "LABELS")
-				for _, v := range vols {
-					row(tw, v.Name, v.Spec.Driver, v.Spec.Scope, access(v), dash(shortID(v.Status.Node)), dash(labelText(v.Spec.Labels)))
-				}
-			})
-		},
-	}
+	return listCmd(g, "List volumes", (*client.Client).Volumes, func(tw *tabwriter.Writer, vols []api.Volume) {
+		row(tw, "NAME", "DRIVER", "SCOPE", "ACCESS", "NODE", "LABELS")
+		for _, v := range vols {
+			row(tw, v.Name, v.Spec.Driver, v.Spec.Scope, access(v), dash(shortID(v.Status.Node)), dash(labelText(v.Spec.Labels)))
+		}
+	})
 }
 
 func access(v api.Volume) string {
