@@ -31,6 +31,7 @@ const nodenetPath = module + "dataplane/nodenet"
 // allowed are the kernel-side identifiers cmd/warren may use, by import path.
 var allowed = map[string][]string{
 	module + "dataplane/mesh": {"IsDeviceInvocation", "DeviceMain"}, // argv dispatch: the userspace WireGuard device
+	module + "dataplane/dns":  {"IsDeviceInvocation", "DeviceMain"}, // argv dispatch: the node's DNS device
 	module + "cni":            {"Main"},                             // argv dispatch: warren-cni
 	module + "dataplane/ebpf": {"Unpin"},                            // `warren leave` removes the node's pins
 }

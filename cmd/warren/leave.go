@@ -66,7 +66,7 @@ any more (demote it first). The node stays in 'warren node ls' as down until rem
 				removed = append(removed, "secrets tmpfs "+secretsRoot(ident.NodeID))
 			}
 			note(rtc.RemoveCgroups(o.cgroupParent))
-			note(nodenet.Uninstall(nodenet.Installed{NodeID: ident.NodeID, Network: ident.Network, Bridge: o.bridge, WGIface: o.wgIface}))
+			note(nodenet.Uninstall(nodenet.Installed{NodeID: ident.NodeID, Network: ident.Network, Bridge: o.bridge, WGIface: o.wgIface, DataDir: g.dataDir}))
 			if err := os.RemoveAll(g.dataDir); err != nil {
 				problems = append(problems, err.Error())
 			} else {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/warrenhq/warren/dataplane/dns"
 	"github.com/warrenhq/warren/dataplane/mesh"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 	"github.com/warrenhq/warren/runtime/volume"
@@ -27,6 +28,10 @@ func main() {
 	// that traffic between nodes survives a restart of warren.
 	if mesh.IsDeviceInvocation(os.Args[1:]) {
 		mesh.DeviceMain(os.Args[1:])
+	}
+	// So does the node's DNS server, so that tasks' lookups survive it.
+	if dns.IsDeviceInvocation(os.Args[1:]) {
+		dns.DeviceMain(os.Args[1:])
 	}
 	if err := run(os.Args, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -170,7 +170,7 @@ func fakeUpstream(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	pc, ln, err := listenBoth("127.0.0.1:0")
+	pc, ln, err := listenBoth("127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}

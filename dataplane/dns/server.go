@@ -28,7 +28,10 @@ type Options struct {
 	ListenAddr string   // host:port; port 0 picks one (tests)
 	Domain     string   // default warren.local
 	Upstreams  []string // host:port; default: nameservers of /etc/resolv.conf
-	Logger     *zap.Logger
+	// ReusePort lets a successor bind the address while this server still
+	// serves it (the device process's hand-over).
+	ReusePort bool
+	Logger    *zap.Logger
 }
 
 // Server answers service names over UDP and TCP on one address.
@@ -126,7 +129,7 @@ func (s *Server) Start() error {
 	if s.started {
 		return errors.New("dns: already started")
 	}
-	pc, ln, err := listenBoth(s.opts.ListenAddr)
+	pc, ln, err := listenBoth(s.opts.ListenAddr, s.opts.ReusePort)
 	if err != nil {
 		return err
 	}
@@ -152,16 +155,21 @@ func (s *Server) Start() error {
 
 // listenBoth binds UDP and TCP on the same port; with port 0 the TCP bind
 // follows the port the kernel gave UDP and retries if it was taken.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+func listenBoth(addr string, reuse bool) (net.PacketConn, net.Listener, error) {
 	ap := netip.MustParseAddrPort(addr)
+	lc := net.ListenConfig{}
+	if reuse {
+		lc.Control = reusePort
+	}
+	ctx := context.Background()
 	var lastErr error
 	for try := 0; try < 10; try++ {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
 		}
 		port := netip.MustParseAddrPort(pc.LocalAddr().String()).Port()
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(ap.Addr(), port).String())
+		ln, err := lc.Listen(ctx, "tcp", netip.AddrPortFrom(ap.Addr(), port).String())
 		if err == nil {
 			return pc, ln, nil
 		}

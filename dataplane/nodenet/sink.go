@@ -2,6 +2,7 @@ package nodenet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,7 +71,7 @@ type Sink struct {
 	gateway netip.Addr
 	mesh    mesh.Mesh
 	dp      dataplane.Dataplane
-	dns     *dns.Server
+	dns     dnsServer
 
 	mu         sync.Mutex // serialises SetNetwork
 	dnsStarted bool
@@ -110,12 +111,41 @@ func NewSink(o SinkOptions) (*Sink, error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	s.dp = dp
-	d, err := dns.New(dns.Options{ListenAddr: net.JoinHostPort(gateway.String(), "53"), Domain: o.Network.Domain, Logger: s.log})
+	d, err := newDNS(o, net.JoinHostPort(gateway.String(), "53"), s.log)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	s.dns = d
 	return s, nil
+}
+
+// dnsServer is the in-process dns.Server or the dns.Device serving from a
+// process of its own.
+type dnsServer interface {
+	Set(*dns.Config) error
+	Start() error
+	Close() error
+}
+
+// DNSDir is where the node's DNS device keeps its table and control
+// socket.
+func DNSDir(dataDir string) string { return filepath.Join(dataDir, "dns") }
+
+// newDNS serves the node's names from a device process, so that a daemon
+// restart or upgrade never leaves a task's lookup unanswered; in process
+// where the device cannot run (no data dir, not Linux).
+func newDNS(o SinkOptions, listen string, log *zap.Logger) (dnsServer, error) {
+	if o.DataDir != "" {
+		d, err := dns.OpenDevice(dns.DeviceOptions{Dir: DNSDir(o.DataDir), ListenAddr: listen, Domain: o.Network.Domain}, log)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, dns.ErrDeviceUnsupported) {
+			return nil, err
+		}
+		log.Info("dns served in process, stops with it", zap.Error(err))
+	}
+	return dns.New(dns.Options{ListenAddr: listen, Domain: o.Network.Domain, Logger: log})
 }
 
 // Collector exports the dataplane's per-service counters.
@@ -190,7 +220,8 @@ func (s *Sink) TableIndex() uint64 {
 	return s.table
 }
 
-// Close stops the DNS server, the dataplane and the mesh.
+// Close stops the in-process DNS server (a device keeps serving), the
+// dataplane and the mesh.
 func (s *Sink) Close() {
 	s.dns.Close()
 	s.dp.Close()

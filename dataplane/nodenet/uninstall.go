@@ -9,6 +9,7 @@ type Installed struct {
 	Network api.ClusterNetwork
 	Bridge  string
 	WGIface string
+	DataDir string // the DNS device's directory is under it
 }
 
 // ProxyInterface is the dummy interface the userspace proxy puts VIPs on.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/warrenhq/warren/dataplane/dns"
 	"github.com/warrenhq/warren/dataplane/ebpf"
 )
 
@@ -22,6 +23,14 @@ import (
 func Uninstall(in Installed) ([]string, error) {
 	var removed []string
 	var errs []error
+	if in.DataDir != "" {
+		switch running, err := dns.StopDevice(DNSDir(in.DataDir)); {
+		case err != nil:
+			errs = append(errs, err)
+		case running:
+			removed = append(removed, "dns device "+DNSDir(in.DataDir))
+		}
+	}
 	pins := PinDir(in.NodeID)
 	if _, err := os.Stat(pins); err == nil {
 		if err := ebpf.Unpin(pins); err != nil {

@@ -15,7 +15,8 @@ import (
 // one-node cluster that ran a published service, nothing Warren created is
 // left: no bpffs dir, no cgroup of the node under any hierarchy, no route or
 // link in the host's network namespace but its own uplink, no firewall rule,
-// no containerd namespace; and the command said what it removed.
+// no containerd namespace, no process of the node (the DNS device); and the
+// command said what it removed.
 func TestLeaveLeavesNothing(t *testing.T) {
 	ctr := ktestBinary(t, "ctr")
 	c := newCluster(t, 1)
@@ -60,7 +61,7 @@ func TestLeaveLeavesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	for _, want := range []string{"removed image", "removed containerd namespace " + h.ctdNS, "removed link " + h.bridge, "route unreachable 10.43.0.0/16", "left the cluster"} {
+	for _, want := range []string{"removed image", "removed containerd namespace " + h.ctdNS, "removed link " + h.bridge, "route unreachable 10.43.0.0/16", "removed dns device", "left the cluster"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("leave output does not say %q", want)
 		}
@@ -106,5 +107,13 @@ func TestLeaveLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(h.dataDir); !os.IsNotExist(err) {
 		t.Errorf("data dir %s still there (%v)", h.dataDir, err)
+	}
+	// The device processes that outlive a daemon restart end with the node.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), h.dataDir) {
+			t.Errorf("process %s still runs for the node: %q", filepath.Base(filepath.Dir(p)), strings.ReplaceAll(string(b), "\x00", " "))
+		}
 	}
 }

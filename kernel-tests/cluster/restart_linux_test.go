@@ -22,7 +22,8 @@ import (
 // again after 3 s and after 20 s (both under the 30 s node grace), while
 // requests run without pause through the published port from another host
 // and through the service VIP from inside a task's network namespace and
-// the node's cgroup. Nothing may notice: no failed request, the same tasks
+// the node's cgroup, and lookups of the service name from the task ask the
+// node's DNS server. Nothing may notice: no failed request or lookup, the same tasks
 // with the same PIDs, no restart, no task orphaned or replaced.
 func TestDaemonRestartKeepsTraffic(t *testing.T) {
 	c := newCluster(t, 2)
@@ -47,9 +48,15 @@ func TestDaemonRestartKeepsTraffic(t *testing.T) {
 	defer pub.stop()
 	vipLoop := startTaskVIPLoop(t, h, before[0].Status.PID, vip)
 	defer vipLoop.stop()
+	nodes, err := h.nodes()
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes: %v %v", nodes, err)
+	}
+	dnsLoop := startTaskDNSLoop(t, h, before[0].Status.PID, nodes[0].Status.Network.DNSAddr, "web.warren.local", vip)
+	defer dnsLoop.stop()
 
 	for _, down := range []time.Duration{3 * time.Second, 20 * time.Second} {
-		pub0, vip0 := pub.counts(), vipLoop.counts()
+		pub0, vip0, dns0 := pub.counts(), vipLoop.counts(), dnsLoop.counts()
 		h.stop(syscall.SIGKILL)
 		time.Sleep(down)
 		h.start(h.args...)
@@ -59,11 +66,14 @@ func TestDaemonRestartKeepsTraffic(t *testing.T) {
 		// report adopted tasks, probe their health) under the loops before
 		// counting.
 		time.Sleep(10 * time.Second)
-		pub1, vip1 := pub.counts(), vipLoop.counts()
-		t.Logf("measured: daemon down %s: published port %d requests, %d failed; VIP from a task %d requests, %d failed",
-			down, pub1.total-pub0.total, pub1.failed-pub0.failed, vip1.total-vip0.total, vip1.failed-vip0.failed)
-		if pub1.total == pub0.total || vip1.total == vip0.total {
-			t.Errorf("down %s: a request loop made no requests (published %d, VIP %d)", down, pub1.total-pub0.total, vip1.total-vip0.total)
+		pub1, vip1, dns1 := pub.counts(), vipLoop.counts(), dnsLoop.counts()
+		t.Logf("measured: daemon down %s: published port %d requests, %d failed; VIP from a task %d requests, %d failed; DNS from a task %d lookups, %d failed",
+			down, pub1.total-pub0.total, pub1.failed-pub0.failed, vip1.total-vip0.total, vip1.failed-vip0.failed, dns1.total-dns0.total, dns1.failed-dns0.failed)
+		if pub1.total == pub0.total || vip1.total == vip0.total || dns1.total == dns0.total {
+			t.Errorf("down %s: a request loop made no requests (published %d, VIP %d, DNS %d)", down, pub1.total-pub0.total, vip1.total-vip0.total, dns1.total-dns0.total)
+		}
+		if n := dns1.failed - dns0.failed; n > 0 {
+			t.Errorf("down %s: %d lookups of web.warren.local from a task failed; first: %s", down, n, dnsLoop.firstFailure(dns0.failed))
 		}
 		if n := pub1.failed - pub0.failed; n > 0 {
 			t.Errorf("down %s: %d requests through the published port failed; first: %s", down, n, pub.firstFailure(pub0.failed))
@@ -214,17 +224,31 @@ type shellLoop struct {
 
 func startTaskVIPLoop(t *testing.T, h *host, taskPID int, vip string) *shellLoop {
 	t.Helper()
-	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, "restart-probe")
+	url := "http://" + net.JoinHostPort(vip, "80") + "/"
+	return startTaskLoop(t, h, taskPID, "vip", "curl -s -o /dev/null --max-time 2 "+url)
+}
+
+// startTaskDNSLoop asks the node's DNS server (the task's nameserver) for
+// name without pause; a lookup fails unless the answer is want.
+func startTaskDNSLoop(t *testing.T, h *host, taskPID int, server, name, want string) *shellLoop {
+	t.Helper()
+	return startTaskLoop(t, h, taskPID, "dns", fmt.Sprintf(`[ "$(dig +short +time=1 +tries=1 @%s %s A)" = %s ]`, server, name, want))
+}
+
+// startTaskLoop runs check (a shell command) in a loop from the task's
+// network namespace and a cgroup of the node.
+func startTaskLoop(t *testing.T, h *host, taskPID int, name, check string) *shellLoop {
+	t.Helper()
+	probe := filepath.Join("/sys/fs/cgroup/unified", h.cgroup, name+"-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
 		t.Fatalf("probe cgroup: %v", err)
 	}
-	l := &shellLoop{out: filepath.Join(h.c.dir, "vip-loop.out"), stopFile: filepath.Join(h.c.dir, "vip-loop.stop")}
-	url := "http://" + net.JoinHostPort(vip, "80") + "/"
+	l := &shellLoop{out: filepath.Join(h.c.dir, name+"-loop.out"), stopFile: filepath.Join(h.c.dir, name+"-loop.stop")}
 	script := fmt.Sprintf(`echo $$ > %s/cgroup.procs || exit 90
 while [ ! -e %s ]; do
-  if curl -s -o /dev/null --max-time 2 %s; then echo ok; else echo "fail $(date +%%T.%%N) $?"; fi
+  if %s; then echo ok; else echo "fail $(date +%%T.%%N) $?"; fi
   sleep 0.02
-done >> %s`, probe, l.stopFile, url, l.out)
+done >> %s`, probe, l.stopFile, check, l.out)
 	l.cmd = exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", taskPID), "--", "sh", "-c", script)
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := l.cmd.Start(); err != nil {
