@@ -15,35 +15,71 @@ import (
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
-// warrenRSS sums VmRSS over every process whose executable is bin, and
-// counts them.
-func warrenRSS(b *testing.B, bin string) (kib, procs int) {
+// proc is the memory of one Warren process, in KiB.
+type proc struct {
+	role           string // daemon, or the device argument it runs
+	rss, anon, pss int
+}
+
+// warrenProcs reads the memory of every process whose executable is bin.
+// VmRSS counts the binary's text pages in every process that touched
+// them; PSS (smaps_rollup) shares them out, so the PSS of all processes
+// adds up to what they use together.
+func warrenProcs(b *testing.B, bin string) []proc {
 	b.Helper()
 	want, err := os.Stat(bin)
 	if err != nil {
 		b.Fatal(err)
 	}
+	var out []proc
 	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
 	for _, exe := range exes {
 		fi, err := os.Stat(exe)
 		if err != nil || !os.SameFile(fi, want) {
 			continue
 		}
-		f, err := os.Open(filepath.Join(filepath.Dir(exe), "status"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-				n, _ := strconv.Atoi(strings.Fields(rest)[0])
-				kib += n
-				procs++
+		dir := filepath.Dir(exe)
+		p := proc{role: "daemon"}
+		if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+			if args := strings.Split(string(cmd), "\x00"); len(args) > 1 && strings.HasPrefix(args[1], "__") {
+				p.role = strings.TrimPrefix(args[1], "__")
 			}
 		}
-		f.Close()
+		p.rss = statusField(filepath.Join(dir, "status"), "VmRSS:")
+		p.anon = statusField(filepath.Join(dir, "status"), "RssAnon:")
+		p.pss = statusField(filepath.Join(dir, "smaps_rollup"), "Pss:")
+		out = append(out, p)
 	}
-	return kib, procs
+	return out
+}
+
+func statusField(path, key string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
+			n, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// report logs each process and returns the sums of RSS and PSS in KiB.
+func report(b *testing.B, what string, ps []proc) (rss, pss int) {
+	b.Helper()
+	var parts []string
+	for _, p := range ps {
+		rss += p.rss
+		pss += p.pss
+		parts = append(parts, fmt.Sprintf("%s rss %.1f anon %.1f pss %.1f", p.role, float64(p.rss)/1024, float64(p.anon)/1024, float64(p.pss)/1024))
+	}
+	b.Logf("%s: %d Warren processes, RSS %.1f MiB, PSS %.1f MiB (%s)", what, len(ps), float64(rss)/1024, float64(pss)/1024, strings.Join(parts, "; "))
+	return rss, pss
 }
 
 // BenchmarkNodeRSS runs a one-node cluster in a network namespace of its own
@@ -117,9 +153,9 @@ func BenchmarkNodeRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		time.Sleep(3 * time.Second) // start-up garbage collected
-		base, procs := warrenRSS(b, bin)
+		base, basePSS := report(b, "no task", warrenProcs(b, bin))
 		b.ReportMetric(float64(base)/1024, "0-tasks-MiB")
-		b.Logf("no task: %d Warren processes, %.1f MiB", procs, float64(base)/1024)
+		b.ReportMetric(float64(basePSS)/1024, "0-tasks-PSS-MiB")
 		created := false
 		for _, n := range counts {
 			verb := []string{"service", "scale", fmt.Sprintf("web=%d", n)}
@@ -131,11 +167,12 @@ func BenchmarkNodeRSS(b *testing.B) {
 				b.Fatal(err)
 			}
 			time.Sleep(5 * time.Second) // logs flowing, health settled
-			kib, procs := warrenRSS(b, bin)
-			b.Logf("%d tasks: %d Warren processes, %.1f MiB", n, procs, float64(kib)/1024)
+			ps := warrenProcs(b, bin)
+			kib, pss := report(b, fmt.Sprintf("%d tasks", n), ps)
 			b.ReportMetric(float64(kib)/1024, fmt.Sprintf("%d-tasks-MiB", n))
+			b.ReportMetric(float64(pss)/1024, fmt.Sprintf("%d-tasks-PSS-MiB", n))
 			b.ReportMetric(float64(kib)/float64(base), fmt.Sprintf("%d-tasks/0-tasks", n))
-			b.ReportMetric(float64(procs), fmt.Sprintf("%d-tasks-procs", n))
+			b.ReportMetric(float64(len(ps)), fmt.Sprintf("%d-tasks-procs", n))
 		}
 	}
 }
