@@ -18,6 +18,7 @@ import (
 // proc is the memory of one Warren process, in KiB.
 type proc struct {
 	role           string // daemon, or the device argument it runs
+	pid            int
 	rss, anon, pss int
 }
 
@@ -39,7 +40,8 @@ func warrenProcs(b *testing.B, bin string) []proc {
 			continue
 		}
 		dir := filepath.Dir(exe)
-		p := proc{role: "daemon"}
+		pid, _ := strconv.Atoi(filepath.Base(dir))
+		p := proc{role: "daemon", pid: pid}
 		if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 			if args := strings.Split(string(cmd), "\x00"); len(args) > 1 && strings.HasPrefix(args[1], "__") {
 				p.role = strings.TrimPrefix(args[1], "__")
@@ -77,6 +79,14 @@ func report(b *testing.B, what string, ps []proc) (rss, pss int) {
 		rss += p.rss
 		pss += p.pss
 		parts = append(parts, fmt.Sprintf("%s rss %.1f anon %.1f pss %.1f", p.role, float64(p.rss)/1024, float64(p.anon)/1024, float64(p.pss)/1024))
+	}
+	if d := os.Getenv("WARREN_BENCH_SMAPS_DIR"); d != "" {
+		// Where the memory is, mapping by mapping, for a closer look.
+		for _, p := range ps {
+			if m, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", p.pid)); err == nil {
+				_ = os.WriteFile(filepath.Join(d, strings.ReplaceAll(what, " ", "-")+"-"+p.role+".smaps"), m, 0o644)
+			}
+		}
 	}
 	b.Logf("%s: %d Warren processes, RSS %.1f MiB, PSS %.1f MiB (%s)", what, len(ps), float64(rss)/1024, float64(pss)/1024, strings.Join(parts, "; "))
 	return rss, pss
@@ -133,12 +143,19 @@ func BenchmarkNodeRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() {
-			// leave removes what the node made: containers, cgroups, pins, links.
-			_ = exec.Command("nsenter", "--net=/run/netns/"+netns, "--", bin, "--data-dir", dir, "cluster", "leave", "--force",
-				"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
-				"--bridge", br, "--wireguard-interface", wg).Run()
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 			_ = cmd.Wait()
+			// leave removes what the node made: containers, cgroups, pins,
+			// links, the DNS device.
+			if out, err := exec.Command("nsenter", "--net=/run/netns/"+netns, "--", bin, "--data-dir", dir, "cluster", "leave", "--force",
+				"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
+				"--bridge", br, "--wireguard-interface", wg).CombinedOutput(); err != nil {
+				b.Logf("cluster leave: %v\n%s", err, out)
+			}
+			// The userspace WireGuard device ends with its interface; it
+			// would keep the namespace (and whatever files it inherited)
+			// otherwise.
+			ktest.RunQuiet("ip", "-n", netns, "link", "del", wg)
 			logf.Close()
 			os.RemoveAll(dir)
 		})

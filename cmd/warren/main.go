@@ -20,6 +20,7 @@ import (
 )
 
 func main() {
+	closeInheritedOnExec()
 	// The containerd shim runs this binary as each task's log driver.
 	if rtc.IsLoggerInvocation(os.Args[1:]) {
 		rtc.LoggerMain()

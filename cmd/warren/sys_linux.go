@@ -36,3 +36,11 @@ func ensureBPFFS() error {
 	}
 	return nil
 }
+
+// closeInheritedOnExec marks every descriptor this process inherited
+// beyond stdio close-on-exec, so that the processes it starts and that
+// outlive it (the WireGuard and DNS devices) do not hold its parent's files
+// — a lock, a pipe a supervisor waits on — for as long as they run.
+func closeInheritedOnExec() {
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+}

@@ -7,3 +7,5 @@ import "errors"
 func runCNI() error { return errors.New("warren-cni runs on Linux only") }
 
 func ensureBPFFS() error { return nil }
+
+func closeInheritedOnExec() {}
