@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -91,8 +92,10 @@ const (
 	unknown         // may have been applied, now or later (timeout, 503, connection lost)
 )
 
-// write sets labels on a node through one manager.
-func (a *apiClient) write(addr, nodeID string, labels map[string]string) outcome {
+// write sets labels on a node through one manager; note says what came
+// back (status and raft index, or the transport error) for the
+// visualisation.
+func (a *apiClient) write(addr, nodeID string, labels map[string]string) (outcome, string) {
 	body, _ := json.Marshal(client.NodeUpdate{LabelAdd: labels})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -103,53 +106,52 @@ func (a *apiClient) write(addr, nodeID string, labels map[string]string) outcome
 		// anything later may have reached raft.
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return failed
+			return failed, "dial: " + err.Error()
 		}
-		return unknown
+		return unknown, err.Error()
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	note := fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(text))
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return ok
+		return ok, note
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return failed
+		return failed, note
 	}
-	return unknown
+	return unknown, note
 }
 
 // read returns a node's labels through one manager; ok is false for any
 // answer that is not a linearizable read (an error, or one the manager
 // marked stale because it could not confirm its leadership).
 func (a *apiClient) read(addr, nodeID string) (map[string]string, bool) {
-	l, good, _ := a.readStatus(addr, nodeID)
+	l, good, _, _ := a.readCode(addr, nodeID)
 	return l, good
 }
 
-// readStatus is read, and also says whether the manager denied that the
-// node exists (404): every node read here exists for the whole run, so a
-// 404 is a manager answering from a store that has not caught up.
-func (a *apiClient) readStatus(addr, nodeID string) (map[string]string, bool, bool) {
-	l, good, code := a.readCode(addr, nodeID)
-	return l, good, code == http.StatusNotFound
-}
-
-func (a *apiClient) readCode(addr, nodeID string) (map[string]string, bool, int) {
+// readCode is read, and also returns the status and the store index the
+// answer came from (Warren-Index). Every node read here exists for the
+// whole run, so a 404 is a manager answering from a store that has not
+// caught up.
+func (a *apiClient) readCode(addr, nodeID string) (map[string]string, bool, int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/nodes/"+nodeID, nil)
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return nil, false, 0
+		return nil, false, 0, ""
 	}
 	defer resp.Body.Close()
+	index := resp.Header.Get(client.HeaderIndex)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(client.HeaderConsistency) == "stale" {
-		return nil, false, resp.StatusCode
+		return nil, false, resp.StatusCode, index
 	}
 	var n api.Node
 	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
-		return nil, false, 0
+		return nil, false, 0, index
 	}
-	return n.Spec.Labels, true, resp.StatusCode
+	return n.Spec.Labels, true, resp.StatusCode, index
 }
 
 // workload runs writers and readers against the managers until stop. Each
@@ -171,7 +173,17 @@ type workload struct {
 type regOp struct {
 	write      bool
 	key, value string
+	// via and note are for the visualisation only: the manager called and
+	// what it answered.
+	via, note string
 }
+
+// register names writer i's label. Every workload has registers of its
+// own: the model starts each register empty, and a key an earlier workload
+// on the same nodes wrote would start with that workload's last value (the
+// "Illegal" histories of T1 after T2, and of T3 after T1, were exactly
+// that first read).
+func register(tag string, i int) string { return fmt.Sprintf("%s-r%d", tag, i) }
 
 func newWorkload(a *apiClient, nodes []string) *workload {
 	return &workload{a: a, nodes: nodes, base: time.Now(), acked: map[string]string{}, counts: map[string]int{}, stop: make(chan struct{})}
@@ -188,7 +200,7 @@ func (w *workload) start(writers, readers int, tag string) {
 		w.wg.Add(1)
 		go func(i int) {
 			defer w.wg.Done()
-			node, key := w.nodes[i%len(w.nodes)], fmt.Sprintf("r%d", i)
+			node, key := w.nodes[i%len(w.nodes)], register(tag, i)
 			for seq := 0; ; seq++ {
 				select {
 				case <-w.stop:
@@ -198,8 +210,8 @@ func (w *workload) start(writers, readers int, tag string) {
 				val := fmt.Sprintf("%s-w%d-%05d", tag, i, seq)
 				addr := w.a.addrs[(i+seq)%len(w.a.addrs)]
 				call := w.clock()
-				res := w.a.write(addr, node, map[string]string{key: val, "a-" + val: "1"})
-				op := porcupine.Operation{ClientId: i, Input: regOp{write: true, key: key, value: val}, Call: call, Return: w.clock()}
+				res, note := w.a.write(addr, node, map[string]string{key: val, "a-" + val: "1"})
+				op := porcupine.Operation{ClientId: i, Input: regOp{write: true, key: key, value: val, via: addr, note: note}, Call: call, Return: w.clock()}
 				switch res {
 				case ok:
 					w.mu.Lock()
@@ -232,17 +244,17 @@ func (w *workload) start(writers, readers int, tag string) {
 				default:
 				}
 				reg := seq % writers
-				node, key := w.nodes[reg%len(w.nodes)], fmt.Sprintf("r%d", reg)
+				node, key := w.nodes[reg%len(w.nodes)], register(tag, reg)
 				addr := w.a.addrs[(r+seq)%len(w.a.addrs)]
 				call := w.clock()
-				labels, good, denied := w.a.readStatus(addr, node)
+				labels, good, code, index := w.a.readCode(addr, node)
 				ret := w.clock()
-				if denied {
+				if code == http.StatusNotFound {
 					w.count("reads-404")
 				}
 				if good {
 					w.mu.Lock()
-					w.history = append(w.history, porcupine.Operation{ClientId: 100 + r, Input: regOp{key: key}, Output: labels[key], Call: call, Return: ret})
+					w.history = append(w.history, porcupine.Operation{ClientId: 100 + r, Input: regOp{key: key, via: addr, note: "index " + index}, Output: labels[key], Call: call, Return: ret})
 					w.mu.Unlock()
 					w.count("reads")
 				} else {
@@ -299,6 +311,44 @@ func (w *workload) lost(t *testing.T) []string {
 	return out
 }
 
+// settleUnknown returns the history with the unknown outcomes made as
+// tight as the history itself proves, which keeps the check exact and its
+// search small (hundreds of writes pending forever make porcupine time
+// out). Every value is written once, so:
+//   - an unknown write no read returned can always be linearized after
+//     every other operation (its return is infinite), where it changes
+//     nothing: leaving it out gives the same verdict;
+//   - an unknown write some read returned must take effect before that
+//     read, so it returned by then: its return becomes the earliest such
+//     read's (never before its own call, so a read that saw the value
+//     before it was written stays illegal).
+func settleUnknown(hist []porcupine.Operation) []porcupine.Operation {
+	firstSeen := map[string]int64{} // key + value -> earliest return of a read that saw it
+	for _, op := range hist {
+		in := op.Input.(regOp)
+		if in.write {
+			continue
+		}
+		k := in.key + "\x00" + op.Output.(string)
+		if r, ok := firstSeen[k]; !ok || op.Return < r {
+			firstSeen[k] = op.Return
+		}
+	}
+	out := make([]porcupine.Operation, 0, len(hist))
+	for _, op := range hist {
+		in := op.Input.(regOp)
+		if in.write && op.Return == math.MaxInt64 {
+			r, seen := firstSeen[in.key+"\x00"+in.value]
+			if !seen {
+				continue
+			}
+			op.Return = max(r, op.Call+1)
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
 var registerModel = porcupine.Model{
 	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -327,8 +377,8 @@ var registerModel = porcupine.Model{
 	DescribeOperation: func(input, output interface{}) string {
 		in := input.(regOp)
 		if in.write {
-			return fmt.Sprintf("put %s=%s", in.key, in.value)
+			return fmt.Sprintf("put %s=%s via %s: %s", in.key, in.value, in.via, in.note)
 		}
-		return fmt.Sprintf("get %s -> %v", in.key, output)
+		return fmt.Sprintf("get %s -> %v via %s, %s", in.key, output, in.via, in.note)
 	},
 }
