@@ -8,15 +8,18 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -268,6 +271,35 @@ func TestNoQuorumRefusesWritesServesReads(t *testing.T) {
 	wantErr(t, err, http.StatusServiceUnavailable, NoQuorumMessage)
 	if _, err := admin.Nodes(t.Context()); err != nil {
 		t.Fatalf("reads must work without quorum: %v", err)
+	}
+}
+
+// A manager that cannot write its raft log names the disk's error, on the
+// leader (raft answered the proposal with it) and on a manager without a
+// leader (it keeps failing to store its first entry as leader), instead of
+// only "no quorum".
+func TestFullDiskNamesTheDisk(t *testing.T) {
+	enospc := fmt.Errorf("%w: write /var/lib/warren/raft/raft.db: %w", raftnode.ErrStorage, syscall.ENOSPC)
+	for _, tc := range []struct {
+		name   string
+		leader bool
+		err    error
+	}{
+		{"leader", true, enospc},
+		{"no leader", false, fmt.Errorf("no leader for 1.5s, and this manager cannot write its log: %w (%w)", enospc, errNoQuorum)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t)
+			be := c.backend(t, "m1", tc.leader)
+			be.storageErr = tc.err
+			if !tc.leader {
+				be.leaderID = ""
+			}
+			srv := c.serve(t, c.newServer(t, be).Handler())
+			admin := c.client(t, "admin", hostOf(srv))
+			_, err := admin.CreateService(t.Context(), webSpec("web", 0))
+			wantErr(t, err, http.StatusServiceUnavailable, "raft log write failed: write /var/lib/warren/raft/raft.db: no space left on device")
+		})
 	}
 }
 

@@ -40,6 +40,9 @@ type fakeBackend struct {
 	// leaderAddr is the leader's raft address (default "raft:<leaderID>").
 	leaderAddr string
 	noQuorum   bool
+	// storageErr, when set, fails writes as raftnode does when this
+	// manager cannot write its raft log.
+	storageErr error
 	// catchingUp models a restarted manager whose store is behind its log.
 	catchingUp bool
 	members    []Member
@@ -58,8 +61,11 @@ func (f *fakeBackend) WaitIndex(ctx context.Context, after uint64) (uint64, erro
 
 func (f *fakeBackend) Apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	f.mu.Lock()
-	leader, nq := f.leader, f.noQuorum
+	leader, nq, se := f.leader, f.noQuorum, f.storageErr
 	f.mu.Unlock()
+	if se != nil {
+		return 0, se
+	}
 	if nq {
 		return 0, fmt.Errorf("apply: %w", errNoQuorum)
 	}
@@ -87,6 +93,12 @@ func (f *fakeBackend) Leader() (string, string) {
 }
 func (f *fakeBackend) AwaitLeader(context.Context) (string, string, error) {
 	id, addr := f.Leader()
+	f.mu.Lock()
+	se := f.storageErr
+	f.mu.Unlock()
+	if id == "" && se != nil {
+		return "", "", fmt.Errorf("no leader: %w (%w)", se, errNoQuorum)
+	}
 	if id == "" {
 		return "", "", fmt.Errorf("no leader: %w", errNoQuorum)
 	}

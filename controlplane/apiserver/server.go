@@ -403,7 +403,7 @@ func (s *Server) caughtUp(ctx context.Context) error {
 func (s *Server) leaderAPIAddr(ctx context.Context) (string, string, error) {
 	lid, raftAddr, err := s.b.AwaitLeader(ctx)
 	if err != nil {
-		return "", "", &httpError{status: http.StatusServiceUnavailable, cause: err, msg: NoQuorumMessage}
+		return "", "", noLeaderError(err)
 	}
 	if n, ok := s.b.View().Node(lid); ok && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
 		return lid, n.Status.Manager.APIAddr, nil
@@ -412,6 +412,17 @@ func (s *Server) leaderAPIAddr(ctx context.Context) (string, string, error) {
 		return lid, raftAddr, nil
 	}
 	return lid, "", errorf(http.StatusServiceUnavailable, "the leader %s has no known API address yet; retry", lid)
+}
+
+// noLeaderError is the answer to a write no leader took. A manager that
+// cannot write its own raft log says so, with the disk's error: that is
+// what the operator must fix, and "no quorum" alone would send them to the
+// other managers.
+func noLeaderError(err error) error {
+	if errors.Is(err, raftnode.ErrStorage) {
+		return &httpError{status: http.StatusServiceUnavailable, cause: err, msg: err.Error()}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, cause: err, msg: NoQuorumMessage}
 }
 
 // forward proxies the request to the leader with this manager's certificate,
@@ -472,6 +483,8 @@ func (s *Server) apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	switch {
 	case err == nil:
 		return idx, nil
+	case errors.Is(err, raftnode.ErrStorage):
+		return 0, noLeaderError(err)
 	case errors.Is(err, s.cfg.NoQuorum):
 		return 0, errorf(http.StatusServiceUnavailable, "%s", NoQuorumMessage)
 	case errors.Is(err, store.ErrConflict):

@@ -10,7 +10,9 @@
 //
 // It turns raft's errors into the ones callers act on: *NotLeaderError (send
 // the write to the leader), ErrNoQuorum (the cluster is read-only until
-// enough managers return) and the FSM's store.ErrConflict (re-read, retry).
+// enough managers return), ErrStorage (this manager cannot write its log:
+// the error names the disk's failure) and the FSM's store.ErrConflict
+// (re-read, retry).
 //
 // The package must not import the API server, scheduler or anything kernel-
 // or runtime-facing (dataplane, runtime, cni, cilium/ebpf, containerd,

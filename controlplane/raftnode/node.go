@@ -127,6 +127,8 @@ type Node struct {
 	bolt  *raftboltdb.BoltStore
 	store *store.Store
 	logs  raft.LogStore
+	// watched is logs, remembering whether its last write failed.
+	watched *watchedLogs
 	// startIndex is the last index of the log when this node started; see
 	// CaughtUp.
 	startIndex uint64
@@ -281,6 +283,8 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("raft config: %w", err)
 	}
 
+	n.watched = &watchedLogs{LogStore: logs}
+
 	exists, err := raft.HasExistingState(logs, bolt, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
@@ -297,7 +301,7 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		cfg.Logger.Info("raft state exists, not bootstrapping", zap.String("dir", cfg.DataDir))
 	}
 
-	r, err := raft.NewRaft(rc, store.NewFSM(st), logs, bolt, snaps, n.trans)
+	r, err := raft.NewRaft(rc, store.NewFSM(st), n.watched, bolt, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -444,7 +448,7 @@ func (n *Node) AwaitLeader(ctx context.Context) (id, addr string, err error) {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return "", "", fmt.Errorf("no leader for %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
+			return "", "", n.noLeader()
 		case <-ctx.Done():
 			return "", "", fmt.Errorf("wait for raft leader: %w", ctx.Err())
 		}
@@ -482,7 +486,7 @@ func (n *Node) awaitLeader(ctx context.Context) error {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return fmt.Errorf("no leader for %v: %w", n.cfg.NoQuorumWait, ErrNoQuorum)
+			return n.noLeader()
 		case <-ctx.Done():
 			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
 		}
@@ -493,7 +497,9 @@ func (n *Node) awaitLeader(ctx context.Context) error {
 // manager (the leader), returning its raft index.
 //
 // Errors: *NotLeaderError on a follower; an error wrapping ErrNoQuorum when
-// no leader exists; store.ErrConflict or store.ErrInvalid from the FSM, as
+// no leader exists, which also wraps ErrStorage when this manager's own log
+// writes are failing; ErrStorage when the leader could not store the entry
+// (it then steps down); store.ErrConflict or store.ErrInvalid from the FSM, as
 // is (the index is then that of the rejected entry). If leadership is lost
 // or ctx ends after the entry was proposed, the entry may still commit
 // later: callers that retry should guard the batch with Expect.
@@ -546,6 +552,8 @@ func (n *Node) mapErr(ctx context.Context, err error) error {
 		return fmt.Errorf("raft: %w", err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown
+	case errors.Is(err, ErrStorage):
+		return err // it names the disk already
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("raft: %w: %w", err, context.DeadlineExceeded)
 	}
