@@ -117,6 +117,7 @@ func (w *workload) check(t *testing.T) (lost int, lin porcupine.CheckResult) {
 	}
 	w.mu.Lock()
 	hist := settleUnknown(w.history)
+	t.Logf("workload counts: %v", w.counts)
 	w.mu.Unlock()
 	lin, info := porcupine.CheckOperationsVerbose(registerModel, hist, 60*time.Second)
 	if lin != porcupine.Ok || os.Getenv("WARREN_RELIABILITY_VISUALIZE") == "1" {

@@ -14,11 +14,13 @@ import (
 // profile picks the number of fault rounds: short for CI, full for make
 // reliability.
 func profile(short, full int) int {
-	if os.Getenv("WARREN_RELIABILITY_PROFILE") == "full" {
+	if fullProfile() {
 		return full
 	}
 	return short
 }
+
+func fullProfile() bool { return os.Getenv("WARREN_RELIABILITY_PROFILE") == "full" }
 
 type row struct{ id, name, result, figures string }
 

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func (a *apiClient) write(addr, nodeID string, labels map[string]string) (outcom
 // answer that is not a linearizable read (an error, or one the manager
 // marked stale because it could not confirm its leadership).
 func (a *apiClient) read(addr, nodeID string) (map[string]string, bool) {
-	l, good, _, _ := a.readCode(addr, nodeID)
+	l, good, _, _, _ := a.readCode(addr, nodeID)
 	return l, good
 }
 
@@ -134,24 +135,31 @@ func (a *apiClient) read(addr, nodeID string) (map[string]string, bool) {
 // answer came from (Warren-Index). Every node read here exists for the
 // whole run, so a 404 is a manager answering from a store that has not
 // caught up.
-func (a *apiClient) readCode(addr, nodeID string) (map[string]string, bool, int, string) {
+func (a *apiClient) readCode(addr, nodeID string) (labels map[string]string, good bool, status int, index, why string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/nodes/"+nodeID, nil)
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return nil, false, 0, ""
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return nil, false, 0, "", op.Op
+		}
+		return nil, false, 0, "", "transport"
 	}
 	defer resp.Body.Close()
-	index := resp.Header.Get(client.HeaderIndex)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(client.HeaderConsistency) == "stale" {
-		return nil, false, resp.StatusCode, index
+	index = resp.Header.Get(client.HeaderIndex)
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return nil, false, resp.StatusCode, index, strconv.Itoa(resp.StatusCode)
+	case resp.Header.Get(client.HeaderConsistency) == "stale":
+		return nil, false, resp.StatusCode, index, "stale"
 	}
 	var n api.Node
 	if err := json.NewDecoder(resp.Body).Decode(&n); err != nil {
-		return nil, false, 0, index
+		return nil, false, 0, index, "decode"
 	}
-	return n.Spec.Labels, true, resp.StatusCode, index
+	return n.Spec.Labels, true, resp.StatusCode, index, ""
 }
 
 // workload runs writers and readers against the managers until stop. Each
@@ -247,7 +255,7 @@ func (w *workload) start(writers, readers int, tag string) {
 				node, key := w.nodes[reg%len(w.nodes)], register(tag, reg)
 				addr := w.a.addrs[(r+seq)%len(w.a.addrs)]
 				call := w.clock()
-				labels, good, code, index := w.a.readCode(addr, node)
+				labels, good, code, index, why := w.a.readCode(addr, node)
 				ret := w.clock()
 				if code == http.StatusNotFound {
 					w.count("reads-404")
@@ -259,6 +267,7 @@ func (w *workload) start(writers, readers int, tag string) {
 					w.count("reads")
 				} else {
 					w.count("reads-failed")
+					w.count("reads-failed " + why)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
