@@ -1,9 +1,9 @@
 // Package reliability is Warren's reliability matrix: faults injected into
-// real clusters of warren binaries on namespace hosts (the harness is a copy
-// of kernel-tests/cluster's, so the two suites can change independently),
-// with the outcome checked rather than eyeballed — a porcupine
-// linearizability check over the history clients recorded, and the set of
-// acknowledged writes compared with what the cluster holds afterwards.
+// real clusters of warren binaries on namespace hosts (the harness of
+// kernel-tests/ktest, shared with kernel-tests/cluster), with the outcome
+// checked rather than eyeballed — a porcupine linearizability check over
+// the history clients recorded, and the set of acknowledged writes
+// compared with what the cluster holds afterwards.
 //
 // Every test prints one summary line (RELIABILITY <id> …) with its figures;
 // the test binary ends with the table of them. WARREN_RELIABILITY_PROFILE
