@@ -14,6 +14,7 @@ type collector struct {
 	nodes, services, tasks                    *prometheus.Desc
 	isLeader, term, commitIndex, appliedIndex *prometheus.Desc
 	lastContact, storeIndex                   *prometheus.Desc
+	quorum                                    quorumDescs
 }
 
 // NewCollector returns the manager's Prometheus collector.
@@ -29,6 +30,7 @@ func NewCollector(m *Manager) prometheus.Collector {
 		appliedIndex: prometheus.NewDesc("warren_raft_applied_index", "Last raft index applied to the state store.", nil, nil),
 		lastContact:  prometheus.NewDesc("warren_raft_last_contact_seconds", "Time since this follower last heard from the leader (0 on the leader, -1 never).", nil, nil),
 		storeIndex:   prometheus.NewDesc("warren_store_index", "Raft index of the local state store.", nil, nil),
+		quorum:       newQuorumDescs(),
 	}
 }
 
@@ -36,6 +38,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.nodes, c.services, c.tasks, c.isLeader, c.term, c.commitIndex, c.appliedIndex, c.lastContact, c.storeIndex} {
 		ch <- d
 	}
+	c.quorum.describe(ch)
 	c.m.acks.propagation().Describe(ch)
 }
 
@@ -90,4 +93,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		lc = -1
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastContact, prometheus.GaugeValue, lc)
+	c.quorum.collect(ch, c.m.raft, st)
 }
