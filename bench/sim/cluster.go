@@ -1,3 +1,5 @@
+//go:build linux
+
 package sim
 
 import (
@@ -6,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -144,8 +147,10 @@ func (c *Cluster) start(m *Manager) error {
 	}
 	cmd := exec.Command(c.bin, m.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), "WARREN_PPROF=1")
 	// Its own process group, so a kill reaches everything it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a bench that dies (panic, timeout) takes its managers along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start manager %s: %w", m.Name, err)
@@ -294,6 +299,29 @@ func parseMetrics(sc *bufio.Scanner) (map[string]float64, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// Profile saves m's /debug/pprof/<kind> (e.g. "profile?seconds=10",
+// "heap") to path.
+func (c *Cluster) Profile(m *Manager, kind, path string) error {
+	hc := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := hc.Get("http://" + m.Metrics + "/debug/pprof/" + kind)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s of %s: %s", kind, m.Name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func freeAddr() (string, error) {

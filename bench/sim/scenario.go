@@ -1,3 +1,5 @@
+//go:build linux
+
 package sim
 
 import (
@@ -6,12 +8,14 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
 )
 
 // Profile sizes one run.
@@ -91,6 +95,7 @@ type run struct {
 
 	api       map[string]*Latencies // service ls / inspect / create while busy
 	maxRSS    atomic.Int64
+	retries   atomic.Int64 // calls retried on 503
 	replTotal int // replicated tasks desired
 }
 
@@ -103,6 +108,9 @@ func (r *run) logf(format string, args ...any) {
 func (r *run) closeNodes() {
 	var wg sync.WaitGroup
 	for _, n := range r.nodes {
+		if n == nil {
+			continue // its join failed
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); n.Close() }()
 	}
@@ -354,6 +362,20 @@ func (r *run) replicated(ctx context.Context) error {
 		left -= k
 	}
 	r.replTotal = r.p.Tasks
+	if dir := os.Getenv("WARREN_SIM_PPROF"); dir != "" {
+		if i, err := r.c.Leader(); err == nil {
+			m := r.c.Managers[i]
+			go func() {
+				path := filepath.Join(dir, r.p.Name+"-leader-cpu.pprof")
+				if err := r.c.Profile(m, "profile?seconds=15", path); err != nil {
+					r.logf("cpu profile: %v", err)
+				}
+				if err := r.c.Profile(m, "heap", filepath.Join(dir, r.p.Name+"-leader-heap.pprof")); err != nil {
+					r.logf("heap profile: %v", err)
+				}
+			}()
+		}
+	}
 	s0, p0, err := r.leaderStat()
 	if err != nil {
 		return err
@@ -371,7 +393,7 @@ func (r *run) replicated(ctx context.Context) error {
 				if i >= len(batches) {
 					return
 				}
-				if _, err := r.c.Admin.CreateService(ctx, batches[i].spec); err != nil {
+				if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, batches[i].spec); return err }); err != nil {
 					errc <- fmt.Errorf("create %s: %w", batches[i].name, err)
 					return
 				}
@@ -399,6 +421,24 @@ func (r *run) replicated(ctx context.Context) error {
 	return nil
 }
 
+// retry calls f until it succeeds, for as long as it fails with 503 (no
+// leader, leadership lost mid-request): what an operator's script does on
+// a cluster that is electing. Retries are counted for the table.
+func (r *run) retry(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if client.StatusOf(err) != http.StatusServiceUnavailable {
+			return err
+		}
+		r.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 func (r *run) raftFigures(phase string, s0, s1 map[string]float64, p0, p1 procStat, el time.Duration) {
 	sec := el.Seconds()
 	r.tb.Add("raft entries/s "+phase, "%.0f", (s1["warren_raft_commit_index"]-s0["warren_raft_commit_index"])/sec)
@@ -416,7 +456,7 @@ func (r *run) global(ctx context.Context) error {
 	start := time.Now()
 	s := spec("everywhere", 0, "v1")
 	s.Mode = api.ModeGlobal
-	if _, err := r.c.Admin.CreateService(ctx, s); err != nil {
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, s); return err }); err != nil {
 		return err
 	}
 	if err := r.runningAtLeast(ctx, "the global service on every node", r.replTotal+r.p.Nodes); err != nil {
@@ -431,7 +471,8 @@ func (r *run) global(ctx context.Context) error {
 }
 
 func (r *run) weightChange(ctx context.Context) error {
-	svc, err := r.c.Admin.Service(ctx, "weights")
+	var svc *api.Service
+	err := r.retry(ctx, func() (err error) { svc, err = r.c.Admin.Service(ctx, "weights"); return err })
 	if err != nil {
 		return err
 	}
@@ -439,7 +480,7 @@ func (r *run) weightChange(ctx context.Context) error {
 	next := svc.Spec
 	next.Version, next.Task.Container.Image = "v2", "warren/demo:v2"
 	r.watch.Arm(func(a *api.Assignments) bool { w, ok := groupWeight(a, "weights", "v2"); return ok && w == 10 })
-	if _, err := r.c.Admin.UpdateService(ctx, "weights", next); err != nil {
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "weights", next); return err }); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -452,7 +493,7 @@ func (r *run) weightChange(ctx context.Context) error {
 	// The weight change itself: 10 → 50.
 	next.Update.CanaryWeight = 50
 	r.watch.Arm(func(a *api.Assignments) bool { w, ok := groupWeight(a, "weights", "v2"); return ok && w == 50 })
-	if _, err := r.c.Admin.UpdateService(ctx, "weights", next); err != nil {
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "weights", next); return err }); err != nil {
 		return err
 	}
 	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
@@ -467,7 +508,8 @@ func (r *run) weightChange(ctx context.Context) error {
 }
 
 func (r *run) rolling(ctx context.Context) error {
-	svc, err := r.c.Admin.Service(ctx, "roll")
+	var svc *api.Service
+	err := r.retry(ctx, func() (err error) { svc, err = r.c.Admin.Service(ctx, "roll"); return err })
 	if err != nil {
 		return err
 	}
@@ -478,7 +520,7 @@ func (r *run) rolling(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	if _, err := r.c.Admin.UpdateService(ctx, "roll", next); err != nil {
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
 	}
 	err = until(ctx, "the rolling update to complete", func() (bool, error) {
@@ -621,6 +663,7 @@ func (r *run) summary() {
 	}
 	r.tb.Goal("leader RSS (peak)", "≤ 300 MiB", rss <= goalLeaderRSS, "%s", mib(rss))
 	if s, _, err := r.leaderStat(); err == nil {
-		r.tb.Add("leader elections counted by the new metric", "%.0f", s["warren_raft_elections_total"])
+		r.tb.Add("leader changes seen by the leader (warren_raft_elections_total)", "%.0f (incl. %d kills)", s["warren_raft_elections_total"], r.p.Kills)
 	}
+	r.tb.Add("API calls retried on 503 (no leader)", "%d", r.retries.Load())
 }

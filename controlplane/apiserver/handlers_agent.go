@@ -187,6 +187,7 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identit
 	if err != nil {
 		return err
 	}
+	countReports(rep.Tasks)
 	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx})
 	return nil
 }

@@ -65,7 +65,9 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
-	const attempts = 8
+	// Each loser of a round re-reads and tries again, so the bound only
+	// has to exceed the number of concurrent creators.
+	const attempts = 32
 	for i := 1; ; i++ {
 		v := s.b.View()
 		sp := spec

@@ -209,7 +209,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) buildMux(routes []Route) *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
-		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+		mux.Handle(rt.Method+" "+rt.Pattern, timed(rt, s.wrap(rt)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, client.Error{Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})

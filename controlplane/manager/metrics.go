@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/apiserver"
 )
 
 // collector exposes cluster and raft figures, read from the local store and
@@ -39,11 +40,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.quorum.describe(ch)
+	for _, m := range apiserver.Metrics() {
+		m.Describe(ch)
+	}
 	c.m.acks.propagation().Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.m.acks.propagation().Collect(ch)
+	for _, m := range apiserver.Metrics() {
+		m.Collect(ch)
+	}
 	v := c.m.st.View()
 	type na struct{ s, a string }
 	nodes := map[na]int{}
