@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -96,7 +96,7 @@ type run struct {
 	api       map[string]*Latencies // service ls / inspect / create while busy
 	maxRSS    atomic.Int64
 	retries   atomic.Int64 // calls retried on 503
-	replTotal int // replicated tasks desired
+	replTotal int          // replicated tasks desired
 }
 
 func (r *run) logf(format string, args ...any) {
