@@ -157,7 +157,9 @@ func (r *run) leaderStat() (map[string]float64, procStat, error) {
 	return s, ps, err
 }
 
-// until polls cond every 100ms until it holds or ctx ends.
+// until polls cond every 100ms until it holds or ctx ends. (Each poll
+// scrapes the leader's /metrics, which walks every task: the bench's own
+// load on the leader, visible in its CPU profile as Registry.Gather.)
 func until(ctx context.Context, what string, cond func() (bool, error)) error {
 	var last error
 	for {

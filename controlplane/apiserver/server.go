@@ -57,6 +57,10 @@ type Config struct {
 	RaftAddrIsAPIAddr bool
 	// Audit, when set, receives one entry per administrative write (audit.go).
 	Audit *AuditLog
+	// AssignmentsCoalesce is how long an agent's blocking query, once woken
+	// by a change, waits for the rest of the burst before answering
+	// (default 100ms; negative: answer at once).
+	AssignmentsCoalesce time.Duration
 }
 
 // Server serves the v1 API. Create it with New.
@@ -78,6 +82,8 @@ type Server struct {
 	joinMu sync.Mutex
 
 	dek dekCache
+
+	shared sharedCache // the node-independent part of the assignments
 }
 
 // New checks cfg and builds the route table.
@@ -105,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CatchUpWait <= 0 {
 		cfg.CatchUpWait = 5 * time.Second
+	}
+	if cfg.AssignmentsCoalesce == 0 {
+		cfg.AssignmentsCoalesce = 100 * time.Millisecond
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, log: cfg.Logger.Named("api")}
 	s.routes = s.routeTable()

@@ -1,0 +1,101 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/endpoints"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// sharedCache holds the part of the assignments every node gets at the
+// store's latest index, already encoded: the service table and the peers
+// are the bulk of an answer and the same for all nodes, so a change woken
+// N agents costs one computation and one encoding instead of N.
+type sharedCache struct {
+	mu  sync.Mutex
+	cur *sharedAt
+}
+
+type sharedAt struct {
+	shared   *endpoints.Shared
+	services json.RawMessage
+	peers    []json.RawMessage // parallel to shared.Peers()
+}
+
+// at returns the encoded shared part of v, computing it when v is newer
+// than what is held. Callers woken by the same change wait for the first
+// one's computation instead of repeating it.
+func (c *sharedCache) at(v *store.View) (*sharedAt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil && c.cur.shared.Index() == v.Index() {
+		return c.cur, nil
+	}
+	var cl api.Cluster
+	if x := v.Cluster(); x != nil {
+		cl = *x
+	}
+	sh := endpoints.NewShared(endpoints.ClusterView{
+		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
+	})
+	svcs, err := json.Marshal(sh.Services())
+	if err != nil {
+		return nil, err
+	}
+	out := &sharedAt{shared: sh, services: svcs, peers: make([]json.RawMessage, len(sh.Peers()))}
+	for i, p := range sh.Peers() {
+		if out.peers[i], err = json.Marshal(p); err != nil {
+			return nil, err
+		}
+	}
+	// An older view (a request that read it before a newer one was cached)
+	// is answered but not kept: the cache only moves forward.
+	if c.cur == nil || c.cur.shared.Index() < sh.Index() {
+		c.cur = out
+	}
+	return out, nil
+}
+
+// peersFor is the encoded peer list without nodeID itself.
+func (s *sharedAt) peersFor(nodeID string) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	first := true
+	for i, p := range s.shared.Peers() {
+		if p.NodeID == nodeID {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.Write(s.peers[i])
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// assignmentsWire is api.Assignments with the shared parts pre-encoded. Its
+// JSON must be exactly api.Assignments' (a test compares the fields).
+type assignmentsWire struct {
+	Index    uint64             `json:"index"`
+	NodeID   string             `json:"node_id"`
+	Tasks    []api.Task         `json:"tasks"`
+	Services json.RawMessage    `json:"services"`
+	Peers    json.RawMessage    `json:"peers"`
+	Network  api.ClusterNetwork `json:"network"`
+	Role     api.NodeRole       `json:"role,omitempty"`
+	Managers []string           `json:"managers"`
+	Secrets  []api.SecretValue  `json:"secrets,omitempty"`
+	CacheKey []byte             `json:"cache_key,omitempty"`
+}
+
+func wire(a api.Assignments, services, peers json.RawMessage) assignmentsWire {
+	return assignmentsWire{
+		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Services: services, Peers: peers,
+		Network: a.Network, Role: a.Role, Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey,
+	}
+}
