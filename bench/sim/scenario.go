@@ -58,6 +58,11 @@ func Run(ctx context.Context, bin, dir string, p Profile, logw io.Writer) (*Tabl
 	}
 	r.c = c
 	defer c.Stop()
+	defer func() {
+		for _, f := range r.cleanup {
+			f()
+		}
+	}()
 	defer r.closeNodes()
 	stopSampler := r.sampleLeader()
 	defer stopSampler()
@@ -96,6 +101,7 @@ type run struct {
 	api       map[string]*Latencies // service ls / inspect / create while busy
 	maxRSS    atomic.Int64
 	retries   atomic.Int64 // calls retried on 503
+	cleanup   []func()
 	replTotal int          // replicated tasks desired
 }
 
@@ -183,6 +189,18 @@ func until(ctx context.Context, what string, cond func() (bool, error)) error {
 
 func (r *run) join(ctx context.Context) error {
 	nodesDir := filepath.Join(filepath.Dir(r.c.Managers[0].Dir), "nodes")
+	// Each simulated node's bbolt cache syncs on every report, as a real
+	// node's does on its own disk; hundreds of them on the managers' one
+	// disk would measure that disk (and starve raft's fsync into
+	// elections). Memory stands in for their disks; the managers stay on disk.
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && os.Getenv("WARREN_SIM_NODES_ON_DISK") == "" {
+		d, err := os.MkdirTemp("/dev/shm", "warren-sim-nodes-")
+		if err != nil {
+			return err
+		}
+		nodesDir = d
+		r.cleanup = append(r.cleanup, func() { _ = os.RemoveAll(d) })
+	}
 	r.nodes = make([]*Node, r.p.Nodes)
 	var next atomic.Int64
 	var wg sync.WaitGroup

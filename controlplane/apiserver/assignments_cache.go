@@ -25,14 +25,18 @@ type sharedAt struct {
 	peers    []json.RawMessage // parallel to shared.Peers()
 }
 
-// at returns the encoded shared part of v, computing it when v is newer
-// than what is held. Callers woken by the same change wait for the first
-// one's computation instead of repeating it.
-func (c *sharedCache) at(v *store.View) (*sharedAt, error) {
+// latest reads the store's view under the cache's lock and returns it with
+// its encoded shared part, computing that only when the view moved past
+// what is held. Reading the view under the lock means a computation is
+// always for the newest index: agents woken by one burst queue here and all
+// but the first find it done, instead of each recomputing the view it read
+// a moment before.
+func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	v := view()
 	if c.cur != nil && c.cur.shared.Index() == v.Index() {
-		return c.cur, nil
+		return v, c.cur, nil
 	}
 	var cl api.Cluster
 	if x := v.Cluster(); x != nil {
@@ -43,20 +47,16 @@ func (c *sharedCache) at(v *store.View) (*sharedAt, error) {
 	})
 	svcs, err := json.Marshal(sh.Services())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := &sharedAt{shared: sh, services: svcs, peers: make([]json.RawMessage, len(sh.Peers()))}
 	for i, p := range sh.Peers() {
 		if out.peers[i], err = json.Marshal(p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	// An older view (a request that read it before a newer one was cached)
-	// is answered but not kept: the cache only moves forward.
-	if c.cur == nil || c.cur.shared.Index() < sh.Index() {
-		c.cur = out
-	}
-	return out, nil
+	c.cur = out
+	return v, out, nil
 }
 
 // peersFor is the encoded peer list without nodeID itself.

@@ -148,13 +148,12 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 			}
 		}
 	}
-	v := s.b.View()
-	if _, ok := v.Node(id.NodeID); !ok {
-		return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
-	}
-	sh, err := s.shared.at(v)
+	v, sh, err := s.shared.latest(s.b.View)
 	if err != nil {
 		return err
+	}
+	if _, ok := v.Node(id.NodeID); !ok {
+		return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
 	}
 	a := sh.shared.Header(id.NodeID)
 	if a.Index == 0 {
@@ -185,11 +184,11 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identit
 		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index()})
 		return nil
 	}
-	b := &store.Batch{}
+	ups := make([]store.TaskStatusUpdate, 0, len(rep.Tasks))
 	for taskID, st := range rep.Tasks {
-		b.TaskStatuses = append(b.TaskStatuses, store.TaskStatusUpdate{TaskID: taskID, NodeID: id.NodeID, Status: st})
+		ups = append(ups, store.TaskStatusUpdate{TaskID: taskID, NodeID: id.NodeID, Status: st})
 	}
-	idx, err := s.apply(r.Context(), b)
+	idx, err := s.applyReports(r.Context(), ups)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,8 @@ type Server struct {
 
 	dek dekCache
 
-	shared sharedCache // the node-independent part of the assignments
+	shared  sharedCache   // the node-independent part of the assignments
+	reports reportBatcher // status reports of many nodes, one raft entry
 }
 
 // New checks cfg and builds the route table.
