@@ -26,6 +26,9 @@ type Profile struct {
 	// (one service per batch); RollingTasks of them belong to the service
 	// that is rolled, WeightTasks to the canary whose weight changes.
 	Tasks, ServiceSize, RollingTasks, WeightTasks int
+	// RollingSteps is how many batches the rolling update takes
+	// (parallelism RollingTasks / RollingSteps).
+	RollingSteps int
 	// JoinConcurrency is how many nodes join at once.
 	JoinConcurrency int
 	// Kills is how many times the leader is killed (SIGKILL) and restarted.
@@ -370,7 +373,7 @@ func (r *run) replicated(ctx context.Context) error {
 	}
 	var batches []batch
 	roll := spec("roll", r.p.RollingTasks, "v1")
-	roll.Update.Parallelism = uint64(max(1, r.p.RollingTasks/10))
+	roll.Update.Parallelism = uint64(max(1, r.p.RollingTasks/r.p.RollingSteps))
 	batches = append(batches, batch{"roll", r.p.RollingTasks, roll})
 	w := spec("weights", r.p.WeightTasks, "v1")
 	w.Update.Strategy, w.Update.CanaryWeight = api.StrategyCanary, 10
@@ -486,6 +489,9 @@ func (r *run) global(ctx context.Context) error {
 	for _, op := range []string{"service ls", "service inspect", "service create"} {
 		p50, p95, p99, n, errs := r.api[op].Summary()
 		r.tb.Goal("API "+op+" while busy p50 / p95 / p99", "p95 ≤ 50 ms", p95 <= goalAPIP95, "%s / %s / %s (%d calls, %d errors)", ms(p50), ms(p95), ms(p99), n, errs)
+		if err := r.api[op].LastErr(); err != nil {
+			r.logf("%s: last error: %v", op, err)
+		}
 	}
 	return nil
 }

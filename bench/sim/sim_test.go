@@ -17,13 +17,13 @@ import (
 // make sim (500 and 2,000 nodes; 5,000 with WARREN_SIM_NODES=5000).
 var profiles = map[string][]Profile{
 	"smoke": {{
-		Name: "smoke", Nodes: 200, Tasks: 2000, ServiceSize: 100, RollingTasks: 500, WeightTasks: 20,
-		JoinConcurrency: 16, Kills: 1, Disconnect: 0.1, Deadline: 3 * time.Minute,
+		Name: "smoke", Nodes: 200, Tasks: 2000, ServiceSize: 100, RollingTasks: 200, RollingSteps: 4, WeightTasks: 20,
+		JoinConcurrency: 16, Kills: 1, Disconnect: 0.1, Deadline: 5 * time.Minute,
 	}},
 	"full": {
-		{Name: "full-500", Nodes: 500, Tasks: 10000, ServiceSize: 250, RollingTasks: 5000, WeightTasks: 50,
+		{Name: "full-500", Nodes: 500, Tasks: 10000, ServiceSize: 250, RollingTasks: 5000, RollingSteps: 10, WeightTasks: 50,
 			JoinConcurrency: 16, Kills: 3, Disconnect: 0.1, Deadline: 15 * time.Minute},
-		{Name: "full-2000", Nodes: 2000, Tasks: 50000, ServiceSize: 500, RollingTasks: 5000, WeightTasks: 100,
+		{Name: "full-2000", Nodes: 2000, Tasks: 50000, ServiceSize: 500, RollingTasks: 5000, RollingSteps: 10, WeightTasks: 100,
 			JoinConcurrency: 16, Kills: 3, Disconnect: 0.1, Deadline: 30 * time.Minute},
 	},
 }
@@ -68,7 +68,7 @@ func BenchmarkSim(b *testing.B) {
 		b.Fatalf("WARREN_SIM_PROFILE=%q: no such profile (smoke, full)", name)
 	}
 	if v := os.Getenv("WARREN_SIM_NODES"); v != "" && name == "full" {
-		ps = append(ps, Profile{Name: "full-" + v, Nodes: 5000, Tasks: 50000, ServiceSize: 500, RollingTasks: 5000, WeightTasks: 100,
+		ps = append(ps, Profile{Name: "full-" + v, Nodes: 5000, Tasks: 50000, ServiceSize: 500, RollingTasks: 5000, RollingSteps: 10, WeightTasks: 100,
 			JoinConcurrency: 16, Kills: 1, Disconnect: 0.1, Deadline: 40 * time.Minute})
 	}
 	bin := warrenBin(b)

@@ -28,9 +28,10 @@ func Quantile(xs []time.Duration, q float64) time.Duration {
 
 // Latencies collects durations from many goroutines.
 type Latencies struct {
-	mu   sync.Mutex
-	xs   []time.Duration
-	errs int
+	mu      sync.Mutex
+	xs      []time.Duration
+	errs    int
+	lastErr error
 }
 
 // Add records one sample, or one failure when err is not nil.
@@ -39,9 +40,17 @@ func (l *Latencies) Add(d time.Duration, err error) {
 	defer l.mu.Unlock()
 	if err != nil {
 		l.errs++
+		l.lastErr = err
 		return
 	}
 	l.xs = append(l.xs, d)
+}
+
+// LastErr is the last failure recorded, nil if none.
+func (l *Latencies) LastErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
 }
 
 // Summary is "p50 / p95 / p99 (n, errors)".

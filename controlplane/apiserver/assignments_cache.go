@@ -78,14 +78,15 @@ func (s *sharedAt) peersFor(nodeID string) json.RawMessage {
 	return b.Bytes()
 }
 
-// assignmentsWire is api.Assignments with the shared parts pre-encoded. Its
-// JSON must be exactly api.Assignments' (a test compares the fields).
-type assignmentsWire struct {
+// assignmentsHead is api.Assignments without Services and Peers, which
+// are spliced in already encoded: encoding/json would re-validate and
+// compact a json.RawMessage of the whole service table for every node,
+// which cost more than encoding it. A test keeps the fields in step with
+// api.Assignments.
+type assignmentsHead struct {
 	Index    uint64             `json:"index"`
 	NodeID   string             `json:"node_id"`
 	Tasks    []api.Task         `json:"tasks"`
-	Services json.RawMessage    `json:"services"`
-	Peers    json.RawMessage    `json:"peers"`
 	Network  api.ClusterNetwork `json:"network"`
 	Role     api.NodeRole       `json:"role,omitempty"`
 	Managers []string           `json:"managers"`
@@ -93,9 +94,23 @@ type assignmentsWire struct {
 	CacheKey []byte             `json:"cache_key,omitempty"`
 }
 
-func wire(a api.Assignments, services, peers json.RawMessage) assignmentsWire {
-	return assignmentsWire{
-		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Services: services, Peers: peers,
-		Network: a.Network, Role: a.Role, Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey,
+// encodeAssignments is the JSON of a with the given encoded services and
+// peers in place of its own.
+func encodeAssignments(a api.Assignments, services, peers json.RawMessage) ([]byte, error) {
+	head, err := json.Marshal(assignmentsHead{
+		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Network: a.Network, Role: a.Role,
+		Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey,
+	})
+	if err != nil {
+		return nil, err
 	}
+	var b bytes.Buffer
+	b.Grow(len(head) + len(services) + len(peers) + 32)
+	b.Write(head[:len(head)-1]) // without its closing brace
+	b.WriteString(`,"services":`)
+	b.Write(services)
+	b.WriteString(`,"peers":`)
+	b.Write(peers)
+	b.WriteString("}\n")
+	return b.Bytes(), nil
 }

@@ -21,8 +21,10 @@ func TestAssignmentsWireHasTheFieldsOfAssignments(t *testing.T) {
 		}
 		return out
 	}
-	if a, w := tags(api.Assignments{}), tags(assignmentsWire{}); !reflect.DeepEqual(a, w) {
-		t.Fatalf("assignmentsWire fields %v differ from api.Assignments fields %v", w, a)
+	head := tags(assignmentsHead{})
+	head["Services"], head["Peers"] = "services", "peers" // spliced in by encodeAssignments
+	if a := tags(api.Assignments{}); !reflect.DeepEqual(a, head) {
+		t.Fatalf("assignmentsHead fields (+ services, peers) %v differ from api.Assignments fields %v", head, a)
 	}
 }
 
@@ -62,7 +64,7 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 	view := endpoints.ClusterView{Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()}
 	for _, id := range []string{"m1", "w1", "n2", "n3", "n4", "unknown"} {
 		want := endpoints.ForNode(id, view)
-		b, err := json.Marshal(wire(sh.shared.Header(id), sh.services, sh.peersFor(id)))
+		b, err := encodeAssignments(sh.shared.Header(id), sh.services, sh.peersFor(id))
 		if err != nil {
 			t.Fatal(err)
 		}

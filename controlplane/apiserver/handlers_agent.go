@@ -164,8 +164,14 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		return err
 	}
 	a.Secrets, a.CacheKey = secrets, cacheKey
+	body, err := encodeAssignments(a, sh.services, sh.peersFor(id.NodeID))
+	if err != nil {
+		return err
+	}
 	writeIndex(w, a.Index)
-	writeJSON(w, http.StatusOK, wire(a, sh.services, sh.peersFor(id.NodeID)))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 	return nil
 }
 
