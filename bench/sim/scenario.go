@@ -105,6 +105,7 @@ type run struct {
 	maxRSS    atomic.Int64
 	retries   atomic.Int64 // calls retried on 503
 	cleanup   []func()
+	probes    atomic.Int64 // names of the services the prober creates
 	replTotal int          // replicated tasks desired
 }
 
@@ -317,7 +318,12 @@ func (r *run) prober(ctx context.Context) func() {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var probes atomic.Int64
+	if r.probes.Add(1) == 1 {
+		// The service inspect reads, created before the first probe.
+		if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, spec("probe-0", 0, "v1")); return err }); err != nil {
+			r.logf("create probe-0: %v", err)
+		}
+	}
 	time0 := func(op string, f func() error) {
 		t := time.Now()
 		err := f()
@@ -334,9 +340,9 @@ func (r *run) prober(ctx context.Context) func() {
 				case "service ls":
 					time0(op, func() error { _, err := r.c.Admin.Services(ctx); return err })
 				case "service inspect":
-					time0(op, func() error { _, err := r.c.Admin.Service(ctx, "roll"); return err })
+					time0(op, func() error { _, err := r.c.Admin.Service(ctx, "probe-0"); return err })
 				case "service create":
-					k := probes.Add(1)
+					k := r.probes.Add(1)
 					// Zero replicas: the probe measures the API, not the scheduler.
 					time0(op, func() error {
 						_, err := r.c.Admin.CreateService(ctx, spec(fmt.Sprintf("probe-%d", k), 0, "v1"))
@@ -403,6 +409,7 @@ func (r *run) replicated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	_, _, other0 := r.traffic()
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -441,6 +448,8 @@ func (r *run) replicated(ctx context.Context) error {
 	r.tb.Add("create calls (services of ≤ "+fmt.Sprint(r.p.ServiceSize)+" replicas)", "%d in %.1f s", len(batches), created.Seconds())
 	r.tb.Goal(fmt.Sprintf("%d tasks running (scheduled, started, acked)", r.p.Tasks), fmt.Sprintf("≥ %d tasks/s", goalTasksPerSec), rate >= goalTasksPerSec, "%.1f s = %.0f tasks/s", el.Seconds(), rate)
 	r.raftFigures("while placing", s0, s1, p0, p1, el)
+	_, _, other1 := r.traffic()
+	r.tb.Add("assignments + status traffic per node while placing", "%.0f KiB/s (%.1f MiB per node in all)", float64(other1-other0)/float64(r.p.Nodes)/el.Seconds()/1024, float64(other1-other0)/float64(r.p.Nodes)/(1<<20))
 	return nil
 }
 
@@ -644,7 +653,7 @@ func (r *run) failover(ctx context.Context) error {
 		}
 		elections = append(elections, time.Since(t0))
 		err = until(ctx, "a write after the failover", func() (bool, error) {
-			_, err := r.c.Admin.ScaleService(ctx, "probe-1", uint64(k%2))
+			_, err := r.c.Admin.ScaleService(ctx, "probe-0", uint64(k%2))
 			return err == nil, nil
 		})
 		if err != nil {
