@@ -11,7 +11,6 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
-	"github.com/warrenhq/warren/controlplane/endpoints"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -126,7 +125,8 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 	}
 	wait = min(wait, s.cfg.MaxWait)
 	if s.b.View().Index() <= after && wait > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		deadline := time.Now().Add(wait)
+		ctx, cancel := context.WithDeadline(r.Context(), deadline)
 		_, err := s.b.WaitIndex(ctx, after)
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -135,32 +135,43 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 			}
 			return err
 		}
+		// Changes come in bursts (a plan, then every node's status
+		// report): answer after the burst rather than once per entry of
+		// it, so every agent woken by it shares one computed answer.
+		if d := min(s.cfg.AssignmentsCoalesce, time.Until(deadline)); err == nil && d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return nil
+			}
+		}
 	}
-	v := s.b.View()
+	v, sh, err := s.shared.latest(s.b.View)
+	if err != nil {
+		return err
+	}
 	if _, ok := v.Node(id.NodeID); !ok {
 		return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
 	}
-	var cl api.Cluster
-	if c := v.Cluster(); c != nil {
-		cl = *c
-	}
-	a := endpoints.ForNode(id.NodeID, endpoints.ClusterView{
-		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
-	})
-	a.NodeID = id.NodeID
+	a := sh.shared.Header(id.NodeID)
 	if a.Index == 0 {
 		a.Index = v.Index()
-	}
-	if len(a.Managers) == 0 {
-		a.Managers = managerAddrs(v)
 	}
 	secrets, cacheKey, err := s.nodeSecrets(v, id.NodeID, a.Tasks)
 	if err != nil {
 		return err
 	}
 	a.Secrets, a.CacheKey = secrets, cacheKey
+	body, err := encodeAssignments(a, sh.services, sh.peersFor(id.NodeID))
+	if err != nil {
+		return err
+	}
 	writeIndex(w, a.Index)
-	writeJSON(w, http.StatusOK, a)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 	return nil
 }
 
@@ -179,14 +190,15 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request, id Identit
 		writeJSON(w, http.StatusOK, client.WriteResult{Index: s.b.View().Index()})
 		return nil
 	}
-	b := &store.Batch{}
+	ups := make([]store.TaskStatusUpdate, 0, len(rep.Tasks))
 	for taskID, st := range rep.Tasks {
-		b.TaskStatuses = append(b.TaskStatuses, store.TaskStatusUpdate{TaskID: taskID, NodeID: id.NodeID, Status: st})
+		ups = append(ups, store.TaskStatusUpdate{TaskID: taskID, NodeID: id.NodeID, Status: st})
 	}
-	idx, err := s.apply(r.Context(), b)
+	idx, err := s.applyReports(r.Context(), ups)
 	if err != nil {
 		return err
 	}
+	countReports(rep.Tasks)
 	writeJSON(w, http.StatusOK, client.WriteResult{Index: idx})
 	return nil
 }

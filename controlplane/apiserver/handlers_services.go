@@ -50,45 +50,60 @@ func (s *Server) checkSpec(v *store.View, spec *api.ServiceSpec, selfID string) 
 	return nil
 }
 
+// createService allocates the service's VIP in the cluster object, which
+// every other create (and every node join) also writes. On a busy cluster
+// the version it read has often moved by the time the batch commits; that
+// is not the caller's conflict, so the create is re-read and retried, and
+// only a real one (the name taken meanwhile) reaches the operator.
 func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	spec, err := decodeSpec(r)
 	if err != nil {
 		return err
 	}
 	spec = withDefaults(spec)
-	v := s.b.View()
-	if err := s.checkSpec(v, &spec, ""); err != nil {
-		return err
-	}
-	c, err := s.cluster(v)
-	if err != nil {
-		return err
-	}
 	id, err := api.NewID(s.cfg.Rand)
 	if err != nil {
 		return err
 	}
-	next, vip, err := allocator.AllocateVIP(*c, id)
-	if err != nil {
-		return errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", spec.Name, err)
+	// Each loser of a round re-reads and tries again, so the bound only
+	// has to exceed the number of concurrent creators.
+	const attempts = 32
+	for i := 1; ; i++ {
+		v := s.b.View()
+		sp := spec
+		if err := s.checkSpec(v, &sp, ""); err != nil {
+			return err
+		}
+		c, err := s.cluster(v)
+		if err != nil {
+			return err
+		}
+		next, vip, err := allocator.AllocateVIP(*c, id)
+		if err != nil {
+			return errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", sp.Name, err)
+		}
+		svc := api.Service{
+			ID: id, Spec: sp, SpecVersion: 1, Generation: 1,
+			Endpoint: api.Endpoint{VIP: vip, Ports: slices.Clone(sp.Ports)},
+		}
+		idx, err := s.apply(r.Context(), &store.Batch{
+			Expect: []store.Expectation{
+				{Kind: store.KindCluster, Version: c.Meta.Version},
+				{Kind: store.KindService, ID: id, Version: 0},
+			},
+			Cluster:     &next,
+			PutServices: []api.Service{svc},
+		})
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusConflict && i < attempts {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1})
+		return nil
 	}
-	svc := api.Service{
-		ID: id, Spec: spec, SpecVersion: 1, Generation: 1,
-		Endpoint: api.Endpoint{VIP: vip, Ports: slices.Clone(spec.Ports)},
-	}
-	idx, err := s.apply(r.Context(), &store.Batch{
-		Expect: []store.Expectation{
-			{Kind: store.KindCluster, Version: c.Meta.Version},
-			{Kind: store.KindService, ID: id, Version: 0},
-		},
-		Cluster:     &next,
-		PutServices: []api.Service{svc},
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1})
-	return nil
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Identity) error {

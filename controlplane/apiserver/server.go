@@ -57,6 +57,10 @@ type Config struct {
 	RaftAddrIsAPIAddr bool
 	// Audit, when set, receives one entry per administrative write (audit.go).
 	Audit *AuditLog
+	// AssignmentsCoalesce is how long an agent's blocking query, once woken
+	// by a change, waits for the rest of the burst before answering
+	// (default 100ms; negative: answer at once).
+	AssignmentsCoalesce time.Duration
 }
 
 // Server serves the v1 API. Create it with New.
@@ -78,6 +82,9 @@ type Server struct {
 	joinMu sync.Mutex
 
 	dek dekCache
+
+	shared  sharedCache   // the node-independent part of the assignments
+	reports reportBatcher // status reports of many nodes, one raft entry
 }
 
 // New checks cfg and builds the route table.
@@ -105,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CatchUpWait <= 0 {
 		cfg.CatchUpWait = 5 * time.Second
+	}
+	if cfg.AssignmentsCoalesce == 0 {
+		cfg.AssignmentsCoalesce = 100 * time.Millisecond
 	}
 	s := &Server{cfg: cfg, b: cfg.Backend, log: cfg.Logger.Named("api")}
 	s.routes = s.routeTable()
@@ -209,7 +219,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) buildMux(routes []Route) *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
-		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+		mux.Handle(rt.Method+" "+rt.Pattern, timed(rt, s.wrap(rt)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, client.Error{Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})

@@ -147,68 +147,11 @@ type ClusterView struct {
 // (any task on the node may call any service), the other ready nodes that can
 // be meshed with (they have a subnet and a WireGuard key), the cluster's
 // network with this node's subnet, and the managers' API addresses.
+//
+// Answering many nodes from one view, build NewShared once and call its
+// ForNode: the services, peers and managers are the same for every node.
 func ForNode(nodeID string, view ClusterView) api.Assignments {
-	a := api.Assignments{
-		Index:    view.Index,
-		NodeID:   nodeID,
-		Tasks:    []api.Task{},
-		Services: []api.ServiceEndpoints{},
-		Peers:    []api.Peer{},
-		Managers: []string{},
-		Network: api.ClusterNetwork{
-			PodCIDR:     view.Cluster.Network.PodCIDR,
-			ServiceCIDR: view.Cluster.Network.ServiceCIDR,
-			Domain:      view.Cluster.Network.Domain,
-		},
-	}
-	byService := map[string][]api.Task{}
-	for _, t := range view.Tasks {
-		byService[t.ServiceID] = append(byService[t.ServiceID], t)
-		if t.NodeID != nodeID {
-			continue
-		}
-		if t.Draining() {
-			a.Tasks = append(a.Tasks, held(t))
-		} else if t.DesiredState != api.TaskRemove {
-			a.Tasks = append(a.Tasks, t)
-		}
-	}
-	sort.Slice(a.Tasks, func(i, j int) bool { return a.Tasks[i].ID < a.Tasks[j].ID })
-
-	for _, s := range view.Services {
-		a.Services = append(a.Services, Compute(s, byService[s.ID]))
-	}
-	sort.Slice(a.Services, func(i, j int) bool { return a.Services[i].ServiceID < a.Services[j].ServiceID })
-
-	for _, n := range view.Nodes {
-		subnet := subnetOf(view.Cluster, &n)
-		if n.ID == nodeID {
-			a.Network.Subnet = subnet
-			a.Role = n.Spec.Role
-			continue
-		}
-		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
-			a.Managers = append(a.Managers, n.Status.Manager.APIAddr)
-		}
-		if n.Status.State != api.NodeReady || subnet == "" || n.Status.Network.WGPublicKey == "" {
-			continue
-		}
-		a.Peers = append(a.Peers, api.Peer{
-			NodeID:      n.ID,
-			Addr:        n.Status.Addr,
-			Subnet:      subnet,
-			WGPublicKey: n.Status.Network.WGPublicKey,
-			WGEndpoint:  wgEndpoint(view.Cluster, &n),
-		})
-	}
-	for _, n := range view.Nodes {
-		if n.ID == nodeID && n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
-			a.Managers = append(a.Managers, n.Status.Manager.APIAddr)
-		}
-	}
-	sort.Strings(a.Managers)
-	sort.Slice(a.Peers, func(i, j int) bool { return a.Peers[i].NodeID < a.Peers[j].NodeID })
-	return a
+	return NewShared(view).ForNode(nodeID)
 }
 
 // subnetOf prefers the allocation recorded in raft; the node's own report is

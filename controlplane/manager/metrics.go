@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/apiserver"
 )
 
 // collector exposes cluster and raft figures, read from the local store and
@@ -14,6 +15,7 @@ type collector struct {
 	nodes, services, tasks                    *prometheus.Desc
 	isLeader, term, commitIndex, appliedIndex *prometheus.Desc
 	lastContact, storeIndex                   *prometheus.Desc
+	quorum                                    quorumDescs
 }
 
 // NewCollector returns the manager's Prometheus collector.
@@ -29,6 +31,7 @@ func NewCollector(m *Manager) prometheus.Collector {
 		appliedIndex: prometheus.NewDesc("warren_raft_applied_index", "Last raft index applied to the state store.", nil, nil),
 		lastContact:  prometheus.NewDesc("warren_raft_last_contact_seconds", "Time since this follower last heard from the leader (0 on the leader, -1 never).", nil, nil),
 		storeIndex:   prometheus.NewDesc("warren_store_index", "Raft index of the local state store.", nil, nil),
+		quorum:       newQuorumDescs(),
 	}
 }
 
@@ -36,11 +39,18 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.nodes, c.services, c.tasks, c.isLeader, c.term, c.commitIndex, c.appliedIndex, c.lastContact, c.storeIndex} {
 		ch <- d
 	}
+	c.quorum.describe(ch)
+	for _, m := range apiserver.Metrics() {
+		m.Describe(ch)
+	}
 	c.m.acks.propagation().Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.m.acks.propagation().Collect(ch)
+	for _, m := range apiserver.Metrics() {
+		m.Collect(ch)
+	}
 	v := c.m.st.View()
 	type na struct{ s, a string }
 	nodes := map[na]int{}
@@ -90,4 +100,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		lc = -1
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastContact, prometheus.GaugeValue, lc)
+	c.quorum.collect(ch, c.m.raft, st)
 }

@@ -117,6 +117,11 @@ type Stats struct {
 	// LastContact is the time since a follower last heard from the leader;
 	// 0 on the leader, -1 if never.
 	LastContact time.Duration
+	// Elections is how many leader changes this manager saw since it started.
+	Elections uint64
+	// AppliedEntries and AppliedBytes count the commands this manager's FSM
+	// applied since it started.
+	AppliedEntries, AppliedBytes uint64
 }
 
 // Node is one manager's raft member.
@@ -144,6 +149,12 @@ type Node struct {
 	// been leaderless for NoQuorumWait, writes fail at once instead of each
 	// waiting out the same timeout.
 	noLeaderSince atomic.Int64
+	fsm           *countingFSM
+	// leaders counts the leader changes this manager saw; leaderSince is
+	// when it last became leader (UnixNano).
+	leadersMu   sync.Mutex
+	leaders     leaderTracker
+	leaderSince atomic.Int64
 	// readyTerm is the term in which a Barrier last completed here.
 	readyTerm atomic.Uint64
 
@@ -301,12 +312,15 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		cfg.Logger.Info("raft state exists, not bootstrapping", zap.String("dir", cfg.DataDir))
 	}
 
-	r, err := raft.NewRaft(rc, store.NewFSM(st), n.watched, bolt, snaps, n.trans)
+	installContactSink()
+	n.fsm = &countingFSM{FSM: store.NewFSM(st)}
+	r, err := raft.NewRaft(rc, n.fsm, n.watched, bolt, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
 	n.logs = logs
+	n.observeLeaders()
 	n.startIndex = r.LastIndex()
 	ok = true
 	n.wg.Add(1)
@@ -329,6 +343,9 @@ func (n *Node) forward() {
 				n.noLeaderSince.Store(time.Now().UnixNano())
 			}
 		case v := <-n.notify:
+			if v {
+				n.leaderSince.Store(time.Now().UnixNano())
+			}
 			select { // replace an unread value: only the latest matters
 			case <-n.leaderCh:
 			default:
@@ -645,13 +662,18 @@ func (n *Node) Members() ([]Member, error) {
 // Stats returns raft figures for metrics.
 func (n *Node) Stats() Stats {
 	s := Stats{
-		State:        n.raft.State().String(),
-		Term:         n.raft.CurrentTerm(),
-		LastIndex:    n.raft.LastIndex(),
-		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.raft.AppliedIndex(),
-		LastContact:  -1,
+		State:          n.raft.State().String(),
+		Term:           n.raft.CurrentTerm(),
+		LastIndex:      n.raft.LastIndex(),
+		CommitIndex:    n.raft.CommitIndex(),
+		AppliedIndex:   n.raft.AppliedIndex(),
+		LastContact:    -1,
+		AppliedEntries: n.fsm.entries.Load(),
+		AppliedBytes:   n.fsm.bytes.Load(),
 	}
+	n.leadersMu.Lock()
+	s.Elections = n.leaders.changes
+	n.leadersMu.Unlock()
 	if n.raft.State() == raft.Leader {
 		s.LastContact = 0
 	} else if lc := n.raft.LastContact(); !lc.IsZero() {

@@ -1,0 +1,704 @@
+//go:build linux
+
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/client"
+)
+
+// Profile sizes one run.
+type Profile struct {
+	Name  string
+	Nodes int
+	// Tasks are the replicated tasks created in batches of ServiceSize
+	// (one service per batch); RollingTasks of them belong to the service
+	// that is rolled, WeightTasks to the canary whose weight changes.
+	Tasks, ServiceSize, RollingTasks, WeightTasks int
+	// RollingSteps is how many batches the rolling update takes
+	// (parallelism RollingTasks / RollingSteps).
+	RollingSteps int
+	// JoinConcurrency is how many nodes join at once.
+	JoinConcurrency int
+	// Kills is how many times the leader is killed (SIGKILL) and restarted.
+	Kills int
+	// Disconnect is the fraction of nodes cut off at once and brought back.
+	Disconnect float64
+	Node       NodeOptions
+	// Deadline bounds every wait of the run.
+	Deadline time.Duration
+}
+
+// Goals of issue 19 (2,000 nodes).
+const (
+	goalAPIP95      = 50 * time.Millisecond
+	goalTasksPerSec = 5000
+	goalLeaderRSS   = 300 << 20
+	goalFailoverP99 = 2 * time.Second
+	goalWeightP99   = time.Second
+)
+
+// Run brings up three managers under dir, runs every scenario of p and
+// returns the figures. bin is the warren binary.
+func Run(ctx context.Context, bin, dir string, p Profile, logw io.Writer) (*Table, error) {
+	r := &run{p: p, logw: logw, watch: &Watch{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers", p.Name, p.Nodes, p.Tasks)}}
+	ctx, cancel := context.WithTimeout(ctx, p.Deadline)
+	defer cancel()
+	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11")
+	if err != nil {
+		return nil, err
+	}
+	r.c = c
+	defer c.Stop()
+	defer func() {
+		for _, f := range r.cleanup {
+			f()
+		}
+	}()
+	defer r.closeNodes()
+	stopSampler := r.sampleLeader()
+	defer stopSampler()
+	for _, step := range []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"join", r.join},
+		{"idle traffic", r.idleTraffic},
+		{"replicated tasks", r.replicated},
+		{"global service", r.global},
+		{"weight change", r.weightChange},
+		{"rolling update", r.rolling},
+		{"crash wave", r.crashWave},
+		{"disconnect wave", r.disconnectWave},
+		{"leader failover", r.failover},
+	} {
+		r.logf("── %s", step.name)
+		if err := step.f(ctx); err != nil {
+			r.summary()
+			return r.tb, fmt.Errorf("%s: %w", step.name, err)
+		}
+	}
+	r.summary()
+	return r.tb, nil
+}
+
+type run struct {
+	p     Profile
+	c     *Cluster
+	logw  io.Writer
+	tb    *Table
+	watch *Watch
+	nodes []*Node
+
+	api       map[string]*Latencies // service ls / inspect / create while busy
+	maxRSS    atomic.Int64
+	retries   atomic.Int64 // calls retried on 503
+	cleanup   []func()
+	probes    atomic.Int64 // names of the services the prober creates
+	replTotal int          // replicated tasks desired
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.logw != nil {
+		fmt.Fprintf(r.logw, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+}
+
+func (r *run) closeNodes() {
+	var wg sync.WaitGroup
+	for _, n := range r.nodes {
+		if n == nil {
+			continue // its join failed
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Close() }()
+	}
+	wg.Wait()
+}
+
+// sampleLeader follows the leader's RSS (the peak) every 250ms.
+func (r *run) sampleLeader() func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if i, err := r.c.Leader(); err == nil {
+				if ps, err := readProc(r.c.Managers[i].PID()); err == nil && ps.RSS > r.maxRSS.Load() {
+					r.maxRSS.Store(ps.RSS)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// leaderStat reads the current leader's metrics and process figures.
+func (r *run) leaderStat() (map[string]float64, procStat, error) {
+	i, err := r.c.Leader()
+	if err != nil {
+		return nil, procStat{}, err
+	}
+	m := r.c.Managers[i]
+	s, err := r.c.Scrape(m)
+	if err != nil {
+		return nil, procStat{}, err
+	}
+	ps, err := readProc(m.PID())
+	return s, ps, err
+}
+
+// until polls cond every 100ms until it holds or ctx ends. (Each poll
+// scrapes the leader's /metrics, which walks every task: the bench's own
+// load on the leader, visible in its CPU profile as Registry.Gather.)
+func until(ctx context.Context, what string, cond func() (bool, error)) error {
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("waiting for %s: %w (last error: %v)", what, ctx.Err(), last)
+			}
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) join(ctx context.Context) error {
+	nodesDir := filepath.Join(filepath.Dir(r.c.Managers[0].Dir), "nodes")
+	// Each simulated node's bbolt cache syncs on every report, as a real
+	// node's does on its own disk; hundreds of them on the managers' one
+	// disk would measure that disk (and starve raft's fsync into
+	// elections). Memory stands in for their disks; the managers stay on disk.
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && os.Getenv("WARREN_SIM_NODES_ON_DISK") == "" {
+		d, err := os.MkdirTemp("/dev/shm", "warren-sim-nodes-")
+		if err != nil {
+			return err
+		}
+		nodesDir = d
+		r.cleanup = append(r.cleanup, func() { _ = os.RemoveAll(d) })
+	}
+	r.nodes = make([]*Node, r.p.Nodes)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, r.p.JoinConcurrency)
+	start := time.Now()
+	for range r.p.JoinConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= r.p.Nodes {
+					return
+				}
+				name := fmt.Sprintf("sim-%05d", i)
+				dir := filepath.Join(nodesDir, name)
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					errs <- err
+					return
+				}
+				// Joins are spread over the managers, as sites join
+				// through the one they were given.
+				m := r.c.Managers[i%len(r.c.Managers)]
+				n, err := Join(ctx, dir, name, m.API, r.c.WorkerToken, r.p.Node, r.watch)
+				if err != nil {
+					errs <- err
+					return
+				}
+				n.Start(ctx)
+				r.nodes[i] = n
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	joined := time.Since(start)
+	err := until(ctx, "every node ready", func() (bool, error) {
+		s, _, err := r.leaderStat()
+		if err != nil {
+			return false, err
+		}
+		return s[`warren_cluster_nodes{availability="active",state="ready"}`] >= float64(r.p.Nodes), nil
+	})
+	if err != nil {
+		return err
+	}
+	ready := time.Since(start)
+	r.tb.Add("join rate (CSR signed, node recorded)", "%.0f nodes/s (%d in %.1f s, %d at once)", float64(r.p.Nodes)/joined.Seconds(), r.p.Nodes, joined.Seconds(), r.p.JoinConcurrency)
+	r.tb.Add("every node ready (first join → last ready)", "%.1f s", ready.Seconds())
+	r.logf("joined %d in %v, all ready after %v", r.p.Nodes, joined, ready)
+	return nil
+}
+
+// idleTraffic measures what heartbeats and the watch cost per node while
+// nothing changes.
+func (r *run) idleTraffic(ctx context.Context) error {
+	window := 6 * time.Second
+	hb0, hbB0, other0 := r.traffic()
+	s0, p0, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(window):
+	}
+	hb1, hbB1, other1 := r.traffic()
+	s1, p1, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	n := float64(r.p.Nodes)
+	sec := window.Seconds()
+	perBeat := 0.0
+	if hb1 > hb0 {
+		perBeat = float64(hbB1-hbB0) / float64(hb1-hb0)
+	}
+	r.tb.Add("heartbeat traffic per node (idle)", "%.0f B/s (%.0f B per heartbeat, %.2f heartbeats/s)", float64(hbB1-hbB0)/n/sec, perBeat, float64(hb1-hb0)/n/sec)
+	r.tb.Add("watch + status traffic per node (idle)", "%.0f B/s", float64(other1-other0)/n/sec)
+	r.tb.Add("raft entries/s (idle, heartbeats only)", "%.1f", (s1["warren_raft_commit_index"]-s0["warren_raft_commit_index"])/sec)
+	r.tb.Add("leader CPU (idle)", "%.2f cores", (p1.CPU-p0.CPU).Seconds()/sec)
+	return nil
+}
+
+func (r *run) traffic() (beats, hbBytes, other int64) {
+	for _, n := range r.nodes {
+		b, by := n.Heartbeats()
+		beats += b
+		hbBytes += by
+		other += n.OtherBytes()
+	}
+	return
+}
+
+func spec(name string, replicas int, version string) api.ServiceSpec {
+	return api.ServiceSpec{
+		Name: name, Mode: api.ModeReplicated, Replicas: uint64(replicas), Version: version,
+		Task: api.TaskSpec{Container: api.ContainerSpec{Image: "warren/demo:" + version}},
+	}
+}
+
+// prober calls service ls / inspect / create in a loop while the cluster
+// is busy, like operators and CI pipelines would.
+func (r *run) prober(ctx context.Context) func() {
+	if r.api == nil {
+		r.api = map[string]*Latencies{"service ls": {}, "service inspect": {}, "service create": {}}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if r.probes.Add(1) == 1 {
+		// The service inspect reads, created before the first probe.
+		if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, spec("probe-0", 0, "v1")); return err }); err != nil {
+			r.logf("create probe-0: %v", err)
+		}
+	}
+	time0 := func(op string, f func() error) {
+		t := time.Now()
+		err := f()
+		if ctx.Err() == nil {
+			r.api[op].Add(time.Since(t), err)
+		}
+	}
+	for _, op := range []string{"service ls", "service inspect", "service create"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				switch op {
+				case "service ls":
+					time0(op, func() error { _, err := r.c.Admin.Services(ctx); return err })
+				case "service inspect":
+					time0(op, func() error { _, err := r.c.Admin.Service(ctx, "probe-0"); return err })
+				case "service create":
+					k := r.probes.Add(1)
+					// Zero replicas: the probe measures the API, not the scheduler.
+					time0(op, func() error {
+						_, err := r.c.Admin.CreateService(ctx, spec(fmt.Sprintf("probe-%d", k), 0, "v1"))
+						return err
+					})
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+func (r *run) runningAtLeast(ctx context.Context, what string, n int) error {
+	return until(ctx, what, func() (bool, error) {
+		s, _, err := r.leaderStat()
+		if err != nil {
+			return false, err
+		}
+		return s[`warren_cluster_tasks{state="running"}`] >= float64(n), nil
+	})
+}
+
+func (r *run) replicated(ctx context.Context) error {
+	stop := r.prober(ctx)
+	defer stop()
+	type batch struct {
+		name     string
+		replicas int
+		spec     api.ServiceSpec
+	}
+	var batches []batch
+	roll := spec("roll", r.p.RollingTasks, "v1")
+	roll.Update.Parallelism = uint64(max(1, r.p.RollingTasks/r.p.RollingSteps))
+	batches = append(batches, batch{"roll", r.p.RollingTasks, roll})
+	w := spec("weights", r.p.WeightTasks, "v1")
+	w.Update.Strategy, w.Update.CanaryWeight = api.StrategyCanary, 10
+	batches = append(batches, batch{"weights", r.p.WeightTasks, w})
+	left := r.p.Tasks - r.p.RollingTasks - r.p.WeightTasks
+	for i := 0; left > 0; i++ {
+		k := min(left, r.p.ServiceSize)
+		batches = append(batches, batch{fmt.Sprintf("svc-%04d", i), k, spec(fmt.Sprintf("svc-%04d", i), k, "v1")})
+		left -= k
+	}
+	r.replTotal = r.p.Tasks
+	if dir := os.Getenv("WARREN_SIM_PPROF"); dir != "" {
+		if i, err := r.c.Leader(); err == nil {
+			m := r.c.Managers[i]
+			go func() {
+				path := filepath.Join(dir, r.p.Name+"-leader-cpu.pprof")
+				if err := r.c.Profile(m, "profile?seconds=15", path); err != nil {
+					r.logf("cpu profile: %v", err)
+				}
+				if err := r.c.Profile(m, "heap", filepath.Join(dir, r.p.Name+"-leader-heap.pprof")); err != nil {
+					r.logf("heap profile: %v", err)
+				}
+			}()
+		}
+	}
+	s0, p0, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	_, _, other0 := r.traffic()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(batches) {
+					return
+				}
+				if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, batches[i].spec); return err }); err != nil {
+					errc <- fmt.Errorf("create %s: %w", batches[i].name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	created := time.Since(start)
+	if err := r.runningAtLeast(ctx, fmt.Sprintf("%d tasks running", r.p.Tasks), r.p.Tasks); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	s1, p1, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	rate := float64(r.p.Tasks) / el.Seconds()
+	r.tb.Add("create calls (services of ≤ "+fmt.Sprint(r.p.ServiceSize)+" replicas)", "%d in %.1f s", len(batches), created.Seconds())
+	r.tb.Goal(fmt.Sprintf("%d tasks running (scheduled, started, acked)", r.p.Tasks), fmt.Sprintf("≥ %d tasks/s", goalTasksPerSec), rate >= goalTasksPerSec, "%.1f s = %.0f tasks/s", el.Seconds(), rate)
+	r.raftFigures("while placing", s0, s1, p0, p1, el)
+	_, _, other1 := r.traffic()
+	r.tb.Add("assignments + status traffic per node while placing", "%.0f KiB/s (%.1f MiB per node in all)", float64(other1-other0)/float64(r.p.Nodes)/el.Seconds()/1024, float64(other1-other0)/float64(r.p.Nodes)/(1<<20))
+	return nil
+}
+
+// retry calls f until it succeeds, for as long as it fails with 503 (no
+// leader, leadership lost mid-request): what an operator's script does on
+// a cluster that is electing. Retries are counted for the table.
+func (r *run) retry(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if client.StatusOf(err) != http.StatusServiceUnavailable {
+			return err
+		}
+		r.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) raftFigures(phase string, s0, s1 map[string]float64, p0, p1 procStat, el time.Duration) {
+	sec := el.Seconds()
+	r.tb.Add("raft entries/s "+phase, "%.0f", (s1["warren_raft_commit_index"]-s0["warren_raft_commit_index"])/sec)
+	if b1, ok := s1["warren_raft_applied_bytes_total"]; ok {
+		r.tb.Add("raft bytes/s "+phase, "%.0f KiB/s", (b1-s0["warren_raft_applied_bytes_total"])/sec/1024)
+	}
+	if p1.CPU >= p0.CPU {
+		r.tb.Add("leader CPU "+phase, "%.2f cores", (p1.CPU-p0.CPU).Seconds()/sec)
+	}
+}
+
+func (r *run) global(ctx context.Context) error {
+	stop := r.prober(ctx)
+	defer stop()
+	start := time.Now()
+	s := spec("everywhere", 0, "v1")
+	s.Mode = api.ModeGlobal
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, s); return err }); err != nil {
+		return err
+	}
+	if err := r.runningAtLeast(ctx, "the global service on every node", r.replTotal+r.p.Nodes); err != nil {
+		return err
+	}
+	r.tb.Add(fmt.Sprintf("global service on %d nodes running", r.p.Nodes), "%.1f s", time.Since(start).Seconds())
+	for _, op := range []string{"service ls", "service inspect", "service create"} {
+		p50, p95, p99, n, errs := r.api[op].Summary()
+		r.tb.Goal("API "+op+" while busy p50 / p95 / p99", "p95 ≤ 50 ms", p95 <= goalAPIP95, "%s / %s / %s (%d calls, %d errors)", ms(p50), ms(p95), ms(p99), n, errs)
+		if err := r.api[op].LastErr(); err != nil {
+			r.logf("%s: last error: %v", op, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) weightChange(ctx context.Context) error {
+	var svc *api.Service
+	err := r.retry(ctx, func() (err error) { svc, err = r.c.Admin.Service(ctx, "weights"); return err })
+	if err != nil {
+		return err
+	}
+	// Open the canary: v2 at 10 %.
+	next := svc.Spec
+	next.Version, next.Task.Container.Image = "v2", "warren/demo:v2"
+	r.watch.Arm(func(a *api.Assignments) bool { w, ok := groupWeight(a, "weights", "v2"); return ok && w == 10 })
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "weights", next); return err }); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	opened := r.watch.Wait(wctx, r.p.Nodes)
+	cancel()
+	if len(opened) < r.p.Nodes {
+		return fmt.Errorf("canary at 10 %%: %d of %d nodes saw it within 60s", len(opened), r.p.Nodes)
+	}
+	r.tb.Add("canary opened (v2 tasks start) on every node p50 / p99", "%s / %s", ms(Quantile(opened, .5)), ms(Quantile(opened, .99)))
+	// The weight change itself: 10 → 50.
+	next.Update.CanaryWeight = 50
+	r.watch.Arm(func(a *api.Assignments) bool { w, ok := groupWeight(a, "weights", "v2"); return ok && w == 50 })
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "weights", next); return err }); err != nil {
+		return err
+	}
+	wctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	seen := r.watch.Wait(wctx, r.p.Nodes)
+	cancel()
+	if len(seen) < r.p.Nodes {
+		return fmt.Errorf("weight 50: %d of %d nodes saw it within 60s", len(seen), r.p.Nodes)
+	}
+	p99 := Quantile(seen, .99)
+	r.tb.Goal("weight change 10→50 in every node's table p50 / p99 / max", "p99 ≤ 1 s", p99 <= goalWeightP99, "%s / %s / %s", ms(Quantile(seen, .5)), ms(p99), ms(Quantile(seen, 1)))
+	return nil
+}
+
+func (r *run) rolling(ctx context.Context) error {
+	var svc *api.Service
+	err := r.retry(ctx, func() (err error) { svc, err = r.c.Admin.Service(ctx, "roll"); return err })
+	if err != nil {
+		return err
+	}
+	next := svc.Spec
+	next.Version, next.Task.Container.Image = "v2", "warren/demo:v2"
+	s0, p0, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
+		return err
+	}
+	err = until(ctx, "the rolling update to complete", func() (bool, error) {
+		s, err := r.c.Admin.Service(ctx, "roll")
+		if err != nil {
+			return false, err
+		}
+		return s.SpecVersion > svc.SpecVersion && s.Update != nil && s.Update.State == api.UpdateCompleted, nil
+	})
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	s1, p1, err := r.leaderStat()
+	if err != nil {
+		return err
+	}
+	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
+	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
+	return nil
+}
+
+// crashWave makes 2 % of the running tasks exit with an error at once and
+// times their restarts.
+func (r *run) crashWave(ctx context.Context) error {
+	crashed := 0
+	for _, n := range r.nodes {
+		for id, st := range n.worker.Tasks() {
+			if st.State == api.TaskRunning && mrand.Float64() < 0.02 {
+				if n.exec.Exit(id, 1) == nil {
+					crashed++
+				}
+			}
+		}
+	}
+	start := time.Now()
+	// Give the reports a moment to arrive so the count first drops.
+	time.Sleep(200 * time.Millisecond)
+	if err := r.runningAtLeast(ctx, "crashed tasks running again", r.replTotal+r.p.Nodes); err != nil {
+		return err
+	}
+	r.tb.Add("crash wave: tasks exiting 1 at once, back running", "%d in %.1f s", crashed, time.Since(start).Seconds())
+	return nil
+}
+
+func (r *run) disconnectWave(ctx context.Context) error {
+	k := int(float64(r.p.Nodes) * r.p.Disconnect)
+	if k == 0 {
+		return nil
+	}
+	cut := r.nodes[:k]
+	var wg sync.WaitGroup
+	for _, n := range cut {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Disconnect() }()
+	}
+	wg.Wait()
+	time.Sleep(3 * time.Second)
+	back := time.Now()
+	for _, n := range cut {
+		n.Start(ctx)
+	}
+	var delays []time.Duration
+	err := until(ctx, "the cut-off nodes back", func() (bool, error) {
+		delays = delays[:0]
+		for _, n := range cut {
+			if t := n.LastHeartbeat(); t.After(back) {
+				delays = append(delays, t.Sub(back))
+			}
+		}
+		return len(delays) == len(cut), nil
+	})
+	if err != nil {
+		return err
+	}
+	r.tb.Add(fmt.Sprintf("disconnect wave: %d nodes (%.0f %%) back, heartbeat p50 / p99", k, 100*r.p.Disconnect), "%s / %s", ms(Quantile(delays, .5)), ms(Quantile(delays, .99)))
+	return nil
+}
+
+func (r *run) failover(ctx context.Context) error {
+	var elections, writes, nodeP99 []time.Duration
+	for k := range r.p.Kills {
+		old, err := r.c.Leader()
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		r.c.Kill(old)
+		err = until(ctx, "a new leader", func() (bool, error) {
+			i, err := r.c.Leader()
+			return err == nil && i != old, nil
+		})
+		if err != nil {
+			return err
+		}
+		elections = append(elections, time.Since(t0))
+		err = until(ctx, "a write after the failover", func() (bool, error) {
+			_, err := r.c.Admin.ScaleService(ctx, "probe-0", uint64(k%2))
+			return err == nil, nil
+		})
+		if err != nil {
+			return err
+		}
+		writes = append(writes, time.Since(t0))
+		var per []time.Duration
+		err = until(ctx, "every node heartbeating to the new leader", func() (bool, error) {
+			per = per[:0]
+			for _, n := range r.nodes {
+				if t := n.LastHeartbeat(); t.After(t0) {
+					per = append(per, t.Sub(t0))
+				}
+			}
+			return len(per) == len(r.nodes), nil
+		})
+		if err != nil {
+			return err
+		}
+		nodeP99 = append(nodeP99, Quantile(per, .99))
+		if err := r.c.Restart(ctx, old); err != nil {
+			return err
+		}
+		if err := r.c.waitVoters(ctx, 3); err != nil {
+			return err
+		}
+	}
+	if len(elections) == 0 {
+		return nil
+	}
+	p99 := Quantile(writes, .99)
+	r.tb.Add(fmt.Sprintf("leader killed ×%d: new leader elected p50 / max", len(elections)), "%s / %s", ms(Quantile(elections, .5)), ms(Quantile(elections, 1)))
+	r.tb.Goal("failover: first write accepted after the kill p99", "≤ 2 s", p99 <= goalFailoverP99, "%s", ms(p99))
+	r.tb.Add("failover: every node's heartbeat accepted again (p99 over nodes, worst kill)", "%s", ms(Quantile(nodeP99, 1)))
+	return nil
+}
+
+func (r *run) summary() {
+	rss := r.maxRSS.Load()
+	if rss == 0 {
+		return
+	}
+	r.tb.Goal("leader RSS (peak)", "≤ 300 MiB", rss <= goalLeaderRSS, "%s", mib(rss))
+	if s, _, err := r.leaderStat(); err == nil {
+		r.tb.Add("leader changes seen by the leader (warren_raft_elections_total)", "%.0f (incl. %d kills)", s["warren_raft_elections_total"], r.p.Kills)
+	}
+	r.tb.Add("API calls retried on 503 (no leader)", "%d", r.retries.Load())
+}

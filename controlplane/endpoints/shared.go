@@ -1,0 +1,123 @@
+package endpoints
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Shared is what every node's assignments at one view have in common,
+// computed once: with N nodes watching, a store change would otherwise
+// recompute every service's endpoints N times (the heartbeat storms of
+// Swarm's dispatcher and Nomad's C1M notes). Only each node's own tasks,
+// subnet and role, and itself left out of the peers, differ per node.
+//
+// A Shared is immutable once built and safe for concurrent use.
+type Shared struct {
+	index    uint64
+	network  api.ClusterNetwork // without the node's subnet
+	services []api.ServiceEndpoints
+	peers    []api.Peer // every node that can be meshed with, by node ID
+	managers []string
+	nodes    map[string]nodeFacts
+	tasks    map[string][]api.Task // by node, as handed to it, by task ID
+}
+
+type nodeFacts struct {
+	subnet string
+	role   api.NodeRole
+}
+
+// NewShared computes the node-independent part of view's assignments.
+func NewShared(view ClusterView) *Shared {
+	s := &Shared{
+		index: view.Index,
+		network: api.ClusterNetwork{
+			PodCIDR:     view.Cluster.Network.PodCIDR,
+			ServiceCIDR: view.Cluster.Network.ServiceCIDR,
+			Domain:      view.Cluster.Network.Domain,
+		},
+		services: make([]api.ServiceEndpoints, 0, len(view.Services)),
+		peers:    []api.Peer{},
+		managers: []string{},
+		nodes:    make(map[string]nodeFacts, len(view.Nodes)),
+		tasks:    map[string][]api.Task{},
+	}
+	byService := map[string][]api.Task{}
+	for _, t := range view.Tasks {
+		byService[t.ServiceID] = append(byService[t.ServiceID], t)
+		if t.Draining() {
+			s.tasks[t.NodeID] = append(s.tasks[t.NodeID], held(t))
+		} else if t.DesiredState != api.TaskRemove {
+			s.tasks[t.NodeID] = append(s.tasks[t.NodeID], t)
+		}
+	}
+	for _, ts := range s.tasks {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	}
+	for _, svc := range view.Services {
+		s.services = append(s.services, Compute(svc, byService[svc.ID]))
+	}
+	sort.Slice(s.services, func(i, j int) bool { return s.services[i].ServiceID < s.services[j].ServiceID })
+	for _, n := range view.Nodes {
+		subnet := subnetOf(view.Cluster, &n)
+		s.nodes[n.ID] = nodeFacts{subnet: subnet, role: n.Spec.Role}
+		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
+			s.managers = append(s.managers, n.Status.Manager.APIAddr)
+		}
+		if n.Status.State != api.NodeReady || subnet == "" || n.Status.Network.WGPublicKey == "" {
+			continue
+		}
+		s.peers = append(s.peers, api.Peer{
+			NodeID:      n.ID,
+			Addr:        n.Status.Addr,
+			Subnet:      subnet,
+			WGPublicKey: n.Status.Network.WGPublicKey,
+			WGEndpoint:  wgEndpoint(view.Cluster, &n),
+		})
+	}
+	sort.Strings(s.managers)
+	sort.Slice(s.peers, func(i, j int) bool { return s.peers[i].NodeID < s.peers[j].NodeID })
+	return s
+}
+
+// Index is the raft index of the view.
+func (s *Shared) Index() uint64 { return s.index }
+
+// Services are every service's endpoints, by service ID; do not modify.
+func (s *Shared) Services() []api.ServiceEndpoints { return s.services }
+
+// Peers are every node that can be meshed with, by node ID; a node's own
+// assignments leave it out. Do not modify.
+func (s *Shared) Peers() []api.Peer { return s.peers }
+
+// ForNode is endpoints.ForNode for nodeID at this view. The slices it
+// returns are the node's own (changing them does not change s).
+func (s *Shared) ForNode(nodeID string) api.Assignments {
+	a := s.Header(nodeID)
+	a.Services = slices.Clone(s.services)
+	a.Peers = make([]api.Peer, 0, len(s.peers))
+	for _, p := range s.peers {
+		if p.NodeID != nodeID {
+			a.Peers = append(a.Peers, p)
+		}
+	}
+	return a
+}
+
+// Header is ForNode without Services and Peers (both nil), for a caller
+// that encodes the shared parts once.
+func (s *Shared) Header(nodeID string) api.Assignments {
+	f := s.nodes[nodeID]
+	a := api.Assignments{
+		Index:    s.index,
+		NodeID:   nodeID,
+		Tasks:    append([]api.Task{}, s.tasks[nodeID]...),
+		Managers: slices.Clone(s.managers),
+		Network:  s.network,
+		Role:     f.role,
+	}
+	a.Network.Subnet = f.subnet
+	return a
+}
