@@ -26,6 +26,10 @@ type Assignments struct {
 	// its cache (see docs/security.md).
 	Secrets  []SecretValue `json:"secrets,omitempty"`
 	CacheKey []byte        `json:"cache_key,omitempty"`
+	// StopAfter maps the ID of a service with tasks on this node to its
+	// DisconnectPolicy.StopAfter: the node stops those tasks by itself once
+	// it has been out of touch with every manager that long.
+	StopAfter map[string]Duration `json:"stop_after,omitempty"`
 }
 
 // ClusterNetwork are the cluster's address ranges.

@@ -170,6 +170,9 @@ type ServiceSpec struct {
 	Update   UpdateConfig      `json:"update"`
 	// Version labels the task template for traffic splitting (e.g. "v2"). Empty means derived from SpecVersion.
 	Version string `json:"version,omitempty"`
+	// Disconnect is what happens to the tasks of a node cut off from the
+	// managers, and when it returns (disconnect.go). nil: the defaults.
+	Disconnect *DisconnectPolicy `json:"disconnect,omitempty"`
 }
 
 // TaskSpec is the container template of a service.

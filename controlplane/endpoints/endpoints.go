@@ -146,7 +146,10 @@ type ClusterView struct {
 // (api.Drain) — every service's endpoints
 // (any task on the node may call any service), the other ready nodes that can
 // be meshed with (they have a subnet and a WireGuard key), the cluster's
-// network with this node's subnet, and the managers' API addresses.
+// network with this node's subnet, the managers' API addresses, and the
+// disconnect stop-after of the services it runs. Tasks on nodes marked down
+// are no backend (nobody can reach them; their node, back, is no longer
+// down).
 //
 // Answering many nodes from one view, build NewShared once and call its
 // ForNode: the services, peers and managers are the same for every node.

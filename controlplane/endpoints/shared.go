@@ -22,6 +22,8 @@ type Shared struct {
 	managers []string
 	nodes    map[string]nodeFacts
 	tasks    map[string][]api.Task // by node, as handed to it, by task ID
+	// stopAfter is each service's disconnect stop-after, where set.
+	stopAfter map[string]api.Duration
 }
 
 type nodeFacts struct {
@@ -44,9 +46,19 @@ func NewShared(view ClusterView) *Shared {
 		nodes:    make(map[string]nodeFacts, len(view.Nodes)),
 		tasks:    map[string][]api.Task{},
 	}
+	// A task on a node marked down keeps its desired state (the node may
+	// be only cut off, and come back with it) but is in no table.
+	down := map[string]bool{}
+	for _, n := range view.Nodes {
+		if n.Status.State == api.NodeDown {
+			down[n.ID] = true
+		}
+	}
 	byService := map[string][]api.Task{}
 	for _, t := range view.Tasks {
-		byService[t.ServiceID] = append(byService[t.ServiceID], t)
+		if !down[t.NodeID] {
+			byService[t.ServiceID] = append(byService[t.ServiceID], t)
+		}
 		if t.Draining() {
 			s.tasks[t.NodeID] = append(s.tasks[t.NodeID], held(t))
 		} else if t.DesiredState != api.TaskRemove {
@@ -58,6 +70,12 @@ func NewShared(view ClusterView) *Shared {
 	}
 	for _, svc := range view.Services {
 		s.services = append(s.services, Compute(svc, byService[svc.ID]))
+		if d := svc.Spec.Disconnect; d != nil && d.StopAfter > 0 {
+			if s.stopAfter == nil {
+				s.stopAfter = map[string]api.Duration{}
+			}
+			s.stopAfter[svc.ID] = d.StopAfter
+		}
 	}
 	sort.Slice(s.services, func(i, j int) bool { return s.services[i].ServiceID < s.services[j].ServiceID })
 	for _, n := range view.Nodes {
@@ -119,5 +137,13 @@ func (s *Shared) Header(nodeID string) api.Assignments {
 		Role:     f.role,
 	}
 	a.Network.Subnet = f.subnet
+	for _, t := range a.Tasks {
+		if d, ok := s.stopAfter[t.ServiceID]; ok {
+			if a.StopAfter == nil {
+				a.StopAfter = map[string]api.Duration{}
+			}
+			a.StopAfter[t.ServiceID] = d
+		}
+	}
 	return a
 }

@@ -80,7 +80,9 @@ type reconciler struct {
 	// rollout (see failureAction).
 	failed  map[string]bool
 	started map[string]bool // drains begun in this pass (drain.go)
-	res     Result
+	// nodeDownGrace is the cluster's, the default disconnect grace.
+	nodeDownGrace time.Duration
+	res           Result
 }
 
 func (r *reconciler) wake(at time.Time) {
@@ -110,6 +112,7 @@ func (r *reconciler) markNodesDown(cs ClusterState) {
 	if grace <= 0 {
 		grace = DefaultNodeDownGrace
 	}
+	r.nodeDownGrace = grace
 	for i := range cs.Nodes {
 		n := cs.Nodes[i]
 		ref := n.Status.Heartbeat
@@ -136,25 +139,21 @@ func (r *reconciler) markNodesDown(cs ClusterState) {
 	sort.Slice(r.res.NodesDown, func(i, j int) bool { return r.res.NodesDown[i].ID < r.res.NodesDown[j].ID })
 }
 
-// orphan marks every unfinished task on a down or deleted node. Orphaned is
-// terminal, so when the node comes back its agent finds these tasks desired
-// shutdown and stops them: the replacements made meanwhile are the only
-// copies the cluster keeps.
+// orphan marks every unfinished task on a removed node: it will never
+// report again. Tasks on a node that is only down are left as they are —
+// the node may be cut off and still running them — and the service's
+// disconnect policy decides (disconnect.go). Marking those orphaned, which
+// is terminal, is what once had a returning node stop its healthy tasks:
+// the store refuses the node's "running" after a terminal state, and the
+// desired shutdown reached the node first.
 func (r *reconciler) orphan() {
 	for _, t := range r.tasks {
-		if t.NodeID == "" || t.Status.State.Terminal() {
-			continue
-		}
-		n := r.nodes[t.NodeID]
-		if n != nil && n.Status.State != api.NodeDown {
+		if t.NodeID == "" || t.Status.State.Terminal() || r.nodes[t.NodeID] != nil {
 			continue
 		}
 		t.Status.State = api.TaskOrphaned
 		t.Status.Timestamp = r.now
-		t.Status.Message = "node " + t.NodeID + " is down"
-		if n == nil {
-			t.Status.Message = "node " + t.NodeID + " was removed"
-		}
+		t.Status.Message = "node " + t.NodeID + " was removed"
 		if t.DesiredState.Before(api.TaskShutdown) {
 			t.DesiredState = api.TaskShutdown
 		}
@@ -181,12 +180,17 @@ type slot struct {
 	tasks  []*api.Task // newest first, history included
 	wanted bool        // the service wants a task here
 	create bool        // a new task may be started here (a paused node keeps, but gets nothing new)
+	// lost are tasks on a down node past their disconnect grace
+	// (disconnect.go): they neither fill the slot nor hold up its refill,
+	// and are left alone until their node returns.
+	lost map[*api.Task]bool
 }
 
+// live lists the tasks that fill the slot.
 func (s *slot) live() []*api.Task {
 	var out []*api.Task
 	for _, t := range s.tasks {
-		if live(t) {
+		if live(t) && !s.lost[t] {
 			out = append(out, t)
 		}
 	}
@@ -195,14 +199,27 @@ func (s *slot) live() []*api.Task {
 
 // unfinished counts tasks whose process may still exist, whatever is desired
 // of them; this is what occupies a node and what the update budget bounds.
+// A lost task is out of reach and counts for neither.
 func (s *slot) unfinished() int {
 	n := 0
 	for _, t := range s.tasks {
-		if !t.Status.State.Terminal() {
+		if !t.Status.State.Terminal() && !s.lost[t] {
 			n++
 		}
 	}
 	return n
+}
+
+func hasLive(s *slot) bool {
+	if s == nil {
+		return false
+	}
+	for _, t := range s.tasks {
+		if live(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // slots groups a service's tasks and adds the slots it wants but has no
@@ -231,7 +248,12 @@ func (r *reconciler) slots(svc *api.Service, tasks []*api.Task) []*slot {
 	if global {
 		cons, err := scheduler.ParseConstraints(svc.Spec.Task.Placement.Constraints)
 		for _, n := range r.order {
-			if err != nil || n.Status.State == api.NodeDown || n.Spec.Availability == api.AvailabilityDrain {
+			if err != nil || n.Spec.Availability == api.AvailabilityDrain {
+				continue
+			}
+			// A down node keeps the task it runs (it may be only cut off)
+			// but is not wanted for a new one.
+			if n.Status.State == api.NodeDown && !hasLive(m[slotKey{node: n.ID}]) {
 				continue
 			}
 			if !cons.Matches(n) {
@@ -250,6 +272,14 @@ func (r *reconciler) slots(svc *api.Service, tasks []*api.Task) []*slot {
 	out := make([]*slot, 0, len(m))
 	for _, s := range m {
 		sortNewest(s.tasks)
+		for _, t := range s.tasks {
+			if r.lost(svc, t) {
+				if s.lost == nil {
+					s.lost = map[*api.Task]bool{}
+				}
+				s.lost[t] = true
+			}
+		}
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key.less(out[j].key) })

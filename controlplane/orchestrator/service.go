@@ -254,9 +254,11 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 	for _, s := range slots {
 		lv := s.live()
 		if !s.wanted {
-			for _, t := range lv {
-				r.setDesired(t, api.TaskRemove)
-				p.acted = true
+			for _, t := range s.tasks {
+				if live(t) {
+					r.setDesired(t, api.TaskRemove)
+					p.acted = true
+				}
 			}
 			continue
 		}
@@ -271,10 +273,11 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 		}
 		switch {
 		case len(cur) > 0:
-			keep := best(cur)
+			keep := keeper(svc, cur)
 			for _, t := range cur {
 				if t != keep {
 					r.setDesired(t, api.TaskShutdown)
+					t.StopReason = stopReason(svc, keep)
 					p.acted = true
 				}
 			}
@@ -301,10 +304,11 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 				p.transitions++
 			}
 		case len(old) > 0:
-			keep := best(old)
+			keep := keeper(svc, old)
 			for _, t := range old {
 				if t != keep {
 					r.setDesired(t, api.TaskShutdown)
+					t.StopReason = stopReason(svc, keep)
 					p.acted = true
 				}
 			}

@@ -186,7 +186,7 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
-			name: "node down: marked down, its task orphaned, the slot replaced on a live node, endpoints drop it",
+			name: "node down: marked down, its task left as it is, the slot replaced on a live node, no other node's table lists it",
 			seed: &store.Batch{Cluster: cluster(), PutNodes: []api.Node{worker("n1", now), worker("n2", t0)},
 				PutServices: []api.Service{web},
 				PutTasks:    []api.Task{runningTask("a", web, 1, "n1"), runningTask("b", web, 2, "n2")}},
@@ -195,24 +195,26 @@ func TestPlan(t *testing.T) {
 				if len(res.Batch.PutNodes) != 1 || res.Batch.PutNodes[0].ID != "n2" || res.Batch.PutNodes[0].Status.State != api.NodeDown {
 					t.Fatalf("nodes written %+v, want n2 down", res.Batch.PutNodes)
 				}
-				var orphaned, replacement bool
+				var written, replacement bool
 				for _, tk := range tasksOf(res.Batch, "web") {
 					switch {
 					case tk.ID == "b":
-						orphaned = tk.Status.State == api.TaskOrphaned && tk.DesiredState == api.TaskShutdown
+						written = true
 					case tk.Slot == 2:
 						replacement = tk.NodeID == "n1" && tk.Status.State == api.TaskAssigned
 					}
 				}
-				if !orphaned || !replacement {
-					t.Errorf("orphaned %v, replacement on n1 %v: %+v", orphaned, replacement, res.Batch.PutTasks)
+				if written || !replacement {
+					t.Errorf("task b written %v, replacement on n1 %v: %+v", written, replacement, res.Batch.PutTasks)
 				}
 				v := f.st.View()
-				svc, _ := v.Service("web")
-				for _, g := range endpoints.Compute(svc, v.TasksByService("web")).Groups {
-					for _, be := range g.Backends {
-						if be.TaskID == "b" {
-							t.Errorf("endpoints still list the task of the down node: %+v", g)
+				a := endpoints.ForNode("n1", endpoints.ClusterView{Index: v.Index(), Cluster: *v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()})
+				for _, s := range a.Services {
+					for _, g := range s.Groups {
+						for _, be := range g.Backends {
+							if be.TaskID == "b" {
+								t.Errorf("n1's table still lists the task of the down node: %+v", g)
+							}
 						}
 					}
 				}

@@ -1,0 +1,106 @@
+package orchestrator
+
+import (
+	"fmt"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Disconnected nodes. A node marked down may be dead or only cut off and
+// still running its tasks, so its tasks keep their desired state. The
+// service's disconnect grace (api.DisconnectPolicy) says how long they
+// still fill their slot; after it they are lost: the slot is refilled
+// elsewhere, but the task itself is left alone. When the node returns, a
+// lost task is live again next to its replacement and the service's
+// reconcile policy picks the one the slot keeps (keeper); the other stops
+// through the drain gate like any stop.
+
+// lost reports whether t is on a down node whose disconnect grace, counted
+// from the node's last heartbeat, has run out. Until then the leader is
+// woken for the moment it does.
+func (r *reconciler) lost(svc *api.Service, t *api.Task) bool {
+	n := r.nodes[t.NodeID]
+	if n == nil || n.Status.State != api.NodeDown || t.Status.State.Terminal() {
+		return false
+	}
+	g := svc.Spec.DisconnectGrace(r.nodeDownGrace)
+	if g.Forever() {
+		return false
+	}
+	ref := n.Status.Heartbeat
+	if ref.IsZero() {
+		return true // never heard from: nothing to wait for
+	}
+	at := ref.Add(g.D())
+	if r.now.Before(at) {
+		r.wake(at)
+		return false
+	}
+	return true
+}
+
+// keeper picks the task a slot keeps among several live ones of the same
+// spec, by the service's reconcile policy. Several live tasks in a slot
+// mean a node came back with the original while its replacement runs.
+func keeper(svc *api.Service, ts []*api.Task) *api.Task {
+	if len(ts) == 1 {
+		return ts[0]
+	}
+	running := func(t *api.Task) bool { return t.Status.State == api.TaskRunning }
+	var k *api.Task
+	switch svc.Spec.ReconcilePolicy() {
+	case api.ReconcileKeepReplacement:
+		for _, t := range ts {
+			if k == nil || newer(t, k) {
+				k = t
+			}
+		}
+		return k
+	case api.ReconcileHealthiest:
+		// The original on a tie: a restart is what the policy avoids.
+		rank := func(t *api.Task) int {
+			switch {
+			case ready(t):
+				return 2
+			case running(t):
+				return 1
+			}
+			return 0
+		}
+		for _, t := range ts {
+			if k == nil || rank(t) > rank(k) || rank(t) == rank(k) && newer(k, t) {
+				k = t
+			}
+		}
+		return k
+	case api.ReconcileLongestRunning:
+		// Status.Timestamp of a running task is its last change: when it
+		// started, or its health last moved. A task restarted in place
+		// (Restarts) started again then, so it yields to one that did not.
+		for _, t := range ts {
+			if !running(t) {
+				continue
+			}
+			if k == nil || t.Status.Restarts < k.Status.Restarts ||
+				t.Status.Restarts == k.Status.Restarts && t.Status.Timestamp.Before(k.Status.Timestamp) {
+				k = t
+			}
+		}
+	default: // keep-original
+		for _, t := range ts {
+			if running(t) && (k == nil || newer(k, t)) {
+				k = t
+			}
+		}
+	}
+	if k == nil {
+		k = best(ts)
+	}
+	return k
+}
+
+// stopReason says why keeper's choice stopped t, for `service ps` and the
+// node's log line.
+func stopReason(svc *api.Service, keep *api.Task) string {
+	return fmt.Sprintf("reconcile %s: the slot keeps task %s on node %s", svc.Spec.ReconcilePolicy(), keep.ID, keep.NodeID)
+}
