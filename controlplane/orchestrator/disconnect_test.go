@@ -75,7 +75,9 @@ func TestDisconnectPolicy(t *testing.T) {
 				}
 			}},
 		{name: "back, original rebooted offline (new container and pid), keep-original: adopted", at: 2 * time.Hour, back: true, repl: &running,
-			orig: func(st *api.TaskStatus) { st.ContainerID, st.PID, st.Timestamp = "c-after-reboot", 4242, cut.Add(time.Hour) },
+			orig: func(st *api.TaskStatus) {
+				st.ContainerID, st.PID, st.Timestamp = "c-after-reboot", 4242, cut.Add(time.Hour)
+			},
 			want: func(t *testing.T, r Result) { notWritten(t, r, "orig"); wantStopped(t, r, "repl", "keep-original") }},
 		{name: "back, original crashed for good while away: the replacement stays", at: time.Hour, back: true, repl: &running,
 			orig: func(st *api.TaskStatus) { st.State, st.Err = api.TaskFailed, "exit 1" },
@@ -110,7 +112,7 @@ func TestDisconnectPolicy(t *testing.T) {
 			}},
 		{name: "updated while away, inside the grace: nothing starts before the node returns", at: 30 * time.Second, updated: true,
 			policy: api.DisconnectPolicy{Grace: grace(time.Hour)},
-			want: func(t *testing.T, r Result) { wantCreate(t, r, 0) }},
+			want:   func(t *testing.T, r Result) { wantCreate(t, r, 0) }},
 		{name: "updated while away, back with the old spec next to a new replacement: the old one stops", at: time.Hour, back: true, updated: true, repl: &running,
 			want: func(t *testing.T, r Result) { notWritten(t, r, "repl"); wantStopped(t, r, "orig", "") }},
 	}
