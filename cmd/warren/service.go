@@ -91,6 +91,7 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.BoolVar(&f.keepUnhealthy, "health-keep-unhealthy", false, "do not replace a task whose health check fails (it gets no traffic)")
 	fs.StringVar(&f.version, "version", "", "version label of this spec for traffic splitting (default derived from the spec version)")
 	addSecretFlags(fs, &f.refs)
+	addDisconnectFlags(fs, &f.disconnect)
 }
 
 // flagSet reports whether the user set a flag; --port is an alias of --publish.

@@ -61,6 +61,7 @@ type serviceFlags struct {
 	keepUnhealthy   bool
 	version         string
 	refs            secretFlags
+	disconnect      disconnectFlags
 }
 
 // specFromFlags builds a ServiceSpec. It is pure so that every flag's path
@@ -330,6 +331,9 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 	}
 	if set("version") {
 		s.Version = f.version
+	}
+	if err := applyDisconnectFlags(&s, &f.disconnect, set); err != nil {
+		return s, err
 	}
 	return s, nil
 }

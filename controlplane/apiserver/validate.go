@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -171,6 +172,22 @@ func validateSpec(s api.ServiceSpec, selfID string, others []*api.Service) error
 	case "", "pause", "rollback", "continue":
 	default:
 		return fail("update.failure_action", "must be pause, rollback or continue, not %q", u.FailureAction)
+	}
+	return validateDisconnect(s.Disconnect, fail)
+}
+
+func validateDisconnect(d *api.DisconnectPolicy, fail func(field, format string, args ...any) error) error {
+	if d == nil {
+		return nil
+	}
+	if d.Grace != nil && *d.Grace < 0 {
+		return fail("disconnect.grace", "must be ≥ 0 or inf")
+	}
+	if d.StopAfter < 0 {
+		return fail("disconnect.stop_after", "must be ≥ 0")
+	}
+	if d.Reconcile != "" && !slices.Contains(api.ReconcilePolicies, d.Reconcile) {
+		return fail("disconnect.reconcile", "must be keep-original, keep-replacement, healthiest or longest-running, not %q", d.Reconcile)
 	}
 	return nil
 }

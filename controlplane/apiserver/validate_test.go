@@ -56,6 +56,13 @@ func TestValidateSpec(t *testing.T) {
 		{"timeout over interval", hc(api.HealthCheck{Kind: api.HealthTCP, Interval: 1e9, Timeout: 2e9}), "task.health.timeout: must not exceed"},
 		{"command on http check", hc(api.HealthCheck{Kind: api.HealthHTTP, Path: "/", Command: []string{"x"}, Interval: 1e9, Timeout: 1e9}), "only used by exec"},
 		{"valid http check", hc(api.HealthCheck{Kind: api.HealthHTTP, Path: "/healthz", Interval: 1e9, Timeout: 1e9}), ""},
+		{"disconnect: every policy", func(s *api.ServiceSpec) {
+			g := api.GraceForever
+			s.Disconnect = &api.DisconnectPolicy{Grace: &g, StopAfter: api.Duration(3600e9), Reconcile: api.ReconcileLongestRunning}
+		}, ""},
+		{"disconnect: negative grace", func(s *api.ServiceSpec) { g := api.Grace(-1); s.Disconnect = &api.DisconnectPolicy{Grace: &g} }, "disconnect.grace: must be ≥ 0 or inf"},
+		{"disconnect: negative stop after", func(s *api.ServiceSpec) { s.Disconnect = &api.DisconnectPolicy{StopAfter: -1} }, "disconnect.stop_after"},
+		{"disconnect: unknown reconcile", func(s *api.ServiceSpec) { s.Disconnect = &api.DisconnectPolicy{Reconcile: "newest"} }, `disconnect.reconcile: must be keep-original, keep-replacement, healthiest or longest-running, not "newest"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := base()

@@ -56,6 +56,7 @@ var enums = map[string][]string{
 	"update.strategy":              {string(api.StrategyRolling), string(api.StrategyBlueGreen), string(api.StrategyCanary)},
 	"update.order":                 {"stop-first", "start-first"},
 	"update.failure_action":        {"pause", "rollback", "continue"},
+	"disconnect.reconcile":         {string(api.ReconcileKeepOriginal), string(api.ReconcileKeepReplacement), string(api.ReconcileHealthiest), string(api.ReconcileLongestRunning)},
 	"depends_on[].condition":       {string(Started), string(Healthy), string(Completed)},
 	"kind":                         {KindService, KindSecret, KindConfig, KindVolume},
 }

@@ -147,7 +147,7 @@ func TestParseFilesErrors(t *testing.T) {
 		want  string
 	}{
 		{"not yaml", []string{"web.yaml", "kind: Service\nname: web\n  replicas: 3\n"}, "web.yaml:3: not YAML: mapping values are not allowed in this context"},
-		{"unknown top-level key", []string{"web.yaml", "kind: Service\nname: web\nimage: nginx\n"}, "web.yaml:3: services.web.image: unknown field (known: depends_on, kind, labels, mode, name, ports, replicas, task, update, version)"},
+		{"unknown top-level key", []string{"web.yaml", "kind: Service\nname: web\nimage: nginx\n"}, "web.yaml:3: services.web.image: unknown field (known: depends_on, disconnect, kind, labels, mode, name, ports, replicas, task, update, version)"},
 		{"unknown nested key", []string{"web.yaml", "kind: Service\nname: web\ntask:\n  container:\n    imag: x\n"}, "web.yaml:5: services.web.task.container.imag: unknown field"},
 		{"negative replicas", []string{"web.yaml", "kind: Service\nname: web\ntask: {container: {image: x}}\nreplicas: -1\n"}, "web.yaml:4: services.web.replicas: must be ≥ 0"},
 		{"replicas not a number", []string{"web.yaml", "kind: Service\nname: web\nreplicas: three\n"}, "web.yaml:3: services.web.replicas: must be a whole number ≥ 0"},

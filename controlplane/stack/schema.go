@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
+
+	"github.com/warrenhq/warren/controlplane/api"
 )
 
 // Schema is the JSON schema of a Warren file's Service document, generated
@@ -23,6 +25,9 @@ func Schema() ([]byte, error) {
 }
 
 func schemaOf(t reflect.Type, path string) map[string]any {
+	if t == reflect.TypeOf(api.Grace(0)) {
+		return map[string]any{"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$|^inf$"}
+	}
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {
 		return map[string]any{"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$"}
 	}
