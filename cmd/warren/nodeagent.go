@@ -165,6 +165,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(agent.NewCollector(a))
 	agMu.Lock()
 	ag = a
 	agMu.Unlock()

@@ -65,6 +65,9 @@ type Config struct {
 	Wait time.Duration
 	// RetryMin and RetryMax bound the backoff after a failure (1s, 30s).
 	RetryMin, RetryMax time.Duration
+	// Now is the clock (time.Now): how long the node has been cut off
+	// decides the disconnect stop-after (disconnect.go).
+	Now func() time.Time
 }
 
 // Agent is the manager-facing half of a node agent. Create it with New,
@@ -85,10 +88,13 @@ type Agent struct {
 	// cannot read the secrets in its own cache.
 	cacheKey []byte
 
+	link link // contact with the managers (disconnect.go)
+
 	latest   chan *api.Assignments // size 1: the applier only wants the newest
 	reportCh chan struct{}         // size 1: something to send
 	reachCh  chan struct{}         // size 1: a manager answered
 	tableCh  chan struct{}         // size 1: the table index moved; heartbeat now
+	watchCh  chan struct{}         // size 1: a heartbeat got through; the watch retries now
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -114,6 +120,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(30*time.Second, cfg.RetryMin)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	c, err := openCache(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -124,6 +133,7 @@ func New(cfg Config) (*Agent, error) {
 		reportCh: make(chan struct{}, 1),
 		reachCh:  make(chan struct{}, 1),
 		tableCh:  make(chan struct{}, 1),
+		watchCh:  make(chan struct{}, 1),
 	}
 	if a.current, err = c.assignments(); err != nil {
 		c.close()
@@ -138,6 +148,13 @@ func New(cfg Config) (*Agent, error) {
 		c.close()
 		return nil, err
 	}
+	// A node rebooted while cut off counts its cut from the last answer it
+	// had before, not from the reboot.
+	if _, err := c.get(keyHeard, &a.link.heard); err != nil {
+		c.close()
+		return nil, err
+	}
+	a.link.saved = a.link.heard
 	// Addresses learned from the cluster win over the join-time seed; both
 	// are kept so a node that never reached its last managers can still try
 	// the ones it joined through.
@@ -230,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.offer(cached)
 	}
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.applyLoop, a.heartbeatLoop, a.watchLoop, a.reportLoop} {
+	for _, loop := range []func(context.Context){a.applyLoop, a.heartbeatLoop, a.watchLoop, a.reportLoop, a.disconnectLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -337,6 +354,7 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	if err != nil {
 		return err
 	}
+	tasks, _ = stopAfterCut(tasks, as.StopAfter, a.cut(a.now()))
 	if err := a.cfg.Executor.Set(ctx, tasks); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
@@ -383,7 +401,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.log.Warn("heartbeat failed", zap.Error(err))
 		} else {
 			bo.reset()
+			a.heard()
 			signal(a.reachCh)
+			signal(a.watchCh)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -421,19 +441,38 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			} else {
 				a.log.Warn("watch assignments failed", zap.Error(err))
 			}
-			if !sleep(ctx, bo.next()) {
+			// A heartbeat that got through ends the backoff: after a cut
+			// the managers' state is wanted at once.
+			t := time.NewTimer(bo.next())
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return
+			case <-t.C:
+			case <-a.watchCh:
+				t.Stop()
 			}
 			continue
 		}
 		bo.reset()
+		a.heard()
 		signal(a.reachCh)
 		if as.Index == index {
+			a.mu.Lock()
+			cur := a.current
+			a.mu.Unlock()
+			if cur != nil {
+				a.received(nil, cur)
+			}
 			continue // the wait ran out with nothing new
 		}
+		a.mu.Lock()
+		prev := a.current
+		a.mu.Unlock()
 		if err := a.accept(as); err != nil {
 			a.log.Warn("cache assignments", zap.Error(err))
 		}
+		a.received(prev, as)
 		a.offer(as)
 	}
 }

@@ -19,6 +19,8 @@ var (
 	bucketReports = []byte("reports")
 	keyAssign     = []byte("assignments")
 	keyManagers   = []byte("managers")
+	// keyHeard is when a manager last answered (disconnect.go).
+	keyHeard = []byte("heard")
 )
 
 // cache persists what the agent must survive a reboot with. Writes are
