@@ -39,6 +39,12 @@ func (r *reconciler) lost(svc *api.Service, t *api.Task) bool {
 	return true
 }
 
+// away reports whether t's node is marked down.
+func (r *reconciler) away(t *api.Task) bool {
+	n := r.nodes[t.NodeID]
+	return n != nil && n.Status.State == api.NodeDown
+}
+
 // keeper picks the task a slot keeps among several live ones of the same
 // spec, by the service's reconcile policy. Several live tasks in a slot
 // mean a node came back with the original while its replacement runs.

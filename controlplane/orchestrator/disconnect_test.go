@@ -43,6 +43,10 @@ func TestDisconnectPolicy(t *testing.T) {
 				if r.NextEval.IsZero() || r.NextEval.After(cut.Add(time.Minute)) {
 					t.Errorf("next eval %v, want by the end of the grace %v", r.NextEval, cut.Add(time.Minute))
 				}
+				// It fills its slot but takes no traffic: not ready, not converged.
+				if len(r.Statuses) != 1 || r.Statuses[0].Status.Ready != 0 || r.Statuses[0].Status.Desired != 1 || r.Statuses[0].Status.Converged {
+					t.Errorf("statuses %+v, want web 0/1 ready, not converged", r.Statuses)
+				}
 			}},
 		{name: "cut, past the grace: a replacement, the original left alone", policy: api.DisconnectPolicy{Grace: grace(time.Minute)}, at: 2 * time.Minute,
 			want: func(t *testing.T, r Result) {

@@ -686,7 +686,9 @@ func (r *reconciler) status(svc *api.Service, p *rolloutPlan) *api.ServiceStatus
 				byVersion[v] = c
 			}
 			c.live++
-			if ready(t) {
+			// A task on a down node still fills its slot within the
+			// disconnect grace, but takes no traffic: nobody can reach it.
+			if ready(t) && !r.away(t) {
 				c.ready++
 				slotReady = true
 				curReady = curReady || current(svc, t)
