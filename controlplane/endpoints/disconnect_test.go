@@ -18,7 +18,7 @@ func TestDownNodeTasksAndStopAfter(t *testing.T) {
 			Status: api.TaskStatus{State: api.TaskRunning, Addr: addr}}
 	}
 	view := ClusterView{Index: 3,
-		Nodes: []api.Node{{ID: "n1", Status: api.NodeStatus{State: api.NodeReady}}, {ID: "n2", Status: api.NodeStatus{State: api.NodeDown}}},
+		Nodes:    []api.Node{{ID: "n1", Status: api.NodeStatus{State: api.NodeReady}}, {ID: "n2", Status: api.NodeStatus{State: api.NodeDown}}},
 		Services: []api.Service{web, db},
 		Tasks:    []api.Task{run("a", "web", "n1", "10.42.1.2"), run("b", "web", "n2", "10.42.2.2"), run("c", "db", "n1", "10.42.1.3")}}
 	backends := func(a api.Assignments) map[string]bool {
