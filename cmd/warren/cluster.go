@@ -70,6 +70,7 @@ type nodeOpts struct {
 	uplink         string
 	routingMesh    bool
 	auditStdout    bool
+	heartbeat      time.Duration
 
 	podCIDR, serviceCIDR, domain string
 	nodeDownGrace                time.Duration
@@ -96,6 +97,7 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.BoolVar(&o.routingMesh, "routing-mesh", envOr("WARREN_ROUTING_MESH", "true") == "true", "publish ports on every node for other hosts, in the kernel (TCX) [$WARREN_ROUTING_MESH]")
 	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
 	fs.BoolVar(&o.auditStdout, "audit-stdout", envOr("WARREN_AUDIT_STDOUT", "false") == "true", "managers: copy every audit line (<data-dir>/audit.log) to stdout [$WARREN_AUDIT_STDOUT]")
+	fs.DurationVar(&o.heartbeat, "heartbeat-interval", 2*time.Second, "how often the node heartbeats to the managers; keep it well under the cluster's --node-down-grace (15× by default)")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 

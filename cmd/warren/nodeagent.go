@@ -160,7 +160,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		NodeID: ident.NodeID, DataDir: g.dataDir, Manager: mc, Managers: ident.Managers,
 		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
 		Registration: withVolumeDrivers(registration(ident, hostname, labels, sink.NodeNetwork), vols),
-		Logger:       n.log,
+		Logger:       n.log, Heartbeat: o.heartbeat,
 	})
 	if err != nil {
 		return nil, err

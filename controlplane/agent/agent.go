@@ -384,28 +384,43 @@ func (a *Agent) TableIndex() uint64 {
 }
 
 // heartbeatLoop registers at once, then every Heartbeat and whenever the
-// service table in effect changed.
+// service table in effect changed. Heartbeats do not wait for each other
+// (up to maxBeats in flight, each on a connection of its own): on a lossy
+// link one request stalled in TCP retransmission must not silence the node
+// for longer than the managers' down grace, which a strict sequence of
+// beats would (that is how a node flaps between ready and down).
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	bo := a.newBackoff()
+	slots := make(chan struct{}, maxBeats)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		reg := a.cfg.Registration()
-		reg.NodeID = a.cfg.NodeID
-		reg.TableIndex = a.TableIndex()
-		err := a.cfg.Manager.Register(ctx, reg)
-		wait := a.cfg.Heartbeat
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			wait = min(bo.next(), a.cfg.Heartbeat)
-			a.log.Warn("heartbeat failed", zap.Error(err))
-		} else {
-			bo.reset()
-			a.heard()
-			signal(a.reachCh)
-			signal(a.watchCh)
+		select {
+		case slots <- struct{}{}:
+			reg := a.cfg.Registration()
+			reg.NodeID = a.cfg.NodeID
+			reg.TableIndex = a.TableIndex()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				bctx, cancel := context.WithTimeout(ctx, beatTimeout*a.cfg.Heartbeat)
+				err := a.cfg.Manager.Register(bctx, reg)
+				cancel()
+				if err != nil {
+					if ctx.Err() == nil {
+						a.log.Warn("heartbeat failed", zap.Error(err))
+					}
+					return
+				}
+				a.heard()
+				signal(a.reachCh)
+				signal(a.watchCh)
+			}()
+		default:
+			// Every slot holds a beat that has not answered yet: the
+			// managers are out of reach, and piling on more would not help.
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(a.cfg.Heartbeat)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -416,6 +431,13 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		}
 	}
 }
+
+const (
+	// maxBeats bounds the heartbeats in flight.
+	maxBeats = 4
+	// beatTimeout, in heartbeats, is how long one heartbeat may take.
+	beatTimeout = maxBeats
+)
 
 // watchLoop follows the node's assignments with blocking queries.
 func (a *Agent) watchLoop(ctx context.Context) {

@@ -13,7 +13,7 @@ import (
 )
 
 // The node's side of a cut. The agent knows when a manager last answered;
-// once none has for cutAfter it counts itself cut off, and from then on it
+// once none has for cutAfter heartbeats (at least floor) it counts itself cut off, and from then on it
 // enforces the services' disconnect stop-after by itself (the managers
 // cannot reach it to do so). When a manager answers again it waits a short
 // settle window for the managers' decisions about its tasks (the leader
@@ -33,7 +33,16 @@ const (
 	// begun at most this much earlier than it did (stop-after then stops a
 	// task early, never late).
 	heardEvery = 10 * time.Second
+	// floor is the least silence that is a cut, and the least settle
+	// window, however short the heartbeat: a lossy link delays an answer by
+	// a few TCP retransmissions (seconds), and the managers' decisions on a
+	// return take a plan and a drain.
+	floor = 5 * time.Second
 )
+
+func (a *Agent) cutAfter() time.Duration { return max(cutAfter*a.cfg.Heartbeat, floor) }
+
+func (a *Agent) settle() time.Duration { return max(settleAfter*a.cfg.Heartbeat, floor) }
 
 // link is the agent's account of its contact with the managers. Guarded by
 // Agent.mu.
@@ -208,7 +217,7 @@ func (a *Agent) heard() {
 		if a.applied != nil {
 			before, _ = stopAfterCut(a.applied.Tasks, a.applied.StopAfter, cut)
 		}
-		a.link.resync = &resync{after: cut, at: now.Add(settleAfter * a.cfg.Heartbeat), before: before, latest: before}
+		a.link.resync = &resync{after: cut, at: now.Add(a.settle()), before: before, latest: before}
 		if a.current != nil {
 			a.link.resync.latest = a.current.Tasks
 		}
@@ -259,7 +268,7 @@ func (a *Agent) tick() {
 	now := a.now()
 	a.mu.Lock()
 	var reapply *api.Assignments
-	if a.link.cutSince.IsZero() && !a.link.heard.IsZero() && now.Sub(a.link.heard) > cutAfter*a.cfg.Heartbeat {
+	if a.link.cutSince.IsZero() && !a.link.heard.IsZero() && now.Sub(a.link.heard) > a.cutAfter() {
 		a.link.cutSince = a.link.heard
 	}
 	if since := a.link.cutSince; !since.IsZero() {

@@ -297,3 +297,68 @@ func lintMetrics(t *testing.T, a *Agent) {
 		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, text)
 	}
 }
+
+// stallManager stalls the first heartbeat until its context ends, as a
+// request whose segments a lossy link keeps dropping does, and counts the
+// others.
+type stallManager struct {
+	unusedManager
+	mu      sync.Mutex
+	beats   int
+	stalled chan struct{}
+}
+
+func (m *stallManager) Register(ctx context.Context, _ api.NodeRegistration) error {
+	m.mu.Lock()
+	m.beats++
+	first := m.beats == 1
+	m.mu.Unlock()
+	if first {
+		close(m.stalled)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (m *stallManager) Assignments(ctx context.Context, _ uint64, _ time.Duration) (*api.Assignments, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A stalled heartbeat does not hold back the next ones: the managers keep
+// hearing the node (it would be marked down after the grace otherwise).
+func TestHeartbeatsDoNotWaitForAStalledOne(t *testing.T) {
+	m := &stallManager{unusedManager: unusedManager{t}, stalled: make(chan struct{})}
+	rec := &recorder{}
+	a, err := New(Config{NodeID: "n1", DataDir: t.TempDir(), Manager: m, Executor: rec, Network: rec,
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{} },
+		Heartbeat:    10 * time.Millisecond, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.heartbeatLoop(ctx); close(done) }()
+	<-m.stalled
+	deadline := time.After(20 * time.Second)
+	for {
+		m.mu.Lock()
+		n := m.beats
+		m.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d heartbeats while the first stalls, want more", n)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	if a.Disconnect().Current != 0 {
+		t.Error("the node counts itself cut off while heartbeats get through")
+	}
+}
