@@ -79,6 +79,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	pending  map[string]api.TaskStatus // unacknowledged reports, latest per task
+	known    map[string]api.TaskStatus // the latest report per task, delivered or not
 	applied  *api.Assignments          // last assignments handed to Executor and Network
 	table    uint64                    // index of the service table in effect (TableIndex)
 	current  *api.Assignments          // last assignments received or cached
@@ -128,7 +129,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg, log: cfg.Logger.Named("agent"), cache: c,
+		cfg: cfg, log: cfg.Logger.Named("agent"), cache: c, known: map[string]api.TaskStatus{},
 		latest:   make(chan *api.Assignments, 1),
 		reportCh: make(chan struct{}, 1),
 		reachCh:  make(chan struct{}, 1),
@@ -188,6 +189,7 @@ func (a *Agent) Close() error { return a.cache.close() }
 func (a *Agent) Report(taskID string, st api.TaskStatus) {
 	a.mu.Lock()
 	a.pending[taskID] = st
+	a.known[taskID] = st
 	err := a.cache.putReport(taskID, st)
 	a.mu.Unlock()
 	if err != nil {

@@ -234,14 +234,34 @@ func (a *Agent) heard() {
 	}
 }
 
-// received notes assignments from a manager for the resync, and logs every
-// task they stop with the reason.
+// received notes assignments from a manager for the resync, re-reports the
+// tasks the managers lost track of while the node was down (they list them
+// unknown), and logs every task they stop with the reason.
 func (a *Agent) received(prev *api.Assignments, as *api.Assignments) {
 	a.mu.Lock()
 	if a.link.resync != nil {
 		a.link.resync.latest = as.Tasks
 	}
+	var again []string
+	assigned := map[string]bool{}
+	for _, t := range as.Tasks {
+		assigned[t.ID] = true
+		st, ok := a.known[t.ID]
+		if _, queued := a.pending[t.ID]; ok && !queued && t.Status.State == api.TaskUnknown {
+			a.pending[t.ID] = st
+			again = append(again, t.ID)
+		}
+	}
+	for id := range a.known {
+		if !assigned[id] {
+			delete(a.known, id)
+		}
+	}
 	a.mu.Unlock()
+	if len(again) > 0 {
+		a.log.Info("reporting again the tasks the managers lost track of while this node was down", zap.Strings("task_ids", again))
+		signal(a.reportCh)
+	}
 	if prev == nil {
 		return
 	}

@@ -362,3 +362,28 @@ func TestHeartbeatsDoNotWaitForAStalledOne(t *testing.T) {
 		t.Error("the node counts itself cut off while heartbeats get through")
 	}
 }
+
+// Back from a cut, the node reports again the tasks the managers list as
+// unknown, even when nothing changed on the node (no report was pending).
+func TestUnknownTasksReportedAgain(t *testing.T) {
+	c := &clock{now: t0()}
+	a, _ := newTimedAgent(t, t.TempDir(), c, &recorder{})
+	defer a.Close()
+	st := api.TaskStatus{State: api.TaskRunning, PID: 42, Timestamp: t0()}
+	a.Report("t1", st)
+	a.Report("t2", st)
+	a.ack(map[string]api.TaskStatus{"t1": st, "t2": st})
+	lost := task("t1", "web", api.TaskRunning)
+	lost.Status.State = api.TaskUnknown
+	fine := task("t2", "web", api.TaskRunning)
+	fine.Status = st
+	a.received(nil, &api.Assignments{Index: 9, Tasks: []api.Task{lost, fine}})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if got, ok := a.pending["t1"]; !ok || got.PID != 42 {
+		t.Errorf("t1 not reported again: pending %+v", a.pending)
+	}
+	if _, ok := a.pending["t2"]; ok {
+		t.Error("t2 reported again though the managers know it")
+	}
+}

@@ -367,11 +367,18 @@ const (
 	TaskRejected  TaskState = "rejected" // the node refused it
 	TaskOrphaned  TaskState = "orphaned" // node gone
 	TaskRemove    TaskState = "remove"   // desired only: stop and delete
+
+	// TaskUnknown comes between running and complete: the task's node is
+	// down. It may still run there (the node is only cut off) or not (it
+	// died); only the node can say, and does when it returns, so this is
+	// the one state a task leaves for an earlier one (store:
+	// applyTaskStatuses).
+	TaskUnknown TaskState = "unknown"
 )
 
 var taskStateOrder = map[TaskState]int{
-	TaskNew: 0, TaskPending: 1, TaskAssigned: 2, TaskPreparing: 3, TaskStarting: 4, TaskRunning: 5,
-	TaskComplete: 6, TaskShutdown: 7, TaskFailed: 8, TaskRejected: 9, TaskOrphaned: 10, TaskRemove: 11,
+	TaskNew: 0, TaskPending: 1, TaskAssigned: 2, TaskPreparing: 3, TaskStarting: 4, TaskRunning: 5, TaskUnknown: 6,
+	TaskComplete: 7, TaskShutdown: 8, TaskFailed: 9, TaskRejected: 10, TaskOrphaned: 11, TaskRemove: 12,
 }
 
 // Before reports whether s comes before o in the task lifecycle.

@@ -73,7 +73,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.services, prometheus.GaugeValue, float64(n), m)
 	}
 	states := map[string]int{}
-	for _, s := range []api.TaskState{api.TaskPending, api.TaskAssigned, api.TaskPreparing, api.TaskStarting, api.TaskRunning, api.TaskComplete, api.TaskShutdown, api.TaskFailed, api.TaskRejected, api.TaskOrphaned} {
+	for _, s := range []api.TaskState{api.TaskPending, api.TaskAssigned, api.TaskPreparing, api.TaskStarting, api.TaskRunning, api.TaskUnknown, api.TaskComplete, api.TaskShutdown, api.TaskFailed, api.TaskRejected, api.TaskOrphaned} {
 		states[string(s)] = 0
 	}
 	for _, t := range v.Tasks() {

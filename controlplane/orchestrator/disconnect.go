@@ -15,6 +15,34 @@ import (
 // reconcile policy picks the one the slot keeps (keeper); the other stops
 // through the drain gate like any stop.
 
+// markUnknown marks the unfinished tasks of down nodes unknown: they are
+// in no service table and not ready, but keep their desired state and the
+// rest of their status, and their node reports what became of them when it
+// returns.
+func (r *reconciler) markUnknown() {
+	for _, t := range r.tasks {
+		if t.Status.State.Terminal() || t.Status.State == api.TaskUnknown || !r.away(t) {
+			continue
+		}
+		t.Status.State = api.TaskUnknown
+		t.Status.Timestamp = r.now
+		t.Status.Message = "node " + t.NodeID + " is down; the task may still run there"
+		r.dirty[t.ID] = true
+	}
+}
+
+// unsettled reports whether a returned node has yet to say what became of
+// one of ts: until it does the slot's tasks are left alone, so keep-original
+// does not take a task it has not heard of yet for a dead one.
+func (r *reconciler) unsettled(ts []*api.Task) bool {
+	for _, t := range ts {
+		if t.Status.State == api.TaskUnknown && !r.away(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // lost reports whether t is on a down node whose disconnect grace, counted
 // from the node's last heartbeat, has run out. Until then the leader is
 // woken for the moment it does.

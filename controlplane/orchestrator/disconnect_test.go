@@ -48,6 +48,18 @@ func TestDisconnectPolicy(t *testing.T) {
 					t.Errorf("statuses %+v, want web 0/1 ready, not converged", r.Statuses)
 				}
 			}},
+		{name: "just marked down: the original is unknown, still desired running", policy: api.DisconnectPolicy{Grace: grace(time.Minute)}, at: 30 * time.Second,
+			orig: func(st *api.TaskStatus) { st.State = api.TaskRunning },
+			want: func(t *testing.T, r Result) {
+				if len(r.Update) != 1 || r.Update[0].ID != "orig" || r.Update[0].Status.State != api.TaskUnknown ||
+					r.Update[0].DesiredState != api.TaskRunning || r.Update[0].Status.Addr == "" {
+					t.Errorf("updated %+v, want orig unknown, desired running, its address kept", r.Update)
+				}
+				wantCreate(t, r, 0)
+			}},
+		{name: "back, the node has not said yet what became of the original: nothing stopped", at: time.Hour, back: true, repl: &running,
+			orig: func(st *api.TaskStatus) { st.State = api.TaskUnknown },
+			want: func(t *testing.T, r Result) { noTaskWrites(t, r) }},
 		{name: "cut, past the grace: a replacement, the original left alone", policy: api.DisconnectPolicy{Grace: grace(time.Minute)}, at: 2 * time.Minute,
 			want: func(t *testing.T, r Result) {
 				wantCreate(t, r, 1)
@@ -144,6 +156,10 @@ func TestDisconnectPolicy(t *testing.T) {
 				SpecVersion: 1, Version: "v1", DesiredState: api.TaskRunning, Status: running,
 				Meta: api.Meta{Version: 1, CreatedAt: cut.Add(-time.Hour)}}
 			orig.Status.Timestamp = cut.Add(-time.Hour)
+			if !c.back {
+				// As the pass that marked n2 down left it.
+				orig.Status.State = api.TaskUnknown
+			}
 			if c.mode == api.ModeGlobal {
 				orig.Slot = 0
 			}

@@ -32,6 +32,7 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 	}
 	sort.Slice(r.tasks, func(i, j int) bool { return r.tasks[i].ID < r.tasks[j].ID })
 	r.orphan()
+	r.markUnknown()
 
 	byService := map[string][]*api.Task{}
 	for _, t := range r.tasks {
@@ -140,8 +141,8 @@ func (r *reconciler) markNodesDown(cs ClusterState) {
 }
 
 // orphan marks every unfinished task on a removed node: it will never
-// report again. Tasks on a node that is only down are left as they are —
-// the node may be cut off and still running them — and the service's
+// report again. Tasks on a node that is only down keep their desired state
+// — the node may be cut off and still running them — and the service's
 // disconnect policy decides (disconnect.go). Marking those orphaned, which
 // is terminal, is what once had a returning node stop its healthy tasks:
 // the store refuses the node's "running" after a terminal state, and the

@@ -354,8 +354,9 @@ func TestGlobalRollingUpdateAndNodeDown(t *testing.T) {
 	if v := versions(s, "mon"); !reflect.DeepEqual(v, map[uint64]int{2: 4}) {
 		t.Fatalf("versions %v", v)
 	}
-	// A global task is not moved when its node dies: it is orphaned and the
-	// node gets a fresh one when it returns.
+	// A global task is not moved when its node goes down: it waits,
+	// unknown, and runs on when the node returns (it may only have been
+	// cut off).
 	s.cut["n3"] = true
 	s.now = s.now.Add(time.Minute)
 	s.agent()

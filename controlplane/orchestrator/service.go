@@ -274,8 +274,9 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 		switch {
 		case len(cur) > 0:
 			keep := keeper(svc, cur)
+			settled := !r.unsettled(cur)
 			for _, t := range cur {
-				if t != keep {
+				if t != keep && settled {
 					r.setDesired(t, api.TaskShutdown)
 					t.StopReason = stopReason(svc, keep)
 					p.acted = true
@@ -305,8 +306,9 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 			}
 		case len(old) > 0:
 			keep := keeper(svc, old)
+			settled := !r.unsettled(old)
 			for _, t := range old {
-				if t != keep {
+				if t != keep && settled {
 					r.setDesired(t, api.TaskShutdown)
 					t.StopReason = stopReason(svc, keep)
 					p.acted = true

@@ -184,6 +184,9 @@ func (s *sim) agent() {
 			continue
 		}
 		switch {
+		case t.Status.State == api.TaskUnknown && s.node(t.NodeID).Status.State == api.NodeReady:
+			// Back from a cut, the node says its task still runs.
+			t.Status.State, t.Status.Timestamp = api.TaskRunning, s.now
 		case t.Draining():
 			// endpoints.ForNode hands it to the node as still running.
 		case t.DesiredState != api.TaskRunning:

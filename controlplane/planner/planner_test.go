@@ -186,7 +186,7 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
-			name: "node down: marked down, its task left as it is, the slot replaced on a live node, no other node's table lists it",
+			name: "node down: marked down, its task unknown but desired running, the slot replaced on a live node, no other node's table lists it",
 			seed: &store.Batch{Cluster: cluster(), PutNodes: []api.Node{worker("n1", now), worker("n2", t0)},
 				PutServices: []api.Service{web},
 				PutTasks:    []api.Task{runningTask("a", web, 1, "n1"), runningTask("b", web, 2, "n2")}},
@@ -199,13 +199,13 @@ func TestPlan(t *testing.T) {
 				for _, tk := range tasksOf(res.Batch, "web") {
 					switch {
 					case tk.ID == "b":
-						written = true
+						written = tk.Status.State != api.TaskUnknown || tk.DesiredState != api.TaskRunning
 					case tk.Slot == 2:
 						replacement = tk.NodeID == "n1" && tk.Status.State == api.TaskAssigned
 					}
 				}
 				if written || !replacement {
-					t.Errorf("task b written %v, replacement on n1 %v: %+v", written, replacement, res.Batch.PutTasks)
+					t.Errorf("task b written other than unknown/running %v, replacement on n1 %v: %+v", written, replacement, res.Batch.PutTasks)
 				}
 				v := f.st.View()
 				a := endpoints.ForNode("n1", endpoints.ClusterView{Index: v.Index(), Cluster: *v.Cluster(), Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()})

@@ -373,7 +373,10 @@ func (t *txn) applyTaskStatuses(b *Batch) error {
 		if u.NodeID == "" || old.NodeID != u.NodeID {
 			continue // a node may only report on tasks assigned to it
 		}
-		if u.Status.State.Before(old.Status.State) || sameTaskStatus(u.Status, old.Status) {
+		// A task is unknown while its node was down; the node, back, says
+		// what became of it, whatever state that is.
+		back := old.Status.State == api.TaskUnknown && u.Status.State != api.TaskUnknown
+		if !back && u.Status.State.Before(old.Status.State) || sameTaskStatus(u.Status, old.Status) {
 			continue // stale, or nothing new: keep Version so watchers sleep
 		}
 		nt := *old

@@ -212,8 +212,14 @@ func TestEdgeAutonomy(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if n := len(runningTasks(ts)); n != 3 {
-				return fmt.Errorf("%s: %d running, want 3 (the replacement next to the cut-off original): %s", svc, n, describeTasks(ts))
+			// The original stays desired running, unknown (it may run
+			// on); its replacement runs on h1.
+			on := onNode(ts, n2)
+			if o, ok := on[orig[svc]]; !ok || o.Status.State != api.TaskUnknown {
+				return fmt.Errorf("%s: the original on h2 is not unknown and desired running: %s", svc, describeTasks(ts))
+			}
+			if n := len(runningTasks(ts)); n != 2 {
+				return fmt.Errorf("%s: %d running, want 2 (the replacement and the one on h1): %s", svc, n, describeTasks(ts))
 			}
 		}
 		return nil
