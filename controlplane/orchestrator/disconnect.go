@@ -43,6 +43,23 @@ func (r *reconciler) unsettled(ts []*api.Task) bool {
 	return false
 }
 
+// dropUnplaced stops the tasks of an unsettled slot that were never
+// placed, and returns the others: a replacement that waited for a node is
+// not started next to an original whose node is back (if that original
+// turns out gone, the slot is refilled then).
+func (r *reconciler) dropUnplaced(ts []*api.Task) []*api.Task {
+	var out []*api.Task
+	for _, t := range ts {
+		if neverPlaced(t) {
+			r.setDesired(t, api.TaskShutdown)
+			t.StopReason = "not needed: the node of the task it replaced is back"
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
 // lost reports whether t is on a down node whose disconnect grace, counted
 // from the node's last heartbeat, has run out. Until then the leader is
 // woken for the moment it does.

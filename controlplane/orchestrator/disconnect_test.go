@@ -57,6 +57,14 @@ func TestDisconnectPolicy(t *testing.T) {
 				}
 				wantCreate(t, r, 0)
 			}},
+		{name: "back, not said yet, the replacement never placed: dropped before it starts next to the original", at: time.Hour, back: true, repl: &pending,
+			orig: func(st *api.TaskStatus) { st.State = api.TaskUnknown },
+			want: func(t *testing.T, r Result) {
+				notWritten(t, r, "orig")
+				if len(r.Delete) != 1 || r.Delete[0].ID != "repl" {
+					t.Errorf("deleted %v, want the unplaced repl", taskIDs(r.Delete))
+				}
+			}},
 		{name: "back, the node has not said yet what became of the original: nothing stopped", at: time.Hour, back: true, repl: &running,
 			orig: func(st *api.TaskStatus) { st.State = api.TaskUnknown },
 			want: func(t *testing.T, r Result) { noTaskWrites(t, r) }},

@@ -273,8 +273,11 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 		}
 		switch {
 		case len(cur) > 0:
-			keep := keeper(svc, cur)
 			settled := !r.unsettled(cur)
+			if !settled {
+				cur = r.dropUnplaced(cur)
+			}
+			keep := keeper(svc, cur)
 			for _, t := range cur {
 				if t != keep && settled {
 					r.setDesired(t, api.TaskShutdown)
