@@ -405,7 +405,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				bctx, cancel := context.WithTimeout(ctx, beatTimeout*a.cfg.Heartbeat)
+				bctx, cancel := context.WithTimeout(ctx, max(beatTimeout*a.cfg.Heartbeat, floor))
 				err := a.cfg.Manager.Register(bctx, reg)
 				cancel()
 				if err != nil {
@@ -437,7 +437,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 const (
 	// maxBeats bounds the heartbeats in flight.
 	maxBeats = 4
-	// beatTimeout, in heartbeats, is how long one heartbeat may take.
+	// beatTimeout, in heartbeats (at least floor, as a TLS handshake
+	// whose SYN was lost takes over a second), is how long one heartbeat
+	// may take before its slot is given to a new one.
 	beatTimeout = maxBeats
 )
 
