@@ -1,6 +1,7 @@
 // Package orchestrator decides which tasks should exist: the reconcilers for
-// replicated and global services, node liveness, restart-after-failure,
-// drain, and the rollout strategies (rolling, canary, blue-green) with
+// replicated and global services, node liveness and the disconnect policy
+// (a down node's tasks are unknown, not gone: disconnect.go),
+// restart-after-failure, drain, and the rollout strategies (rolling, canary, blue-green) with
 // promote and rollback.
 //
 // Reconcile is a pure function in the style of Nomad's reconciler: it takes
