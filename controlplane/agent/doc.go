@@ -9,7 +9,9 @@
 // in the data directory: on start the cached assignments are applied before
 // any manager answers, so a node rebooted while cut off brings its tasks
 // back, and reports made while cut off are delivered once a manager is
-// reachable again.
+// reachable again. While cut off it also enforces the services' disconnect
+// stop-after itself, and on its return it logs and counts what the sync did
+// (disconnect.go).
 //
 // It talks to managers only through the Manager interface (satisfied by
 // *client.Client) and to the node only through Executor and Network, which
