@@ -89,6 +89,12 @@ type Agent struct {
 	reportCh chan struct{}         // size 1: something to send
 	reachCh  chan struct{}         // size 1: a manager answered
 	tableCh  chan struct{}         // size 1: the table index moved; heartbeat now
+
+	// windowMu guards the canary-analysis counting windows (traffic.go),
+	// touched only by the heartbeat loop.
+	windowMu    sync.Mutex
+	windows     map[string]*trafficWindow
+	lastTraffic []api.BackendTraffic
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -373,6 +379,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		reg := a.cfg.Registration()
 		reg.NodeID = a.cfg.NodeID
 		reg.TableIndex = a.TableIndex()
+		reg.Traffic = a.traffic()
 		err := a.cfg.Manager.Register(ctx, reg)
 		wait := a.cfg.Heartbeat
 		if err != nil {

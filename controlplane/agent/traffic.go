@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// TrafficReporter is implemented by a Network whose dataplane counts, per
+// backend task, the connections it balanced and those that failed
+// (cumulative, as the kernel keeps them). The agent reports windows of it
+// for canary analysis.
+type TrafficReporter interface {
+	BackendTraffic() (map[string]api.BackendTraffic, error)
+}
+
+// trafficWindow is one service's counting window on this node: it opens
+// when the node first sees the service run a given set of versions (a
+// canary beside the stable version), so that the figures the managers
+// compare start together for both versions instead of carrying the stable
+// version's history.
+type trafficWindow struct {
+	versions string
+	base     map[string]api.BackendTraffic // counts when the window opened
+}
+
+// windowTraffic returns what the node reports: for each backend of a
+// service with more than one version group, its counts since the service's
+// window opened, sorted by task ID; backends with no connection yet are
+// left out. windows is updated in place: windows of services that went back
+// to one version are closed.
+//
+// A backend first seen after its window opened counts from zero: it is a
+// new canary task (it had no traffic before it joined the table). A node
+// whose counters went backwards (a restarted proxy) reopens the window.
+func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTraffic, windows map[string]*trafficWindow) []api.BackendTraffic {
+	var out []api.BackendTraffic
+	open := map[string]bool{}
+	for _, s := range services {
+		if len(s.Groups) < 2 {
+			continue
+		}
+		vs := make([]string, 0, len(s.Groups))
+		for _, g := range s.Groups {
+			vs = append(vs, g.Version)
+		}
+		slices.Sort(vs)
+		sig := strings.Join(vs, ",")
+		open[s.ServiceID] = true
+		w := windows[s.ServiceID]
+		if w != nil && w.versions == sig && !wentBack(s, now, w) {
+			for _, g := range s.Groups {
+				for _, b := range g.Backends {
+					if d, ok := since(now[b.TaskID], w.base[b.TaskID]); ok {
+						out = append(out, d)
+					}
+				}
+			}
+			continue
+		}
+		w = &trafficWindow{versions: sig, base: map[string]api.BackendTraffic{}}
+		for _, g := range s.Groups {
+			for _, b := range g.Backends {
+				w.base[b.TaskID] = now[b.TaskID]
+			}
+		}
+		windows[s.ServiceID] = w
+	}
+	for id := range windows {
+		if !open[id] {
+			delete(windows, id)
+		}
+	}
+	slices.SortFunc(out, func(a, b api.BackendTraffic) int { return strings.Compare(a.TaskID, b.TaskID) })
+	return out
+}
+
+func wentBack(s api.ServiceEndpoints, now map[string]api.BackendTraffic, w *trafficWindow) bool {
+	for _, g := range s.Groups {
+		for _, b := range g.Backends {
+			base, ok := w.base[b.TaskID]
+			if ok && (now[b.TaskID].Connections < base.Connections || now[b.TaskID].ConnectFailures < base.ConnectFailures ||
+				now[b.TaskID].Resets < base.Resets) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// since is cur minus base, and whether there is anything to report.
+func since(cur, base api.BackendTraffic) (api.BackendTraffic, bool) {
+	d := api.BackendTraffic{
+		TaskID:          cur.TaskID,
+		Connections:     cur.Connections - base.Connections,
+		ConnectFailures: cur.ConnectFailures - base.ConnectFailures,
+		Resets:          cur.Resets - base.Resets,
+	}
+	return d, d.Connections > 0 || d.Errors() > 0
+}
+
+// traffic is the Traffic of the next heartbeat, from the assignments in
+// effect (their service table is what the dataplane counts against).
+func (a *Agent) traffic() []api.BackendTraffic {
+	tr, ok := a.cfg.Network.(TrafficReporter)
+	if !ok {
+		return nil
+	}
+	a.mu.Lock()
+	applied := a.applied
+	a.mu.Unlock()
+	if applied == nil {
+		return nil
+	}
+	now, err := tr.BackendTraffic()
+	a.windowMu.Lock()
+	defer a.windowMu.Unlock()
+	if err != nil {
+		// Partial counts would look like fewer errors (or, read next time,
+		// like counters gone backwards): repeat the last figures instead.
+		a.log.Debug("read backend traffic", zap.Error(err))
+		return a.lastTraffic
+	}
+	if a.windows == nil {
+		a.windows = map[string]*trafficWindow{}
+	}
+	a.lastTraffic = windowTraffic(applied.Services, now, a.windows)
+	return a.lastTraffic
+}

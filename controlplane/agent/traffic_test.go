@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+func svcOf(id string, groups map[string][]string) api.ServiceEndpoints {
+	s := api.ServiceEndpoints{ServiceID: id, Name: id}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		if ts, ok := groups[v]; ok {
+			g := api.VersionGroup{Version: v}
+			for _, t := range ts {
+				g.Backends = append(g.Backends, api.Backend{TaskID: t})
+			}
+			s.Groups = append(s.Groups, g)
+		}
+	}
+	return s
+}
+
+func bt(id string, conns, failures, resets uint64) api.BackendTraffic {
+	return api.BackendTraffic{TaskID: id, Connections: conns, ConnectFailures: failures, Resets: resets}
+}
+
+func counts(bs ...api.BackendTraffic) map[string]api.BackendTraffic {
+	m := map[string]api.BackendTraffic{}
+	for _, b := range bs {
+		m[b.TaskID] = b
+	}
+	return m
+}
+
+// TestWindowTraffic walks one node through a canary: one version reports
+// nothing; the canary opens a window that hides the stable version's
+// history; a canary task that joins later counts from zero; counters that
+// go backwards reopen the window; a new version set reopens it; the end of
+// the canary closes it.
+func TestWindowTraffic(t *testing.T) {
+	one := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a", "b"}})}
+	canary := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a", "b"}, "v2": {"c"}})}
+	canary2 := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v2": {"c", "d"}})}
+	other := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v3": {"e"}})}
+	steps := []struct {
+		name     string
+		services []api.ServiceEndpoints
+		now      map[string]api.BackendTraffic
+		want     []api.BackendTraffic
+	}{
+		{"one version: nothing to compare", one, counts(bt("a", 500, 0, 1), bt("b", 400, 0, 0)), nil},
+		{"canary opens the window", canary, counts(bt("a", 510, 0, 1), bt("b", 410, 0, 0)), nil},
+		{"counts since the window", canary, counts(bt("a", 560, 0, 1), bt("b", 450, 0, 0), bt("c", 11, 2, 3)),
+			[]api.BackendTraffic{bt("a", 50, 0, 0), bt("b", 40, 0, 0), bt("c", 11, 2, 3)}},
+		{"a canary task joining counts from zero", canary2, counts(bt("a", 600, 0, 1), bt("c", 30, 2, 5), bt("d", 7, 0, 1)),
+			[]api.BackendTraffic{bt("a", 90, 0, 0), bt("c", 30, 2, 5), bt("d", 7, 0, 1)}},
+		{"counters gone backwards reopen it", canary2, counts(bt("a", 3, 0, 0), bt("c", 1, 0, 0), bt("d", 1, 0, 0)), nil},
+		{"and count on from there", canary2, counts(bt("a", 13, 0, 0), bt("c", 5, 0, 1), bt("d", 1, 0, 0)),
+			[]api.BackendTraffic{bt("a", 10, 0, 0), bt("c", 4, 0, 1)}},
+		{"another version set reopens it", other, counts(bt("a", 20, 0, 0), bt("e", 2, 0, 0)), nil},
+		{"back to one version closes it", one, counts(bt("a", 30, 0, 0)), nil},
+	}
+	windows := map[string]*trafficWindow{}
+	for _, st := range steps {
+		got := windowTraffic(st.services, st.now, windows)
+		if !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("%s: got %+v, want %+v", st.name, got, st.want)
+		}
+	}
+	if len(windows) != 0 {
+		t.Errorf("windows left open after the canary: %v", windows)
+	}
+}
