@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"context"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/testutil"
 )
 
 func svcOf(id string, groups map[string][]string) api.ServiceEndpoints {
@@ -71,4 +75,53 @@ func TestWindowTraffic(t *testing.T) {
 	if len(windows) != 0 {
 		t.Errorf("windows left open after the canary: %v", windows)
 	}
+}
+
+// trafficNet is a Network whose dataplane counts: every read, each backend
+// has had 10 more connections, one of them reset.
+type trafficNet struct {
+	recorder
+	mu    sync.Mutex
+	reads uint64
+}
+
+func (n *trafficNet) BackendTraffic() (map[string]api.BackendTraffic, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reads++
+	return counts(bt("a", 10*n.reads, 0, n.reads), bt("c", 10*n.reads, 0, n.reads)), nil
+}
+
+// TestHeartbeatCarriesTraffic: the heartbeat carries the window's counts of
+// the backends of a service running two versions, from the dataplane of the
+// Network.
+func TestHeartbeatCarriesTraffic(t *testing.T) {
+	as := assignments(4, nil)
+	as.Services = []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v2": {"c"}})}
+	f := newFakeManager(t, as)
+	n := &trafficNet{}
+	a, err := New(Config{
+		NodeID: "n1", DataDir: t.TempDir(), Manager: newClient(t, f, f.addr()), Executor: &recorder{}, Network: n,
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{} },
+		Heartbeat:    10 * time.Millisecond, Wait: 200 * time.Millisecond,
+		RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; a.Close() }()
+	testutil.Eventually(t, "a heartbeat carries both backends' counts", 15*time.Second, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, r := range f.register {
+			if len(r.Traffic) == 2 && r.Traffic[0].TaskID == "a" && r.Traffic[1].TaskID == "c" &&
+				r.Traffic[0].Connections == 10*r.Traffic[0].Resets && r.Traffic[0].Resets > 0 {
+				return true
+			}
+		}
+		return false
+	})
 }
