@@ -4,6 +4,8 @@ package clustertest
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +54,7 @@ func TestCanaryAnalysis(t *testing.T) {
 	})
 
 	// The broken canary: healthy, but half of its requests are reset.
-	loop := h.background(vip, 3000, 100)
+	loop := h.background(vip, 1500, 100)
 	deployed := time.Now()
 	if _, err := timedCLI(t, h, "service", "update", "web", "--update-strategy", "canary", "--canary-weight", "20",
 		"--canary-max-error-rate", "1%", "--env", "WARREN_DEMO_VERSION=v2", "--env", "WARREN_DEMO_RESET_RATIO=0.5", "--timeout", "2m"); err != nil {
@@ -85,6 +87,17 @@ func TestCanaryAnalysis(t *testing.T) {
 	t.Logf("measured: during the broken canary: %d requests, %d failed, v1=%d v2=%d", len(r.versions), r.failed(), r.count("v1"), r.count("v2"))
 	if r.failed() == 0 {
 		t.Errorf("the broken canary failed no request: the test did not test anything")
+	}
+	// The kernel saw what the clients saw: each reset it counted against
+	// the canary failed a request (more may have failed after the verdict,
+	// before the flip).
+	m := regexp.MustCompile(`canary \S+ [0-9.]+% of (\d+) connections failed \((\d+) connect failures, (\d+) resets\)`).FindStringSubmatch(rolled.Update.Message)
+	if m == nil {
+		t.Fatalf("no canary figures in %q", rolled.Update.Message)
+	}
+	resets, _ := strconv.Atoi(m[3])
+	if resets == 0 || resets > r.failed() {
+		t.Errorf("the kernel counted %s resets of the canary, the clients saw %d failures", m[3], r.failed())
 	}
 	// From the rollback on, the stable version serves everything.
 	after := h.requestLoop(vip, 1000, 500)
