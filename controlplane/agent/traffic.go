@@ -28,10 +28,12 @@ type trafficWindow struct {
 }
 
 // windowTraffic returns what the node reports: for each backend of a
-// service with more than one version group, its counts since the service's
-// window opened, sorted by task ID; backends with no connection yet are
-// left out. windows is updated in place: windows of services that went back
-// to one version are closed.
+// service splitting traffic between versions (a canary: two groups or more
+// with weight), its counts since the service's window opened, sorted by
+// task ID; backends with no connection yet are left out. A blue/green set
+// waiting without traffic is no split, so it costs no raft writes. windows
+// is updated in place: windows of services that stopped splitting are
+// closed.
 //
 // A backend first seen after its window opened counts from zero: it is a
 // new canary task (it had no traffic before it joined the table). A node
@@ -40,7 +42,7 @@ func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTr
 	var out []api.BackendTraffic
 	open := map[string]bool{}
 	for _, s := range services {
-		if len(s.Groups) < 2 {
+		if !splits(s) {
 			continue
 		}
 		vs := make([]string, 0, len(s.Groups))
@@ -78,6 +80,17 @@ func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTr
 	return out
 }
 
+// splits reports whether more than one version of s gets traffic.
+func splits(s api.ServiceEndpoints) bool {
+	n := 0
+	for _, g := range s.Groups {
+		if g.Weight > 0 {
+			n++
+		}
+	}
+	return n > 1
+}
+
 func wentBack(s api.ServiceEndpoints, now map[string]api.BackendTraffic, w *trafficWindow) bool {
 	for _, g := range s.Groups {
 		for _, b := range g.Backends {
@@ -112,7 +125,12 @@ func (a *Agent) traffic() []api.BackendTraffic {
 	a.mu.Lock()
 	applied := a.applied
 	a.mu.Unlock()
-	if applied == nil {
+	if applied == nil || !slices.ContainsFunc(applied.Services, splits) {
+		// Nothing to count for: spare the heartbeat a walk of the
+		// dataplane's counters.
+		a.windowMu.Lock()
+		a.windows, a.lastTraffic = nil, nil
+		a.windowMu.Unlock()
 		return nil
 	}
 	now, err := tr.BackendTraffic()

@@ -15,7 +15,7 @@ func svcOf(id string, groups map[string][]string) api.ServiceEndpoints {
 	s := api.ServiceEndpoints{ServiceID: id, Name: id}
 	for _, v := range []string{"v1", "v2", "v3"} {
 		if ts, ok := groups[v]; ok {
-			g := api.VersionGroup{Version: v}
+			g := api.VersionGroup{Version: v, Weight: 50}
 			for _, t := range ts {
 				g.Backends = append(g.Backends, api.Backend{TaskID: t})
 			}
@@ -47,6 +47,8 @@ func TestWindowTraffic(t *testing.T) {
 	canary := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a", "b"}, "v2": {"c"}})}
 	canary2 := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v2": {"c", "d"}})}
 	other := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v3": {"e"}})}
+	blueGreen := []api.ServiceEndpoints{svcOf("web", map[string][]string{"v1": {"a"}, "v3": {"e"}})}
+	blueGreen[0].Groups[1].Weight = 0
 	steps := []struct {
 		name     string
 		services []api.ServiceEndpoints
@@ -63,7 +65,8 @@ func TestWindowTraffic(t *testing.T) {
 		{"and count on from there", canary2, counts(bt("a", 13, 0, 0), bt("c", 5, 0, 1), bt("d", 1, 0, 0)),
 			[]api.BackendTraffic{bt("a", 10, 0, 0), bt("c", 4, 0, 1)}},
 		{"another version set reopens it", other, counts(bt("a", 20, 0, 0), bt("e", 2, 0, 0)), nil},
-		{"back to one version closes it", one, counts(bt("a", 30, 0, 0)), nil},
+		{"a version without traffic is no split: closed", blueGreen, counts(bt("a", 25, 0, 0), bt("e", 2, 0, 0)), nil},
+		{"back to one version", one, counts(bt("a", 30, 0, 0)), nil},
 	}
 	windows := map[string]*trafficWindow{}
 	for _, st := range steps {

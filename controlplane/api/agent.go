@@ -114,6 +114,7 @@ type NodeRegistration struct {
 	// leader keeps it in memory and gates task stops on it (Drain).
 	TableIndex uint64 `json:"table_index,omitempty"`
 	// Traffic is the dataplane's count of connections to the tasks of
-	// services running two versions (BackendTraffic), sorted by task ID.
+	// services splitting traffic between versions (BackendTraffic), sorted
+	// by task ID.
 	Traffic []BackendTraffic `json:"traffic,omitempty"`
 }

@@ -1,8 +1,8 @@
 package api
 
 // BackendTraffic is what one node's dataplane saw of the connections it
-// balanced to one task since the node first saw the task's service run two
-// versions (a canary): how many, and how many failed. Nodes report it only
+// balanced to one task since the node first saw the task's service split
+// traffic between versions (a canary): how many, and how many failed. Nodes report it only
 // for such services, only when it changed, in NodeRegistration.Traffic; the
 // orchestrator sums it over nodes and versions for canary analysis
 // (UpdateConfig.CanaryMaxErrorRate).
