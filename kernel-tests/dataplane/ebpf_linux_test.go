@@ -250,3 +250,48 @@ func TestEBPFErrorCounts(t *testing.T) {
 	}
 	promCheck(t, promtool, text.String())
 }
+
+// TestEBPFErrorCountsAcrossRestart: a restarted agent's dataplane keeps the
+// pinned error counts and replaces the tracing link: every reset is counted
+// once, neither lost to a detached program nor twice by the old one left
+// attached beside the new.
+func TestEBPFErrorCountsAcrossRestart(t *testing.T) {
+	ktest.Root(t)
+	cg := newCgroup(t, "errors-restart")
+	pins := pinDir(t, t.Name())
+	cleanupPins(t, pins)
+	enterCgroup(t, cg)
+	port := conformance.FreePort(t)
+	rst := netip.MustParseAddr("127.0.205.1")
+	conformance.ResetBackend(t, netip.AddrPortFrom(rst, port))
+	svc := webService(netip.MustParseAddr("10.43.205.1"), port,
+		dataplane.Group{Version: "v1", Weight: 1, Backends: []dataplane.Backend{{ID: "rst", Addr: rst}}})
+	resets := func(d dataplane.Dataplane) uint64 {
+		cs, err := d.(dataplane.CounterSource).Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Service == "web" {
+				return c.Errors["rst"].Resets
+			}
+		}
+		return 0
+	}
+	const n = 20
+	for round := 1; round <= 3; round++ {
+		d := newEBPF(t, cg, pins)
+		if err := d.Set(&dataplane.Config{Services: []dataplane.Service{svc}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range conformance.Dial(dataplane.TCP, netip.AddrPortFrom(svc.VIP, 80), n) {
+			if r.Err == nil {
+				t.Fatalf("the reset backend answered %q", r.Backend)
+			}
+		}
+		if got := resets(d); got != uint64(round*n) {
+			t.Fatalf("after %d agents: %d resets counted, want %d", round, got, round*n)
+		}
+		d.Close()
+	}
+}
