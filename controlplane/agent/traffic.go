@@ -18,26 +18,29 @@ type TrafficReporter interface {
 }
 
 // trafficWindow is one service's counting window on this node: it opens
-// when the node first sees the service run a given set of versions (a
-// canary beside the stable version), so that the figures the managers
-// compare start together for both versions instead of carrying the stable
-// version's history.
+// when the node first sees the service split traffic between a given set of
+// versions (a canary beside the stable version), so that the figures the
+// managers compare start together for both versions instead of carrying
+// the stable version's history.
 type trafficWindow struct {
 	versions string
-	base     map[string]api.BackendTraffic // counts when the window opened
+	last     map[string]api.BackendTraffic // the dataplane's counts at the last read
+	acc      map[string]api.BackendTraffic // counted in the window so far
 }
 
 // windowTraffic returns what the node reports: for each backend of a
 // service splitting traffic between versions (a canary: two groups or more
-// with weight), its counts since the service's window opened, sorted by
-// task ID; backends with no connection yet are left out. A blue/green set
-// waiting without traffic is no split, so it costs no raft writes. windows
-// is updated in place: windows of services that stopped splitting are
-// closed.
+// with weight), what it counted since the service's window opened, sorted
+// by task ID; backends with no connection yet are left out. A blue/green
+// set waiting without traffic is no split, so it costs no raft writes.
+// windows is updated in place: windows of services that stopped splitting
+// are closed.
 //
 // A backend first seen after its window opened counts from zero: it is a
-// new canary task (it had no traffic before it joined the table). A node
-// whose counters went backwards (a restarted proxy) reopens the window.
+// new canary task (it had no traffic before it joined the table). A backend
+// whose counters went backwards (the proxy restarted, or the kernel's were
+// dropped with the backend and started again) counts on from its new
+// values, so what the window holds never shrinks.
 func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTraffic, windows map[string]*trafficWindow) []api.BackendTraffic {
 	var out []api.BackendTraffic
 	open := map[string]bool{}
@@ -53,23 +56,31 @@ func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTr
 		sig := strings.Join(vs, ",")
 		open[s.ServiceID] = true
 		w := windows[s.ServiceID]
-		if w != nil && w.versions == sig && !wentBack(s, now, w) {
+		if w == nil || w.versions != sig {
+			w = &trafficWindow{versions: sig, last: map[string]api.BackendTraffic{}, acc: map[string]api.BackendTraffic{}}
 			for _, g := range s.Groups {
 				for _, b := range g.Backends {
-					if d, ok := since(now[b.TaskID], w.base[b.TaskID]); ok {
-						out = append(out, d)
-					}
+					w.last[b.TaskID] = now[b.TaskID]
 				}
 			}
+			windows[s.ServiceID] = w
 			continue
 		}
-		w = &trafficWindow{versions: sig, base: map[string]api.BackendTraffic{}}
 		for _, g := range s.Groups {
 			for _, b := range g.Backends {
-				w.base[b.TaskID] = now[b.TaskID]
+				id := b.TaskID
+				cur := now[id]
+				a := w.acc[id]
+				a.TaskID = id
+				a.Connections += grown(cur.Connections, w.last[id].Connections)
+				a.ConnectFailures += grown(cur.ConnectFailures, w.last[id].ConnectFailures)
+				a.Resets += grown(cur.Resets, w.last[id].Resets)
+				w.acc[id], w.last[id] = a, cur
+				if a.Connections > 0 || a.Errors() > 0 {
+					out = append(out, a)
+				}
 			}
 		}
-		windows[s.ServiceID] = w
 	}
 	for id := range windows {
 		if !open[id] {
@@ -78,6 +89,15 @@ func windowTraffic(services []api.ServiceEndpoints, now map[string]api.BackendTr
 	}
 	slices.SortFunc(out, func(a, b api.BackendTraffic) int { return strings.Compare(a.TaskID, b.TaskID) })
 	return out
+}
+
+// grown is how much a cumulative counter grew since last; a counter below
+// last started again from zero.
+func grown(cur, last uint64) uint64 {
+	if cur < last {
+		return cur
+	}
+	return cur - last
 }
 
 // splits reports whether more than one version of s gets traffic.
@@ -89,30 +109,6 @@ func splits(s api.ServiceEndpoints) bool {
 		}
 	}
 	return n > 1
-}
-
-func wentBack(s api.ServiceEndpoints, now map[string]api.BackendTraffic, w *trafficWindow) bool {
-	for _, g := range s.Groups {
-		for _, b := range g.Backends {
-			base, ok := w.base[b.TaskID]
-			if ok && (now[b.TaskID].Connections < base.Connections || now[b.TaskID].ConnectFailures < base.ConnectFailures ||
-				now[b.TaskID].Resets < base.Resets) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// since is cur minus base, and whether there is anything to report.
-func since(cur, base api.BackendTraffic) (api.BackendTraffic, bool) {
-	d := api.BackendTraffic{
-		TaskID:          cur.TaskID,
-		Connections:     cur.Connections - base.Connections,
-		ConnectFailures: cur.ConnectFailures - base.ConnectFailures,
-		Resets:          cur.Resets - base.Resets,
-	}
-	return d, d.Connections > 0 || d.Errors() > 0
 }
 
 // traffic is the Traffic of the next heartbeat, from the assignments in
