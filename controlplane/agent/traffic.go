@@ -134,7 +134,7 @@ func (a *Agent) traffic() []api.BackendTraffic {
 	defer a.windowMu.Unlock()
 	if err != nil {
 		// Partial counts would look like fewer errors (or, read next time,
-		// like counters gone backwards): repeat the last figures instead.
+		// like counters that started again): repeat the last figures instead.
 		a.log.Debug("read backend traffic", zap.Error(err))
 		return a.lastTraffic
 	}
