@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lb_tables.h"
+#include "conn_errors.h"
 
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
@@ -166,6 +167,11 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, int pe
 		struct backend_counter_key bk = { .service = service, .backend = bid };
 		count(&service_conns, &service);
 		count(&backend_conns, &bk);
+		// conn_errors.c learns from this how the connection ends.
+		if (proto == IPPROTO_TCP) {
+			struct conn_backend cb = { .service = service, .backend = bid };
+			bpf_map_update_elem(&conn_backends, &cookie, &cb, BPF_ANY);
+		}
 	}
 
 	ctx->user_ip4 = be->addr;

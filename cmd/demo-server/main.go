@@ -8,6 +8,11 @@
 // /healthz answers 200 unless /tmp/unhealthy exists, so a test can make a
 // task unhealthy with one exec.
 //
+// WARREN_DEMO_RESET_RATIO (0 to 1, default 0) makes it a broken release:
+// that share of requests, /healthz excepted, is answered with a TCP reset
+// instead of a reply, so health checks pass while clients see errors — what
+// canary analysis must catch.
+//
 // It must stay stdlib-only and build with CGO_ENABLED=0: it is packed alone
 // into a one-layer image.
 package main
@@ -18,10 +23,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -131,6 +138,10 @@ func run() error {
 	port := envOr("PORT", "80")
 	version := envOr("WARREN_DEMO_VERSION", "v1")
 	unhealthyFile := envOr("WARREN_DEMO_UNHEALTHY_FILE", "/tmp/unhealthy")
+	resetRatio, err := strconv.ParseFloat(envOr("WARREN_DEMO_RESET_RATIO", "0"), 64)
+	if err != nil || resetRatio < 0 || resetRatio > 1 {
+		return fmt.Errorf("WARREN_DEMO_RESET_RATIO %q: want a number from 0 to 1", os.Getenv("WARREN_DEMO_RESET_RATIO"))
+	}
 	host, _ := os.Hostname()
 
 	mux := http.NewServeMux()
@@ -142,6 +153,10 @@ func run() error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if resetRatio > 0 && rand.Float64() < resetRatio {
+			reset(w)
+			return
+		}
 		rep := reply{Hostname: host, Version: version, Client: r.RemoteAddr, Path: r.URL.Path}
 		if r.URL.Query().Get("format") == "json" {
 			w.Header().Set("Content-Type", "application/json")
@@ -179,6 +194,19 @@ func run() error {
 		defer cancel()
 		return srv.Shutdown(ctx)
 	}
+}
+
+// reset drops the request's connection with a TCP RST (SO_LINGER 0).
+func reset(w http.ResponseWriter) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "reset: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func udpEcho(pc net.PacketConn, host string) {

@@ -88,6 +88,8 @@ func addServiceFlags(fs *pflag.FlagSet, f *serviceFlags) {
 	fs.DurationVar(&f.keep, "bluegreen-keep", 30*time.Second, "after a blue-green or canary promote, keep the previous version (without traffic) this long so that rollback is instant")
 	fs.UintSliceVar(&f.canarySteps, "canary-steps", nil, "canary weights to step through by itself, e.g. 10,50,100 (100 promotes)")
 	fs.DurationVar(&f.canaryInterval, "canary-interval", 2*time.Minute, "time at each --canary-steps weight once its tasks are ready")
+	fs.StringVar(&f.canaryMaxErrors, "canary-max-error-rate", "0", "canary analysis: roll back by itself a canary whose failed connections (connect failures, resets) exceed this share and the stable version's, e.g. 1% (0 = off)")
+	fs.Uint64Var(&f.canaryMinConns, "canary-min-connections", 0, "connections the canary must have had before canary analysis judges it and an automatic step moves on (default 100)")
 	fs.BoolVar(&f.keepUnhealthy, "health-keep-unhealthy", false, "do not replace a task whose health check fails (it gets no traffic)")
 	fs.StringVar(&f.version, "version", "", "version label of this spec for traffic splitting (default derived from the spec version)")
 	addSecretFlags(fs, &f.refs)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,6 +59,8 @@ type serviceFlags struct {
 	keep            time.Duration
 	canarySteps     []uint
 	canaryInterval  time.Duration
+	canaryMaxErrors string
+	canaryMinConns  uint64
 	keepUnhealthy   bool
 	version         string
 	refs            secretFlags
@@ -329,6 +332,19 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 	if set("canary-interval") {
 		u.CanaryInterval = api.Duration(f.canaryInterval)
 	}
+	if set("canary-max-error-rate") {
+		r, err := parseRate(f.canaryMaxErrors)
+		if err != nil {
+			return s, fmt.Errorf("--canary-max-error-rate %q: %w", f.canaryMaxErrors, err)
+		}
+		u.CanaryMaxErrorRate = r
+		if !set("update-strategy") && r > 0 {
+			u.Strategy = api.StrategyCanary
+		}
+	}
+	if set("canary-min-connections") {
+		u.CanaryMinConnections = f.canaryMinConns
+	}
 	if set("version") {
 		s.Version = f.version
 	}
@@ -336,6 +352,23 @@ func applyFlags(s api.ServiceSpec, f *serviceFlags, set func(string) bool) (api.
 		return s, err
 	}
 	return s, nil
+}
+
+// parseRate reads a fraction written as a percentage ("1%", "0.5%") or as
+// a number between 0 and 1 ("0.01").
+func parseRate(v string) (float64, error) {
+	pct := strings.HasSuffix(v, "%")
+	r, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(v, "%")), 64)
+	if err != nil {
+		return 0, errors.New("want a percentage (1%) or a fraction (0.01)")
+	}
+	if pct {
+		r /= 100
+	}
+	if r < 0 || r >= 1 {
+		return 0, errors.New("must be at least 0% and below 100%")
+	}
+	return r, nil
 }
 
 func countSet(set func(string) bool, names ...string) int {

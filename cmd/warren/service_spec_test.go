@@ -37,6 +37,7 @@ func TestSpecFromFlagsCarriesEveryField(t *testing.T) {
 		"--restart-max-attempts", "5", "--restart-window", "1m", "--stop-signal", "SIGINT", "--stop-grace-period", "7s",
 		"--update-strategy", "canary", "--update-parallelism", "2", "--update-delay", "5s", "--update-order", "start-first",
 		"--update-failure-action", "rollback", "--canary-weight", "20", "--version", "v1",
+		"--canary-max-error-rate", "1.5%", "--canary-min-connections", "300",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,8 @@ func TestSpecFromFlagsCarriesEveryField(t *testing.T) {
 		Name: "web", Mode: api.ModeReplicated, Replicas: 3, Version: "v1",
 		Labels: map[string]string{"team": "edge"},
 		Ports:  []api.PortConfig{{Protocol: api.TCP, PublishedPort: 8080, TargetPort: 80}, {Protocol: api.UDP, TargetPort: 53}},
-		Update: api.UpdateConfig{Strategy: api.StrategyCanary, Parallelism: 2, Delay: api.Duration(5 * time.Second), Order: "start-first", FailureAction: "rollback", CanaryWeight: 20},
+		Update: api.UpdateConfig{Strategy: api.StrategyCanary, Parallelism: 2, Delay: api.Duration(5 * time.Second), Order: "start-first", FailureAction: "rollback", CanaryWeight: 20,
+			CanaryMaxErrorRate: 0.015, CanaryMinConnections: 300},
 		Task: api.TaskSpec{
 			Container: api.ContainerSpec{
 				Image: "warren/demo:v1", Command: []string{"/app", "--serve"}, Args: []string{"x", "y"},
@@ -90,6 +92,9 @@ func TestSpecFromFlagsErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--image", "x", "--restart-condition", "always"}, "--restart-condition"},
 		{[]string{"--image", "x", "--update-order", "random"}, "--update-order"},
 		{[]string{"--image", "x", "--canary-weight", "150"}, "--canary-weight"},
+		{[]string{"--image", "x", "--canary-max-error-rate", "100%"}, "--canary-max-error-rate"},
+		{[]string{"--image", "x", "--canary-max-error-rate", "-1%"}, "--canary-max-error-rate"},
+		{[]string{"--image", "x", "--canary-max-error-rate", "some"}, "--canary-max-error-rate"},
 		{[]string{"--image", "x", "--mount", "./relative:/x"}, "absolute"},
 		{[]string{"--image", "x", "--mount", "type=nfs,target=/x"}, "type must be"},
 		{[]string{"--image", "x", "--label", "=v"}, "--label"},
@@ -151,4 +156,13 @@ func TestArchiveNames(t *testing.T) {
 
 func packForTest(w *bytes.Buffer, ref string) error {
 	return ociimagePack(w, ref, []byte("#!/bin/true\n"))
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"1%": 0.01, "0.5%": 0.005, "0.02": 0.02, "0": 0, "0%": 0} {
+		got, err := parseRate(in)
+		if err != nil || got != want {
+			t.Errorf("parseRate(%q) = %g, %v; want %g", in, got, err, want)
+		}
+	}
 }

@@ -96,6 +96,12 @@ type Agent struct {
 	reachCh  chan struct{}         // size 1: a manager answered
 	tableCh  chan struct{}         // size 1: the table index moved; heartbeat now
 	watchCh  chan struct{}         // size 1: a heartbeat got through; the watch retries now
+
+	// windowMu guards the canary-analysis counting windows (traffic.go),
+	// touched only by the heartbeat loop.
+	windowMu    sync.Mutex
+	windows     map[string]*trafficWindow
+	lastTraffic []api.BackendTraffic
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -401,6 +407,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			reg := a.cfg.Registration()
 			reg.NodeID = a.cfg.NodeID
 			reg.TableIndex = a.TableIndex()
+			reg.Traffic = a.traffic()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -117,4 +117,8 @@ type NodeRegistration struct {
 	// node's dataplane and DNS have applied; 0 until it applied any. The
 	// leader keeps it in memory and gates task stops on it (Drain).
 	TableIndex uint64 `json:"table_index,omitempty"`
+	// Traffic is the dataplane's count of connections to the tasks of
+	// services splitting traffic between versions (BackendTraffic), sorted
+	// by task ID.
+	Traffic []BackendTraffic `json:"traffic,omitempty"`
 }

@@ -72,6 +72,9 @@ type NodeStatus struct {
 	Version string      `json:"version,omitempty"`
 	// VolumeDrivers are the volume drivers this node can run.
 	VolumeDrivers []VolumeDriverInfo `json:"volume_drivers,omitempty"`
+	// Traffic is the node's last NodeRegistration.Traffic: its dataplane's
+	// counts for the tasks of services running a canary.
+	Traffic []BackendTraffic `json:"traffic,omitempty"`
 }
 
 // ManagerStatus is raft membership as seen from the store.
@@ -325,6 +328,15 @@ type UpdateConfig struct {
 	// every CanaryInterval once the step's tasks are ready; 100 promotes.
 	CanarySteps    []uint32 `json:"canary_steps,omitempty"`
 	CanaryInterval Duration `json:"canary_interval,omitempty"`
+	// CanaryMaxErrorRate turns on canary analysis: a canary whose share of
+	// failed connections (connect failures and resets, as every node's
+	// dataplane counts them) exceeds this fraction, and the stable
+	// version's, is rolled back. 0: off.
+	CanaryMaxErrorRate float64 `json:"canary_max_error_rate,omitempty"`
+	// CanaryMinConnections is how many connections the canary must have
+	// had before analysis judges it, and before an automatic step moves on
+	// (0: DefaultCanaryMinConnections).
+	CanaryMinConnections uint64 `json:"canary_min_connections,omitempty"`
 }
 
 // UpdateStatus is the state of the current rollout.

@@ -48,6 +48,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	st.Hostname, st.Addr, st.OS, st.Arch = reg.Hostname, reg.Addr, reg.OS, reg.Arch
 	st.Capacity, st.Labels, st.Version = reg.Capacity, reg.Labels, reg.Version
 	st.VolumeDrivers = reg.VolumeDrivers
+	// Unchanged counts keep the heartbeat out of raft (sameStatus below).
+	st.Traffic = reg.Traffic
 	st.Heartbeat = s.cfg.Now()
 	st.Message = ""
 	st.Network.WGPublicKey = reg.Network.WGPublicKey

@@ -58,3 +58,41 @@ func TestHeartbeatStaysOutOfRaft(t *testing.T) {
 		t.Errorf("a changed registration was not written: %+v", n.Status.Network)
 	}
 }
+
+// TestHeartbeatTraffic: the canary-analysis counts a heartbeat carries are
+// stored in the node's status, written only when they changed.
+func TestHeartbeatTraffic(t *testing.T) {
+	c := newCluster(t)
+	rb := &recordingBackend{fakeBackend: c.backend(t, "m1", true), seen: map[string]time.Time{}}
+	s, err := New(Config{Backend: rb, CAPool: c.ca.Pool, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := c.serve(t, s.Handler())
+	worker := c.client(t, "worker", hostOf(srv))
+	reg := api.NodeRegistration{Hostname: "w", Addr: "192.0.2.1", OS: "linux", Arch: "amd64"}
+	if err := worker.Register(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
+	reg.Traffic = []api.BackendTraffic{{TaskID: "t1", Connections: 120, Resets: 7}, {TaskID: "t2", Connections: 900}}
+	if err := worker.Register(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
+	written := c.st.View().Index()
+	if n, _ := c.st.View().Node("w1"); len(n.Status.Traffic) != 2 || n.Status.Traffic[0].Resets != 7 {
+		t.Fatalf("traffic not stored: %+v", n.Status.Traffic)
+	}
+	if err := worker.Register(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.st.View().Index(); got != written {
+		t.Errorf("unchanged traffic moved the raft index %d → %d", written, got)
+	}
+	reg.Traffic = nil // the canary ended
+	if err := worker.Register(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.st.View().Node("w1"); len(n.Status.Traffic) != 0 {
+		t.Errorf("traffic kept after the node stopped reporting it: %+v", n.Status.Traffic)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"path"
 	"reflect"
@@ -162,6 +163,9 @@ func validateSpec(s api.ServiceSpec, selfID string, others []*api.Service) error
 	}
 	if u.CanaryWeight > 100 {
 		return fail("update.canary_weight", "must be a percentage between 0 and 100, not %d", u.CanaryWeight)
+	}
+	if u.CanaryMaxErrorRate < 0 || u.CanaryMaxErrorRate >= 1 || math.IsNaN(u.CanaryMaxErrorRate) {
+		return fail("update.canary_max_error_rate", "must be a fraction from 0 up to 1 (0.01 = 1%%), not %g", u.CanaryMaxErrorRate)
 	}
 	switch u.Order {
 	case "", "stop-first", "start-first":

@@ -46,6 +46,8 @@ func TestValidateSpec(t *testing.T) {
 		{"negative restart delay", func(s *api.ServiceSpec) { s.Task.Restart.Delay = -1 }, "task.restart.delay: must be ≥ 0"},
 		{"negative update delay", func(s *api.ServiceSpec) { s.Update.Delay = -1 }, "update.delay: must be ≥ 0"},
 		{"canary weight over 100", func(s *api.ServiceSpec) { s.Update.CanaryWeight = 101 }, "update.canary_weight"},
+		{"canary max error rate of 100%", func(s *api.ServiceSpec) { s.Update.CanaryMaxErrorRate = 1 }, "update.canary_max_error_rate"},
+		{"negative canary max error rate", func(s *api.ServiceSpec) { s.Update.CanaryMaxErrorRate = -0.01 }, "update.canary_max_error_rate"},
 		{"negative memory", func(s *api.ServiceSpec) { s.Task.Resources.Limits.MemoryBytes = -1 }, "task.resources.limits.memory_bytes: must be ≥ 0"},
 		{"relative mount target", func(s *api.ServiceSpec) {
 			s.Task.Container.Mounts = []api.Mount{{Type: api.MountTmpfs, Target: "tmp"}}

@@ -79,7 +79,10 @@ type reconciler struct {
 	deleted map[string]bool
 	// failed are the tasks of the service being reconciled that failed its
 	// rollout (see failureAction).
-	failed  map[string]bool
+	failed map[string]bool
+	// verdict is the canary analysis of the service being reconciled, nil
+	// when it has none (analysis.go).
+	verdict *Verdict
 	started map[string]bool // drains begun in this pass (drain.go)
 	// nodeDownGrace is the cluster's, the default disconnect grace.
 	nodeDownGrace time.Duration

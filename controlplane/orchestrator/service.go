@@ -35,6 +35,7 @@ func (r *reconciler) service(svc api.Service, tasks []*api.Task) {
 	}
 
 	r.failureAction(&svc, tasks)
+	r.analyze(&svc, tasks)
 	r.heal(&svc, tasks)
 
 	p := r.plan(&svc, r.slots(&svc, tasks))
@@ -637,6 +638,12 @@ func (r *reconciler) canaryStep(svc *api.Service, p *rolloutPlan, want int) {
 	}
 	if r.now.Before(u.StepAt) {
 		r.wake(u.StepAt)
+		return
+	}
+	// With analysis on, a step needs a verdict: moving on with too few
+	// connections to judge would promote an untested canary.
+	if r.verdict != nil && !r.verdict.Judged {
+		u.Message = "canary analysis: waiting for enough connections to the canary before the next step"
 		return
 	}
 	w := canaryWeight(svc)

@@ -15,3 +15,4 @@ package ebpf
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target bpfel -go-package ebpf -output-stem sock_lb SockLB ../../bpf/sock_lb.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target bpfel -go-package ebpf -output-stem nodeport Nodeport ../../bpf/nodeport.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target bpfel -go-package ebpf -output-stem task_counters TaskCounters ../../bpf/task_counters.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target bpfel -go-package ebpf -output-stem conn_errors ConnErrors ../../bpf/conn_errors.c -- -I/usr/include/x86_64-linux-gnu -O2 -g -Wall -Werror

@@ -34,6 +34,7 @@ type ebpfDataplane struct {
 	tables *dataplane.Tables
 	names  map[string]string // Service.ID → Service.Name for metrics
 	np     *nodeport         // routing mesh; nil when off
+	ce     *connErrors       // per-backend TCP errors; nil without BTF
 }
 
 // New loads the socket load balancer (and the routing mesh if
@@ -124,6 +125,15 @@ func New(opts Options) (dataplane.Dataplane, error) {
 	if d.np, err = setupNodeport(opts, &d.objs.SockLBMaps); err != nil {
 		d.closeAll()
 		return nil, err
+	}
+	// Error counts feed canary analysis; the balancer works without them,
+	// so a kernel without BTF costs only the counts (said once, here).
+	if d.ce, err = setupConnErrors(opts.PinDir, &d.objs.SockLBMaps); err != nil {
+		if !errors.Is(err, dataplane.ErrNotSupported) {
+			d.closeAll()
+			return nil, err
+		}
+		d.log.Warn("no per-backend connection error counters (canary analysis sees no errors)", zap.Error(err))
 	}
 	if d.tables, err = d.readTables(); err != nil {
 		d.closeAll()
@@ -233,6 +243,10 @@ func (d *ebpfDataplane) closeAll() error {
 	if d.np != nil {
 		errs = append(errs, d.np.close())
 		d.np = nil
+	}
+	if d.ce != nil {
+		errs = append(errs, d.ce.close())
+		d.ce = nil
 	}
 	errs = append(errs, d.objs.Close())
 	return errors.Join(errs...)
@@ -430,6 +444,20 @@ func (d *ebpfDataplane) pruneCounters() {
 	for _, k := range stale {
 		m.BackendConns.Delete(k)
 	}
+	var ek SockLBConnBackend
+	var evals []SockLBBackendErrorsVal
+	var estale []SockLBConnBackend
+	eit := m.BackendErrors.Iterate()
+	for eit.Next(&ek, &evals) {
+		_, s := d.tables.ServiceNames[ek.Service]
+		_, b := d.tables.BackendNames[ek.Backend]
+		if !s || !b {
+			estale = append(estale, ek)
+		}
+	}
+	for _, k := range estale {
+		m.BackendErrors.Delete(k)
+	}
 }
 
 // Counters implements CounterSource by summing the per-CPU counter maps.
@@ -485,6 +513,27 @@ func (d *ebpfDataplane) Counters() ([]dataplane.ServiceCounters, error) {
 		get(bk.Service).Backends[task] += sum(vals)
 	}
 	errs = append(errs, it.Err())
+	var ek SockLBConnBackend
+	var evals []SockLBBackendErrorsVal
+	eit := m.BackendErrors.Iterate()
+	for eit.Next(&ek, &evals) {
+		name, ok := d.tables.BackendNames[ek.Backend]
+		if _, sok := d.tables.ServiceNames[ek.Service]; !ok || !sok {
+			continue
+		}
+		task, _, _ := strings.Cut(name, "@")
+		c := get(ek.Service)
+		if c.Errors == nil {
+			c.Errors = map[string]dataplane.BackendErrors{}
+		}
+		e := c.Errors[task]
+		for _, v := range evals {
+			e.ConnectFailures += v.ConnectFailures
+			e.Resets += v.Resets
+		}
+		c.Errors[task] = e
+	}
+	errs = append(errs, eit.Err())
 	out := make([]dataplane.ServiceCounters, 0, len(bySvc))
 	for _, id := range slices.Sorted(maps.Keys(bySvc)) {
 		out = append(out, *bySvc[id])

@@ -19,9 +19,21 @@ type SockLBBackendCounterKey struct {
 	Backend uint32
 }
 
+type SockLBBackendErrorsVal struct {
+	_               structs.HostLayout
+	ConnectFailures uint64
+	Resets          uint64
+}
+
 type SockLBBackendVal struct {
 	_    structs.HostLayout
 	Addr uint32
+}
+
+type SockLBConnBackend struct {
+	_       structs.HostLayout
+	Service uint32
+	Backend uint32
 }
 
 type SockLBFrontendKey struct {
@@ -73,8 +85,10 @@ type SockLBSlotKey struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	SockLBMapBackendConns        = "backend_conns"
+	SockLBMapBackendErrors       = "backend_errors"
 	SockLBMapBackendNames        = "backend_names"
 	SockLBMapBackends            = "backends"
+	SockLBMapConnBackends        = "conn_backends"
 	SockLBMapFrontends           = "frontends"
 	SockLBMapLocalAddrs          = "local_addrs"
 	SockLBMapNoBackendDrops      = "no_backend_drops"
@@ -141,8 +155,10 @@ type SockLBProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockLBMapSpecs struct {
 	BackendConns   *ebpf.MapSpec `ebpf:"backend_conns"`
+	BackendErrors  *ebpf.MapSpec `ebpf:"backend_errors"`
 	BackendNames   *ebpf.MapSpec `ebpf:"backend_names"`
 	Backends       *ebpf.MapSpec `ebpf:"backends"`
+	ConnBackends   *ebpf.MapSpec `ebpf:"conn_backends"`
 	Frontends      *ebpf.MapSpec `ebpf:"frontends"`
 	LocalAddrs     *ebpf.MapSpec `ebpf:"local_addrs"`
 	NoBackendDrops *ebpf.MapSpec `ebpf:"no_backend_drops"`
@@ -179,8 +195,10 @@ func (o *SockLBObjects) Close() error {
 // It can be passed to LoadSockLBObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockLBMaps struct {
 	BackendConns   *ebpf.Map `ebpf:"backend_conns"`
+	BackendErrors  *ebpf.Map `ebpf:"backend_errors"`
 	BackendNames   *ebpf.Map `ebpf:"backend_names"`
 	Backends       *ebpf.Map `ebpf:"backends"`
+	ConnBackends   *ebpf.Map `ebpf:"conn_backends"`
 	Frontends      *ebpf.Map `ebpf:"frontends"`
 	LocalAddrs     *ebpf.Map `ebpf:"local_addrs"`
 	NoBackendDrops *ebpf.Map `ebpf:"no_backend_drops"`
@@ -193,8 +211,10 @@ type SockLBMaps struct {
 func (m *SockLBMaps) Close() error {
 	return _SockLBClose(
 		m.BackendConns,
+		m.BackendErrors,
 		m.BackendNames,
 		m.Backends,
+		m.ConnBackends,
 		m.Frontends,
 		m.LocalAddrs,
 		m.NoBackendDrops,

@@ -35,3 +35,22 @@ func TestProxyConformance(t *testing.T) {
 		Port:        conformance.FreePort,
 	})
 }
+
+// TestProxyErrorCounts: the proxy counts refused dials and resets per
+// backend, as the eBPF dataplane does (kernel-tests/dataplane).
+func TestProxyErrorCounts(t *testing.T) {
+	conformance.ErrorCounts(t, conformance.Harness{
+		New: func(t *testing.T) dataplane.Dataplane {
+			d := proxy.NewDataplane("")
+			t.Cleanup(func() { d.Close() })
+			return d
+		},
+		Backend: conformance.ListenBackend,
+		Probe: func(t *testing.T, proto dataplane.Protocol, addr netip.AddrPort, n int) []conformance.Reply {
+			return conformance.Dial(proto, addr, n)
+		},
+		VIP:         func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}) },
+		BackendAddr: func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 2, byte(10 + i)}) },
+		Port:        conformance.FreePort,
+	})
+}

@@ -74,7 +74,14 @@ func (d *Dataplane) Counters() ([]dataplane.ServiceCounters, error) {
 	st := d.p.Stats()
 	var out []dataplane.ServiceCounters
 	for name, s := range st {
-		out = append(out, dataplane.ServiceCounters{Service: name, Connections: s.Connections, Drops: s.Drops, Backends: s.Backends})
+		c := dataplane.ServiceCounters{Service: name, Connections: s.Connections, Drops: s.Drops, Backends: s.Backends}
+		for id, e := range s.Errors {
+			if c.Errors == nil {
+				c.Errors = map[string]dataplane.BackendErrors{}
+			}
+			c.Errors[id] = dataplane.BackendErrors{ConnectFailures: e.ConnectFailures, Resets: e.Resets}
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
 	return out, nil

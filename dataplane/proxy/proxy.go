@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +40,15 @@ type Target struct {
 type Stats struct {
 	Connections, Drops uint64
 	Backends           map[string]uint64
+	// Errors are the TCP connections to a target that failed, by target
+	// ID; targets without failures are missing.
+	Errors map[string]TargetErrors
+}
+
+// TargetErrors count how TCP connections to one target failed.
+type TargetErrors struct {
+	ConnectFailures uint64 // the proxy's dial did not connect
+	Resets          uint64 // the target reset the connection once established
 }
 
 // Proxy forwards connections for a set of frontends.
@@ -125,6 +135,10 @@ func (p *Proxy) Stats() map[string]Stats {
 		for b, n := range st.Backends {
 			c.Backends[b] = n
 		}
+		c.Errors = map[string]TargetErrors{}
+		for b, e := range st.Errors {
+			c.Errors[b] = e
+		}
 		out[s] = c
 	}
 	return out
@@ -144,6 +158,28 @@ func (p *Proxy) count(svc string, t *Target) {
 	}
 	st.Connections++
 	st.Backends[t.ID]++
+}
+
+// countError records a failed connection to t (refused: a connect failure,
+// else a reset).
+func (p *Proxy) countError(svc string, t Target, refused bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats[svc]
+	if st == nil {
+		st = &Stats{Backends: map[string]uint64{}}
+		p.stats[svc] = st
+	}
+	if st.Errors == nil {
+		st.Errors = map[string]TargetErrors{}
+	}
+	e := st.Errors[t.ID]
+	if refused {
+		e.ConnectFailures++
+	} else {
+		e.Resets++
+	}
+	st.Errors[t.ID] = e
 }
 
 func (l *listener) pick() *Target {
@@ -211,16 +247,25 @@ func (p *Proxy) serveTCP(l *listener) {
 			c.Close()
 			continue
 		}
-		go forwardTCP(c, t.Addr)
+		svc, target := *l.service.Load(), *t
+		go func() {
+			if refused, failed := forwardTCP(c, target.Addr); failed {
+				p.countError(svc, target, refused)
+			}
+		}()
 	}
 }
 
-func forwardTCP(c *net.TCPConn, to netip.AddrPort) {
+// forwardTCP copies between the client c and a new connection to the
+// target, and says whether that connection failed: refused when the dial
+// did not connect. A reset by the target is passed on to the client as a
+// reset, as the kernel balancer's clients see it.
+func forwardTCP(c *net.TCPConn, to netip.AddrPort) (refused, failed bool) {
 	defer c.Close()
 	b, err := net.DialTCP("tcp4", nil, net.TCPAddrFromAddrPort(to))
 	if err != nil {
 		c.SetLinger(0)
-		return
+		return true, true
 	}
 	defer b.Close()
 	done := make(chan struct{})
@@ -230,9 +275,16 @@ func forwardTCP(c *net.TCPConn, to netip.AddrPort) {
 		b.CloseWrite()
 		close(done)
 	}()
-	io.Copy(c, b)
+	_, err = io.Copy(c, b)
+	if errors.Is(err, syscall.ECONNRESET) {
+		c.SetLinger(0)
+		c.Close()
+		<-done
+		return false, true
+	}
 	c.CloseWrite()
 	<-done
+	return false, false
 }
 
 func (p *Proxy) serveUDP(l *listener) {

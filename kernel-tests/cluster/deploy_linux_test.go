@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -271,9 +272,11 @@ func TestDeployments(t *testing.T) {
 		t.Errorf("after the rollback: %d of 200 answers from v1 (%d failed)", after.count("v1"), after.failed())
 	}
 
-	// 4. Canary 10 → 50 → 100, measured on 2,000 requests at each step.
+	// 4. Canary 10 → 50 → 100, measured on 2,000 requests at each step;
+	// canary analysis is on and must not mistake a healthy canary for a
+	// broken one (TestCanaryAnalysis has the broken one).
 	if _, err := timedCLI(t, h, "service", "update", "web", "--update-strategy", "canary", "--canary-weight", "10", "--env", "WARREN_DEMO_VERSION=v3",
-		"--timeout", "2m"); err != nil {
+		"--canary-max-error-rate", "1%", "--timeout", "2m"); err != nil {
 		t.Fatalf("canary 10%%: %v", err)
 	}
 	before, err := h.service("web")
@@ -282,8 +285,8 @@ func TestDeployments(t *testing.T) {
 	}
 	ls := h.mustCLI("service", "ls")
 	t.Logf("service ls during the canary:\n%s", ls)
-	if !strings.Contains(ls, "canary 10%") {
-		t.Errorf("service ls does not show the canary: %s", ls)
+	if !regexp.MustCompile(`3/3 \(v\d+: 1/1 canary 10%\)`).MatchString(ls) {
+		t.Errorf("service ls does not show 3/3 (vN: 1/1 canary 10%%):\n%s", ls)
 	}
 	for _, w := range []int{10, 50} {
 		if w != 10 {

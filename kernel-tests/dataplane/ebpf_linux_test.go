@@ -206,3 +206,92 @@ func TestEBPFCounters(t *testing.T) {
 	}
 	promCheck(t, promtool, text.String())
 }
+
+// TestEBPFErrorCounts: connections the socket balancer sent to a backend
+// that refuses or resets them are counted against that backend
+// (bpf/conn_errors.c on tp_btf/inet_sock_set_state). It fails, not skips,
+// on a kernel without BTF: canary analysis would see no errors there.
+func TestEBPFErrorCounts(t *testing.T) {
+	ktest.Root(t)
+	cg := newCgroup(t, "errors")
+	pins := pinDir(t, t.Name())
+	cleanupPins(t, pins)
+	enterCgroup(t, cg)
+	promtool := ktest.Binary(t, "promtool")
+	var d dataplane.Dataplane
+	conformance.ErrorCounts(t, conformance.Harness{
+		New: func(t *testing.T) dataplane.Dataplane {
+			d = newEBPF(t, cg, pins)
+			t.Cleanup(func() { d.Close() })
+			return d
+		},
+		Backend: conformance.ListenBackend,
+		Probe: func(t *testing.T, proto dataplane.Protocol, addr netip.AddrPort, n int) []conformance.Reply {
+			return conformance.Dial(proto, addr, n)
+		},
+		VIP:         func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 43, 204, byte(10 + i)}) },
+		BackendAddr: func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 204, byte(10 + i)}) },
+		Port:        conformance.FreePort,
+	})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(dataplane.NewCollector(d))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, mf := range mfs {
+		writeText(&text, mf)
+	}
+	for _, m := range []string{`warren_dataplane_backend_resets_total{backend="rst",service="errors"}`, `warren_dataplane_backend_connect_failures_total{backend="refused",service="errors"}`} {
+		if !strings.Contains(text.String(), m+" ") || strings.Contains(text.String(), m+" 0\n") {
+			t.Errorf("no %s > 0 in:\n%s", m, text.String())
+		}
+	}
+	promCheck(t, promtool, text.String())
+}
+
+// TestEBPFErrorCountsAcrossRestart: a restarted agent's dataplane keeps the
+// pinned error counts and replaces the tracing link: every reset is counted
+// once, neither lost to a detached program nor twice by the old one left
+// attached beside the new.
+func TestEBPFErrorCountsAcrossRestart(t *testing.T) {
+	ktest.Root(t)
+	cg := newCgroup(t, "errors-restart")
+	pins := pinDir(t, t.Name())
+	cleanupPins(t, pins)
+	enterCgroup(t, cg)
+	port := conformance.FreePort(t)
+	rst := netip.MustParseAddr("127.0.205.1")
+	conformance.ResetBackend(t, netip.AddrPortFrom(rst, port))
+	svc := webService(netip.MustParseAddr("10.43.205.1"), port,
+		dataplane.Group{Version: "v1", Weight: 1, Backends: []dataplane.Backend{{ID: "rst", Addr: rst}}})
+	resets := func(d dataplane.Dataplane) uint64 {
+		cs, err := d.(dataplane.CounterSource).Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Service == "web" {
+				return c.Errors["rst"].Resets
+			}
+		}
+		return 0
+	}
+	const n = 20
+	for round := 1; round <= 3; round++ {
+		d := newEBPF(t, cg, pins)
+		if err := d.Set(&dataplane.Config{Services: []dataplane.Service{svc}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range conformance.Dial(dataplane.TCP, netip.AddrPortFrom(svc.VIP, 80), n) {
+			if r.Err == nil {
+				t.Fatalf("the reset backend answered %q", r.Backend)
+			}
+		}
+		if got := resets(d); got != uint64(round*n) {
+			t.Fatalf("after %d agents: %d resets counted, want %d", round, got, round*n)
+		}
+		d.Close()
+	}
+}
