@@ -125,10 +125,10 @@ func ParseFiles(files []File) (Stack, error) {
 				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: "missing: every document says what it is (kind: Service, Secret, Config or Volume)"})
 				continue
 			case KindSecret, KindConfig:
-				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: fmt.Sprintf("%s: requires secrets support (not yet in this build)", kind)})
+				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: fmt.Sprintf("%s: not read from warren.yaml yet: create it with warren %s create, or declare it in a Compose file", kind, strings.ToLower(kind))})
 				continue
 			case KindVolume:
-				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: "Volume: requires volumes support (not yet in this build)"})
+				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: "Volume: not read from warren.yaml yet: create it with warren volume create, or declare it in a Compose file"})
 				continue
 			default:
 				errs = append(errs, &FieldError{File: name, Line: fieldLine(root, "kind"), Field: "kind", Msg: fmt.Sprintf("must be Service, Secret, Config or Volume, not %q", kind)})
