@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
