@@ -206,10 +206,19 @@ func TestPostgresStack(t *testing.T) {
 		return stdout.String(), stderr.String(), code
 	}
 
+	// On a failure, what the stack's tasks said.
+	logs := func() string {
+		var b strings.Builder
+		for _, s := range []string{"shop_db", "shop_app", "shop_web"} {
+			out, err := h1.cli("service", "logs", "--tail", "15", s)
+			fmt.Fprintf(&b, "---- %s logs (%v) ----\n%s", s, err, out)
+		}
+		return b.String()
+	}
 	begin = time.Now()
 	out, stderr, code := apply()
 	if code != 0 {
-		t.Fatalf("apply: exit %d\n%s\n%s", code, out, stderr)
+		t.Fatalf("apply: exit %d\n%s\n%s\n%s", code, out, tail(stderr, 3000), logs())
 	}
 	t.Logf("measured: apply of nginx → app ×2 → postgres (db healthy, app healthy, web running): %s", time.Since(begin).Round(time.Millisecond))
 	for _, want := range [][]string{{"create", "secret", "shop_db-password"}, {"create", "config", "shop_nginx-conf"}, {"create", "volume", "shop_db-data"}, {"create", "shop_db"}, {"create", "shop_app"}, {"create", "shop_web"}} {
@@ -233,7 +242,7 @@ func TestPostgresStack(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r, err := writeAndRead(h1.nsPath(), base, fmt.Sprintf("row %d before the kill", i))
 		if err != nil {
-			t.Fatalf("write and read through nginx: %v", err)
+			t.Fatalf("write and read through nginx: %v\n%s", err, logs())
 		}
 		rows = append(rows, r)
 	}

@@ -16,6 +16,10 @@ out=${2:?usage: build-images.sh ROOTFS_DIR OUT_DIR}
 warren=${WARREN:-warren}
 suite=bookworm
 mkdir -p "$rootfs" "$out"
+# mmdebstrap filters every package through mmtarfilter (python3): the
+# system's python, not a version manager's shim found earlier on PATH, which
+# costs a process start per package.
+export PATH="/usr/bin:$PATH"
 
 # Documentation, manuals, locales and PostgreSQL's JIT (LLVM, a third of the
 # size; the server runs with jit=off) are left out of the images.
