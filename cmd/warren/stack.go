@@ -213,7 +213,7 @@ func newStackRmCmd(g *globals) *cobra.Command {
 			var missing []string
 			for _, name := range args {
 				ss := byStack[name]
-				objs := stack.StackObjects(name, cur.Secrets, cur.Volumes)
+				objs := stack.StackObjects(name, cur.Services, cur.Secrets, cur.Volumes)
 				if len(ss) == 0 && len(objs) == 0 {
 					missing = append(missing, name)
 					continue

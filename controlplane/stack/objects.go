@@ -189,6 +189,10 @@ func planObjects(desired Stack, cur Current, prune bool) (steps, deletes []Objec
 	for _, v := range cur.Volumes {
 		vols[v.Name] = v
 	}
+	ours := stackServiceNames(desired.Name, cur.Services)
+	for _, svc := range desired.Services {
+		ours[svc.Spec.Name] = true
+	}
 	wanted := map[string]bool{}
 	for i := range desired.Volumes {
 		v := &desired.Volumes[i]
@@ -199,6 +203,10 @@ func planObjects(desired Stack, cur Current, prune bool) (steps, deletes []Objec
 		case v.External && !exists:
 			return nil, nil, nil, fmt.Errorf("volumes.%s: external volume %s does not exist (create it with warren volume create %s)", v.Name, name, name)
 		case v.External:
+		case exists && have.Spec.Labels[LabelStack] == "" && ours[have.Status.CreatedBy]:
+			// Made by the first use of one of the stack's services (as an
+			// apply before stacks had volumes did): it is the stack's data.
+			steps = append(steps, ObjectStep{Action: Unchanged, Kind: ObjVolume, Name: name, Why: "created by the first use of " + have.Status.CreatedBy})
 		case exists && have.Spec.Labels[LabelStack] != desired.Name:
 			return nil, nil, nil, fmt.Errorf("volumes.%s: volume %s exists and is not part of stack %s (label %s): remove or rename it, or declare it external", v.Name, name, desired.Name, LabelStack)
 		case !exists:
@@ -215,7 +223,7 @@ func planObjects(desired Stack, cur Current, prune bool) (steps, deletes []Objec
 	}
 	var gone []string
 	for name, v := range vols {
-		if v.Spec.Labels[LabelStack] == desired.Name && !wanted[name] {
+		if ownVolume(desired.Name, v, ours) && !wanted[name] {
 			gone = append(gone, name)
 		}
 	}
@@ -257,9 +265,28 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
+func stackServiceNames(stack string, services []api.Service) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range services {
+		if s.Spec.Labels[LabelStack] == stack {
+			out[s.Spec.Name] = true
+		}
+	}
+	return out
+}
+
+// ownVolume: labelled with the stack, or made by the first use of one of
+// its services.
+func ownVolume(stack string, v api.Volume, services map[string]bool) bool {
+	l := v.Spec.Labels[LabelStack]
+	return l == stack || l == "" && services[v.Status.CreatedBy]
+}
+
 // StackObjects are the secrets, configs and volumes of the cluster labelled
-// with stack, as `stack rm` removes them.
-func StackObjects(stack string, secrets []api.Secret, volumes []api.Volume) []ObjectStep {
+// with stack (and volumes made by the first use of its services), as `stack
+// rm` removes them.
+func StackObjects(stack string, services []api.Service, secrets []api.Secret, volumes []api.Volume) []ObjectStep {
+	ours := stackServiceNames(stack, services)
 	var out []ObjectStep
 	for _, s := range secrets {
 		if s.Spec.Labels[LabelStack] != stack {
@@ -272,7 +299,7 @@ func StackObjects(stack string, secrets []api.Secret, volumes []api.Volume) []Ob
 		out = append(out, ObjectStep{Action: Delete, Kind: k, Name: s.Spec.Name})
 	}
 	for _, v := range volumes {
-		if v.Spec.Labels[LabelStack] == stack {
+		if ownVolume(stack, v, ours) {
 			out = append(out, ObjectStep{Action: Delete, Kind: ObjVolume, Name: v.Name})
 		}
 	}

@@ -180,6 +180,15 @@ func TestPlanObjects(t *testing.T) {
 		{name: "a same-named secret of no stack is not taken over", desired: mine,
 			cur: Current{Secrets: []api.Secret{secret(api.KindSecret, "shop_db-password", nil)}},
 			err: "secrets.db-password: secret shop_db-password exists and is not part of stack shop"},
+		{name: "a volume made by the first use of the stack's service is the stack's", desired: mine,
+			cur: Current{
+				Services: []api.Service{{Spec: api.ServiceSpec{Name: "shop_db", Labels: map[string]string{LabelStack: "shop"}}}},
+				Volumes:  []api.Volume{{Name: "shop_data", Spec: api.VolumeSpec{Name: "shop_data", Driver: "local"}, Status: api.VolumeStatus{CreatedBy: "shop_db"}}},
+			},
+			want: []string{"create secret shop_db-password", "create config shop_pg-conf", "unchanged volume shop_data"}},
+		{name: "one made by the first use of another service is not", desired: mine,
+			cur: Current{Volumes: []api.Volume{{Name: "shop_data", Spec: api.VolumeSpec{Name: "shop_data"}, Status: api.VolumeStatus{CreatedBy: "keep"}}}},
+			err: "volumes.data: volume shop_data exists and is not part of stack shop"},
 		{name: "a volume of another stack is not taken over", desired: mine,
 			cur: Current{Volumes: []api.Volume{{Name: "shop_data", Spec: api.VolumeSpec{Name: "shop_data", Labels: map[string]string{LabelStack: "other"}}}}},
 			err: "volumes.data: volume shop_data exists and is not part of stack shop"},
@@ -313,12 +322,18 @@ func TestStackObjects(t *testing.T) {
 	volumes := []api.Volume{
 		{Name: "shop_data", Spec: api.VolumeSpec{Labels: map[string]string{LabelStack: "shop"}}},
 		{Name: "shop_data2"},
+		{Name: "shop_old", Status: api.VolumeStatus{CreatedBy: "shop_db"}},
+		{Name: "keep_data", Status: api.VolumeStatus{CreatedBy: "keep"}},
+	}
+	services := []api.Service{
+		{Spec: api.ServiceSpec{Name: "shop_db", Labels: map[string]string{LabelStack: "shop"}}},
+		{Spec: api.ServiceSpec{Name: "keep"}},
 	}
 	var got []string
-	for _, s := range StackObjects("shop", secrets, volumes) {
+	for _, s := range StackObjects("shop", services, secrets, volumes) {
 		got = append(got, string(s.Kind)+" "+s.Name)
 	}
-	want := []string{"config shop_conf", "secret shop_pw", "volume shop_data"}
+	want := []string{"config shop_conf", "secret shop_pw", "volume shop_data", "volume shop_old"}
 	if !slices.Equal(got, want) {
 		t.Errorf("stack rm would remove %q, want %q", got, want)
 	}
