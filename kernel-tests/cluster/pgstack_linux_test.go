@@ -220,7 +220,7 @@ func TestPostgresStack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s\n%s", code, out, tail(stderr, 3000), logs())
 	}
-	t.Logf("measured: apply of nginx → app ×2 → postgres (db healthy, app healthy, web running): %s", time.Since(begin).Round(time.Millisecond))
+	t.Logf("measured: apply of nginx → app ×2 → postgres (db healthy, app healthy, web healthy): %s", time.Since(begin).Round(time.Millisecond))
 	for _, want := range [][]string{{"create", "secret", "shop_db-password"}, {"create", "config", "shop_nginx-conf"}, {"create", "volume", "shop_db-data"}, {"create", "shop_db"}, {"create", "shop_app"}, {"create", "shop_web"}} {
 		if !lineHas(out, want...) {
 			t.Errorf("plan has no line %q:\n%s", want, out)
