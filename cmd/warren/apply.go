@@ -151,6 +151,10 @@ func loadStack(g *globals, f *fileFlags) (stack.Stack, error) {
 		if err := stack.ValidStackName(st.Name); err != nil {
 			return stack.Stack{}, fmt.Errorf("%w (choose one with --name)", err)
 		}
+		if err := stack.ResolveValues(&st, os.ReadFile, os.LookupEnv); err != nil {
+			return stack.Stack{}, err
+		}
+		st = stack.QualifyRefs(st, st.Name)
 	case 0:
 		restore := composeLogs(g.stderr)
 		defer restore()

@@ -42,6 +42,11 @@ type Object struct {
 	// Data is the value. It is never printed: `stack config` shows only
 	// its digest, in the labels.
 	Data []byte `json:"-"`
+	// File or Env is where ResolveValues reads Data from (warren.yaml).
+	File string `json:"-"`
+	Env  string `json:"-"`
+	// Decl is where a warren.yaml declares it (file:line), for errors.
+	Decl string `json:"-"`
 }
 
 // Volume is a named volume of a stack.

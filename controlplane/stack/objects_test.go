@@ -358,3 +358,85 @@ func TestDiffIgnoresResolvedRefs(t *testing.T) {
 		t.Errorf("a new target is not one change: %v", d)
 	}
 }
+
+// TestWarrenFileObjects: warren.yaml declares secrets, configs and volumes
+// as documents; their values are read by ResolveValues, relative to the
+// declaring file, and the services' mounts of them get the stack's names.
+func TestWarrenFileObjects(t *testing.T) {
+	files := []File{{Name: "/srv/shop/warren.yaml", Data: []byte(`kind: Secret
+name: db-password
+file: db/password.txt
+labels: {team: db}
+---
+kind: Config
+name: motd
+environment: MOTD
+---
+kind: Secret
+name: tls
+external: true
+---
+kind: Volume
+name: data
+---
+kind: Service
+name: db
+task:
+  container:
+    image: postgres
+    secrets: [{name: db-password}, {name: tls, target: /etc/tls.pem}]
+    configs: [{name: motd}]
+    mounts: [{type: volume, source: data, target: /var/lib/pg}, {type: volume, source: elsewhere, target: /x}]
+`)}}
+	st, err := ParseFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]string{"/srv/shop/db/password.txt": "s3cret"}
+	err = ResolveValues(&st, func(p string) ([]byte, error) {
+		if v, ok := read[p]; ok {
+			return []byte(v), nil
+		}
+		return nil, fmt.Errorf("open %s: no such file", p)
+	}, func(k string) (string, bool) { return map[string]string{"MOTD": "hi"}[k], k == "MOTD" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := Qualify(QualifyRefs(st, "shop"), "shop")
+	if len(q.Secrets) != 2 || string(q.Secrets[0].Data) != "s3cret" || q.Secrets[0].Spec.Name != "shop_db-password" || q.Secrets[0].Spec.Labels["team"] != "db" {
+		t.Errorf("secrets %+v", q.Secrets)
+	}
+	if q.Secrets[1].Spec.Name != "tls" || !q.Secrets[1].External {
+		t.Errorf("external secret %+v", q.Secrets[1])
+	}
+	if len(q.Configs) != 1 || string(q.Configs[0].Data) != "hi" {
+		t.Errorf("configs %+v", q.Configs)
+	}
+	if len(q.Volumes) != 1 || q.Volumes[0].Spec.Name != "shop_data" || q.Volumes[0].Spec.Driver != api.LocalDriver {
+		t.Errorf("volumes %+v", q.Volumes)
+	}
+	c := q.Services[0].Spec.Task.Container
+	wantSecrets := []api.SecretRef{{Name: "shop_db-password", Target: "/run/secrets/db-password"}, {Name: "tls", Target: "/etc/tls.pem"}}
+	if !slices.Equal(c.Secrets, wantSecrets) {
+		t.Errorf("secret mounts %+v, want %+v", c.Secrets, wantSecrets)
+	}
+	if c.Configs[0].Name != "shop_motd" || c.Configs[0].Target != "/motd" {
+		t.Errorf("config mount %+v", c.Configs[0])
+	}
+	if c.Mounts[0].Source != "shop_data" || c.Mounts[1].Source != "elsewhere" {
+		t.Errorf("volume mounts %+v: the declared volume is the stack's, the other a cluster volume", c.Mounts)
+	}
+	// The parsed stack itself was not changed by qualifying.
+	if st.Services[0].Spec.Task.Container.Secrets[0].Name != "db-password" {
+		t.Error("QualifyRefs changed its argument")
+	}
+
+	delete(read, "/srv/shop/db/password.txt")
+	st2, _ := ParseFiles(files)
+	err = ResolveValues(&st2, func(p string) ([]byte, error) { return nil, fmt.Errorf("open %s: no such file", p) }, func(string) (string, bool) { return "", false })
+	for _, want := range []string{"warren.yaml:2: secrets.db-password.file: open /srv/shop/db/password.txt: no such file", "warren.yaml:7: configs.motd.environment: variable MOTD is not set"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}
