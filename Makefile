@@ -8,7 +8,7 @@ GO          ?= go
 BIN         := build/warren
 DATA_DIR    ?= /var/lib/warren
 DEMO_IMAGE  := build/demo.tar
-APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl openssh-server sshfs
+APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl openssh-server sshfs mmdebstrap
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 
@@ -110,6 +110,8 @@ demo-image: build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o build/demo-server ./cmd/demo-server
 	$(BIN) image pack --binary build/demo-server --name warren/demo:v1 -o $(DEMO_IMAGE)
 	WARREN_DEMO_VERSION=v2 $(BIN) image pack --binary build/demo-server --name warren/demo:v2 --env WARREN_DEMO_VERSION=v2 -o build/demo-v2.tar
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o build/demo-rows ./cmd/demo-rows
+	for v in v1 v2; do $(BIN) image pack --binary build/demo-rows --name warren/rows:$$v --env WARREN_DEMO_VERSION=$$v -o build/rows-$$v.tar || exit 1; done
 
 ## deps: install what Warren and its tests need on Debian (idempotent)
 deps:

@@ -81,12 +81,12 @@ func runApply(g *globals, f *applyOpts) error {
 		return err
 	}
 	ctx, cancel := ctxTimeout(30 * time.Second)
-	current, err := c.Services(ctx)
+	current, err := clusterObjects(ctx, c)
 	cancel()
 	if err != nil {
 		return err
 	}
-	plan, err := stack.MakePlan(st, current, f.prune)
+	plan, err := stack.MakePlanAll(st, current, f.prune)
 	if err != nil {
 		return err
 	}
@@ -151,6 +151,10 @@ func loadStack(g *globals, f *fileFlags) (stack.Stack, error) {
 		if err := stack.ValidStackName(st.Name); err != nil {
 			return stack.Stack{}, fmt.Errorf("%w (choose one with --name)", err)
 		}
+		if err := stack.ResolveValues(&st, os.ReadFile, os.LookupEnv); err != nil {
+			return stack.Stack{}, err
+		}
+		st = stack.QualifyRefs(st, st.Name)
 	case 0:
 		restore := composeLogs(g.stderr)
 		defer restore()
@@ -158,7 +162,7 @@ func loadStack(g *globals, f *fileFlags) (stack.Stack, error) {
 		if err != nil {
 			return stack.Stack{}, err
 		}
-		res, err := compose.Convert(l, compose.Options{Strict: f.strict})
+		res, err := compose.Convert(l, compose.Options{Strict: f.strict, ReadFile: os.ReadFile})
 		if err != nil {
 			return stack.Stack{}, err
 		}
@@ -197,6 +201,27 @@ type warningFormatter struct{}
 
 func (warningFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	return []byte("warning: " + e.Message + "\n"), nil
+}
+
+// clusterObjects reads what a stack's plan compares against: services,
+// secrets, configs (without values) and volumes.
+func clusterObjects(ctx context.Context, c *client.Client) (stack.Current, error) {
+	var cur stack.Current
+	var err error
+	if cur.Services, err = c.Services(ctx); err != nil {
+		return cur, err
+	}
+	for _, kind := range []api.SecretKind{api.KindSecret, api.KindConfig} {
+		infos, err := c.Secrets(ctx, kind)
+		if err != nil {
+			return cur, err
+		}
+		for _, x := range infos {
+			cur.Secrets = append(cur.Secrets, api.Secret{ID: x.ID, Kind: x.Kind, Spec: x.Spec})
+		}
+	}
+	cur.Volumes, err = c.Volumes(ctx)
+	return cur, err
 }
 
 // apiCluster is the API client as stack.Deploy sees it.
@@ -239,4 +264,56 @@ func (a apiCluster) Service(ctx context.Context, name string) (*api.Service, []a
 	}
 	tasks, err := a.c.Tasks(ctx, client.TaskFilter{Service: svc.ID})
 	return svc, tasks, err
+}
+
+func (a apiCluster) CreateSecret(ctx context.Context, kind api.SecretKind, spec api.SecretSpec, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := a.c.CreateSecret(ctx, kind, client.SecretCreateRequest{Name: spec.Name, Labels: spec.Labels, Data: data})
+	return err
+}
+
+func (a apiCluster) UpdateSecret(ctx context.Context, kind api.SecretKind, name string, labels map[string]string, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := a.c.UpdateSecret(ctx, kind, name, client.SecretUpdateRequest{Data: data, Labels: labels})
+	return err
+}
+
+// RemoveSecret retries while the secret is reported in use: the manager
+// answering may not have applied the removal of its last service yet.
+func (a apiCluster) RemoveSecret(ctx context.Context, kind api.SecretKind, name string) error {
+	return retryInUse(ctx, func(ctx context.Context) error {
+		_, err := a.c.RemoveSecret(ctx, kind, name)
+		return err
+	})
+}
+
+func (a apiCluster) CreateVolume(ctx context.Context, spec api.VolumeSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := a.c.CreateVolume(ctx, spec)
+	return err
+}
+
+func (a apiCluster) RemoveVolume(ctx context.Context, name string) error {
+	return retryInUse(ctx, func(ctx context.Context) error {
+		_, err := a.c.RemoveVolume(ctx, name, false)
+		return err
+	})
+}
+
+func retryInUse(ctx context.Context, f func(context.Context) error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := f(cctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "in use") || time.Now().After(deadline) {
+			return err
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -189,7 +190,7 @@ func newStackRmCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "rm STACK…",
 		Aliases: []string{"remove", "down"},
-		Short:   "Remove the services of stacks (only those labelled with the stack)",
+		Short:   "Remove stacks: their services, then their secrets, configs and volumes (only those labelled with the stack; a volume's data stays on its node)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -203,10 +204,17 @@ func newStackRmCmd(g *globals) *cobra.Command {
 				return err
 			}
 			byStack := stackServices(svcs)
+			ctx, cancel = ctxTimeout(30 * time.Second)
+			cur, err := clusterObjects(ctx, c)
+			cancel()
+			if err != nil {
+				return err
+			}
 			var missing []string
 			for _, name := range args {
 				ss := byStack[name]
-				if len(ss) == 0 {
+				objs := stack.StackObjects(name, cur.Services, cur.Secrets, cur.Volumes)
+				if len(ss) == 0 && len(objs) == 0 {
 					missing = append(missing, name)
 					continue
 				}
@@ -218,6 +226,11 @@ func newStackRmCmd(g *globals) *cobra.Command {
 						return fmt.Errorf("stack %s: remove %s: %w", name, s.Spec.Name, err)
 					}
 					fmt.Fprintf(g.stdout, "Removing service %s\n", s.Spec.Name)
+				}
+				// After the services: the API refuses to remove what a
+				// service still mounts.
+				if err := stack.RemoveObjects(context.Background(), apiCluster{c}, objs, func(s string) { fmt.Fprintln(g.stdout, s) }); err != nil {
+					return fmt.Errorf("stack %s: %w", name, err)
 				}
 			}
 			if len(missing) > 0 {

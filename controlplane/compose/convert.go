@@ -19,6 +19,10 @@ import (
 type Options struct {
 	// Strict refuses a file that uses options Warren would ignore.
 	Strict bool
+	// ReadFile reads the value of a secret or config with a file: source
+	// (the path is absolute, as the parser resolved it). Convert reads
+	// nothing else; without it such a file is refused.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // Result is a converted project.
@@ -55,6 +59,9 @@ func Convert(l *Loaded, o Options) (*Result, error) {
 		c.fail("name", "%v (choose one with --name)", err)
 	}
 	res := &Result{Stack: stack.Stack{Name: p.Name}}
+	res.Stack.Secrets = c.objects(stack.ObjSecret, secretObjects(p.Secrets), o.ReadFile)
+	res.Stack.Configs = c.objects(stack.ObjConfig, configObjects(p.Configs), o.ReadFile)
+	res.Stack.Volumes = c.volumes(p.Volumes)
 	for _, name := range p.ServiceNames() {
 		svc, ok := c.service(p.Services[name])
 		if ok {
@@ -118,8 +125,8 @@ func (c *converter) ignore(service, key string) {
 }
 
 // sortUnsupported files the parser's findings under the service they
-// belong to. Keys Convert refuses itself (build, secrets, configs) are left
-// to it so each is reported once, with its reason.
+// belong to. build is left to Convert, which refuses or notes it itself, so
+// it is reported once, with its reason.
 func (c *converter) sortUnsupported(paths []string) {
 	for _, p := range paths {
 		parts := strings.Split(p, ".")
@@ -127,10 +134,10 @@ func (c *converter) sortUnsupported(paths []string) {
 			key := strings.Join(parts[2:], ".")
 			key = strings.ReplaceAll(key, ".[]", "")
 			switch parts[2] {
-			case "build", "secrets", "configs", "networks":
+			case "build", "networks":
 				key = parts[2]
 			}
-			if parts[2] == "build" || parts[2] == "secrets" || parts[2] == "configs" {
+			if parts[2] == "build" {
 				continue
 			}
 			c.ignore(parts[1], key)
@@ -138,7 +145,7 @@ func (c *converter) sortUnsupported(paths []string) {
 		}
 		key := strings.ReplaceAll(p, ".[]", "")
 		switch parts[0] {
-		case "networks", "secrets", "configs", "jobs", "models":
+		case "networks", "jobs", "models":
 			key = parts[0]
 		}
 		c.ignore("", key)
@@ -234,12 +241,8 @@ func (c *converter) service(s types.ServiceConfig) (stack.Service, bool) {
 	if d := s.Deploy; d != nil {
 		c.deploy(s.Name, d, &spec, fail)
 	}
-	if len(s.Secrets) > 0 {
-		fail("secrets", "requires secrets support (not yet in this build)")
-	}
-	if len(s.Configs) > 0 {
-		fail("configs", "requires configs support (not yet in this build)")
-	}
+	ct.Secrets = c.refs(stack.ObjSecret, s.Secrets, fail)
+	ct.Configs = c.refs(stack.ObjConfig, configRefs(s.Configs), fail)
 
 	var deps []stack.Dependency
 	for _, name := range sortedKeys(s.DependsOn) {
@@ -511,9 +514,9 @@ func (c *converter) mounts(s types.ServiceConfig, ct *api.ContainerSpec, fail fu
 			if m.Source == "" {
 				m.Source = stack.FullName(c.project.Name, v.Source)
 			}
-			// Until Warren has cluster volumes (issue 14), a named volume
-			// is a directory on the node that runs the task.
-			c.ignore(s.Name, "volumes."+v.Source+" (kept on the node running the task: no cluster volumes in this build)")
+			if v.Volume != nil {
+				m.NoCopy = v.Volume.NoCopy
+			}
 		case types.VolumeTypeTmpfs:
 			m.Type = api.MountTmpfs
 			if v.Tmpfs != nil {

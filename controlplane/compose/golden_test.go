@@ -66,7 +66,7 @@ func convertForGolden(t *testing.T, file string) string {
 	if err != nil {
 		return "error: " + err.Error() + "\n"
 	}
-	res, err := Convert(l, Options{})
+	res, err := Convert(l, Options{ReadFile: os.ReadFile})
 	if err != nil {
 		var b strings.Builder
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -19,6 +19,17 @@ type Cluster interface {
 	RemoveService(ctx context.Context, name string) error
 	// Service returns the service and its tasks.
 	Service(ctx context.Context, name string) (*api.Service, []api.Task, error)
+	ObjectCluster
+}
+
+// ObjectCluster creates and removes a stack's secrets, configs and volumes.
+type ObjectCluster interface {
+	CreateSecret(ctx context.Context, kind api.SecretKind, spec api.SecretSpec, data []byte) error
+	// UpdateSecret replaces the value and the labels.
+	UpdateSecret(ctx context.Context, kind api.SecretKind, name string, labels map[string]string, data []byte) error
+	RemoveSecret(ctx context.Context, kind api.SecretKind, name string) error
+	CreateVolume(ctx context.Context, spec api.VolumeSpec) error
+	RemoveVolume(ctx context.Context, name string) error
 }
 
 // DeployOptions: time is an argument so the loop is tested without waiting.
@@ -57,6 +68,16 @@ func Deploy(ctx context.Context, c Cluster, st Stack, p Plan, o DeployOptions) e
 		o.Progress = func(string) {}
 	}
 	deadline := o.Now().Add(o.Timeout)
+	// Secrets, configs and volumes first: the API refuses a service that
+	// mounts a secret it does not know.
+	for _, s := range p.Objects {
+		if err := applyObject(ctx, c, s); err != nil {
+			return err
+		}
+		if s.Action != Unchanged {
+			o.Progress(fmt.Sprintf("%s %s: %sd", s.Kind, s.Name, s.Action))
+		}
+	}
 	steps := map[string]Step{}
 	for _, s := range p.Steps {
 		steps[s.Name] = s
@@ -102,12 +123,60 @@ func Deploy(ctx context.Context, c Cluster, st Stack, p Plan, o DeployOptions) e
 			}
 		}
 	}
+	// Pruned objects last: by now no service of the stack mounts them.
+	if err := RemoveObjects(ctx, c, p.Deletes, o.Progress); err != nil {
+		return err
+	}
 	if o.Detach {
 		return nil
 	}
 	for _, svc := range st.Services {
 		if err := w.until(ctx, svc.Spec.Name, converged, ""); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func apiKind(k ObjectKind) api.SecretKind {
+	if k == ObjConfig {
+		return api.KindConfig
+	}
+	return api.KindSecret
+}
+
+func applyObject(ctx context.Context, c ObjectCluster, s ObjectStep) error {
+	var err error
+	switch {
+	case s.Action == Create && s.Kind == ObjVolume:
+		err = c.CreateVolume(ctx, *s.Volume)
+	case s.Action == Create:
+		err = c.CreateSecret(ctx, apiKind(s.Kind), s.Object.Spec, s.Object.Data)
+	case s.Action == Update && s.Kind != ObjVolume:
+		err = c.UpdateSecret(ctx, apiKind(s.Kind), s.Name, s.Object.Spec.Labels, s.Object.Data)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %w", s.Action, s.Kind, s.Name, err)
+	}
+	return nil
+}
+
+// RemoveObjects deletes secrets, configs and volumes (a pruned plan's, or a
+// removed stack's — see StackObjects). A volume's record goes; its data
+// stays where the driver keeps it, as with `warren volume rm`.
+func RemoveObjects(ctx context.Context, c ObjectCluster, steps []ObjectStep, progress func(string)) error {
+	for _, s := range steps {
+		var err error
+		if s.Kind == ObjVolume {
+			err = c.RemoveVolume(ctx, s.Name)
+		} else {
+			err = c.RemoveSecret(ctx, apiKind(s.Kind), s.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("remove %s %s: %w", s.Kind, s.Name, err)
+		}
+		if progress != nil {
+			progress(fmt.Sprintf("%s %s: removed", s.Kind, s.Name))
 		}
 	}
 	return nil

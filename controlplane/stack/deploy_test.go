@@ -21,6 +21,10 @@ type fakeCluster struct {
 	calls     []string
 	unhealthy map[string]bool
 	exitCode  map[string]int // services whose tasks end with this status
+	// secrets holds secrets and configs by "kind/name"; volumes by name.
+	secrets map[string]api.Secret
+	volumes map[string]api.Volume
+	data    map[string][]byte
 }
 
 func newFake() *fakeCluster {
@@ -39,6 +43,9 @@ func (f *fakeCluster) spawn(s *api.Service) {
 
 func (f *fakeCluster) CreateService(_ context.Context, spec api.ServiceSpec) error {
 	f.calls = append(f.calls, "create "+spec.Name)
+	if err := f.refsExist(spec); err != nil {
+		return err
+	}
 	s := &api.Service{ID: "id-" + spec.Name, Spec: spec, SpecVersion: 1}
 	f.services[spec.Name] = s
 	f.spawn(s)

@@ -94,6 +94,7 @@ func ParseFiles(files []File) (Stack, error) {
 		line int
 	}
 	defined := map[string]origin{}
+	definedObjects := map[string]string{}
 	// positions of every field, by service, to place errors Check finds.
 	pos := map[string]map[string]int{}
 	fileOf := map[string]string{}
@@ -125,11 +126,8 @@ func ParseFiles(files []File) (Stack, error) {
 			case "":
 				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: "missing: every document says what it is (kind: Service, Secret, Config or Volume)"})
 				continue
-			case KindSecret, KindConfig:
-				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: fmt.Sprintf("%s: requires secrets support (not yet in this build)", kind)})
-				continue
-			case KindVolume:
-				errs = append(errs, &FieldError{File: name, Line: root.Line, Field: "kind", Msg: "Volume: requires volumes support (not yet in this build)"})
+			case KindSecret, KindConfig, KindVolume:
+				errs = append(errs, parseObject(&st, definedObjects, name, f.Name, root, kind)...)
 				continue
 			default:
 				errs = append(errs, &FieldError{File: name, Line: fieldLine(root, "kind"), Field: "kind", Msg: fmt.Sprintf("must be Service, Secret, Config or Volume, not %q", kind)})
@@ -188,6 +186,10 @@ func ParseFiles(files []File) (Stack, error) {
 		return Stack{}, errs
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	for _, l := range [][]Object{st.Secrets, st.Configs} {
+		sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
+	}
+	sort.Slice(st.Volumes, func(i, j int) bool { return st.Volumes[i].Name < st.Volumes[j].Name })
 	return st, nil
 }
 

@@ -158,8 +158,12 @@ func TestParseFilesErrors(t *testing.T) {
 		{"bool", []string{"web.yaml", "kind: Service\nname: web\ntask: {container: {read_only: yes please}}\n"}, "services.web.task.container.read_only: must be true or false"},
 		{"missing kind", []string{"web.yaml", "name: web\n"}, "web.yaml:1: kind: missing"},
 		{"unknown kind", []string{"web.yaml", "kind: Deployment\nname: web\n"}, "web.yaml:1: kind: must be Service, Secret, Config or Volume, not \"Deployment\""},
-		{"secret not yet", []string{"s.yaml", "kind: Secret\nname: pw\n"}, "s.yaml:1: kind: Secret: requires secrets support (not yet in this build)"},
-		{"volume not yet", []string{"v.yaml", "kind: Volume\nname: data\n"}, "requires volumes support"},
+		{"a secret without a value", []string{"s.yaml", "kind: Secret\nname: pw\n"}, "s.yaml:1: secrets.pw.file: set one of file or environment (or external: true)"},
+		{"a secret with two values", []string{"s.yaml", "kind: Secret\nname: pw\nfile: a\nenvironment: B\n"}, "s.yaml:3: secrets.pw.file: set one of file or environment"},
+		{"an external secret with a value", []string{"s.yaml", "kind: Config\nname: c\nexternal: true\nfile: a\n"}, "s.yaml:3: configs.c.external: an external config has no file or environment"},
+		{"unknown key of a secret", []string{"s.yaml", "kind: Secret\nname: pw\nvalue: x\n"}, "s.yaml:3: secrets.pw.value: unknown field (known: environment, external, file, kind, labels, name)"},
+		{"a volume defined twice", []string{"v.yaml", "kind: Volume\nname: data\n---\nkind: Volume\nname: data\n"}, "v.yaml:5: volumes.data: defined twice (first at v.yaml:2)"},
+		{"a bad volume name", []string{"v.yaml", "kind: Volume\nname: a/b\n"}, "v.yaml:2: volumes.a/b.name: volume name \"a/b\": must not contain '/'"},
 		{"defined twice across documents", []string{"web.yaml", ok + "---\n" + ok}, "web.yaml:6: services.a: defined twice (first at web.yaml:2)"},
 		{"defined twice across files", []string{"one.yaml", ok, "two.yaml", ok}, "two.yaml:2: services.a: defined twice (first at one.yaml:2)"},
 		{"a port published twice", []string{"web.yaml", "kind: Service\nname: a\nports: [{target_port: 80, published_port: 80}]\n---\nkind: Service\nname: b\nports:\n- {target_port: 81, published_port: 80}\n"},
@@ -212,6 +216,11 @@ func TestSchemaAgreesWithChecker(t *testing.T) {
 		"kind: Service\nname: web\ntask: {container: {read_only: maybe}}\n",
 		"kind: Service\nname: web\ndepends_on: [{service: db, condition: service_ready}]\n",
 		"kind: Service\nname: web\ntask: {container: {image: x, env: [A=1], labels: {a: b}}, health: {kind: tcp, port: 80, interval: 1m30s, timeout: 1s}}\n",
+		"kind: Secret\nname: pw\nfile: db/pw.txt\n",
+		"kind: Secret\nname: pw\nvalue: x\n",
+		"kind: Config\nname: c\nenvironment: C\nlabels: {a: b}\n",
+		"kind: Volume\nname: data\ndriver: sshfs\nopts: {host: h}\n",
+		"kind: Volume\nname: data\nreplicas: 1\n",
 	}
 	for i, d := range docs {
 		_, checkErr := ParseFiles([]File{{Name: "doc.yaml", Data: []byte(d)}})

@@ -44,6 +44,13 @@ type Plan struct {
 	// Orphans are services of the stack the files no longer define; they
 	// are deleted only with prune.
 	Orphans []string `json:"orphans,omitempty"`
+	// Objects are the stack's secrets, configs and volumes, created or
+	// updated before any service; Deletes are those pruned, removed after
+	// the services that used them were updated.
+	Objects []ObjectStep `json:"objects,omitempty"`
+	Deletes []ObjectStep `json:"deletes,omitempty"`
+	// ObjectOrphans ("secret shop_old") are kept without prune.
+	ObjectOrphans []string `json:"object_orphans,omitempty"`
 }
 
 // forceLabel is set by `service update --force`; a file does not know it,
@@ -54,7 +61,17 @@ const forceLabel = "warren.force-update"
 // services. Only services labelled with the stack are its own: a service
 // of the same name that is not is a conflict, never taken over.
 func MakePlan(desired Stack, current []api.Service, prune bool) (Plan, error) {
+	return MakePlanAll(desired, Current{Services: current}, prune)
+}
+
+// MakePlanAll is MakePlan over services, secrets, configs and volumes.
+func MakePlanAll(desired Stack, cur Current, prune bool) (Plan, error) {
+	current := cur.Services
 	p := Plan{Stack: desired.Name}
+	var err error
+	if p.Objects, p.Deletes, p.ObjectOrphans, err = planObjects(desired, cur, prune); err != nil {
+		return Plan{}, err
+	}
 	mine := map[string]api.Service{}
 	others := map[string]bool{}
 	for _, s := range current {
@@ -141,19 +158,33 @@ func (p Plan) Changed() bool {
 			return true
 		}
 	}
-	return false
+	for _, s := range p.Objects {
+		if s.Action != Unchanged {
+			return true
+		}
+	}
+	return len(p.Deletes) > 0
 }
 
 // String is the plan as --dry-run prints it, like kubectl diff.
 func (p Plan) String() string {
 	var b strings.Builder
+	for _, s := range p.Objects {
+		fmt.Fprintf(&b, "%-9s %s %s\n", s.Action, s.Kind, s.Name)
+		if s.Why != "" {
+			fmt.Fprintf(&b, "            %s\n", s.Why)
+		}
+	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "%-9s %s\n", s.Action, s.Name)
 		for _, c := range s.Changes {
 			fmt.Fprintf(&b, "            %s: %s → %s\n", c.Field, orNone(c.Old), orNone(c.New))
 		}
 	}
-	for _, o := range p.Orphans {
+	for _, s := range p.Deletes {
+		fmt.Fprintf(&b, "%-9s %s %s\n", s.Action, s.Kind, s.Name)
+	}
+	for _, o := range append(append([]string(nil), p.Orphans...), p.ObjectOrphans...) {
 		fmt.Fprintf(&b, "%-9s %s (no longer in the files; --prune deletes it)\n", "orphan", o)
 	}
 	return b.String()
@@ -212,7 +243,30 @@ func normalize(s api.ServiceSpec) api.ServiceSpec {
 	if s.Task.Restart.Condition == "" {
 		s.Task.Restart.Condition = api.RestartAny
 	}
+	s.Task.Container.Secrets = normalizeRefs(s.Task.Container.Secrets, "/run/secrets/")
+	s.Task.Container.Configs = normalizeRefs(s.Task.Container.Configs, "/")
 	return s
+}
+
+// normalizeRefs fills what the API fills in a secret or config mount
+// (apiserver.resolveSecretRefs) and drops what it derives from the store —
+// the ID and the value's rotation — so a spec read back equals the file's.
+func normalizeRefs(refs []api.SecretRef, dir string) []api.SecretRef {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]api.SecretRef, len(refs))
+	for i, r := range refs {
+		r.ID, r.Rotation = "", 0
+		if r.Target == "" {
+			r.Target = dir + r.Name
+		}
+		if r.Mode == 0 {
+			r.Mode = 0o444
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // flatten turns a spec into field path → JSON value, leaving out empty

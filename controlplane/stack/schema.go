@@ -8,16 +8,24 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
-// Schema is the JSON schema of a Warren file's Service document, generated
+// Schema is the JSON schema of a Warren file's documents, generated
 // from the Go types the file decodes into, with the same enums the checker
 // enforces. schema.json in this package is its committed copy (a test keeps
 // them equal) for editors and CI linters.
 func Schema() ([]byte, error) {
-	root := schemaOf(reflect.TypeOf(document{}), "")
-	props := root["properties"].(map[string]any)
-	props["kind"] = map[string]any{"enum": enums["kind"]}
-	props["name"] = map[string]any{"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"}
-	root["required"] = []string{"kind", "name"}
+	doc := func(v any, kinds []string, name map[string]any) map[string]any {
+		s := schemaOf(reflect.TypeOf(v), "")
+		props := s["properties"].(map[string]any)
+		props["kind"] = map[string]any{"enum": kinds}
+		props["name"] = name
+		s["required"] = []string{"kind", "name"}
+		return s
+	}
+	root := map[string]any{"oneOf": []any{
+		doc(document{}, []string{KindService}, map[string]any{"type": "string", "pattern": "^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"}),
+		doc(secretDocument{}, []string{KindSecret, KindConfig}, map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}),
+		doc(volumeDocument{}, []string{KindVolume}, map[string]any{"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"}),
+	}}
 	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	root["$id"] = "https://warren.dev/schema/warren.yaml.json"
 	root["title"] = "warren.yaml document"

@@ -60,6 +60,11 @@ type Service struct {
 type Stack struct {
 	Name     string    `json:"name"`
 	Services []Service `json:"services"`
+	// Secrets, configs and volumes the services use; those not external
+	// are created by the stack, before its services, and removed with it.
+	Secrets []Object `json:"secrets,omitempty"`
+	Configs []Object `json:"configs,omitempty"`
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // Service returns the service named name inside the stack.
@@ -77,7 +82,8 @@ func FullName(stack, service string) string { return stack + Separator + service
 
 // Qualify names every service after the stack (STACK_web) and labels it
 // with the stack, so a later apply, `stack ps` and `stack rm` find exactly
-// the services this stack created.
+// the services this stack created; its secrets, configs and volumes get
+// the same labels (and those without a name of their own the prefix).
 func Qualify(s Stack, name string) Stack {
 	out := Stack{Name: name, Services: make([]Service, len(s.Services))}
 	for i, svc := range s.Services {
@@ -95,6 +101,9 @@ func Qualify(s Stack, name string) Stack {
 		out.Services[i] = svc
 	}
 	sort.Slice(out.Services, func(i, j int) bool { return out.Services[i].Name < out.Services[j].Name })
+	out.Secrets = qualifyObjects(s.Secrets, ObjSecret, name)
+	out.Configs = qualifyObjects(s.Configs, ObjConfig, name)
+	out.Volumes = qualifyVolumes(s.Volumes, name)
 	return out
 }
 
