@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/containerd/platforms"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -75,6 +76,12 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		return nil, err
 	}
 
+	plat := platforms.DefaultSpec()
+	if o.platform != "" {
+		if plat, err = platforms.Parse(o.platform); err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", o.platform, err)
+		}
+	}
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: taskNet,
@@ -85,6 +92,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		VolumeDir:   filepath.Join(g.dataDir, "volumes"),
 		Volumes:     vols,
 		DisablePull: !o.registryPull,
+		Platform:    o.platform,
 		ResolvConf:  taskNet.ResolvConf,
 		Logger:      log.With(zap.String("component", "runtime")),
 	})
@@ -159,7 +167,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	a, err := agent.New(agent.Config{
 		NodeID: ident.NodeID, DataDir: g.dataDir, Manager: mc, Managers: ident.Managers,
 		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
-		Registration: withVolumeDrivers(registration(ident, hostname, labels, sink.NodeNetwork), vols),
+		Registration: withVolumeDrivers(registration(ident, hostname, labels, plat, sink.NodeNetwork), vols),
 		Logger:       n.log, Heartbeat: o.heartbeat,
 	})
 	if err != nil {

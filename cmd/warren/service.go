@@ -124,6 +124,7 @@ func addWaitFlags(fs *pflag.FlagSet, w *waitOpts) {
 func newServiceCreateCmd(g *globals) *cobra.Command {
 	f := &serviceFlags{}
 	var w waitOpts
+	var reg registryServiceFlags
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NAME",
 		Short: "Create a service and wait until its tasks run",
@@ -142,12 +143,18 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			res, err := c.CreateService(ctx, spec)
+			wo, err := reg.writeOptions(spec.Task.Container.Image)
+			if err != nil {
+				return err
+			}
+			// Pinning the image asks its registry: allow for a slow one.
+			ctx, cancel := ctxTimeout(60 * time.Second)
+			res, err := c.CreateServiceWith(ctx, spec, wo)
 			cancel()
 			if err != nil {
 				return err
 			}
+			printWarnings(g, res)
 			fmt.Fprintln(g.stdout, res.ID)
 			if w.detach {
 				return nil
@@ -157,6 +164,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 	}
 	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
+	addRegistryServiceFlags(cmd.Flags(), &reg)
 	return cmd
 }
 
@@ -164,6 +172,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	f := &serviceFlags{}
 	var w waitOpts
 	var force bool
+	var reg registryServiceFlags
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] SERVICE",
 		Short: "Change a service; the change is rolled out by its update strategy",
@@ -176,7 +185,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
+			ctx, cancel := ctxTimeout(60 * time.Second)
 			defer cancel()
 			svc, err := c.Service(ctx, args[0])
 			if err != nil {
@@ -192,11 +201,20 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				}
 				spec.Labels["warren.force-update"] = strconv.FormatInt(time.Now().UnixNano(), 10)
 			}
-			begin := time.Now()
-			res, err := c.UpdateService(ctx, args[0], spec)
+			if force && !reg.noResolve {
+				// A forced update re-pins the tag, as in Swarm.
+				spec.Task.Container.ImageDigest, spec.Task.Container.ImagePlatforms = "", nil
+			}
+			wo, err := reg.writeOptions(spec.Task.Container.Image)
 			if err != nil {
 				return err
 			}
+			begin := time.Now()
+			res, err := c.UpdateServiceWith(ctx, args[0], spec, wo)
+			if err != nil {
+				return err
+			}
+			printWarnings(g, res)
 			fmt.Fprintln(g.stdout, svc.Spec.Name)
 			if w.detach {
 				return nil
@@ -207,8 +225,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	}
 	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
-	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed (and pin the image tag again)")
 	addSecretUpdateFlags(cmd.Flags(), &f.refs)
+	addRegistryServiceFlags(cmd.Flags(), &reg)
 	return cmd
 }
 

@@ -363,6 +363,7 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 		return err
 	}
 	tasks, _ = stopAfterCut(tasks, as.StopAfter, a.cut(a.now()))
+	tasks = a.withPull(as, tasks)
 	if err := a.cfg.Executor.Set(ctx, tasks); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
