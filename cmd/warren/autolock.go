@@ -20,7 +20,12 @@ func newClusterUpdateCmd(g *globals) *cobra.Command {
 		Short: "Change cluster-wide settings (autolock, registries)",
 		Long: `With --autolock=true, managers keep their key-encryption key on disk only sealed by an unlock
 key, printed here once: a restarted manager serves nothing until 'warren cluster unlock' is given
-the key. Keep the key somewhere safe: a cluster whose managers all restart cannot be unlocked without it.`,
+the key. Keep the key somewhere safe: a cluster whose managers all restart cannot be unlocked without it.
+
+--registry-ca, --registry-mirror and --insecure-registry say how every node pulls images (docs/registry.md):
+each flag given replaces that setting; the others are kept.`,
+		Example: `  warren cluster update --registry-ca ca.pem --registry-mirror docker.io=https://mirror.site:5000
+  warren cluster update --insecure-registry registry.lan:5000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("autolock") && !reg.changed(cmd.Flags()) {

@@ -319,6 +319,16 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 					row(tw, "Mode:", s.Spec.Mode)
 					row(tw, "Replicas:", s.Spec.Replicas)
 					row(tw, "Image:", s.Spec.Task.Container.Image)
+					if c := s.Spec.Task.Container; c.ImageDigest != "" {
+						row(tw, "Image digest:", c.ImageDigest)
+						if len(c.ImagePlatforms) > 0 {
+							ps := make([]string, len(c.ImagePlatforms))
+							for i, p := range c.ImagePlatforms {
+								ps[i] = p.String()
+							}
+							row(tw, "Image platforms:", strings.Join(ps, ", "))
+						}
+					}
 					row(tw, "VIP:", s.Endpoint.VIP)
 					row(tw, "Ports:", portsString(s.Spec.Ports))
 					row(tw, "Update strategy:", s.Spec.Update.Strategy)
