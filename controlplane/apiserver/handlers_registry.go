@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/secretbox"
@@ -265,8 +267,15 @@ func (s *Server) prepareImage(r *http.Request, spec *api.ServiceSpec, prev *api.
 			return nil, errorf(http.StatusBadRequest, "service %q: registry_auth %q is not this service's credential (use --with-registry-auth)", spec.Name, id)
 		}
 	}
-	if i := strings.LastIndex(c.Image, "@"); i >= 0 {
-		c.ImageDigest = c.Image[i+1:]
+	ref, err := reference.ParseNormalizedNamed(c.Image)
+	if err != nil {
+		return nil, nil // checkSpec says what is wrong with it
+	}
+	if d, ok := ref.(reference.Digested); ok {
+		c.ImageDigest = d.Digest().String()
+	}
+	if d := c.ImageDigest; d != "" && !validDigest(d) {
+		return nil, errorf(http.StatusBadRequest, "service %q: image_digest %q is not sha256:<64 hex digits>", spec.Name, d)
 	}
 	switch {
 	case s.cfg.Images == nil, r.URL.Query().Get("resolve_image") == "never":
@@ -395,4 +404,17 @@ func withWarnings(r *http.Request, w []string) *http.Request {
 func warningsOf(r *http.Request) []string {
 	w, _ := r.Context().Value(warningsKey{}).([]string)
 	return w
+}
+
+func validDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -128,6 +128,11 @@ func TestServiceImagePinnedOnce(t *testing.T) {
 		t.Fatalf("--no-resolve-image: digest %q, resolver called %d times", raw.Spec.Task.Container.ImageDigest, res.calls-calls)
 	}
 
+	bad := regSpec("baddigest", "reg.lan:5000/demo:v1")
+	bad.Task.Container.ImageDigest = "sha256:xyz"
+	_, err = admin.CreateService(ctx, bad)
+	wantErr(t, err, http.StatusBadRequest, "is not sha256:<64 hex digits>")
+
 	res.set("", errors.New("dial tcp: connection refused"))
 	wr, err := admin.CreateService(ctx, regSpec("down", "reg.lan:5000/demo:v1"))
 	if err != nil {
