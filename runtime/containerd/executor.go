@@ -77,6 +77,9 @@ type Executor struct {
 	client *client.Client
 	log    *zap.Logger
 	cg     cgroupLayout
+	// refusals keep a task that restarts quickly from asking a registry
+	// that refused its pull (401, 404) again and again.
+	refusals *registry.Refusals
 }
 
 // New connects to containerd.
@@ -103,7 +106,8 @@ func New(o Options) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect containerd %s: %w", o.Address, err)
 	}
-	return &Executor{o: o, client: c, log: o.Logger, cg: detectCgroups(o.CgroupV2Root)}, nil
+	return &Executor{o: o, client: c, log: o.Logger, cg: detectCgroups(o.CgroupV2Root),
+		refusals: &registry.Refusals{Min: 5 * time.Second, Max: 5 * time.Minute}}, nil
 }
 
 // Close closes the connection to containerd; containers keep running.
@@ -324,10 +328,18 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 		if rerr != nil {
 			return nil, fmt.Errorf("image %s: %w", name, rerr)
 		}
+		key := registry.RefusalKey(name, creds)
+		if err := e.refusals.Check(key, time.Now()); err != nil {
+			return nil, fmt.Errorf("not local, not fetched, pull: %w", err)
+		}
 		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter),
 			client.WithResolver(res), client.WithPlatformMatcher(e.platform()))
 		if err != nil {
-			return nil, fmt.Errorf("not local, not fetched, pull: %w", registry.Explain(name, err))
+			err = registry.Explain(name, err)
+		}
+		e.refusals.Record(key, err, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("not local, not fetched, pull: %w", err)
 		}
 	}
 	ok, err := img.IsUnpacked(ctx, e.o.Snapshotter)
