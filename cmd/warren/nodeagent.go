@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,10 +39,12 @@ type nodeAgent struct {
 	isMgr   bool
 	logSrv  *http.Server
 	traffic *nodenet.Traffic // nil where TCX is unavailable
+	// imageGCGrace: images no container used for this long are removed (0: never).
+	imageGCGrace time.Duration
 }
 
 func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, ident *manager.NodeIdentity, adv, hostname string, reg *prometheus.Registry) (*nodeAgent, error) {
-	n := &nodeAgent{log: log.With(zap.String("component", "agent")), isMgr: ident.Role == api.RoleManager}
+	n := &nodeAgent{log: log.With(zap.String("component", "agent")), isMgr: ident.Role == api.RoleManager, imageGCGrace: o.imageGCGrace}
 	mc, certs, verifier, err := managerClient(g.dataDir, ident)
 	if err != nil {
 		return nil, err
@@ -195,6 +198,9 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 	go n.roles.run(ctx)
 	if n.traffic != nil {
 		go n.traffic.Run(ctx)
+	}
+	if g := n.imageGCGrace; g > 0 {
+		go n.exec.RunImageGC(ctx, g, min(g/2, 10*time.Minute))
 	}
 	return n.agent.Run(ctx)
 }

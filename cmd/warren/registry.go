@@ -325,3 +325,13 @@ func printWarnings(g *globals, res *client.WriteResult) {
 		fmt.Fprintln(g.stderr, "warning: "+w)
 	}
 }
+
+// envDuration is a duration flag's default from the environment.
+func envDuration(key string, def time.Duration) time.Duration {
+	if v := os.Getenv(key); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
