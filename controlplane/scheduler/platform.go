@@ -59,6 +59,22 @@ func PlatformMatches(node, img api.Platform) bool {
 	return false
 }
 
+// ImageRuns reports whether an image of the given platforms (none:
+// unknown) can run on node n. The global orchestrator asks it, so a
+// global service has no task for a node its image cannot run on.
+func ImageRuns(images []api.Platform, n *api.Node) bool {
+	if len(images) == 0 {
+		return true
+	}
+	np := NodePlatform(n)
+	for _, p := range images {
+		if PlatformMatches(np, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // platformFilter keeps tasks off nodes whose platform the task's image
 // (an index's entries, or a single manifest's) does not offer. An image
 // whose platforms are unknown (not pinned, a loaded archive) may go
