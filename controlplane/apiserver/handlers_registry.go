@@ -418,3 +418,18 @@ func validDigest(d string) bool {
 	}
 	return true
 }
+
+// forgetRegistryAuth adds to b the removal of a service's own registry
+// credential: it goes with the service (its tasks, being removed, pull
+// nothing more).
+func forgetRegistryAuth(v *store.View, svc api.Service, b *store.Batch) {
+	x, ok := v.SecretByName(api.KindRegistryAuth, api.RegistryAuthName(svc.Spec.Name))
+	if !ok {
+		return
+	}
+	b.Expect = append(b.Expect, store.Expectation{Kind: string(api.KindRegistryAuth), ID: x.ID, Version: x.Meta.Version})
+	if b.Secrets == nil {
+		b.Secrets = &store.SecretChanges{}
+	}
+	b.Secrets.Delete = append(b.Secrets.Delete, store.SecretID{Kind: api.KindRegistryAuth, ID: x.ID})
+}

@@ -281,6 +281,7 @@ func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identit
 			b.PutTasks = append(b.PutTasks, t)
 		}
 	}
+	forgetRegistryAuth(v, svc, b)
 	idx, err := s.apply(r.Context(), b)
 	if err != nil {
 		return err

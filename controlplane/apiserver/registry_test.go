@@ -216,6 +216,14 @@ func TestServiceRegistryAuth(t *testing.T) {
 	other.Task.Container.RegistryAuth = svc.Spec.Task.Container.RegistryAuth
 	_, err = admin.CreateService(ctx, other)
 	wantErr(t, err, http.StatusBadRequest, "is not this service's credential")
+
+	// It goes with its service.
+	if _, err := admin.RemoveService(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.st.View().SecretByName(api.KindRegistryAuth, api.RegistryAuthName("web")); ok {
+		t.Fatal("the service's credential outlived the service")
+	}
 }
 
 func TestRegistryConfigAndLogins(t *testing.T) {
