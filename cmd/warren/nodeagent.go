@@ -85,6 +85,10 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 			return nil, fmt.Errorf("--platform %q: %w", o.platform, err)
 		}
 	}
+	// The executor and the worker are made before the agent they report
+	// to and ask for pull credentials; ag is set once it exists.
+	var ag *agent.Agent
+	var agMu sync.Mutex
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: taskNet,
@@ -96,16 +100,23 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		Volumes:     vols,
 		DisablePull: !o.registryPull,
 		Platform:    o.platform,
-		ResolvConf:  taskNet.ResolvConf,
-		Logger:      log.With(zap.String("component", "runtime")),
+		PullAuth: func(taskID string) *api.PullAuth {
+			agMu.Lock()
+			a := ag
+			agMu.Unlock()
+			if a == nil {
+				return nil
+			}
+			return a.PullAuth(taskID)
+		},
+		ResolvConf: taskNet.ResolvConf,
+		Logger:     log.With(zap.String("component", "runtime")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", o.containerdSock, err)
 	}
 	n.exec = exec
 
-	var ag *agent.Agent
-	var agMu sync.Mutex
 	worker, err := runtime.NewWorker(runtime.WorkerOptions{
 		Executor: exec, DataDir: g.dataDir, Logger: log.With(zap.String("component", "worker")),
 		// One log path for the node (no log process per task).

@@ -9,23 +9,33 @@ import (
 	"github.com/warrenhq/warren/controlplane/secretbox"
 )
 
-// withPull attaches to each task that will run what its executor needs to
+// setPull keeps, for each task that will run, what its executor needs to
 // pull the image: the cluster's registry settings and the credentials by
-// the host they are for. Task.Pull is never encoded, so the credentials
-// stay in memory: not in the cache, not in reports, not in logs.
-func (a *Agent) withPull(as *api.Assignments, tasks []api.Task) []api.Task {
+// the host they are for. They stay in the agent's memory (not in the
+// cache, not in reports, not in logs); the executor asks PullAuth at each
+// pull, so a task retrying a refused pull uses a login changed since.
+func (a *Agent) setPull(as *api.Assignments) {
 	a.mu.Lock()
 	key := a.cacheKey
 	a.mu.Unlock()
 	creds := openRegistryAuth(as, key, a.log)
-	for i := range tasks {
-		t := &tasks[i]
-		if t.DesiredState.Terminal() {
-			continue
+	next := map[string]*api.PullAuth{}
+	for _, t := range as.Tasks {
+		if !t.DesiredState.Terminal() {
+			next[t.ID] = pullAuth(t, as.Registry, creds)
 		}
-		t.Pull = pullAuth(*t, as.Registry, creds)
 	}
-	return tasks
+	a.mu.Lock()
+	a.pull = next
+	a.mu.Unlock()
+}
+
+// PullAuth is how the executor pulls task taskID's image now; nil for a
+// task the agent does not know (yet).
+func (a *Agent) PullAuth(taskID string) *api.PullAuth {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pull[taskID]
 }
 
 // registryAuth is an opened registry credential with the name it is kept

@@ -1,10 +1,15 @@
 package agent
 
 import (
+	"crypto/rand"
+	"encoding/json"
 	"reflect"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/secretbox"
 )
 
 func TestPullAuthPicksCredentials(t *testing.T) {
@@ -44,5 +49,39 @@ func TestPullAuthPicksCredentials(t *testing.T) {
 		if !reflect.DeepEqual(got.Registry, cfg) {
 			t.Errorf("%s: registry config not passed on", tc.name)
 		}
+	}
+}
+
+// The executor asks at each pull, so a login changed after a refused pull
+// is what the next attempt uses; a task no longer running gets nothing.
+func TestPullAuthFollowsAssignments(t *testing.T) {
+	key, err := secretbox.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{log: zap.NewNop(), cacheKey: key}
+	seal := func(id, name, pw string) api.SecretValue {
+		b, _ := json.Marshal(api.RegistryCredential{Username: "u", Password: pw})
+		s, err := secretbox.Seal(key, b, secretbox.ValueAAD(string(api.KindRegistryAuth), id), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return api.SecretValue{ID: id, Kind: api.KindRegistryAuth, Name: name, Sealed: s}
+	}
+	task := api.Task{ID: "t1", DesiredState: api.TaskRunning, Spec: api.TaskSpec{Container: api.ContainerSpec{Image: "reg:5000/x:1"}}}
+	as := &api.Assignments{Tasks: []api.Task{task}, Secrets: []api.SecretValue{seal("l1", "reg:5000", "old")}}
+	a.setPull(as)
+	if got := a.PullAuth("t1"); got == nil || got.Credentials["reg:5000"].Password != "old" {
+		t.Fatalf("first assignments: %v", got)
+	}
+	as.Secrets = []api.SecretValue{seal("l1", "reg:5000", "new")}
+	a.setPull(as)
+	if got := a.PullAuth("t1"); got.Credentials["reg:5000"].Password != "new" {
+		t.Fatalf("a changed login is not what the next pull gets: %v", got)
+	}
+	task.DesiredState = api.TaskShutdown
+	a.setPull(&api.Assignments{Tasks: []api.Task{task}, Secrets: as.Secrets})
+	if got := a.PullAuth("t1"); got != nil {
+		t.Fatalf("a task shutting down still has credentials: %v", got)
 	}
 }

@@ -60,8 +60,8 @@ func (c RegistryCredential) GoString() string { return c.String() }
 
 // PullAuth is what a node's executor gets to pull a task's image: the
 // cluster settings and the credentials for the task, by registry host. The
-// agent attaches it to the task in memory only (Task.Pull is never
-// encoded), so it is in no cache, status or log.
+// agent keeps it in memory only and the executor asks for it at each pull
+// (agent.PullAuth), so it is in no cache, status or log.
 type PullAuth struct {
 	Registry    RegistryConfig                `json:"-"`
 	Credentials map[string]RegistryCredential `json:"-"`

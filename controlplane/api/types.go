@@ -446,8 +446,6 @@ type Task struct {
 	// service table before it stops (drain.go).
 	Drain *Drain `json:"drain,omitempty"`
 	Meta  Meta   `json:"meta"`
-	// Pull is set by the node agent, in memory only, for the executor.
-	Pull *PullAuth `json:"-"`
 }
 
 // TaskStatus is reported by the node agent (or the scheduler while pending).

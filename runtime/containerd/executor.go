@@ -53,6 +53,10 @@ type Options struct {
 	// DisablePull keeps EnsureImage from contacting registries (air-gapped
 	// sites, and tests, which must not send traffic off the machine).
 	DisablePull bool
+	// PullAuth returns, at each pull, the registry settings and credentials
+	// for a task's image (the agent's, agent.Agent.PullAuth); nil: the
+	// system CA pool, no mirrors, no credentials.
+	PullAuth func(taskID string) *api.PullAuth
 	// Platform (os/arch[/variant]) replaces the host's when choosing from
 	// an image index; empty: the host's. Only tests set it, to play a node
 	// of another architecture (the demo binary runs either way).
@@ -352,6 +356,13 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 		}
 	}
 	return img, nil
+}
+
+func (e *Executor) pullAuth(taskID string) *api.PullAuth {
+	if e.o.PullAuth == nil {
+		return nil
+	}
+	return e.o.PullAuth(taskID)
 }
 
 // platform is what this node pulls and unpacks: its own, or the one it
