@@ -8,7 +8,7 @@ GO          ?= go
 BIN         := build/warren
 DATA_DIR    ?= /var/lib/warren
 DEMO_IMAGE  := build/demo.tar
-APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl openssh-server sshfs mmdebstrap
+APT_PKGS    := containerd runc iproute2 iptables clang llvm libbpf-dev bpftool iperf3 wrk dnsutils prometheus curl openssh-server sshfs mmdebstrap docker-registry
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 

@@ -14,20 +14,34 @@ import (
 
 func newClusterUpdateCmd(g *globals) *cobra.Command {
 	var autolock bool
+	var reg registryClusterFlags
 	cmd := &cobra.Command{
-		Use:   "update --autolock=true|false",
-		Short: "Change cluster-wide settings (autolock)",
+		Use:   "update [--autolock=true|false] [--registry-ca FILE] [--registry-mirror HOST=URL] [--insecure-registry HOST]",
+		Short: "Change cluster-wide settings (autolock, registries)",
 		Long: `With --autolock=true, managers keep their key-encryption key on disk only sealed by an unlock
 key, printed here once: a restarted manager serves nothing until 'warren cluster unlock' is given
-the key. Keep the key somewhere safe: a cluster whose managers all restart cannot be unlocked without it.`,
+the key. Keep the key somewhere safe: a cluster whose managers all restart cannot be unlocked without it.
+
+--registry-ca, --registry-mirror and --insecure-registry say how every node pulls images (docs/registry.md):
+each flag given replaces that setting; the others are kept.`,
+		Example: `  warren cluster update --registry-ca ca.pem --registry-mirror docker.io=https://mirror.site:5000
+  warren cluster update --insecure-registry registry.lan:5000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("autolock") {
-				return fmt.Errorf("nothing to update: give --autolock=true or --autolock=false")
+			if !cmd.Flags().Changed("autolock") && !reg.changed(cmd.Flags()) {
+				return fmt.Errorf("nothing to update: give --autolock=true|false or a --registry-* / --insecure-registry flag")
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if reg.changed(cmd.Flags()) {
+				if err := updateRegistry(g, c, cmd.Flags(), &reg); err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("autolock") {
+					return nil
+				}
 			}
 			ctx, cancel := ctxTimeout(30 * time.Second)
 			defer cancel()
@@ -44,6 +58,7 @@ the key. Keep the key somewhere safe: a cluster whose managers all restart canno
 		},
 	}
 	cmd.Flags().BoolVar(&autolock, "autolock", false, "require the unlock key after a manager restarts")
+	addRegistryClusterFlags(cmd.Flags(), &reg)
 	return cmd
 }
 

@@ -66,6 +66,8 @@ type nodeOpts struct {
 	labels         []string
 	hostLB         bool
 	registryPull   bool
+	platform       string
+	imageGCGrace   time.Duration
 	agentAddr      string
 	uplink         string
 	routingMesh    bool
@@ -96,6 +98,8 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.StringVar(&o.uplink, "uplink", envOr("WARREN_UPLINK", ""), "interface on which published ports answer other hosts (default: the one holding the advertise address) [$WARREN_UPLINK]")
 	fs.BoolVar(&o.routingMesh, "routing-mesh", envOr("WARREN_ROUTING_MESH", "true") == "true", "publish ports on every node for other hosts, in the kernel (TCX) [$WARREN_ROUTING_MESH]")
 	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
+	fs.StringVar(&o.platform, "platform", envOr("WARREN_PLATFORM", ""), "tests only: report and pull as this os/arch[/variant] instead of the host's, to play a node of another architecture [$WARREN_PLATFORM]")
+	fs.DurationVar(&o.imageGCGrace, "image-gc-grace", envDuration("WARREN_IMAGE_GC_GRACE", 24*time.Hour), "remove a node's images no container has used for this long (0: never) [$WARREN_IMAGE_GC_GRACE]")
 	fs.BoolVar(&o.auditStdout, "audit-stdout", envOr("WARREN_AUDIT_STDOUT", "false") == "true", "managers: copy every audit line (<data-dir>/audit.log) to stdout [$WARREN_AUDIT_STDOUT]")
 	fs.DurationVar(&o.heartbeat, "heartbeat-interval", 2*time.Second, "how often the node heartbeats to the managers; keep it well under the cluster's --node-down-grace (15× by default)")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")

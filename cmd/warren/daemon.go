@@ -9,11 +9,11 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	clog "github.com/containerd/log"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -23,6 +23,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/dataplane/nodenet"
+	"github.com/warrenhq/warren/runtime/registry"
 )
 
 // runNode is the daemon: it brings this node's identity up (init, join or
@@ -148,6 +149,10 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		Join:          join,
 		OnRemoved:     becomeWorker(log),
 	}
+	if o.registryPull {
+		// Air-gapped sites (--registry-pull=false) have no registry to ask.
+		cfg.Images = &registry.Resolver{}
+	}
 	if join == nil {
 		cfg.Init = &manager.InitOptions{
 			PodCIDR: o.podCIDR, ServiceCIDR: o.serviceCIDR, Domain: o.domain,
@@ -233,12 +238,12 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) *http.
 }
 
 // registration describes this node for heartbeats.
-func registration(ident *manager.NodeIdentity, hostname string, labels map[string]string, netw func() api.NodeNetwork) func() api.NodeRegistration {
+func registration(ident *manager.NodeIdentity, hostname string, labels map[string]string, plat ocispec.Platform, netw func() api.NodeNetwork) func() api.NodeRegistration {
 	capacity := nodenet.HostCapacity() // read once: it does not change while warren runs
 	return func() api.NodeRegistration {
 		return api.NodeRegistration{
 			NodeID: ident.NodeID, Hostname: hostname, Addr: ident.Addr,
-			OS: runtime.GOOS, Arch: runtime.GOARCH,
+			OS: plat.OS, Arch: plat.Architecture, Variant: plat.Variant,
 			Capacity: capacity, Labels: labels, Network: netw(), Version: version,
 		}
 	}

@@ -57,7 +57,7 @@ func newNodeInspectCmd(g *globals) *cobra.Command {
 					row(tw, "State:", n.Status.State)
 					row(tw, "Availability:", n.Spec.Availability)
 					row(tw, "Address:", n.Status.Addr)
-					row(tw, "Platform:", n.Status.OS+"/"+n.Status.Arch)
+					row(tw, "Platform:", api.Platform{OS: n.Status.OS, Architecture: n.Status.Arch, Variant: n.Status.Variant}.String())
 					row(tw, "CPUs:", float64(n.Status.Capacity.NanoCPUs)/1e9)
 					row(tw, "Memory:", fmt.Sprintf("%d MiB", n.Status.Capacity.MemoryBytes>>20))
 					for k, v := range n.Spec.Labels {

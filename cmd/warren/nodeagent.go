@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -37,10 +39,12 @@ type nodeAgent struct {
 	isMgr   bool
 	logSrv  *http.Server
 	traffic *nodenet.Traffic // nil where TCX is unavailable
+	// imageGCGrace: images no container used for this long are removed (0: never).
+	imageGCGrace time.Duration
 }
 
 func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, ident *manager.NodeIdentity, adv, hostname string, reg *prometheus.Registry) (*nodeAgent, error) {
-	n := &nodeAgent{log: log.With(zap.String("component", "agent")), isMgr: ident.Role == api.RoleManager}
+	n := &nodeAgent{log: log.With(zap.String("component", "agent")), isMgr: ident.Role == api.RoleManager, imageGCGrace: o.imageGCGrace}
 	mc, certs, verifier, err := managerClient(g.dataDir, ident)
 	if err != nil {
 		return nil, err
@@ -75,6 +79,16 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		return nil, err
 	}
 
+	plat := platforms.DefaultSpec()
+	if o.platform != "" {
+		if plat, err = platforms.Parse(o.platform); err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", o.platform, err)
+		}
+	}
+	// The executor and the worker are made before the agent they report
+	// to and ask for pull credentials; ag is set once it exists.
+	var ag *agent.Agent
+	var agMu sync.Mutex
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: taskNet,
@@ -85,16 +99,24 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		VolumeDir:   filepath.Join(g.dataDir, "volumes"),
 		Volumes:     vols,
 		DisablePull: !o.registryPull,
-		ResolvConf:  taskNet.ResolvConf,
-		Logger:      log.With(zap.String("component", "runtime")),
+		Platform:    o.platform,
+		PullAuth: func(taskID string) *api.PullAuth {
+			agMu.Lock()
+			a := ag
+			agMu.Unlock()
+			if a == nil {
+				return nil
+			}
+			return a.PullAuth(taskID)
+		},
+		ResolvConf: taskNet.ResolvConf,
+		Logger:     log.With(zap.String("component", "runtime")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", o.containerdSock, err)
 	}
 	n.exec = exec
 
-	var ag *agent.Agent
-	var agMu sync.Mutex
 	worker, err := runtime.NewWorker(runtime.WorkerOptions{
 		Executor: exec, DataDir: g.dataDir, Logger: log.With(zap.String("component", "worker")),
 		// One log path for the node (no log process per task).
@@ -159,7 +181,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	a, err := agent.New(agent.Config{
 		NodeID: ident.NodeID, DataDir: g.dataDir, Manager: mc, Managers: ident.Managers,
 		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
-		Registration: withVolumeDrivers(registration(ident, hostname, labels, sink.NodeNetwork), vols),
+		Registration: withVolumeDrivers(registration(ident, hostname, labels, plat, sink.NodeNetwork), vols),
 		Logger:       n.log, Heartbeat: o.heartbeat,
 	})
 	if err != nil {
@@ -187,6 +209,9 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 	go n.roles.run(ctx)
 	if n.traffic != nil {
 		go n.traffic.Run(ctx)
+	}
+	if g := n.imageGCGrace; g > 0 {
+		go n.exec.RunImageGC(ctx, g, min(g/2, 10*time.Minute))
 	}
 	return n.agent.Run(ctx)
 }

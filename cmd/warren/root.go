@@ -84,6 +84,7 @@ kernel (eBPF), over an encrypted WireGuard mesh. 'wrn' is the same program.`,
 		newSecretCmd(g, api.KindSecret),
 		newSecretCmd(g, api.KindConfig),
 		newVolumeCmd(g),
+		newRegistryCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -124,6 +124,7 @@ func addWaitFlags(fs *pflag.FlagSet, w *waitOpts) {
 func newServiceCreateCmd(g *globals) *cobra.Command {
 	f := &serviceFlags{}
 	var w waitOpts
+	var reg registryServiceFlags
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NAME",
 		Short: "Create a service and wait until its tasks run",
@@ -142,12 +143,18 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
-			res, err := c.CreateService(ctx, spec)
+			wo, err := reg.writeOptions(spec.Task.Container.Image)
+			if err != nil {
+				return err
+			}
+			// Pinning the image asks its registry: allow for a slow one.
+			ctx, cancel := ctxTimeout(60 * time.Second)
+			res, err := c.CreateServiceWith(ctx, spec, wo)
 			cancel()
 			if err != nil {
 				return err
 			}
+			printWarnings(g, res)
 			fmt.Fprintln(g.stdout, res.ID)
 			if w.detach {
 				return nil
@@ -157,6 +164,7 @@ func newServiceCreateCmd(g *globals) *cobra.Command {
 	}
 	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
+	addRegistryServiceFlags(cmd.Flags(), &reg)
 	return cmd
 }
 
@@ -164,6 +172,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	f := &serviceFlags{}
 	var w waitOpts
 	var force bool
+	var reg registryServiceFlags
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] SERVICE",
 		Short: "Change a service; the change is rolled out by its update strategy",
@@ -176,7 +185,7 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := ctxTimeout(30 * time.Second)
+			ctx, cancel := ctxTimeout(60 * time.Second)
 			defer cancel()
 			svc, err := c.Service(ctx, args[0])
 			if err != nil {
@@ -192,11 +201,20 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 				}
 				spec.Labels["warren.force-update"] = strconv.FormatInt(time.Now().UnixNano(), 10)
 			}
-			begin := time.Now()
-			res, err := c.UpdateService(ctx, args[0], spec)
+			if force && !reg.noResolve {
+				// A forced update re-pins the tag, as in Swarm.
+				spec.Task.Container.ImageDigest, spec.Task.Container.ImagePlatforms = "", nil
+			}
+			wo, err := reg.writeOptions(spec.Task.Container.Image)
 			if err != nil {
 				return err
 			}
+			begin := time.Now()
+			res, err := c.UpdateServiceWith(ctx, args[0], spec, wo)
+			if err != nil {
+				return err
+			}
+			printWarnings(g, res)
 			fmt.Fprintln(g.stdout, svc.Spec.Name)
 			if w.detach {
 				return nil
@@ -207,8 +225,9 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 	}
 	addServiceFlags(cmd.Flags(), f)
 	addWaitFlags(cmd.Flags(), &w)
-	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the tasks even if nothing changed (and pin the image tag again)")
 	addSecretUpdateFlags(cmd.Flags(), &f.refs)
+	addRegistryServiceFlags(cmd.Flags(), &reg)
 	return cmd
 }
 
@@ -300,6 +319,16 @@ func newServiceInspectCmd(g *globals) *cobra.Command {
 					row(tw, "Mode:", s.Spec.Mode)
 					row(tw, "Replicas:", s.Spec.Replicas)
 					row(tw, "Image:", s.Spec.Task.Container.Image)
+					if c := s.Spec.Task.Container; c.ImageDigest != "" {
+						row(tw, "Image digest:", c.ImageDigest)
+						if len(c.ImagePlatforms) > 0 {
+							ps := make([]string, len(c.ImagePlatforms))
+							for i, p := range c.ImagePlatforms {
+								ps[i] = p.String()
+							}
+							row(tw, "Image platforms:", strings.Join(ps, ", "))
+						}
+					}
 					row(tw, "VIP:", s.Endpoint.VIP)
 					row(tw, "Ports:", portsString(s.Spec.Ports))
 					row(tw, "Update strategy:", s.Spec.Update.Strategy)

@@ -88,6 +88,9 @@ type Agent struct {
 	// lives in memory: a node that reboots without reaching a manager
 	// cannot read the secrets in its own cache.
 	cacheKey []byte
+	// pull is each running task's registry settings and credentials
+	// (registry.go), in memory only, like cacheKey.
+	pull map[string]*api.PullAuth
 
 	link link // contact with the managers (disconnect.go)
 
@@ -363,6 +366,7 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 		return err
 	}
 	tasks, _ = stopAfterCut(tasks, as.StopAfter, a.cut(a.now()))
+	a.setPull(as)
 	if err := a.cfg.Executor.Set(ctx, tasks); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}

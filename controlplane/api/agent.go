@@ -30,6 +30,9 @@ type Assignments struct {
 	// DisconnectPolicy.StopAfter: the node stops those tasks by itself once
 	// it has been out of touch with every manager that long.
 	StopAfter map[string]Duration `json:"stop_after,omitempty"`
+	// Registry is how the node pulls images (CA, plain-HTTP hosts,
+	// mirrors); credentials travel in Secrets, kind registry-auth.
+	Registry RegistryConfig `json:"registry,omitempty"`
 }
 
 // ClusterNetwork are the cluster's address ranges.
@@ -107,6 +110,7 @@ type NodeRegistration struct {
 	Addr     string            `json:"addr"`
 	OS       string            `json:"os"`
 	Arch     string            `json:"arch"`
+	Variant  string            `json:"variant,omitempty"`
 	Capacity Resources         `json:"capacity"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Network  NodeNetwork       `json:"network"`

@@ -22,7 +22,9 @@ type Cluster struct {
 	// Autolock says whether managers keep the KEK on disk only under an
 	// unlock key the operator holds.
 	Autolock bool `json:"autolock,omitempty"`
-	Meta     Meta `json:"meta"`
+	// Registry is how nodes pull images (api/registry.go).
+	Registry RegistryConfig `json:"registry,omitempty"`
+	Meta     Meta           `json:"meta"`
 }
 
 // ClusterNetworkSpec are the address ranges chosen at init.

@@ -61,6 +61,7 @@ type NodeStatus struct {
 	Addr      string            `json:"addr"`
 	OS        string            `json:"os"`
 	Arch      string            `json:"arch"`
+	Variant   string            `json:"variant,omitempty"` // v7 on arm/v7, v8 on some arm64
 	Capacity  Resources         `json:"capacity"`
 	Labels    map[string]string `json:"labels,omitempty"` // engine labels reported by the node itself
 	Heartbeat time.Time         `json:"heartbeat"`
@@ -204,6 +205,18 @@ type ContainerSpec struct {
 	// Secrets and Configs are mounted from a tmpfs on the node (api/secret.go).
 	Secrets []SecretRef `json:"secrets,omitempty"`
 	Configs []SecretRef `json:"configs,omitempty"`
+	// ImageDigest pins Image: the manager resolves the tag once at create
+	// and update (unless --no-resolve-image), and every node pulls exactly
+	// this manifest or index; a tag moved later changes nothing.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// ImagePlatforms are the platforms the pinned image offers (an index's
+	// entries, or the one of a single manifest); the scheduler places tasks
+	// only on nodes of one of them. Empty: unknown, any node.
+	ImagePlatforms []Platform `json:"image_platforms,omitempty"`
+	// RegistryAuth is the ID of the service's own registry credential
+	// (--with-registry-auth); without it nodes use the login of the image's
+	// registry host, if there is one.
+	RegistryAuth string `json:"registry_auth,omitempty"`
 }
 
 // MountType is bind, tmpfs or volume.

@@ -94,6 +94,7 @@ type assignmentsHead struct {
 	CacheKey []byte             `json:"cache_key,omitempty"`
 	// StopAfter is the node's own (api.Assignments.StopAfter).
 	StopAfter map[string]api.Duration `json:"stop_after,omitempty"`
+	Registry  api.RegistryConfig      `json:"registry,omitempty"`
 }
 
 // encodeAssignments is the JSON of a with the given encoded services and
@@ -101,7 +102,7 @@ type assignmentsHead struct {
 func encodeAssignments(a api.Assignments, services, peers json.RawMessage) ([]byte, error) {
 	head, err := json.Marshal(assignmentsHead{
 		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Network: a.Network, Role: a.Role,
-		Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey, StopAfter: a.StopAfter,
+		Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey, StopAfter: a.StopAfter, Registry: a.Registry,
 	})
 	if err != nil {
 		return nil, err

@@ -220,7 +220,7 @@ func bodyHash(r *http.Request, rt Route) (hash, name string) {
 		}
 	}
 	switch {
-	case rt.Pattern == "/v1/join" || rt.Pattern == "/v1/cluster/unlock":
+	case rt.Pattern == "/v1/join" || rt.Pattern == "/v1/cluster/unlock" || strings.HasPrefix(rt.Pattern, "/v1/registry/logins"):
 		return "", name // credentials: no hash at all
 	case strings.HasPrefix(rt.Pattern, "/v1/secrets") || strings.HasPrefix(rt.Pattern, "/v1/configs"):
 		if m == nil {

@@ -71,6 +71,11 @@ var wantAudited = map[string]bool{
 	"GET /v1/cluster/unlock-key":         false,
 	"POST /v1/cluster/unlock-key/rotate": true,
 	"POST /v1/cluster/unlock":            true,
+	"GET /v1/cluster/registry":           false,
+	"POST /v1/cluster/registry":          true,
+	"POST /v1/registry/logins":           true,
+	"GET /v1/registry/logins":            false,
+	"DELETE /v1/registry/logins/{host}":  true,
 }
 
 const auditMarker = "audit-secret-9d1c7e44b0"

@@ -65,6 +65,11 @@ var wantAllowed = map[string]string{
 	"GET /v1/cluster/unlock-key":         "admin",
 	"POST /v1/cluster/unlock-key/rotate": "admin",
 	"POST /v1/cluster/unlock":            "admin",
+	"GET /v1/cluster/registry":           "manager admin",
+	"POST /v1/cluster/registry":          "admin",
+	"POST /v1/registry/logins":           "admin",
+	"GET /v1/registry/logins":            "manager admin",
+	"DELETE /v1/registry/logins/{host}":  "admin",
 }
 
 // concretePath fills a pattern's wildcards.

@@ -45,7 +45,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, id Identity) e
 	}
 	st := n.Status
 	st.State = api.NodeReady
-	st.Hostname, st.Addr, st.OS, st.Arch = reg.Hostname, reg.Addr, reg.OS, reg.Arch
+	st.Hostname, st.Addr, st.OS, st.Arch, st.Variant = reg.Hostname, reg.Addr, reg.OS, reg.Arch, reg.Variant
 	st.Capacity, st.Labels, st.Version = reg.Capacity, reg.Labels, reg.Version
 	st.VolumeDrivers = reg.VolumeDrivers
 	// Unchanged counts keep the heartbeat out of raft (sameStatus below).
@@ -166,6 +166,9 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		return err
 	}
 	a.Secrets, a.CacheKey = secrets, cacheKey
+	if c := v.Cluster(); c != nil {
+		a.Registry = c.Registry
+	}
 	body, err := encodeAssignments(a, sh.services, sh.peersFor(id.NodeID))
 	if err != nil {
 		return err

@@ -391,6 +391,9 @@ func (s *Server) nodeSecrets(v *store.View, nodeID string, tasks []api.Task) ([]
 		for _, r := range t.Spec.Container.Configs {
 			want[key{api.KindConfig, r.ID}] = true
 		}
+		for _, id := range registryAuthIDs(v, t) {
+			want[key{api.KindRegistryAuth, id}] = true
+		}
 	}
 	if len(want) == 0 {
 		return nil, nil, nil

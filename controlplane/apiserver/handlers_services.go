@@ -61,6 +61,10 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 		return err
 	}
 	spec = withDefaults(spec)
+	warnings, err := s.prepareImage(r, &spec, nil)
+	if err != nil {
+		return err
+	}
 	id, err := api.NewID(s.cfg.Rand)
 	if err != nil {
 		return err
@@ -101,7 +105,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1})
+		writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1, Warnings: warnings})
 		return nil
 	}
 }
@@ -145,7 +149,7 @@ func (s *Server) changeService(w http.ResponseWriter, r *http.Request, ref strin
 			return err
 		}
 		if next == nil {
-			writeJSON(w, http.StatusOK, client.WriteResult{Index: v.Index(), ID: svc.ID, Generation: svc.Generation})
+			writeJSON(w, http.StatusOK, client.WriteResult{Index: v.Index(), ID: svc.ID, Generation: svc.Generation, Warnings: warningsOf(r)})
 			return nil
 		}
 		next.Generation = svc.Generation + 1
@@ -161,7 +165,7 @@ func (s *Server) changeService(w http.ResponseWriter, r *http.Request, ref strin
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID, Generation: next.Generation})
+		writeJSON(w, http.StatusOK, client.WriteResult{Index: idx, ID: svc.ID, Generation: next.Generation, Warnings: warningsOf(r)})
 		return nil
 	}
 }
@@ -176,6 +180,15 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, _ Identit
 		return err
 	}
 	spec = withDefaults(spec)
+	// Resolved once, before the retried change: a registry round trip per
+	// attempt would make a busy service slower to update.
+	if cur, err := findService(s.b.View(), r.PathValue("ref")); err == nil {
+		warnings, err := s.prepareImage(r, &spec, &cur.Spec)
+		if err != nil {
+			return err
+		}
+		r = withWarnings(r, warnings)
+	}
 	return s.changeService(w, r, r.PathValue("ref"), func(v *store.View, svc api.Service) (*api.Service, error) {
 		if spec.Name != svc.Spec.Name {
 			// The name is the service's DNS name and what operators and compose
@@ -268,6 +281,7 @@ func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identit
 			b.PutTasks = append(b.PutTasks, t)
 		}
 	}
+	forgetRegistryAuth(v, svc, b)
 	idx, err := s.apply(r.Context(), b)
 	if err != nil {
 		return err

@@ -68,5 +68,5 @@ func (s *Server) routeTable() []Route {
 
 		// Renewal needs the CA key, which every manager holds; no raft write.
 		{http.MethodPost, "/v1/certs/renew", certified, Local, s.renewCert},
-	}, append(s.secretRoutes(), s.autolockRoutes()...)...)
+	}, append(append(s.secretRoutes(), s.autolockRoutes()...), s.registryRoutes()...)...)
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// by a change, waits for the rest of the burst before answering
 	// (default 100ms; negative: answer at once).
 	AssignmentsCoalesce time.Duration
+	// Images pins service images to digests at create and update; nil
+	// leaves them as given (handlers_registry.go).
+	Images ImageResolver
 }
 
 // Server serves the v1 API. Create it with New.

@@ -195,6 +195,7 @@ type request struct {
 	contentType string
 	// noTimeout leaves the deadline to ctx (blocking queries, transfers).
 	noTimeout bool
+	header    http.Header
 }
 
 // do sends r to the managers in turn and returns the first answer.
@@ -245,6 +246,9 @@ func (c *Client) try(ctx context.Context, addr string, r request) (*http.Respons
 	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
 	}
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)

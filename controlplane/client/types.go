@@ -111,6 +111,9 @@ type WriteResult struct {
 	// Generation is the service's Generation after an operator's write to
 	// it; the CLI waits for the orchestrator to have observed it.
 	Generation uint64 `json:"generation,omitempty"`
+	// Warnings are things the write did but the caller should know (an
+	// image that could not be pinned to a digest).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // RenewRequest carries a CSR for a new certificate with the caller's identity.

@@ -47,6 +47,10 @@ type Config struct {
 	// <data-dir>/audit.log).
 	AuditStdout io.Writer
 
+	// Images pins service images to digests (apiserver.ImageResolver);
+	// nil leaves images unpinned.
+	Images apiserver.ImageResolver
+
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold                                     uint64
@@ -267,6 +271,7 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		// Raft and the API share the manager port (ALPN).
 		RaftAddrIsAPIAddr: true,
 		Audit:             m.audit,
+		Images:            m.cfg.Images,
 	})
 	if err != nil {
 		return err

@@ -260,7 +260,7 @@ func (r *reconciler) slots(svc *api.Service, tasks []*api.Task) []*slot {
 			if n.Status.State == api.NodeDown && !hasLive(m[slotKey{node: n.ID}]) {
 				continue
 			}
-			if !cons.Matches(n) {
+			if !cons.Matches(n) || !scheduler.ImageRuns(svc.Spec.Task.Container.ImagePlatforms, n) {
 				continue
 			}
 			s := get(slotKey{node: n.ID})

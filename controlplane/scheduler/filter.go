@@ -59,6 +59,9 @@ func Filters(task *api.Task) ([]Filter, error) {
 	for _, c := range cons {
 		fs = append(fs, constraintFilter{c})
 	}
+	if pf := newPlatformFilter(task); pf != nil {
+		fs = append(fs, pf)
+	}
 	if m := task.Spec.Placement.MaxReplicas; m > 0 {
 		fs = append(fs, maxReplicasFilter{task.ServiceID, m})
 	}

@@ -107,7 +107,8 @@ func ScheduleVolumes(nodes []api.Node, tasks []api.Task, pending []api.Task, vol
 	var plan Plan
 	for _, t := range order {
 		key := t.ServiceID + "\x00" + t.NodeID + "\x00" + strings.Join(t.Spec.Placement.Constraints, "\x00") +
-			fmt.Sprintf("\x00%d\x00%+v", t.Spec.Placement.MaxReplicas, t.Spec.Resources.Reservations) + vols.shapeKey(t)
+			fmt.Sprintf("\x00%d\x00%+v", t.Spec.Placement.MaxReplicas, t.Spec.Resources.Reservations) + vols.shapeKey(t) +
+			"\x00" + t.Spec.Container.ImageDigest + fmt.Sprint(t.Spec.Container.ImagePlatforms)
 		sh := shapes[key]
 		if sh == nil {
 			sh = &shape{}

@@ -99,6 +99,7 @@ func MakePlanAll(desired Stack, cur Current, prune bool) (Plan, error) {
 				spec.Labels = copyLabels(spec.Labels)
 				spec.Labels[forceLabel] = v
 			}
+			spec.Task.Container = keepPin(cur.Spec.Task.Container, spec.Task.Container)
 			changes := Diff(cur.Spec, spec)
 			if len(changes) == 0 {
 				p.Steps = append(p.Steps, Step{Action: Unchanged, Service: svc.Name, Name: name})

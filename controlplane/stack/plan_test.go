@@ -164,3 +164,29 @@ orphan    shop_old (no longer in the files; --prune deletes it)
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A service pinned by the manager is unchanged when the same file is
+// applied again; a new tag in the file is a change, and drops the pin.
+func TestPlanKeepsImagePin(t *testing.T) {
+	spec := api.ServiceSpec{Name: "web", Labels: map[string]string{LabelStack: "s"}, Task: api.TaskSpec{Container: api.ContainerSpec{Image: "reg:5000/demo:v1"}}}
+	running := spec
+	running.Task.Container.ImageDigest = "sha256:" + strings.Repeat("a", 64)
+	running.Task.Container.ImagePlatforms = []api.Platform{{OS: "linux", Architecture: "amd64"}}
+	cur := []api.Service{{ID: "1", Spec: running}}
+	p, err := MakePlan(Stack{Name: "s", Services: []Service{{Name: "web", Spec: spec}}}, cur, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Steps) != 1 || p.Steps[0].Action != Unchanged {
+		t.Fatalf("same file again: %+v, want unchanged", p.Steps)
+	}
+	moved := spec
+	moved.Task.Container.Image = "reg:5000/demo:v2"
+	p, err = MakePlan(Stack{Name: "s", Services: []Service{{Name: "web", Spec: moved}}}, cur, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Steps) != 1 || p.Steps[0].Action != Update || p.Steps[0].Spec.Task.Container.ImageDigest != "" {
+		t.Fatalf("new tag: %+v, want an update without the old pin", p.Steps)
+	}
+}

@@ -49,7 +49,7 @@ func (t *txn) applySecrets(b *Batch) error {
 		}
 		for i := range c.Put {
 			s := &c.Put[i]
-			if s.ID == "" || s.Spec.Name == "" || (s.Kind != api.KindSecret && s.Kind != api.KindConfig) {
+			if s.ID == "" || s.Spec.Name == "" || !s.Kind.Valid() {
 				return fmt.Errorf("put secret %d: %w: empty id or name, or unknown kind %q", i, ErrInvalid, s.Kind)
 			}
 			if v, ok := t.secNames.Get(secretKey(s.Kind, s.Spec.Name)); ok && v.(*api.Secret).ID != s.ID {

@@ -212,7 +212,7 @@ func checkExpect(cur *state, exp []Expectation) error {
 			if v, ok := cur.tasks.Get([]byte(e.ID)); ok {
 				have = v.(*api.Task).Meta.Version
 			}
-		case KindSecret, KindConfig:
+		case KindSecret, KindConfig, string(api.KindRegistryAuth):
 			if v, ok := cur.secrets.Get(pairKey(e.Kind, e.ID)); ok {
 				have = v.(*api.Secret).Meta.Version
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/runtime"
 	"github.com/warrenhq/warren/runtime/ociimage"
+	"github.com/warrenhq/warren/runtime/registry"
 )
 
 // Defaults.
@@ -52,6 +53,14 @@ type Options struct {
 	// DisablePull keeps EnsureImage from contacting registries (air-gapped
 	// sites, and tests, which must not send traffic off the machine).
 	DisablePull bool
+	// PullAuth returns, at each pull, the registry settings and credentials
+	// for a task's image (the agent's, agent.Agent.PullAuth); nil: the
+	// system CA pool, no mirrors, no credentials.
+	PullAuth func(taskID string) *api.PullAuth
+	// Platform (os/arch[/variant]) replaces the host's when choosing from
+	// an image index; empty: the host's. Only tests set it, to play a node
+	// of another architecture (the demo binary runs either way).
+	Platform    string
 	Snapshotter string
 	Runtime     string
 	VolumeDir   string
@@ -72,6 +81,9 @@ type Executor struct {
 	client *client.Client
 	log    *zap.Logger
 	cg     cgroupLayout
+	// refusals keep a task that restarts quickly from asking a registry
+	// that refused its pull (401, 404) again and again.
+	refusals *registry.Refusals
 }
 
 // New connects to containerd.
@@ -98,7 +110,8 @@ func New(o Options) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect containerd %s: %w", o.Address, err)
 	}
-	return &Executor{o: o, client: c, log: o.Logger, cg: detectCgroups(o.CgroupV2Root)}, nil
+	return &Executor{o: o, client: c, log: o.Logger, cg: detectCgroups(o.CgroupV2Root),
+		refusals: &registry.Refusals{Min: 5 * time.Second, Max: 5 * time.Minute}}, nil
 }
 
 // Close closes the connection to containerd; containers keep running.
@@ -263,11 +276,27 @@ func (e *Executor) RemoveImage(ctx context.Context, ref string) error {
 // EnsureImage returns the image, getting it if needed: local store, then
 // the ImageFetcher (a manager), then a registry pull.
 func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, error) {
+	return e.ensureImage(ctx, ref, "", nil)
+}
+
+// ensureImage is EnsureImage for an image that may be pinned to a digest
+// (it is then looked up and pulled as repository@digest, whatever the tag
+// points at now), pulled with the task's registry settings and credentials.
+func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *api.PullAuth) (client.Image, error) {
 	ctx = e.ns(ctx)
-	name := ociimage.NormalizeRef(ref)
+	name := ociimage.NormalizeRef(registry.PinnedRef(ref, digest))
 	img, err := e.client.GetImage(ctx, name)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("get image %s: %w", name, err)
+	}
+	if err == nil {
+		img = client.NewImageWithPlatform(e.client, img.Metadata(), e.platform())
+	}
+	if err != nil && digest != "" {
+		// A pinned image loaded from an archive is known by its tag.
+		if byTag, terr := e.client.GetImage(ctx, ociimage.NormalizeRef(ref)); terr == nil && byTag.Target().Digest.String() == digest {
+			img, err = client.NewImageWithPlatform(e.client, byTag.Metadata(), e.platform()), nil
+		}
 	}
 	if err != nil && e.o.ImageFetcher != nil {
 		rc, ferr := e.o.ImageFetcher(ctx, ref)
@@ -277,7 +306,15 @@ func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, e
 			if ierr != nil {
 				return nil, ierr
 			}
-			img, err = e.client.GetImage(ctx, name)
+			img, err = e.client.GetImage(ctx, ociimage.NormalizeRef(ref))
+			if err == nil && digest != "" && img.Target().Digest.String() != digest {
+				// The archive holds another image under the tag: the
+				// pinned one comes from the registry.
+				img, err = nil, errdefs.ErrNotFound
+			}
+			if err == nil {
+				img = client.NewImageWithPlatform(e.client, img.Metadata(), e.platform())
+			}
 		} else {
 			e.log.Info("image fetcher", zap.String("image", ref), zap.Error(ferr))
 		}
@@ -286,9 +323,27 @@ func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, e
 		return nil, fmt.Errorf("image %s: not local, not fetched, and pulls are disabled: %w", name, runtime.ErrNotFound)
 	}
 	if err != nil {
-		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter))
+		var cfg api.RegistryConfig
+		var creds map[string]api.RegistryCredential
+		if pull != nil {
+			cfg, creds = pull.Registry, pull.Credentials
+		}
+		res, rerr := registry.NewResolver(cfg, creds)
+		if rerr != nil {
+			return nil, fmt.Errorf("image %s: %w", name, rerr)
+		}
+		key := registry.RefusalKey(name, creds)
+		if err := e.refusals.Check(key, time.Now()); err != nil {
+			return nil, fmt.Errorf("not local, not fetched, pull: %w", err)
+		}
+		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter),
+			client.WithResolver(res), client.WithPlatformMatcher(e.platform()))
 		if err != nil {
-			return nil, fmt.Errorf("image %s not local, not fetched, pull: %w", name, err)
+			err = registry.Explain(name, err)
+		}
+		e.refusals.Record(key, err, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("not local, not fetched, pull: %w", err)
 		}
 	}
 	ok, err := img.IsUnpacked(ctx, e.o.Snapshotter)
@@ -301,6 +356,24 @@ func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, e
 		}
 	}
 	return img, nil
+}
+
+func (e *Executor) pullAuth(taskID string) *api.PullAuth {
+	if e.o.PullAuth == nil {
+		return nil
+	}
+	return e.o.PullAuth(taskID)
+}
+
+// platform is what this node pulls and unpacks: its own, or the one it
+// was told to report (Options.Platform, for tests).
+func (e *Executor) platform() platforms.MatchComparer {
+	if e.o.Platform != "" {
+		if p, err := platforms.Parse(e.o.Platform); err == nil {
+			return platforms.Only(p)
+		}
+	}
+	return platforms.Default()
 }
 
 func parseAddr(s string) netip.Addr {
