@@ -558,7 +558,12 @@ func (r *run) rolling(ctx context.Context) error {
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
 	}
+	diagnosed := false
 	err = until(ctx, "the rolling update to complete", func() (bool, error) {
+		if !diagnosed && time.Since(start) > 30*time.Second {
+			diagnosed = true
+			r.diagnose(ctx, "roll")
+		}
 		s, err := r.c.Admin.Service(ctx, "roll")
 		if err != nil {
 			return false, err
@@ -576,6 +581,51 @@ func (r *run) rolling(ctx context.Context) error {
 	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
+}
+
+// diagnose logs, for tasks of service that the managers hold as assigned
+// but not running, what their node's agent has: the stuck end of a rollout.
+func (r *run) diagnose(ctx context.Context, service string) {
+	tasks, err := r.c.Admin.Tasks(ctx, client.TaskFilter{Service: service})
+	if err != nil {
+		r.logf("diagnose: %v", err)
+		return
+	}
+	byID := map[string]*Node{}
+	for _, n := range r.nodes {
+		byID[n.ID] = n
+	}
+	shown := 0
+	for _, t := range tasks {
+		stuckStart := t.DesiredState == api.TaskRunning && t.Status.State != api.TaskRunning
+		stuckStop := t.DesiredState != api.TaskRunning && t.Status.State == api.TaskRunning
+		if !stuckStart && !stuckStop || shown >= 6 {
+			continue
+		}
+		shown++
+		n := byID[t.NodeID]
+		if n == nil {
+			continue
+		}
+		var cur, applied uint64
+		inCur := false
+		if a := n.agent.Assignments(); a != nil {
+			cur = a.Index
+			for _, at := range a.Tasks {
+				if at.ID == t.ID {
+					inCur = true
+				}
+			}
+		}
+		if a := n.agent.Applied(); a != nil {
+			applied = a.Index
+		}
+		r.logf("diagnose %s %s desired %s state %s (drain %+v): node %s agent current %d (has it: %v) applied %d table %d worker %+v",
+			t.ID[:8], t.Version, t.DesiredState, t.Status.State, t.Drain, n.Hostname, cur, inCur, applied, n.agent.TableIndex(), n.worker.Tasks()[t.ID])
+	}
+	if s, _, err := r.leaderStat(); err == nil {
+		r.logf("diagnose: leader store index %.0f", s["warren_store_index"])
+	}
 }
 
 // crashWave makes 2 % of the running tasks exit with an error at once and
