@@ -36,6 +36,8 @@ type Profile struct {
 	// Disconnect is the fraction of nodes cut off at once and brought back.
 	Disconnect float64
 	Node       NodeOptions
+	// RaftTimeout is the managers' --raft-timeout (0: their default, 500ms).
+	RaftTimeout time.Duration
 	// Deadline bounds every wait of the run.
 	Deadline time.Duration
 }
@@ -52,10 +54,14 @@ const (
 // Run brings up three managers under dir, runs every scenario of p and
 // returns the figures. bin is the warren binary.
 func Run(ctx context.Context, bin, dir string, p Profile, logw io.Writer) (*Table, error) {
-	r := &run{p: p, logw: logw, watch: &Watch{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers", p.Name, p.Nodes, p.Tasks)}}
+	rt := "default"
+	if p.RaftTimeout > 0 {
+		rt = p.RaftTimeout.String()
+	}
+	r := &run{p: p, logw: logw, watch: &Watch{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers, raft timeout %s", p.Name, p.Nodes, p.Tasks, rt)}}
 	ctx, cancel := context.WithTimeout(ctx, p.Deadline)
 	defer cancel()
-	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11")
+	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11", p.RaftTimeout)
 	if err != nil {
 		return nil, err
 	}
