@@ -158,8 +158,23 @@ func (r *run) sampleLeader() func() {
 	return func() { close(done); wg.Wait() }
 }
 
-// leaderStat reads the current leader's metrics and process figures.
+// leaderStat reads the current leader's metrics and process figures,
+// trying for up to 15s: on a loaded machine a scrape (which walks every
+// task) may time out, and an election may be under way.
 func (r *run) leaderStat() (map[string]float64, procStat, error) {
+	var err error
+	for range 30 {
+		var s map[string]float64
+		var ps procStat
+		if s, ps, err = r.leaderStatOnce(); err == nil {
+			return s, ps, nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil, procStat{}, err
+}
+
+func (r *run) leaderStatOnce() (map[string]float64, procStat, error) {
 	i, err := r.c.Leader()
 	if err != nil {
 		return nil, procStat{}, err
