@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -600,8 +601,36 @@ func (r *run) rolling(ctx context.Context) error {
 		return err
 	}
 	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
+	r.drainFigures(ctx, "roll")
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
+}
+
+// drainFigures says how the stops of service's old tasks were released:
+// by every node's ack, or by the drain timeout (naming who did not ack).
+func (r *run) drainFigures(ctx context.Context, service string) {
+	tasks, err := r.c.Admin.Tasks(ctx, client.TaskFilter{Service: service})
+	if err != nil {
+		r.logf("drains: %v", err)
+		return
+	}
+	var acked, timedOut int
+	var waits []time.Duration
+	for _, t := range tasks {
+		if t.Drain == nil || t.Drain.Done.IsZero() {
+			continue
+		}
+		waits = append(waits, t.Drain.Done.Sub(t.Drain.Since))
+		if strings.HasPrefix(t.Drain.Message, "drain timeout") {
+			if timedOut == 0 {
+				r.logf("drain released by timeout: %s", t.Drain.Message)
+			}
+			timedOut++
+		} else {
+			acked++
+		}
+	}
+	r.tb.Add("rolling update: drains released by every node's ack / by the 10 s timeout", "%d / %d (drain p50 %s, max %s)", acked, timedOut, ms(Quantile(waits, .5)), ms(Quantile(waits, 1)))
 }
 
 // diagnose logs, for tasks of service that the managers hold as assigned
