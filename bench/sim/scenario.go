@@ -580,6 +580,8 @@ func (r *run) rolling(ctx context.Context) error {
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
 	}
+	stopAcks := r.watchAcks(ctx)
+	defer stopAcks()
 	diagnosed := false
 	err = until(ctx, "the rolling update to complete", func() (bool, error) {
 		if !diagnosed && time.Since(start) > 30*time.Second {
@@ -604,6 +606,50 @@ func (r *run) rolling(ctx context.Context) error {
 	r.drainFigures(ctx, "roll")
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
+}
+
+// watchAcks compares, every second, the service table each agent has in
+// effect with what the leader heard it acknowledge, and logs nodes whose
+// ack lags by more than 3s: an agent that is behind, versus an ack that
+// does not arrive.
+func (r *run) watchAcks(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		behindSince := map[string]time.Time{}
+		logged := 0
+		for ctx.Err() == nil && logged < 10 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			tables, err := r.c.Admin.Tables(ctx)
+			if err != nil || !tables.Leader {
+				continue
+			}
+			acked := map[string]uint64{}
+			for _, n := range tables.Nodes {
+				acked[n.NodeID] = n.Applied
+			}
+			for _, n := range r.nodes {
+				have := n.agent.TableIndex()
+				if acked[n.ID] >= have {
+					delete(behindSince, n.ID)
+					continue
+				}
+				if _, ok := behindSince[n.ID]; !ok {
+					behindSince[n.ID] = time.Now()
+				} else if time.Since(behindSince[n.ID]) > 3*time.Second && logged < 10 {
+					logged++
+					hb, _ := n.Heartbeats()
+					r.logf("ack lag: %s has table %d in effect, the leader heard %d; last heartbeat ok %s ago (%d ok)", n.Hostname, have, acked[n.ID], time.Since(n.LastHeartbeat()).Round(time.Millisecond), hb)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // drainFigures says how the stops of service's old tasks were released:
