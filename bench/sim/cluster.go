@@ -43,12 +43,17 @@ type Cluster struct {
 	Admin       *client.Client
 	WorkerToken string
 	hc          *http.Client
+	env         []string // added to the managers' environment
 }
 
 // StartCluster starts managers warren processes under dir: the first runs
 // `cluster init`, the others join it with the manager token.
-func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR string) (*Cluster, error) {
-	c := &Cluster{bin: bin, hc: &http.Client{Timeout: 5 * time.Second}}
+// raftTimeout, when not 0, is the managers' --raft-timeout.
+func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR string, raftTimeout time.Duration) (*Cluster, error) {
+	c := &Cluster{bin: bin, hc: &http.Client{Timeout: 5 * time.Second}, env: []string{"WARREN_PPROF=1"}}
+	if raftTimeout > 0 {
+		c.env = append(c.env, "WARREN_RAFT_TIMEOUT="+raftTimeout.String())
+	}
 	for i := range managers {
 		api, err := freeAddr()
 		if err != nil {
@@ -147,7 +152,7 @@ func (c *Cluster) start(m *Manager) error {
 	}
 	cmd := exec.Command(c.bin, m.args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "WARREN_PPROF=1")
+	cmd.Env = append(os.Environ(), c.env...)
 	// Its own process group, so a kill reaches everything it started.
 	// Pdeathsig: a bench that dies (panic, timeout) takes its managers along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

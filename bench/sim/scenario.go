@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type Profile struct {
 	// Disconnect is the fraction of nodes cut off at once and brought back.
 	Disconnect float64
 	Node       NodeOptions
+	// RaftTimeout is the managers' --raft-timeout (0: their default, 500ms).
+	RaftTimeout time.Duration
 	// Deadline bounds every wait of the run.
 	Deadline time.Duration
 }
@@ -52,10 +55,14 @@ const (
 // Run brings up three managers under dir, runs every scenario of p and
 // returns the figures. bin is the warren binary.
 func Run(ctx context.Context, bin, dir string, p Profile, logw io.Writer) (*Table, error) {
-	r := &run{p: p, logw: logw, watch: &Watch{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers", p.Name, p.Nodes, p.Tasks)}}
+	rt := "default"
+	if p.RaftTimeout > 0 {
+		rt = p.RaftTimeout.String()
+	}
+	r := &run{p: p, logw: logw, watch: &Watch{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers, raft timeout %s", p.Name, p.Nodes, p.Tasks, rt)}}
 	ctx, cancel := context.WithTimeout(ctx, p.Deadline)
 	defer cancel()
-	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11")
+	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11", p.RaftTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +159,23 @@ func (r *run) sampleLeader() func() {
 	return func() { close(done); wg.Wait() }
 }
 
-// leaderStat reads the current leader's metrics and process figures.
+// leaderStat reads the current leader's metrics and process figures,
+// trying for up to 15s: on a loaded machine a scrape (which walks every
+// task) may time out, and an election may be under way.
 func (r *run) leaderStat() (map[string]float64, procStat, error) {
+	var err error
+	for range 30 {
+		var s map[string]float64
+		var ps procStat
+		if s, ps, err = r.leaderStatOnce(); err == nil {
+			return s, ps, nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil, procStat{}, err
+}
+
+func (r *run) leaderStatOnce() (map[string]float64, procStat, error) {
 	i, err := r.c.Leader()
 	if err != nil {
 		return nil, procStat{}, err
@@ -558,7 +580,14 @@ func (r *run) rolling(ctx context.Context) error {
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
 	}
+	stopAcks := r.watchAcks(ctx)
+	defer stopAcks()
+	diagnosed := false
 	err = until(ctx, "the rolling update to complete", func() (bool, error) {
+		if !diagnosed && time.Since(start) > 30*time.Second {
+			diagnosed = true
+			r.diagnose(ctx, "roll")
+		}
 		s, err := r.c.Admin.Service(ctx, "roll")
 		if err != nil {
 			return false, err
@@ -574,8 +603,125 @@ func (r *run) rolling(ctx context.Context) error {
 		return err
 	}
 	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
+	r.drainFigures(ctx, "roll")
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
+}
+
+// watchAcks compares, every second, the service table each agent has in
+// effect with what the leader heard it acknowledge, and logs nodes whose
+// ack lags by more than 3s: an agent that is behind, versus an ack that
+// does not arrive.
+func (r *run) watchAcks(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		behindSince := map[string]time.Time{}
+		logged := 0
+		for ctx.Err() == nil && logged < 10 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			tables, err := r.c.Admin.Tables(ctx)
+			if err != nil || !tables.Leader {
+				continue
+			}
+			acked := map[string]uint64{}
+			for _, n := range tables.Nodes {
+				acked[n.NodeID] = n.Applied
+			}
+			for _, n := range r.nodes {
+				have := n.agent.TableIndex()
+				if acked[n.ID] >= have {
+					delete(behindSince, n.ID)
+					continue
+				}
+				if _, ok := behindSince[n.ID]; !ok {
+					behindSince[n.ID] = time.Now()
+				} else if time.Since(behindSince[n.ID]) > 3*time.Second && logged < 10 {
+					logged++
+					hb, _ := n.Heartbeats()
+					r.logf("ack lag: %s has table %d in effect, the leader heard %d; last heartbeat ok %s ago (%d ok)", n.Hostname, have, acked[n.ID], time.Since(n.LastHeartbeat()).Round(time.Millisecond), hb)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// drainFigures says how the stops of service's old tasks were released:
+// by every node's ack, or by the drain timeout (naming who did not ack).
+func (r *run) drainFigures(ctx context.Context, service string) {
+	tasks, err := r.c.Admin.Tasks(ctx, client.TaskFilter{Service: service})
+	if err != nil {
+		r.logf("drains: %v", err)
+		return
+	}
+	var acked, timedOut int
+	var waits []time.Duration
+	for _, t := range tasks {
+		if t.Drain == nil || t.Drain.Done.IsZero() {
+			continue
+		}
+		waits = append(waits, t.Drain.Done.Sub(t.Drain.Since))
+		if strings.HasPrefix(t.Drain.Message, "drain timeout") {
+			if timedOut == 0 {
+				r.logf("drain released by timeout: %s", t.Drain.Message)
+			}
+			timedOut++
+		} else {
+			acked++
+		}
+	}
+	r.tb.Add("rolling update: drains released by every node's ack / by the 10 s timeout", "%d / %d (drain p50 %s, max %s)", acked, timedOut, ms(Quantile(waits, .5)), ms(Quantile(waits, 1)))
+}
+
+// diagnose logs, for tasks of service that the managers hold as assigned
+// but not running, what their node's agent has: the stuck end of a rollout.
+func (r *run) diagnose(ctx context.Context, service string) {
+	tasks, err := r.c.Admin.Tasks(ctx, client.TaskFilter{Service: service})
+	if err != nil {
+		r.logf("diagnose: %v", err)
+		return
+	}
+	byID := map[string]*Node{}
+	for _, n := range r.nodes {
+		byID[n.ID] = n
+	}
+	shown := 0
+	for _, t := range tasks {
+		stuckStart := t.DesiredState == api.TaskRunning && t.Status.State != api.TaskRunning
+		stuckStop := t.DesiredState != api.TaskRunning && t.Status.State == api.TaskRunning
+		if !stuckStart && !stuckStop || shown >= 6 {
+			continue
+		}
+		shown++
+		n := byID[t.NodeID]
+		if n == nil {
+			continue
+		}
+		var cur, applied uint64
+		inCur := false
+		if a := n.agent.Assignments(); a != nil {
+			cur = a.Index
+			for _, at := range a.Tasks {
+				if at.ID == t.ID {
+					inCur = true
+				}
+			}
+		}
+		if a := n.agent.Applied(); a != nil {
+			applied = a.Index
+		}
+		r.logf("diagnose %s %s desired %s state %s (drain %+v): node %s agent current %d (has it: %v) applied %d table %d worker %+v",
+			t.ID[:8], t.Version, t.DesiredState, t.Status.State, t.Drain, n.Hostname, cur, inCur, applied, n.agent.TableIndex(), n.worker.Tasks()[t.ID])
+	}
+	if s, _, err := r.leaderStat(); err == nil {
+		r.logf("diagnose: leader store index %.0f", s["warren_store_index"])
+	}
 }
 
 // crashWave makes 2 % of the running tasks exit with an error at once and

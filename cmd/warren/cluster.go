@@ -49,6 +49,9 @@ func newManagerCmd(g *globals) *cobra.Command {
 
 // nodeOpts are the flags of every command that starts this node's daemon.
 type nodeOpts struct {
+	// raftTimeout is raft's heartbeat and election timeout (the leader
+	// lease is half of it).
+	raftTimeout   time.Duration
 	listenAddr    string
 	advertiseAddr string
 	managerOnly   bool
@@ -99,9 +102,10 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.BoolVar(&o.routingMesh, "routing-mesh", envOr("WARREN_ROUTING_MESH", "true") == "true", "publish ports on every node for other hosts, in the kernel (TCX) [$WARREN_ROUTING_MESH]")
 	fs.BoolVar(&o.registryPull, "registry-pull", envOr("WARREN_REGISTRY_PULL", "true") == "true", "pull images from registries when no manager holds them (false for air-gapped sites) [$WARREN_REGISTRY_PULL]")
 	fs.StringVar(&o.platform, "platform", envOr("WARREN_PLATFORM", ""), "tests only: report and pull as this os/arch[/variant] instead of the host's, to play a node of another architecture [$WARREN_PLATFORM]")
-	fs.DurationVar(&o.imageGCGrace, "image-gc-grace", envDuration("WARREN_IMAGE_GC_GRACE", 24*time.Hour), "remove a node's images no container has used for this long (0: never) [$WARREN_IMAGE_GC_GRACE]")
+	fs.DurationVar(&o.imageGCGrace, "image-gc-grace", envGrace("WARREN_IMAGE_GC_GRACE", 24*time.Hour), "remove a node's images no container has used for this long (0: never) [$WARREN_IMAGE_GC_GRACE]")
 	fs.BoolVar(&o.auditStdout, "audit-stdout", envOr("WARREN_AUDIT_STDOUT", "false") == "true", "managers: copy every audit line (<data-dir>/audit.log) to stdout [$WARREN_AUDIT_STDOUT]")
 	fs.DurationVar(&o.heartbeat, "heartbeat-interval", 2*time.Second, "how often the node heartbeats to the managers; keep it well under the cluster's --node-down-grace (15× by default)")
+	fs.DurationVar(&o.raftTimeout, "raft-timeout", envDuration("WARREN_RAFT_TIMEOUT", 500*time.Millisecond), "managers: raft heartbeat and election timeout; a killed leader is replaced within about 3× this, and a manager that cannot answer within it is voted out (raise it on overloaded machines) [$WARREN_RAFT_TIMEOUT]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 

@@ -141,13 +141,14 @@ func isWrongRole(err error) bool {
 
 func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, adv, hostname string, join *manager.JoinOptions) (*manager.Manager, error) {
 	cfg := manager.Config{
-		DataDir:       g.dataDir,
-		ListenAddr:    o.listenAddr,
-		AdvertiseAddr: adv,
-		Hostname:      hostname,
-		Logger:        log,
-		Join:          join,
-		OnRemoved:     becomeWorker(log),
+		DataDir:          g.dataDir,
+		ListenAddr:       o.listenAddr,
+		AdvertiseAddr:    adv,
+		Hostname:         hostname,
+		Logger:           log,
+		Join:             join,
+		OnRemoved:        becomeWorker(log),
+		HeartbeatTimeout: o.raftTimeout, ElectionTimeout: o.raftTimeout, LeaderLeaseTimeout: o.raftTimeout / 2,
 	}
 	if o.registryPull {
 		// Air-gapped sites (--registry-pull=false) have no registry to ask.

@@ -326,12 +326,11 @@ func printWarnings(g *globals, res *client.WriteResult) {
 	}
 }
 
-// envDuration is a duration flag's default from the environment.
-func envDuration(key string, def time.Duration) time.Duration {
-	if v := os.Getenv(key); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+// envGrace is envDuration for a grace where 0 means never: any duration
+// that parses, 0 included, replaces the default.
+func envGrace(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil && d >= 0 {
+		return d
 	}
 	return def
 }

@@ -34,6 +34,15 @@ type globals struct {
 	stale     bool
 }
 
+// envDuration is envOr for durations; a value that does not parse is
+// ignored for the default, as flags then show it.
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v

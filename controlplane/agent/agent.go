@@ -455,12 +455,18 @@ const (
 )
 
 // watchLoop follows the node's assignments with blocking queries.
+//
+// Its first query asks from index 0, for a full answer at once: the cached
+// assignments may be current, but the cache key that opens their secrets
+// only ever comes in an answer, and a query at the current index that runs
+// out answers with the index alone.
 func (a *Agent) watchLoop(ctx context.Context) {
 	bo := a.newBackoff()
+	fresh := true
 	for {
 		var index uint64
 		a.mu.Lock()
-		if a.current != nil {
+		if a.current != nil && !fresh {
 			index = a.current.Index
 		}
 		a.mu.Unlock()
@@ -494,6 +500,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		bo.reset()
 		a.heard()
 		signal(a.reachCh)
+		fresh = false
 		if as.Index == index {
 			a.mu.Lock()
 			cur := a.current

@@ -27,6 +27,7 @@ type fakeManager struct {
 	changed  chan struct{}
 	reports  []api.StatusReport
 	register []api.NodeRegistration
+	queries  []uint64 // the index of every assignments query, in order
 }
 
 func newFakeManager(t *testing.T, a api.Assignments) *fakeManager {
@@ -44,6 +45,7 @@ func newFakeManager(t *testing.T, a api.Assignments) *fakeManager {
 		after, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 		wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
 		f.mu.Lock()
+		f.queries = append(f.queries, after)
 		a, ch := f.assign, f.changed
 		f.mu.Unlock()
 		if a.Index <= after {

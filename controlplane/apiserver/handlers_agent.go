@@ -150,6 +150,17 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 			}
 		}
 	}
+	if v := s.b.View(); after > 0 && v.Index() == after && q.Get("unchanged") == "empty" {
+		// The wait ran out with nothing new: the agent holds all of it
+		// already (an agent behind or ahead of this store gets a full
+		// answer below). Older agents, which do not ask, still get one.
+		if _, ok := v.Node(id.NodeID); !ok {
+			return errorf(http.StatusNotFound, "node %s is not part of the cluster (was it removed?); join again", id.NodeID)
+		}
+		writeIndex(w, after)
+		writeJSON(w, http.StatusOK, api.Assignments{Index: after, NodeID: id.NodeID})
+		return nil
+	}
 	v, sh, err := s.shared.latest(s.b.View)
 	if err != nil {
 		return err

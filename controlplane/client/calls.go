@@ -168,10 +168,14 @@ func (c *Client) Register(ctx context.Context, reg api.NodeRegistration) error {
 }
 
 // Assignments is a blocking query: it returns once the store moved past
-// index, or after wait with the current assignments.
+// index with the current assignments. When wait runs out with the store
+// still at index (index > 0), the answer holds only Index: the caller has
+// the rest already, and a full answer per node per wait was most of an
+// idle cluster's traffic.
 func (c *Client) Assignments(ctx context.Context, index uint64, wait time.Duration) (*api.Assignments, error) {
 	q := url.Values{}
 	q.Set("index", strconv.FormatUint(index, 10))
+	q.Set("unchanged", "empty")
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}
