@@ -84,6 +84,8 @@ type Executor struct {
 	// refusals keep a task that restarts quickly from asking a registry
 	// that refused its pull (401, 404) again and again.
 	refusals *registry.Refusals
+	// images has the tasks of one image that start together fetch it once.
+	images keyedMutex
 }
 
 // New connects to containerd.
@@ -285,6 +287,11 @@ func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, e
 func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *api.PullAuth) (client.Image, error) {
 	ctx = e.ns(ctx)
 	name := ociimage.NormalizeRef(registry.PinnedRef(ref, digest))
+	unlock, err := e.images.lock(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", name, err)
+	}
+	defer unlock()
 	img, err := e.client.GetImage(ctx, name)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("get image %s: %w", name, err)
