@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -64,6 +65,9 @@ func DeviceMain(args []string) {
 	if err := dev.Up(); err != nil {
 		l.Fatalf("up: %v", err)
 	}
+	// Hand back the start-up garbage (every package's init in this
+	// binary) of a process that lives as long as the node.
+	debug.FreeOSMemory()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	select {
