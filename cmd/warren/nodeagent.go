@@ -183,6 +183,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		Executor: worker, Network: sink, Secrets: newSecretFS(ident.NodeID, n.log),
 		Registration: withVolumeDrivers(registration(ident, hostname, labels, plat, sink.NodeNetwork), vols),
 		Logger:       n.log, Heartbeat: o.heartbeat,
+		Peers: peerHealth(sink),
 	})
 	if err != nil {
 		return nil, err
@@ -213,7 +214,21 @@ func (n *nodeAgent) Run(ctx context.Context) error {
 	if g := n.imageGCGrace; g > 0 {
 		go n.exec.RunImageGC(ctx, g, min(g/2, 10*time.Minute))
 	}
+	go n.net.RunProbes(ctx)
 	return n.agent.Run(ctx)
+}
+
+// peerHealth hands the network's probe records to the agent, which judges
+// them while the node is cut off.
+func peerHealth(sink *nodenet.Sink) func() map[string]agent.PeerHealth {
+	return func() map[string]agent.PeerHealth {
+		in := sink.PeerHealth()
+		out := make(map[string]agent.PeerHealth, len(in))
+		for id, h := range in {
+			out[id] = agent.PeerHealth{Since: h.Since, LastOK: h.LastOK}
+		}
+		return out
+	}
 }
 
 // Close stops the agent side. Containers keep running: the next start adopts them.

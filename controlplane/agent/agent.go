@@ -66,8 +66,21 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff after a failure (1s, 30s).
 	RetryMin, RetryMax time.Duration
 	// Now is the clock (time.Now): how long the node has been cut off
-	// decides the disconnect stop-after (disconnect.go).
+	// decides the disconnect stop-after (disconnect.go) and the node's own
+	// service table (local.go).
 	Now func() time.Time
+
+	// Peers reports how the other nodes answer the node's probes over the
+	// mesh (nil: not known, no backend is judged by its node).
+	Peers func() map[string]PeerHealth
+	// While cut off (no manager answered for CutAfter, default the
+	// disconnect policy's cut: 3 heartbeats, at least 5s) the node adjusts
+	// its own table (local.go): backends of a peer silent for PeerDown
+	// (default 2s) leave it. Handover (default 10s) bounds how long, once
+	// a manager answers again, the node waits for the managers' table to be
+	// fresh and its peers to answer before that table wins anyway.
+	// LocalTick (default 500ms) is how often the node re-decides.
+	CutAfter, PeerDown, Handover, LocalTick time.Duration
 }
 
 // Agent is the manager-facing half of a node agent. Create it with New,
@@ -105,6 +118,16 @@ type Agent struct {
 	windowMu    sync.Mutex
 	windows     map[string]*trafficWindow
 	lastTraffic []api.BackendTraffic
+
+	// The node's own table while cut off (local.go, autonomy.go,
+	// cutoff.go): the runtime's reports, who decides the table, and what
+	// was last offered to the applier, to offer only changes.
+	local   map[string]api.TaskStatus
+	auto    autonomy
+	offered *api.Assignments
+	// kick ends the watch's query or backoff when a manager answers after
+	// a cut, so the managers' table is fetched at once.
+	kick chan struct{}
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -133,6 +156,18 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CutAfter <= 0 {
+		cfg.CutAfter = max(cutAfter*cfg.Heartbeat, floor)
+	}
+	if cfg.PeerDown <= 0 {
+		cfg.PeerDown = 2 * time.Second
+	}
+	if cfg.Handover <= 0 {
+		cfg.Handover = 10 * time.Second
+	}
+	if cfg.LocalTick <= 0 {
+		cfg.LocalTick = 500 * time.Millisecond
+	}
 	c, err := openCache(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -144,6 +179,9 @@ func New(cfg Config) (*Agent, error) {
 		reachCh:  make(chan struct{}, 1),
 		tableCh:  make(chan struct{}, 1),
 		watchCh:  make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		local:    map[string]api.TaskStatus{},
+		auto:     autonomy{cutAfter: cfg.CutAfter, handover: cfg.Handover},
 	}
 	if a.current, err = c.assignments(); err != nil {
 		c.close()
@@ -199,8 +237,15 @@ func (a *Agent) Report(taskID string, st api.TaskStatus) {
 	a.mu.Lock()
 	a.pending[taskID] = st
 	a.known[taskID] = st
+	a.local[taskID] = st
+	cut := a.auto.local()
 	err := a.cache.putReport(taskID, st)
 	a.mu.Unlock()
+	if cut {
+		// A task restarted while cut off is in the table at its new
+		// address now, not when the managers are back.
+		a.publish()
+	}
 	if err != nil {
 		// Still held in memory and sent; only a reboot before delivery loses it.
 		a.log.Warn("persist status report", zap.String("task_id", taskID), zap.Error(err))
@@ -252,13 +297,16 @@ func (a *Agent) offer(as *api.Assignments) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	cached := a.current
+	// A node that starts without reaching any manager decides its table
+	// alone from CutAfter after its start.
+	a.auto.lastOK = a.cfg.Now()
 	a.mu.Unlock()
 	if cached != nil {
 		a.log.Info("applying cached assignments", zap.Uint64("index", cached.Index), zap.Int("tasks", len(cached.Tasks)))
-		a.offer(cached)
+		a.publish()
 	}
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.applyLoop, a.heartbeatLoop, a.watchLoop, a.reportLoop, a.disconnectLoop} {
+	for _, loop := range []func(context.Context){a.applyLoop, a.heartbeatLoop, a.watchLoop, a.reportLoop, a.disconnectLoop, a.localLoop} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -426,6 +474,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 					return
 				}
 				a.heard()
+				a.answered()
 				signal(a.reachCh)
 				signal(a.watchCh)
 			}()
@@ -473,11 +522,16 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		// Bounded beyond the server's wait so a manager that went silent
 		// (partition, no RST) is given up on and the next one tried.
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.Wait+15*time.Second)
+		kicked := a.cancelOnKick(qctx, cancel)
 		as, err := a.cfg.Manager.Assignments(qctx, index, a.cfg.Wait)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if kicked() {
+				bo.reset()
+				continue // a manager answers again after a cut: ask it now
 			}
 			if client.StatusOf(err) == http.StatusNotFound {
 				a.log.Error("this node is no longer part of the cluster; keeping the cached assignments", zap.Error(err))
@@ -494,11 +548,14 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			case <-t.C:
 			case <-a.watchCh:
 				t.Stop()
+			case <-a.kick:
+				t.Stop()
 			}
 			continue
 		}
 		bo.reset()
 		a.heard()
+		a.answered()
 		signal(a.reachCh)
 		fresh = false
 		if as.Index == index {
@@ -508,6 +565,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			if cur != nil {
 				a.received(nil, cur)
 			}
+			a.gotAssignments()
 			continue // the wait ran out with nothing new
 		}
 		a.mu.Lock()
@@ -517,7 +575,8 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			a.log.Warn("cache assignments", zap.Error(err))
 		}
 		a.received(prev, as)
-		a.offer(as)
+		a.gotAssignments()
+		a.publish()
 	}
 }
 
@@ -531,6 +590,11 @@ func (a *Agent) accept(as *api.Assignments) error {
 	stripped.CacheKey = nil
 	as = &stripped
 	a.current = as
+	if !a.auto.local() {
+		// Forget the reports of tasks no longer here; while cut off they
+		// are kept, for a task held on rejoin is in no table of the managers.
+		a.pruneLocal(as.Tasks)
+	}
 	changed := len(as.Managers) > 0 && !slices.Equal(as.Managers, a.managers)
 	if changed {
 		a.managers = slices.Clone(as.Managers)

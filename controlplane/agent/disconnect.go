@@ -339,7 +339,9 @@ func (a *Agent) tick() {
 			zap.Duration("disconnected", done.after), zap.Int("kept", sum.Kept), zap.Int("stopped", sum.Stopped), zap.Int("updated", sum.Updated))
 	}
 	if reapply != nil {
-		a.offer(reapply)
+		// Through publish, so that a node deciding its own table (local.go)
+		// keeps it; apply enforces the stop-after on either.
+		a.republish()
 	}
 }
 

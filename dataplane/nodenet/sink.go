@@ -72,6 +72,7 @@ type Sink struct {
 	mesh    mesh.Mesh
 	dp      dataplane.Dataplane
 	dns     dnsServer
+	probe   *Prober
 
 	mu         sync.Mutex // serialises SetNetwork
 	dnsStarted bool
@@ -93,7 +94,7 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{log: o.Logger.With(zap.String("component", "network")), o: o, gateway: gateway}
+	s := &Sink{log: o.Logger.With(zap.String("component", "network")), o: o, gateway: gateway, probe: NewProber(ProberOptions{})}
 	m, err := mesh.New(mesh.Options{Mode: o.WireGuard, IfName: o.WGIface, KeyFile: filepath.Join(o.DataDir, "wireguard.key"), Logger: s.log, Persist: true})
 	if err != nil {
 		return nil, fmt.Errorf("wireguard mesh: %w", err)
@@ -179,6 +180,7 @@ func (s *Sink) SetNetwork(ctx context.Context, a *api.Assignments) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []string
+	s.probe.SetPeers(a)
 	if err := s.mesh.Set(MeshConfig(a, s.gateway, s.o.WGPort)); err != nil {
 		errs = append(errs, "mesh: "+err.Error())
 	}
@@ -219,6 +221,12 @@ func (s *Sink) TableIndex() uint64 {
 	defer s.mu.Unlock()
 	return s.table
 }
+
+// PeerHealth is how the mesh peers answer this node's probes (probe.go).
+func (s *Sink) PeerHealth() map[string]PeerHealth { return s.probe.Health() }
+
+// RunProbes probes the mesh peers until ctx ends.
+func (s *Sink) RunProbes(ctx context.Context) { s.probe.Run(ctx) }
 
 // Close stops the in-process DNS server (a device keeps serving), the
 // dataplane and the mesh.
