@@ -495,12 +495,14 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 }
 
 const (
-	// maxBeats bounds the heartbeats in flight.
-	maxBeats = 4
+	// maxBeats bounds the heartbeats in flight: one stalled and the next.
+	// More would multiply the load on managers that are slow because they
+	// are busy (a join storm) rather than out of reach.
+	maxBeats = 2
 	// beatTimeout, in heartbeats (at least floor, as a TLS handshake
 	// whose SYN was lost takes over a second), is how long one heartbeat
 	// may take before its slot is given to a new one.
-	beatTimeout = maxBeats
+	beatTimeout = 4
 )
 
 // watchLoop follows the node's assignments with blocking queries.
