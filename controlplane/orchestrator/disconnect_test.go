@@ -81,6 +81,20 @@ func TestDisconnectPolicy(t *testing.T) {
 			want: func(t *testing.T, r Result) { noTaskWrites(t, r) }},
 		{name: "global, default grace inf: kept on the down node, not removed", mode: api.ModeGlobal, at: 24 * time.Hour,
 			want: func(t *testing.T, r Result) { noTaskWrites(t, r) }},
+		{name: "global, updated while away: the live node rolls, the away node's task waits and holds nothing up", mode: api.ModeGlobal, at: time.Hour, updated: true,
+			want: func(t *testing.T, r Result) {
+				notWritten(t, r, "orig")
+				wantStopped(t, r, "g1", "")
+				var st *api.ServiceStatus
+				for _, s := range append(r.Services, r.Statuses...) {
+					st = s.Status
+				}
+				if st == nil || st.Desired != 1 {
+					t.Errorf("status %+v, want 1 slot desired (the down node's not counted)", st)
+				}
+			}},
+		{name: "global, back after the update: its old task is replaced", mode: api.ModeGlobal, at: time.Hour, back: true, updated: true,
+			want: func(t *testing.T, r Result) { wantStopped(t, r, "orig", "") }},
 		{name: "global, back after 24h: nothing happens", mode: api.ModeGlobal, at: 24 * time.Hour, back: true,
 			want: func(t *testing.T, r Result) { noTaskWrites(t, r) }},
 		{name: "back inside the grace, no replacement: nothing happens", policy: api.DisconnectPolicy{Grace: grace(time.Hour)}, at: 30 * time.Minute, back: true,

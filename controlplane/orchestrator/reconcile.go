@@ -184,6 +184,9 @@ type slot struct {
 	tasks  []*api.Task // newest first, history included
 	wanted bool        // the service wants a task here
 	create bool        // a new task may be started here (a paused node keeps, but gets nothing new)
+	// away: a global service's slot on a down node, neither wanted (it
+	// holds up nothing) nor removed (its task may run on).
+	away bool
 	// lost are tasks on a down node past their disconnect grace
 	// (disconnect.go): they neither fill the slot nor hold up its refill,
 	// and are left alone until their node returns.
@@ -255,12 +258,16 @@ func (r *reconciler) slots(svc *api.Service, tasks []*api.Task) []*slot {
 			if err != nil || n.Spec.Availability == api.AvailabilityDrain {
 				continue
 			}
-			// A down node keeps the task it runs (it may be only cut off)
-			// but is not wanted for a new one.
-			if n.Status.State == api.NodeDown && !hasLive(m[slotKey{node: n.ID}]) {
+			if !cons.Matches(n) || !scheduler.ImageRuns(svc.Spec.Task.Container.ImagePlatforms, n) {
 				continue
 			}
-			if !cons.Matches(n) || !scheduler.ImageRuns(svc.Spec.Task.Container.ImagePlatforms, n) {
+			// A down node keeps the task it runs (it may be only cut off),
+			// but the service does not wait for it: its slot counts once
+			// the node is back, and then converges to the current spec.
+			if n.Status.State == api.NodeDown {
+				if sl := m[slotKey{node: n.ID}]; hasLive(sl) {
+					sl.away = true
+				}
 				continue
 			}
 			s := get(slotKey{node: n.ID})

@@ -254,6 +254,9 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 
 	for _, s := range slots {
 		lv := s.live()
+		if s.away {
+			continue
+		}
 		if !s.wanted {
 			for _, t := range s.tasks {
 				if live(t) {
