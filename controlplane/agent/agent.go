@@ -413,7 +413,7 @@ func (a *Agent) apply(ctx context.Context, as *api.Assignments) error {
 	if err != nil {
 		return err
 	}
-	tasks, _ = stopAfterCut(tasks, as.StopAfter, a.cut(a.now()))
+	tasks = a.stopAfterCut(as, tasks)
 	a.setPull(as)
 	if err := a.cfg.Executor.Set(ctx, tasks); err != nil {
 		return fmt.Errorf("executor: %w", err)

@@ -212,7 +212,6 @@ func (a *Agent) heard() {
 		a.link.lastCut = cut
 		a.link.cutSince = time.Time{}
 		a.link.cutLogged = false
-		a.link.stopped = nil
 		var before []api.Task
 		if a.applied != nil {
 			before, _ = stopAfterCut(a.applied.Tasks, a.applied.StopAfter, cut)
@@ -257,6 +256,11 @@ func (a *Agent) received(prev *api.Assignments, as *api.Assignments) {
 			delete(a.known, id)
 		}
 	}
+	for id := range a.link.stopped {
+		if !assigned[id] {
+			delete(a.link.stopped, id)
+		}
+	}
 	a.mu.Unlock()
 	if len(again) > 0 {
 		a.log.Info("reporting again the tasks the managers lost track of while this node was down", zap.Strings("task_ids", again))
@@ -269,6 +273,27 @@ func (a *Agent) received(prev *api.Assignments, as *api.Assignments) {
 		a.log.Info(fmt.Sprintf("stopping task %s of service %s: %s", s.task.ID, s.task.ServiceName, s.why),
 			zap.String("task_id", s.task.ID), zap.String("service", s.task.ServiceName), zap.Uint64("slot", s.task.Slot))
 	}
+}
+
+// stopAfterCut is the package function with the node's own state: the cut
+// so far, and the tasks it stopped by itself earlier, which stay stopped
+// after the cut ends (the managers replace them under a new ID; until they
+// have heard of the stop they still list the task desired running).
+func (a *Agent) stopAfterCut(as *api.Assignments, tasks []api.Task) []api.Task {
+	tasks, _ = stopAfterCut(tasks, as.StopAfter, a.cut(a.now()))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.link.stopped) == 0 {
+		return tasks
+	}
+	out := make([]api.Task, len(tasks)) // tasks may be the assignments' own
+	for i, t := range tasks {
+		if a.link.stopped[t.ID] && t.DesiredState.Before(api.TaskShutdown) {
+			t.DesiredState = api.TaskShutdown
+		}
+		out[i] = t
+	}
+	return out
 }
 
 // cut is how long the node has been cut off, 0 while in touch.

@@ -235,6 +235,17 @@ func TestCutStopAfterAndReconnect(t *testing.T) {
 	back := t0().Add(2*time.Hour + 13*time.Minute)
 	c.set(back)
 	a.heard()
+	// The managers have not heard of the stop yet: the task they still
+	// list running stays stopped (it must not run twice).
+	if err := a.apply(ctx, &api.Assignments{Index: 8, NodeID: "n1", Tasks: as.Tasks, StopAfter: as.StopAfter}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, _ := rec.lastTasks(); ts[0].ID != "once1" || ts[0].DesiredState != api.TaskShutdown {
+		t.Fatalf("after the reconnect handed %+v, want once1 still shut down", ts)
+	}
+	if as.Tasks[0].DesiredState != api.TaskRunning {
+		t.Fatal("the assignments themselves were changed")
+	}
 	kept := task("web1", "web", api.TaskShutdown)
 	kept.StopReason = "reconcile keep-replacement: the slot keeps task web9 on node n2"
 	next := &api.Assignments{Index: 9, NodeID: "n1", Tasks: []api.Task{task("once1", "once", api.TaskShutdown), kept, task("web2", "web", api.TaskRunning)}}
