@@ -344,6 +344,7 @@ func TestEdgeAutonomy(t *testing.T) {
 	time.Sleep(time.Until(cut.Add(edgeLongCut)))
 	preHeal = h2.containers(t)
 	heal()
+	ranTwice := false
 	took = c.converged(t, h1, h2, want, func(on map[string]int) error {
 		for _, svc := range []string{"er", "eg"} {
 			if _, ok := on[orig[svc]]; !ok {
@@ -353,6 +354,7 @@ func TestEdgeAutonomy(t *testing.T) {
 		// The task the node stopped by itself is replaced once the
 		// managers hear of it: a new task, on h2 (the only worker).
 		if _, ok := on[orig["eo"]]; ok {
+			ranTwice = true
 			return fmt.Errorf("eo's stopped original %s runs again", orig["eo"])
 		}
 		if n := len(tasksOn("eo")); n != 1 || len(on) != 3 {
@@ -360,6 +362,9 @@ func TestEdgeAutonomy(t *testing.T) {
 		}
 		return nil
 	})
+	if ranTwice {
+		t.Errorf("eo's original %s, stopped by its node after its stop-after, ran again after the heal", orig["eo"])
+	}
 	time.Sleep(3 * time.Second)
 	after = h2.containers(t)
 	restarts = 0
