@@ -445,7 +445,11 @@ type Task struct {
 	// Drain is set while and after the task is taken out of every node's
 	// service table before it stops (drain.go).
 	Drain *Drain `json:"drain,omitempty"`
-	Meta  Meta   `json:"meta"`
+	// Rejoined is set by the store when the task's node, back from down,
+	// reports it again: a slot holding it and a replacement is resolved by
+	// the service's reconcile policy, any other duplicate by readiness.
+	Rejoined bool `json:"rejoined,omitempty"`
+	Meta     Meta `json:"meta"`
 }
 
 // TaskStatus is reported by the node agent (or the scheduler while pending).

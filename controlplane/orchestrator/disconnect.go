@@ -90,12 +90,28 @@ func (r *reconciler) away(t *api.Task) bool {
 	return n != nil && n.Status.State == api.NodeDown
 }
 
+// rejoined reports whether one of ts came back with its node: only then
+// are several live tasks in a slot an original and its replacement, which
+// the reconcile policy decides between. Any other duplicate (a replacement
+// of an unhealthy task, a start-first step) keeps the best: ready, newest.
+func rejoined(ts []*api.Task) bool {
+	for _, t := range ts {
+		if t.Rejoined {
+			return true
+		}
+	}
+	return false
+}
+
 // keeper picks the task a slot keeps among several live ones of the same
-// spec, by the service's reconcile policy. Several live tasks in a slot
-// mean a node came back with the original while its replacement runs.
+// spec: by the service's reconcile policy when a node came back with the
+// original while its replacement runs (rejoined), otherwise best.
 func keeper(svc *api.Service, ts []*api.Task) *api.Task {
 	if len(ts) == 1 {
 		return ts[0]
+	}
+	if !rejoined(ts) {
+		return best(ts)
 	}
 	running := func(t *api.Task) bool { return t.Status.State == api.TaskRunning }
 	var k *api.Task
@@ -150,8 +166,12 @@ func keeper(svc *api.Service, ts []*api.Task) *api.Task {
 	return k
 }
 
-// stopReason says why keeper's choice stopped t, for `service ps` and the
-// node's log line.
-func stopReason(svc *api.Service, keep *api.Task) string {
+// stopReason says why keeper's choice stopped the others of ts, for
+// `service ps` and the node's log line; a duplicate that no rejoin made
+// needs no reason.
+func stopReason(svc *api.Service, keep *api.Task, ts []*api.Task) string {
+	if !rejoined(ts) {
+		return ""
+	}
 	return fmt.Sprintf("reconcile %s: the slot keeps task %s on node %s", svc.Spec.ReconcilePolicy(), keep.ID, keep.NodeID)
 }

@@ -188,6 +188,8 @@ func TestDisconnectPolicy(t *testing.T) {
 			if c.orig != nil {
 				c.orig(&orig.Status)
 			}
+			// The store marks a task its returned node reported again.
+			orig.Rejoined = c.back && orig.Status.State != api.TaskUnknown
 			if c.updated {
 				svc.Spec.Task.Container.Image = "demo:2"
 				svc.SpecVersion = 2
@@ -267,4 +269,46 @@ func wantStopped(t *testing.T, r Result, id, why string) {
 		return
 	}
 	t.Errorf("task %s not stopped; updated %v", id, taskIDs(r.Update))
+}
+
+// TestDuplicateWithoutRejoinKeepsTheBest: two live tasks of one slot that
+// no returning node made (a replacement of an unhealthy task, a start-first
+// step) keep the ready, newest one whatever the reconcile policy; only a
+// rejoined original is kept by keep-original.
+func TestDuplicateWithoutRejoinKeepsTheBest(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	svc := replicated("web", 1)
+	n1 := api.Node{ID: "n1", Spec: api.NodeSpec{Role: api.RoleWorker, Availability: api.AvailabilityActive},
+		Status: api.NodeStatus{State: api.NodeReady, Heartbeat: now, Capacity: api.Resources{NanoCPUs: 4e9, MemoryBytes: 4 << 30}}}
+	task := func(id string, created time.Time, health api.HealthState) api.Task {
+		return api.Task{ID: id, ServiceID: "web", ServiceName: "web", Slot: 1, NodeID: "n1", Spec: svc.Spec.Task,
+			SpecVersion: svc.SpecVersion, Version: versionLabel(&svc), DesiredState: api.TaskRunning,
+			Status: api.TaskStatus{State: api.TaskRunning, Addr: "10.42.0." + id[len(id)-1:], PID: 100, Health: health, Timestamp: created},
+			Meta:   api.Meta{Version: 1, CreatedAt: created}}
+	}
+	for _, c := range []struct {
+		name     string
+		rejoined bool
+		stopped  string
+	}{
+		{"no rejoin: the ready newer task is kept", false, "old1"},
+		{"rejoined original: keep-original keeps it", true, "new2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			old := task("old1", now.Add(-time.Hour), api.HealthUnhealthy)
+			old.Rejoined = c.rejoined
+			nw := task("new2", now.Add(-time.Minute), api.HealthHealthy)
+			r := Reconcile(ClusterState{Now: now, Nodes: []api.Node{n1}, Services: []api.Service{svc}, Tasks: []api.Task{old, nw}},
+				func() string { return "x" })
+			var stopped []string
+			for _, u := range r.Update {
+				if u.DesiredState == api.TaskShutdown {
+					stopped = append(stopped, u.ID)
+				}
+			}
+			if len(stopped) != 1 || stopped[0] != c.stopped {
+				t.Errorf("stopped %v, want [%s]", stopped, c.stopped)
+			}
+		})
+	}
 }

@@ -285,7 +285,7 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 			for _, t := range cur {
 				if t != keep && settled {
 					r.setDesired(t, api.TaskShutdown)
-					t.StopReason = stopReason(svc, keep)
+					t.StopReason = stopReason(svc, keep, cur)
 					p.acted = true
 				}
 			}
@@ -317,7 +317,7 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 			for _, t := range old {
 				if t != keep && settled {
 					r.setDesired(t, api.TaskShutdown)
-					t.StopReason = stopReason(svc, keep)
+					t.StopReason = stopReason(svc, keep, old)
 					p.acted = true
 				}
 			}

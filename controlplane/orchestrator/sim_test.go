@@ -185,8 +185,10 @@ func (s *sim) agent() {
 		}
 		switch {
 		case t.Status.State == api.TaskUnknown && s.node(t.NodeID).Status.State == api.NodeReady:
-			// Back from a cut, the node says its task still runs.
+			// Back from a cut, the node says its task still runs; the
+			// store marks it rejoined.
 			t.Status.State, t.Status.Timestamp = api.TaskRunning, s.now
+			t.Rejoined = true
 		case t.Draining():
 			// endpoints.ForNode hands it to the node as still running.
 		case t.DesiredState != api.TaskRunning:

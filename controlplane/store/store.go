@@ -381,6 +381,9 @@ func (t *txn) applyTaskStatuses(b *Batch) error {
 		}
 		nt := *old
 		nt.Status = u.Status
+		if back {
+			nt.Rejoined = true
+		}
 		nt.Meta = t.stamp(&old.Meta)
 		t.putTask(&nt, old)
 	}
