@@ -103,6 +103,18 @@ func rejoined(ts []*api.Task) bool {
 	return false
 }
 
+// settleRejoin forgets that tasks of a slot rejoined once the reconcile
+// policy has decided it: a later duplicate of the kept task (its heal
+// replacement) is not a rejoin and keeps the best.
+func (r *reconciler) settleRejoin(ts []*api.Task) {
+	for _, t := range ts {
+		if t.Rejoined {
+			t.Rejoined = false
+			r.dirty[t.ID] = true
+		}
+	}
+}
+
 // keeper picks the task a slot keeps among several live ones of the same
 // spec: by the service's reconcile policy when a node came back with the
 // original while its replacement runs (rejoined), otherwise best.

@@ -289,6 +289,9 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 					p.acted = true
 				}
 			}
+			if settled {
+				r.settleRejoin(cur)
+			}
 			if ready(keep) && !holdOld {
 				for _, t := range old {
 					r.setDesired(t, api.TaskShutdown)
@@ -320,6 +323,9 @@ func (r *reconciler) plan(svc *api.Service, slots []*slot) *rolloutPlan {
 					t.StopReason = stopReason(svc, keep, old)
 					p.acted = true
 				}
+			}
+			if settled {
+				r.settleRejoin(old)
 			}
 			p.oldLabels[keep.Version]++
 			if s.unfinished() > 1 {
