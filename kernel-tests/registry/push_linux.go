@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -136,4 +137,15 @@ func (r *Registry) HeadAs(user, password, repoTag string) (string, error) {
 		return "", fmt.Errorf("head %s: %w", ref, err)
 	}
 	return d.Digest.String(), nil
+}
+
+// WithRandomLayer is img with one more layer of size random bytes: a
+// download that none of the node's cached blobs can shorten, and that
+// compression cannot shrink (for a pull slow enough to interrupt).
+func WithRandomLayer(img v1.Image, size int64) (v1.Image, error) {
+	l, err := random.Layer(size, types.DockerLayer)
+	if err != nil {
+		return nil, fmt.Errorf("random layer: %w", err)
+	}
+	return mutate.AppendLayers(img, l)
 }
