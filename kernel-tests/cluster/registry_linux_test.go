@@ -251,15 +251,18 @@ func TestRegistry(t *testing.T) {
 		created := time.Now()
 		h1.mustCLI("service", "create", "late", "--image", reg.Ref("late:v1"), "--replicas", "1", amd, "-d")
 		var partial string
-		eventually(t, "h1 downloading the layer", 30*time.Second, func() error {
+		// ctr content active: REF SIZE AGE; wait for some of the layer
+		// to have arrived, so the stop cuts a transfer, not a request.
+		eventually(t, "h1 part-way through the layer", 30*time.Second, func() error {
 			out := ktest.Run(t, "ctr", "--address", h1.ctd.Socket, "-n", h1.ctdNS, "content", "active")
 			for _, l := range strings.Split(out, "\n")[1:] {
-				if strings.TrimSpace(l) != "" {
-					partial = strings.Join(strings.Fields(l), " ")
+				f := strings.Fields(l)
+				if len(f) >= 2 && strings.HasPrefix(f[0], "layer-") && f[1] != "0B" && !strings.HasSuffix(f[1], " B") {
+					partial = strings.Join(f, " ")
 					return nil
 				}
 			}
-			return fmt.Errorf("no active download yet")
+			return fmt.Errorf("no layer bytes arrived yet:\n%s", out)
 		})
 		reg.Stop()
 		stopped := time.Now()
