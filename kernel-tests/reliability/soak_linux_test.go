@@ -139,7 +139,8 @@ func TestSoak(t *testing.T) {
 	}
 
 	var ops, failed atomic.Int64
-	var firstErr atomic.Value
+	var failMu sync.Mutex
+	firstErr := map[string]string{} // operation -> its first error
 	churn := func(d time.Duration, seed uint64) {
 		stop := time.Now().Add(d)
 		var wg sync.WaitGroup
@@ -154,12 +155,13 @@ func TestSoak(t *testing.T) {
 					i := 2*rnd.IntN(services/2) + w
 					h := c.hosts[rnd.IntN(len(c.hosts))]
 					var err error
-					switch rnd.IntN(4) {
-					case 0:
+					op := [...]string{"update env", "scale", "update label", "rm and create"}[rnd.IntN(4)]
+					switch op {
+					case "update env":
 						_, err = h.cli("service", "update", "-d", "--env", fmt.Sprintf("SOAK=%d", rnd.Int()), name(i))
-					case 1:
+					case "scale":
 						_, err = h.cli("service", "scale", "-d", fmt.Sprintf("%s=%d", name(i), 1+rnd.IntN(3)))
-					case 2:
+					case "update label":
 						_, err = h.cli("service", "update", "-d", "--label", fmt.Sprintf("soak=%d", rnd.Int()), name(i))
 					default:
 						if _, err = h.cli("service", "rm", name(i)); err == nil {
@@ -169,7 +171,11 @@ func TestSoak(t *testing.T) {
 					ops.Add(1)
 					if err != nil {
 						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
+						failMu.Lock()
+						if _, seen := firstErr[op]; !seen {
+							firstErr[op] = err.Error()
+						}
+						failMu.Unlock()
 					}
 				}
 			}(w)
@@ -189,7 +195,7 @@ func TestSoak(t *testing.T) {
 	idle := c.usages(t)
 
 	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d churn operations failed, the first: %v", n, ops.Load(), firstErr.Load())
+		t.Errorf("%d of %d churn operations failed; the first of each kind: %v", n, ops.Load(), firstErr)
 	}
 	termChanges, dbChecked := 0, false
 	var grew usage // the largest growth from warm-up to the end of the churn, of any manager
