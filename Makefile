@@ -49,9 +49,10 @@ fuzz:
 					echo "fuzz $$t: the coordinator's deadline race (go.dev/issue/75804, fixed in Go 1.27), no failing input: once more"; continue; fi; \
 				exit 1; done; done; done
 
-## reliability: the reliability matrix (root): fuzzing, then leader kills, whole-cluster kills, a full
-## disk and the certificate lifecycle on namespace hosts; each test prints one summary line, then the table.
-## reliability-smoke: the short profile CI runs (10 s per fuzz target, 3 kills instead of 20).
+## reliability: the reliability matrix (root): fuzzing, then partitions, leader kills, whole-cluster kills,
+## a full disk, the certificate lifecycle and a soak (WARREN_SOAK_MINUTES of churn, default 10, then 10 idle)
+## on namespace hosts; each test prints one summary line, then the table.
+## reliability-smoke: the short profile (10 s per fuzz target, 3 kills instead of 20, a 40 s soak).
 RELIABILITY_ENV = WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE)
 reliability: build demo-image
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
