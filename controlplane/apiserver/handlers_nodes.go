@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -67,11 +68,28 @@ func (s *Server) putNode(w http.ResponseWriter, r *http.Request, n api.Node, ver
 	return nil
 }
 
+// updateNode changes a node's availability and labels. The batch expects
+// the node as read, and the managers write the node's status into the same
+// object (state changes, a new leader's view of every node), most of all
+// around a failover; the change does not depend on that status, so a batch
+// refused as a conflict (nothing was applied) is re-read and tried again
+// rather than handed to the operator as "retry".
 func (s *Server) updateNode(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	var u client.NodeUpdate
 	if err := decodeBody(r, &u); err != nil {
 		return err
 	}
+	const attempts = 32 // as createService: more than the concurrent writers
+	for i := 1; ; i++ {
+		err := s.updateNodeOnce(w, r, u)
+		if i < attempts && errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Server) updateNodeOnce(w http.ResponseWriter, r *http.Request, u client.NodeUpdate) error {
 	n, err := findNode(s.b.View(), r.PathValue("ref"))
 	if err != nil {
 		return err

@@ -257,8 +257,24 @@ func (s *Server) scaleService(w http.ResponseWriter, r *http.Request, _ Identity
 }
 
 // removeService deletes the service, releases its VIP and asks every task to
-// stop, in one batch.
+// stop, in one batch. The batch expects the service and the cluster's VIP
+// table as read; the leader writes rollout status to the one and every
+// create or removal changes the other. A removal does not depend on
+// either being the latest, so a batch refused as a conflict (nothing was
+// applied) is re-read and tried again, like a create, rather than handed
+// to the operator as "retry".
 func (s *Server) removeService(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	const attempts = 32 // as createService: more than the concurrent writers
+	for i := 1; ; i++ {
+		err := s.removeOnce(w, r)
+		if i < attempts && errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Server) removeOnce(w http.ResponseWriter, r *http.Request) error {
 	v := s.b.View()
 	svc, err := findService(v, r.PathValue("ref"))
 	if err != nil {

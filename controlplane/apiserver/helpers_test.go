@@ -43,6 +43,9 @@ type fakeBackend struct {
 	// storageErr, when set, fails writes as raftnode does when this
 	// manager cannot write its raft log.
 	storageErr error
+	// beforeApply, when set, runs before each Apply reaches the store: a
+	// write of another party landing between a handler's read and its batch.
+	beforeApply func()
 	// catchingUp models a restarted manager whose store is behind its log.
 	catchingUp bool
 	members    []Member
@@ -61,8 +64,11 @@ func (f *fakeBackend) WaitIndex(ctx context.Context, after uint64) (uint64, erro
 
 func (f *fakeBackend) Apply(ctx context.Context, b *store.Batch) (uint64, error) {
 	f.mu.Lock()
-	leader, nq, se := f.leader, f.noQuorum, f.storageErr
+	leader, nq, se, before := f.leader, f.noQuorum, f.storageErr, f.beforeApply
 	f.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if se != nil {
 		return 0, se
 	}

@@ -261,7 +261,8 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 			return nil, err
 		}
 	}
-	logs, err := raft.NewLogCache(512, logStore)
+	below := &lastErrorLogs{LogStore: logStore}
+	logs, err := raft.NewLogCache(512, below)
 	if err != nil {
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
@@ -294,7 +295,7 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("raft config: %w", err)
 	}
 
-	n.watched = &watchedLogs{LogStore: logs}
+	n.watched = &watchedLogs{LogStore: logs, below: below}
 
 	exists, err := raft.HasExistingState(logs, bolt, snaps)
 	if err != nil {

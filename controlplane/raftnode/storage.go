@@ -21,11 +21,34 @@ var ErrStorage = errors.New("raft log write failed")
 // sees "no leader". Remembering the failure lets those writes say what is
 // actually wrong, and a successful write (space came back) forgets it.
 //
-// It sits above raft's LogCache, which flattens the errors of the store
-// below it into text.
+// It sits above raft's LogCache, so that raft sees ErrStorage; the cache
+// flattens the errors of the store below it into text, so the store's own
+// error (ENOSPC, with the file's name) is taken from below the cache.
 type watchedLogs struct {
 	raft.LogStore
+	below  *lastErrorLogs
 	failed atomic.Pointer[error]
+}
+
+// lastErrorLogs keeps the last error of the store it wraps.
+type lastErrorLogs struct {
+	raft.LogStore
+	last atomic.Pointer[error]
+}
+
+func (l *lastErrorLogs) StoreLog(log *raft.Log) error {
+	return l.keep(l.LogStore.StoreLog(log))
+}
+
+func (l *lastErrorLogs) StoreLogs(logs []*raft.Log) error {
+	return l.keep(l.LogStore.StoreLogs(logs))
+}
+
+func (l *lastErrorLogs) keep(err error) error {
+	if err != nil {
+		l.last.Store(&err)
+	}
+	return err
 }
 
 func (w *watchedLogs) StoreLog(l *raft.Log) error {
@@ -40,6 +63,11 @@ func (w *watchedLogs) record(err error) error {
 	if err == nil {
 		w.failed.Store(nil)
 		return nil
+	}
+	if w.below != nil {
+		if p := w.below.last.Swap(nil); p != nil {
+			err = *p
+		}
 	}
 	err = fmt.Errorf("%w: %w", ErrStorage, err)
 	w.failed.Store(&err)

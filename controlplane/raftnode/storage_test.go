@@ -26,12 +26,20 @@ func (f *fullDisk) StoreLogs(logs []*raft.Log) error {
 
 func (f *fullDisk) StoreLog(l *raft.Log) error { return f.StoreLogs([]*raft.Log{l}) }
 
-// A failed log write names itself as ErrStorage with the disk's error, is
+// A failed log write names itself as ErrStorage with the disk's own error
+// (not the cache's flattened text), is
 // remembered for the "no leader" answers that follow, and is forgotten by
 // the first write that works again.
 func TestWatchedLogsRemembersTheLastFailure(t *testing.T) {
+	// Stacked as New stacks them: the cache between the two, flattening
+	// the disk's error into text.
 	disk := &fullDisk{InmemStore: raft.NewInmemStore()}
-	w := &watchedLogs{LogStore: disk}
+	below := &lastErrorLogs{LogStore: disk}
+	cache, err := raft.NewLogCache(16, below)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watchedLogs{LogStore: cache, below: below}
 	n := &Node{cfg: Config{NoQuorumWait: 1500 * time.Millisecond}, watched: w}
 	steps := []struct {
 		full    bool

@@ -61,6 +61,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatal("every write succeeded on a full filesystem: the fault was not injected")
 	}
 	msg := fullErr.Error()
+	t.Logf("the last write refused on the full disk: %s", msg)
 	clear := strings.Contains(msg, "no space left on device")
 	if !clear {
 		t.Errorf("a write on a full disk failed without saying why:\n%s", msg)

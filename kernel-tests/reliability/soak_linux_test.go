@@ -105,9 +105,11 @@ func soakPhases() (warm, churn, idle time.Duration) {
 	return 20 * time.Second, 40 * time.Second, 20 * time.Second
 }
 
-// raft's defaults (SnapshotThreshold 8192, TrailingLogs 10240): below this
-// many entries written after the baseline, raft.db has not yet been
-// compacted and reused, so its size cannot be expected to stay flat.
+// raft's defaults (SnapshotThreshold 8192, TrailingLogs 10240): the log
+// grows to about 18,400 entries before a snapshot lets raft delete the
+// oldest, and bolt reuses the freed pages from then on. Until the log has
+// been through that twice by the middle of the churn, raft.db is still
+// growing as designed and its size is reported, not judged.
 const compactedAfter = 2 * (8192 + 10240)
 
 // TestSoak (T6): three managers with 100 services churned — created,
@@ -139,7 +141,8 @@ func TestSoak(t *testing.T) {
 	}
 
 	var ops, failed atomic.Int64
-	var firstErr atomic.Value
+	var failMu sync.Mutex
+	firstErr := map[string]string{} // operation -> its first error
 	churn := func(d time.Duration, seed uint64) {
 		stop := time.Now().Add(d)
 		var wg sync.WaitGroup
@@ -154,12 +157,13 @@ func TestSoak(t *testing.T) {
 					i := 2*rnd.IntN(services/2) + w
 					h := c.hosts[rnd.IntN(len(c.hosts))]
 					var err error
-					switch rnd.IntN(4) {
-					case 0:
+					op := [...]string{"update env", "scale", "update label", "rm and create"}[rnd.IntN(4)]
+					switch op {
+					case "update env":
 						_, err = h.cli("service", "update", "-d", "--env", fmt.Sprintf("SOAK=%d", rnd.Int()), name(i))
-					case 1:
+					case "scale":
 						_, err = h.cli("service", "scale", "-d", fmt.Sprintf("%s=%d", name(i), 1+rnd.IntN(3)))
-					case 2:
+					case "update label":
 						_, err = h.cli("service", "update", "-d", "--label", fmt.Sprintf("soak=%d", rnd.Int()), name(i))
 					default:
 						if _, err = h.cli("service", "rm", name(i)); err == nil {
@@ -169,7 +173,11 @@ func TestSoak(t *testing.T) {
 					ops.Add(1)
 					if err != nil {
 						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
+						failMu.Lock()
+						if _, seen := firstErr[op]; !seen {
+							firstErr[op] = err.Error()
+						}
+						failMu.Unlock()
 					}
 				}
 			}(w)
@@ -189,7 +197,7 @@ func TestSoak(t *testing.T) {
 	idle := c.usages(t)
 
 	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d churn operations failed, the first: %v", n, ops.Load(), firstErr.Load())
+		t.Errorf("%d of %d churn operations failed; the first of each kind: %v", n, ops.Load(), firstErr)
 	}
 	termChanges, dbChecked := 0, false
 	var grew usage // the largest growth from warm-up to the end of the churn, of any manager
@@ -210,10 +218,10 @@ func TestSoak(t *testing.T) {
 		if e.rssKB > b.rssKB*3/2+32<<10 {
 			t.Errorf("%s: RSS %d MiB after warm-up, %d MiB after the churn", h.name, b.rssKB>>10, e.rssKB>>10)
 		}
-		if m.commit-b.commit >= compactedAfter {
+		if m.commit >= compactedAfter {
 			dbChecked = true
 			if e.raftDB > m.raftDB*5/4 {
-				t.Errorf("%s: raft.db grew from %d to %d bytes in the second half, after %d entries were compacted", h.name, m.raftDB, e.raftDB, m.commit-b.commit)
+				t.Errorf("%s: raft.db grew from %d to %d bytes in the second half, with %d entries already compacted", h.name, m.raftDB, e.raftDB, m.commit)
 			}
 		}
 		if l.term != e.term {
@@ -222,7 +230,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	entries := end[0].commit - base[0].commit
-	dbText := fmt.Sprintf("raft.db not compared (%d entries < %d before compaction reuses it)", mid[0].commit-base[0].commit, compactedAfter)
+	dbText := fmt.Sprintf("raft.db not judged (index %d at mid-churn < %d, before compaction reuses it)", mid[0].commit, compactedAfter)
 	if dbChecked {
 		dbText = "raft.db flat after compaction"
 	}

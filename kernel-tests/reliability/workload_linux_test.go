@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -236,6 +237,8 @@ func (w *workload) start(writers, readers int, tag string) {
 					w.count("unknown")
 				case failed:
 					w.count("refused")
+					why, _, _ := strings.Cut(note, ":")
+					w.count("refused " + strings.Fields(why + " ?")[0])
 				}
 				time.Sleep(30 * time.Millisecond)
 			}
