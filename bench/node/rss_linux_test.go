@@ -47,28 +47,32 @@ func warrenProcs(b *testing.B, bin string) []proc {
 				p.role = strings.TrimPrefix(args[1], "__")
 			}
 		}
-		p.rss = statusField(filepath.Join(dir, "status"), "VmRSS:")
-		p.anon = statusField(filepath.Join(dir, "status"), "RssAnon:")
-		p.pss = statusField(filepath.Join(dir, "smaps_rollup"), "Pss:")
+		status := kibFields(filepath.Join(dir, "status"))
+		p.rss, p.anon = status["VmRSS"], status["RssAnon"]
+		p.pss = kibFields(filepath.Join(dir, "smaps_rollup"))["Pss"]
 		out = append(out, p)
 	}
 	return out
 }
 
-func statusField(path, key string) int {
+// kibFields reads the "Key:  N kB" lines of a /proc file in one pass.
+func kibFields(path string) map[string]int {
+	out := map[string]int{}
 	f, err := os.Open(path)
 	if err != nil {
-		return 0
+		return out
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
-			n, _ := strconv.Atoi(strings.Fields(rest)[0])
-			return n
+		k, rest, ok := strings.Cut(sc.Text(), ":")
+		if f := strings.Fields(rest); ok && len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				out[k] = n
+			}
 		}
 	}
-	return 0
+	return out
 }
 
 // report logs each process and returns the sums of RSS and PSS in KiB.

@@ -66,9 +66,7 @@ func DeviceMain(args []string) {
 		if _, err := call(dir, "exit", 2*time.Second); err != nil {
 			l.Printf("predecessor %d: %v", old.Pid, err)
 		}
-		for i := 0; i < 100 && processAlive(old.Pid); i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitExit(old.Pid, 2*time.Second)
 	}
 	sock := filepath.Join(dir, controlSocket)
 	_ = os.Remove(sock)
@@ -213,6 +211,16 @@ func processAlive(pid int) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
+// waitExit waits up to d for pid to exit and reports whether it did.
+func waitExit(pid int, d time.Duration) bool {
+	for end := time.Now().Add(d); processAlive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
 // Device is the daemon's handle on the DNS device serving its node: the
 // same Set and Start as Server, but Close leaves the device serving.
 type Device struct {
@@ -265,10 +273,7 @@ func (d *Device) Set(c *Config) error {
 	if err != nil {
 		// The device died (or was killed): start another, which loads
 		// the table just written.
-		if err := d.ensure(); err != nil {
-			return err
-		}
-		return nil
+		return d.ensure()
 	}
 	if r.Err != "" {
 		return fmt.Errorf("dns device: %s", r.Err)
@@ -352,10 +357,7 @@ func StopDevice(dir string) (bool, error) {
 	running := err == nil
 	if running {
 		_, _ = call(dir, "exit", 2*time.Second)
-		for i := 0; i < 250 && processAlive(r.Pid); i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if processAlive(r.Pid) {
+		if !waitExit(r.Pid, 5*time.Second) {
 			_ = syscall.Kill(r.Pid, syscall.SIGKILL)
 		}
 	}

@@ -142,10 +142,7 @@ func TestDeviceOutlivesDaemon(t *testing.T) {
 	if succ == pid {
 		t.Fatalf("device %d kept after an upgrade, want a successor", pid)
 	}
-	for i := 0; i < 100 && processAlive(pid); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if processAlive(pid) {
+	if !waitExit(pid, 2*time.Second) {
 		t.Errorf("predecessor %d still running after the hand-over", pid)
 	}
 	if got, err := lookup(addr, "web.warren.local"); err != nil || got != "10.99.0.2" {
@@ -189,10 +186,7 @@ func TestDeviceExitsWithItsDirectory(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 250 && processAlive(pid); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if processAlive(pid) {
+	if !waitExit(pid, 5*time.Second) {
 		t.Fatalf("device %d still running after its directory was removed", pid)
 	}
 }

@@ -19,39 +19,7 @@ import (
 // the kernel, with the figures in the reason; traffic is back on the
 // stable version at once and no request fails after that.
 func TestCanaryAnalysis(t *testing.T) {
-	c := newCluster(t, 1)
-	h := c.hosts[0]
-	c.init(h)
-	h.mustCLI("image", "load", "-i", c.image)
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, err := h.cli("service", "ps", "web")
-			t.Logf("service ps web: %v\n%s", err, out)
-			out, err = h.cli("service", "inspect", "web")
-			t.Logf("service inspect web: %v\n%s", err, out)
-		}
-	})
-	health := []string{"--health-http", "/healthz", "--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "2"}
-	h.mustCLI(append([]string{"service", "create", "web", "--image", demoRef, "--replicas", "3", "--port", "8080:80", "--timeout", "2m"}, health...)...)
-	c.waitRunning(h, "web", 3, time.Minute, func(ts []api.Task) error {
-		for _, tk := range ts {
-			if tk.Status.Health != api.HealthHealthy {
-				return fmt.Errorf("task %s is %s", short(tk.ID), tk.Status.Health)
-			}
-		}
-		return nil
-	})
-	svc, err := h.service("web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vip := svc.Endpoint.VIP
-	eventually(t, "VIP answers", 30*time.Second, func() error {
-		if r := h.requestLoop(vip, 20, 100); r.failed() > 0 {
-			return fmt.Errorf("%d of 20 failed: %s", r.failed(), tail(r.raw, 500))
-		}
-		return nil
-	})
+	h, vip := healthyWeb(t)
 
 	// The broken canary: healthy, but half of its requests are reset.
 	loop := h.background(vip, 1500, 100)

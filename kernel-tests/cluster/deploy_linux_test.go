@@ -146,39 +146,8 @@ func noFailures(t *testing.T, what string, r loopResult) {
 // flip; a canary steps 10 → 50 → 100; and the CLI returns as soon as the
 // service converged, after rollbacks and scales too.
 func TestDeployments(t *testing.T) {
-	c := newCluster(t, 1)
-	h := c.hosts[0]
-	c.init(h)
-	h.mustCLI("image", "load", "-i", c.image)
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, err := h.cli("service", "ps", "web")
-			t.Logf("service ps web: %v\n%s", err, out)
-			out, err = h.cli("service", "inspect", "web")
-			t.Logf("service inspect web: %v\n%s", err, out)
-		}
-	})
-	health := []string{"--health-http", "/healthz", "--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "2"}
-	h.mustCLI(append([]string{"service", "create", "web", "--image", demoRef, "--replicas", "3", "--port", "8080:80", "--timeout", "2m"}, health...)...)
-	c.waitRunning(h, "web", 3, time.Minute, func(ts []api.Task) error {
-		for _, tk := range ts {
-			if tk.Status.Health != api.HealthHealthy {
-				return fmt.Errorf("task %s is %s", short(tk.ID), tk.Status.Health)
-			}
-		}
-		return nil
-	})
-	svc, err := h.service("web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vip := svc.Endpoint.VIP
-	eventually(t, "VIP answers", 30*time.Second, func() error {
-		if r := h.requestLoop(vip, 20, 100); r.failed() > 0 {
-			return fmt.Errorf("%d of 20 failed: %s", r.failed(), tail(r.raw, 500))
-		}
-		return nil
-	})
+	h, vip := healthyWeb(t)
+	var err error
 
 	// 1. Rolling to a version whose check can never pass: paused, with the
 	// reason, the old version serving throughout.
@@ -431,4 +400,46 @@ func TestDeployLeaderKilledMidRollout(t *testing.T) {
 			t.Errorf("task %s still runs spec version %d", short(tk.ID), tk.SpecVersion)
 		}
 	}
+}
+
+// healthyWeb starts a one-node cluster running web (3 health-checked
+// replicas of the demo, published on 8080) and returns it once every task is
+// healthy and its VIP answers; a failing test logs the service's tasks and
+// spec.
+func healthyWeb(t *testing.T) (*host, string) {
+	t.Helper()
+	c := newCluster(t, 1)
+	h := c.hosts[0]
+	c.init(h)
+	h.mustCLI("image", "load", "-i", c.image)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, err := h.cli("service", "ps", "web")
+			t.Logf("service ps web: %v\n%s", err, out)
+			out, err = h.cli("service", "inspect", "web")
+			t.Logf("service inspect web: %v\n%s", err, out)
+		}
+	})
+	health := []string{"--health-http", "/healthz", "--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "2"}
+	h.mustCLI(append([]string{"service", "create", "web", "--image", demoRef, "--replicas", "3", "--port", "8080:80", "--timeout", "2m"}, health...)...)
+	c.waitRunning(h, "web", 3, time.Minute, func(ts []api.Task) error {
+		for _, tk := range ts {
+			if tk.Status.Health != api.HealthHealthy {
+				return fmt.Errorf("task %s is %s", short(tk.ID), tk.Status.Health)
+			}
+		}
+		return nil
+	})
+	svc, err := h.service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := svc.Endpoint.VIP
+	eventually(t, "VIP answers", 30*time.Second, func() error {
+		if r := h.requestLoop(vip, 20, 100); r.failed() > 0 {
+			return fmt.Errorf("%d of 20 failed: %s", r.failed(), tail(r.raw, 500))
+		}
+		return nil
+	})
+	return h, vip
 }
