@@ -15,12 +15,12 @@ func TestPullThrottle(t *testing.T) {
 		pr   api.PullProgress
 		want bool
 	}{
-		{0, p(0), true},                       // the first sample says a pull began
+		{0, p(0), true},                        // the first sample says a pull began
 		{100 * time.Millisecond, p(10), false}, // too soon
 		{900 * time.Millisecond, p(20), false},
-		{time.Second, p(30), true},          // a second after the last report
+		{time.Second, p(30), true}, // a second after the last report
 		{1500 * time.Millisecond, p(30), false},
-		{3 * time.Second, p(30), false},     // unchanged: a stalled pull is not re-reported
+		{3 * time.Second, p(30), false},        // unchanged: a stalled pull is not re-reported
 		{3100 * time.Millisecond, p(40), true}, // changed after a stall: at once
 		{3200 * time.Millisecond, p(100), false},
 		{5 * time.Second, p(100), true},
