@@ -327,6 +327,13 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 			if err == nil {
 				img = client.NewImageWithPlatform(e.client, img.Metadata(), e.platform())
 			}
+		} else if errors.Is(ferr, runtime.ErrNotFound) {
+			// The managers are asked for every image, registry references
+			// too: an image loaded with `warren image load` may carry any
+			// name (ghcr.io/me/api:1.4 saved for an air-gapped site), so
+			// its name cannot tell a loaded image from a registry one.
+			// Not loaded is the usual answer, not news.
+			e.log.Debug("image not loaded into the cluster; pulling", zap.String("image", ref))
 		} else {
 			e.log.Info("image fetcher", zap.String("image", ref), zap.Error(ferr))
 		}
