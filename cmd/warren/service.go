@@ -672,8 +672,8 @@ func lookUpNodes(c *client.Client, pulls []client.NodePull, names map[string]str
 	ctx, cancel := ctxTimeout(15 * time.Second)
 	nodes, _ := c.Nodes(ctx)
 	cancel()
-	for _, n := range nodes {
-		names[n.ID] = n.Status.Hostname
+	for id, name := range client.NodeNames(nodes) {
+		names[id] = name
 	}
 	for _, p := range pulls {
 		if _, ok := names[p.NodeID]; !ok {

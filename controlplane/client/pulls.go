@@ -147,3 +147,26 @@ func FormatBytesOf(done, total int64) string {
 	}
 	return fmt.Sprintf("%.*f/%.*f %s", prec, float64(done)/div, prec, float64(total)/div, unit)
 }
+
+// NodeNames names nodes for the operator by hostname; nodes that share one
+// (the clones of one VM image, or test nodes in network namespaces of one
+// machine) are told apart by their short IDs: "edge (3f2a9c81d0e4)".
+func NodeNames(nodes []api.Node) map[string]string {
+	count := map[string]int{}
+	for _, n := range nodes {
+		count[n.Status.Hostname]++
+	}
+	out := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		h := n.Status.Hostname
+		switch {
+		case h == "":
+			out[n.ID] = nodeName(n.ID, nil)
+		case count[h] > 1:
+			out[n.ID] = fmt.Sprintf("%s (%s)", h, nodeName(n.ID, nil))
+		default:
+			out[n.ID] = h
+		}
+	}
+	return out
+}

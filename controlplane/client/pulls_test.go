@@ -95,3 +95,16 @@ func TestFormatBytesOf(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeNames(t *testing.T) {
+	node := func(id, host string) api.Node {
+		n := api.Node{ID: id}
+		n.Status.Hostname = host
+		return n
+	}
+	got := NodeNames([]api.Node{node("aaaaaaaaaaaaaaaa", "edge"), node("bbbbbbbbbbbbbbbb", "edge"), node("cccc", "core"), node("dddddddddddddddd", "")})
+	want := map[string]string{"aaaaaaaaaaaaaaaa": "edge (aaaaaaaaaaaa)", "bbbbbbbbbbbbbbbb": "edge (bbbbbbbbbbbb)", "cccc": "core", "dddddddddddddddd": "dddddddddddd"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("NodeNames:\n got %v\nwant %v", got, want)
+	}
+}
