@@ -358,7 +358,7 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 		watch := &pullWatch{}
 		stop := e.samplePull(ctx, name, watch)
 		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter),
-			client.WithResolver(res), client.WithPlatformMatcher(e.platform()), client.WithImageHandler(watch.handler()))
+			client.WithResolver(watch.resolver(res)), client.WithPlatformMatcher(e.platform()), client.WithImageHandler(watch.handler()))
 		stop()
 		if err != nil {
 			err = registry.Explain(name, err)

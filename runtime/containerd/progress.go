@@ -2,12 +2,15 @@ package containerd
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -77,6 +80,77 @@ type pullWatch struct {
 	layers []ocispec.Descriptor
 	seen   map[digest.Digest]bool
 	stored map[digest.Digest]bool // complete in the content store
+	// read is how far this pull's own download of each layer is, counted
+	// as the bytes pass: the content store's ingest offset moves only
+	// when containerd's copy buffer (1 MB) is written, too coarse for a
+	// small layer on a slow link.
+	read map[digest.Digest]*atomic.Int64
+}
+
+// resolver has the layers fetched through r counted in w.
+func (w *pullWatch) resolver(r remotes.Resolver) remotes.Resolver { return countingResolver{r, w} }
+
+type countingResolver struct {
+	remotes.Resolver
+	w *pullWatch
+}
+
+func (r countingResolver) Fetcher(ctx context.Context, ref string) (remotes.Fetcher, error) {
+	f, err := r.Resolver.Fetcher(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return countingFetcher{f, r.w}, nil
+}
+
+type countingFetcher struct {
+	remotes.Fetcher
+	w *pullWatch
+}
+
+func (f countingFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := f.Fetcher.Fetch(ctx, desc)
+	if err != nil || !images.IsLayerType(desc.MediaType) {
+		return rc, err
+	}
+	f.w.mu.Lock()
+	if f.w.read == nil {
+		f.w.read = map[digest.Digest]*atomic.Int64{}
+	}
+	pos := &atomic.Int64{} // a new download (a retry) starts again
+	f.w.read[desc.Digest] = pos
+	f.w.mu.Unlock()
+	c := &countingReader{rc: rc, pos: pos}
+	if _, ok := rc.(io.Seeker); ok {
+		// A download resumed after a cut seeks to what the store holds;
+		// the Seeker must stay visible for containerd to do it.
+		return &countingSeeker{c}, nil
+	}
+	return c, nil
+}
+
+// countingReader keeps pos at the position in the blob of what was read.
+type countingReader struct {
+	rc  io.ReadCloser
+	pos *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.pos.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.rc.Close() }
+
+type countingSeeker struct{ *countingReader }
+
+func (c *countingSeeker) Seek(off int64, whence int) (int64, error) {
+	n, err := c.rc.(io.Seeker).Seek(off, whence)
+	if err == nil {
+		c.pos.Store(n)
+	}
+	return n, err
 }
 
 // handler records the layers of the platform being pulled: containerd runs
@@ -104,6 +178,10 @@ func (w *pullWatch) handler() images.Handler {
 func (w *pullWatch) sample(ctx context.Context, cs content.Store) (done, total int64) {
 	w.mu.Lock()
 	layers := append([]ocispec.Descriptor(nil), w.layers...)
+	read := make(map[digest.Digest]int64, len(w.read))
+	for d, pos := range w.read {
+		read[d] = pos.Load()
+	}
 	w.mu.Unlock()
 	if len(layers) == 0 {
 		return 0, 0
@@ -127,15 +205,17 @@ func (w *pullWatch) sample(ctx context.Context, cs content.Store) (done, total i
 		}
 		return false
 	}
-	return layerBytes(layers, active, stored)
+	return layerBytes(layers, active, read, stored)
 }
 
 // layerBytes is a pull's progress: of the layers' sizes, what is in the
-// store (a layer shared with an image already here counts whole) plus the
-// offsets of the downloads in flight. Ingests are matched by the digest
-// their ref ends in (containerd's "layer-<digest>"), so a prefix added by
-// a future containerd still matches.
-func layerBytes(layers []ocispec.Descriptor, active []content.Status, stored func(digest.Digest) bool) (done, total int64) {
+// store (a layer shared with an image already here counts whole) plus how
+// far the downloads in flight are: the bytes this pull read, or the
+// content store's ingest offset when further (another pull of the layer
+// downloads it; this one waits). Ingests are matched by the digest their
+// ref ends in (containerd's "layer-<digest>"), so a prefix added by a
+// future containerd still matches.
+func layerBytes(layers []ocispec.Descriptor, active []content.Status, read map[digest.Digest]int64, stored func(digest.Digest) bool) (done, total int64) {
 	offsets := map[digest.Digest]int64{}
 	for _, st := range active {
 		d := st.Expected
@@ -148,9 +228,13 @@ func layerBytes(layers []ocispec.Descriptor, active []content.Status, stored fun
 	}
 	for _, l := range layers {
 		total += l.Size
-		if off, ok := offsets[l.Digest]; ok {
-			done += min(off, l.Size)
-		} else if stored(l.Digest) {
+		off, inFlight := offsets[l.Digest]
+		if r, ok := read[l.Digest]; ok {
+			off, inFlight = max(off, r), true
+		}
+		if inFlight && off < l.Size {
+			done += off
+		} else if inFlight || stored(l.Digest) {
 			done += l.Size
 		}
 	}
