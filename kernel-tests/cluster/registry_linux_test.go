@@ -90,7 +90,9 @@ func v1Platform(arch string) v1.Platform { return v1.Platform{OS: "linux", Archi
 // (docker-registry with TLS from a test CA and htpasswd auth) and a mirror
 // of it: a pull by tag with a login, the pin that keeps tasks on the
 // digest a tag named at create, wrong credentials, a registry that is down
-// when the node pulls, and the mirror tried before the registry.
+// when the node pulls, create's pull progress on a slow link, a
+// credential from a docker credential helper, and the mirror tried before
+// the registry.
 func TestRegistry(t *testing.T) {
 	c := newCluster(t, 2)
 	h1, h2 := c.hosts[0], c.hosts[1]
