@@ -110,6 +110,15 @@ func (p Progress) Problem() string {
 	if len(p.Failing) > 0 {
 		return strings.Join(p.Failing, "; ")
 	}
+	if len(p.Pulls) > 0 {
+		// A slow link, not a fault: say how far, so the operator can judge
+		// a longer --timeout.
+		var parts []string
+		for _, pl := range p.Pulls {
+			parts = append(parts, fmt.Sprintf("node %s still pulling %s %s", nodeName(pl.NodeID, nil), pl.Ref, FormatBytesOf(pl.Done, pl.Total)))
+		}
+		return strings.Join(parts, "; ")
+	}
 	if !p.observed {
 		return "the orchestrator has not acted on the change yet"
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -106,5 +107,18 @@ func TestNodeNames(t *testing.T) {
 	want := map[string]string{"aaaaaaaaaaaaaaaa": "edge (aaaaaaaaaaaa)", "bbbbbbbbbbbbbbbb": "edge (bbbbbbbbbbbb)", "cccc": "core", "dddddddddddddddd": "dddddddddddd"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("NodeNames:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestProblemNamesPulls(t *testing.T) {
+	s := api.Service{ID: "svc-1", Generation: 1, Spec: api.ServiceSpec{Name: "web", Replicas: 1},
+		Status: &api.ServiceStatus{ObservedGeneration: 1, Desired: 1}}
+	tasks := []api.Task{task(1, 1, api.TaskRunning, api.TaskPreparing, onNode("node-aaaaaaaaaaaaaaaa", api.PullProgress{Ref: "reg/web:v1", Done: 1_200_000, Total: 3_000_000}))}
+	if got, want := ProgressOf(s, tasks, 1).Problem(), "node node-aaaaaaa still pulling reg/web:v1 1.2/3.0 MB"; got != want {
+		t.Errorf("Problem() = %q, want %q", got, want)
+	}
+	tasks[0].Status.Pull = api.PullProgress{}
+	if got := ProgressOf(s, tasks, 1).Problem(); strings.Contains(got, "pulling") {
+		t.Errorf("Problem() = %q without a pull", got)
 	}
 }
