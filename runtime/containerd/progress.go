@@ -17,10 +17,15 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 )
 
-// pullSampleEvery is how often a running pull's progress is read from the
-// content store. It is cheap (one ListStatuses, an Info per layer not yet
-// seen complete); the Worker decides how much of it reaches the managers.
+// pullSampleEvery is how often a running pull's progress is sampled. It is
+// cheap (the bytes counted in memory, one ListStatuses, now and then an
+// Info for a layer not read yet); the Worker decides how much of it
+// reaches the managers.
 const pullSampleEvery = 250 * time.Millisecond
+
+// storedRecheck: how many samples apart the store is asked again about a
+// layer this pull has not read yet.
+const storedRecheck = 8
 
 // pullFollowers are the tasks waiting for an image's pull, by the image's
 // name: the tasks of one image that start together fetch it once (images
@@ -80,6 +85,7 @@ type pullWatch struct {
 	layers []ocispec.Descriptor
 	seen   map[digest.Digest]bool
 	stored map[digest.Digest]bool // complete in the content store
+	looked map[digest.Digest]int  // samples that found a layer not stored
 	// read is how far this pull's own download of each layer is, counted
 	// as the bytes pass: the content store's ingest offset moves only
 	// when containerd's copy buffer (1 MB) is written, too coarse for a
@@ -163,7 +169,7 @@ func (w *pullWatch) handler() images.Handler {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.seen == nil {
-			w.seen, w.stored = map[digest.Digest]bool{}, map[digest.Digest]bool{}
+			w.seen, w.stored, w.looked = map[digest.Digest]bool{}, map[digest.Digest]bool{}, map[digest.Digest]int{}
 		}
 		if !w.seen[desc.Digest] {
 			w.seen[desc.Digest] = true
@@ -196,6 +202,16 @@ func (w *pullWatch) sample(ctx context.Context, cs content.Store) (done, total i
 		w.mu.Unlock()
 		if ok {
 			return true
+		}
+		// A layer waiting for its download is asked about every
+		// storedRecheck samples, not at each: found at the first look when
+		// the node has it already, later only if another pull brought it.
+		w.mu.Lock()
+		due := w.looked[d]%storedRecheck == 0
+		w.looked[d]++
+		w.mu.Unlock()
+		if !due {
+			return false
 		}
 		if _, err := cs.Info(ctx, d); err == nil {
 			w.mu.Lock()
