@@ -363,6 +363,17 @@ func TestRegistry(t *testing.T) {
 		if !strings.Contains(out, name+": pulled "+ref+", running") || !strings.Contains(out, "prog: 1/1 ready, converged") {
 			t.Fatalf("create did not end with the pull replaced by running and the service converged:\n%s", out)
 		}
+		// The managers were asked first and did not hold it: expected, so
+		// not a line at the node's default (info) level.
+		b, err := os.ReadFile(h1.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "image fetcher") && strings.Contains(l, ref) {
+				t.Fatalf("h1 logs the managers' not found for a registry image:\n%s", l)
+			}
+		}
 		t.Logf("measured: create of a 3 MB layer at 4 Mbit/s took %v and showed %d pull lines, %d part-way (first %q, last %q)",
 			took.Round(time.Millisecond), len(lines), len(partial), partial[0], partial[len(partial)-1])
 		h1.mustCLI("service", "rm", "prog")
