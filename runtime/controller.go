@@ -94,6 +94,10 @@ type ControllerOptions struct {
 	LogMaxFiles int
 	// Clock is the Worker's: a controller times its stop grace with it.
 	Clock Clock
+	// PullProgress, when set, is told how far Prepare's image pull is, as
+	// often as the controller samples it; the Worker throttles the reports.
+	// It is not called once Prepare returned.
+	PullProgress func(api.PullProgress)
 }
 
 // TaggedLogger is implemented by executors whose log files hold

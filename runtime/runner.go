@@ -160,7 +160,7 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 		err = fmt.Errorf("%s: %w", step, err)
 		if ctx.Err() == nil {
 			r.w.report(id, false, func(st *api.TaskStatus) {
-				st.Err, st.PID = err.Error(), 0
+				st.Err, st.PID, st.Pull = err.Error(), 0, api.PullProgress{}
 			})
 		}
 		return ExitStatus{Code: -1, ExitedAt: r.w.o.Clock.Now()}, err
@@ -168,7 +168,10 @@ func (r *runner) attempt(ctx context.Context, restart bool) (ExitStatus, error) 
 	if err := r.ctl.Prepare(ctx); err != nil {
 		return fail("prepare", err)
 	}
-	r.w.report(id, false, func(st *api.TaskStatus) { forward(st, api.TaskStarting) })
+	r.w.report(id, false, func(st *api.TaskStatus) {
+		forward(st, api.TaskStarting)
+		st.Pull = api.PullProgress{} // pulled: no longer news
+	})
 	if err := r.ctl.Start(ctx); err != nil {
 		return fail("start", err)
 	}

@@ -129,7 +129,8 @@ func (w *Worker) Set(ctx context.Context, tasks []api.Task) error {
 				delete(w.status, t.ID)
 			}
 		default:
-			co := ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles, Clock: w.o.Clock}
+			co := ControllerOptions{LogPath: w.LogPath(t.ID), LogMaxBytes: w.o.LogMaxBytes, LogMaxFiles: w.o.LogMaxFiles, Clock: w.o.Clock,
+				PullProgress: w.pullReporter(t.ID)}
 			if w.o.CollectLogs {
 				co.RawLogPath = RawLogPath(co.LogPath)
 			}

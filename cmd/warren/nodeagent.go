@@ -19,6 +19,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/agent"
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/dataplane/nodenet"
 	"github.com/warrenhq/warren/runtime"
@@ -94,7 +95,12 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		NodeID: ident.NodeID, Network: taskNet,
 		ImageFetcher: func(ctx context.Context, ref string) (io.ReadCloser, error) {
 			// Managers keep images under their fully qualified names.
-			return mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
+			rc, err := mc.DownloadImage(ctx, ociimage.NormalizeRef(ref))
+			if client.StatusOf(err) == http.StatusNotFound {
+				// Not loaded into the cluster: what every registry image is.
+				return nil, fmt.Errorf("%w: %w", runtime.ErrNotFound, err)
+			}
+			return rc, err
 		},
 		VolumeDir:   filepath.Join(g.dataDir, "volumes"),
 		Volumes:     vols,

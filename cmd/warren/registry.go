@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -248,7 +246,7 @@ type registryServiceFlags struct {
 }
 
 func addRegistryServiceFlags(fs *pflag.FlagSet, f *registryServiceFlags) {
-	fs.BoolVar(&f.withAuth, "with-registry-auth", false, "send this CLI's credential for the image's registry ($WARREN_REGISTRY_AUTH=user:password, else the docker config's auths) to the nodes that pull it")
+	fs.BoolVar(&f.withAuth, "with-registry-auth", false, "send this CLI's credential for the image's registry ($WARREN_REGISTRY_AUTH=user:password, else the docker config's credHelpers, credsStore or auths) to the nodes that pull it")
 	fs.BoolVar(&f.noResolve, "no-resolve-image", false, "do not pin the image tag to the digest it names now (nodes then pull the tag, and may differ)")
 }
 
@@ -268,8 +266,9 @@ func (f *registryServiceFlags) writeOptions(image string) (client.ServiceWriteOp
 }
 
 // ownCredential is this CLI's credential for host: $WARREN_REGISTRY_AUTH
-// (user:password), else the docker config's auths entry, as `docker
-// service create --with-registry-auth` sends the docker CLI's.
+// (user:password), else the docker CLI's (credential helper, store or
+// auths entry), as `docker service create --with-registry-auth` sends
+// the docker CLI's.
 func ownCredential(host string) (api.RegistryCredential, error) {
 	if v := os.Getenv("WARREN_REGISTRY_AUTH"); v != "" {
 		u, p, ok := strings.Cut(v, ":")
@@ -278,45 +277,11 @@ func ownCredential(host string) (api.RegistryCredential, error) {
 		}
 		return api.RegistryCredential{Username: u, Password: p}, nil
 	}
-	dir := os.Getenv("DOCKER_CONFIG")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".docker")
+	c, err := client.DockerConfig{}.Credential(host)
+	if errors.Is(err, client.ErrNoDockerCredential) {
+		return c, fmt.Errorf("%w (or set $WARREN_REGISTRY_AUTH)", err)
 	}
-	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return api.RegistryCredential{}, fmt.Errorf("no credential for %s: $WARREN_REGISTRY_AUTH is unset and %w", host, err)
-	}
-	var cfg struct {
-		Auths map[string]struct {
-			Auth string `json:"auth"`
-		} `json:"auths"`
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return api.RegistryCredential{}, fmt.Errorf("%s: %w", path, err)
-	}
-	keys := []string{host}
-	if host == "docker.io" {
-		keys = append(keys, "https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io")
-	}
-	keys = append(keys, "https://"+host)
-	for _, k := range keys {
-		a, ok := cfg.Auths[k]
-		if !ok || a.Auth == "" {
-			continue
-		}
-		raw, err := base64.StdEncoding.DecodeString(a.Auth)
-		if err != nil {
-			return api.RegistryCredential{}, fmt.Errorf("%s: auths[%q]: not base64", path, k)
-		}
-		u, p, ok := strings.Cut(string(raw), ":")
-		if !ok {
-			return api.RegistryCredential{}, fmt.Errorf("%s: auths[%q]: not user:password", path, k)
-		}
-		return api.RegistryCredential{Username: u, Password: p}, nil
-	}
-	return api.RegistryCredential{}, fmt.Errorf("no credential for %s in %s (credential helpers are not read; set $WARREN_REGISTRY_AUTH)", host, path)
+	return c, err
 }
 
 // printWarnings shows what a write did that the operator should know.

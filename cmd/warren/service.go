@@ -594,6 +594,9 @@ func waitConverged(g *globals, c *client.Client, ref string, generation uint64, 
 	var last string
 	tty := isTerminal(g.stderr)
 	drawn := 0
+	var pulls client.PullView
+	names := map[string]string{} // node hostnames, looked up when a pull shows
+	printed := map[string]string{}
 	for {
 		ctx, cancel := ctxTimeout(15 * time.Second)
 		svc, err := c.Service(ctx, ref)
@@ -607,11 +610,20 @@ func waitConverged(g *globals, c *client.Client, ref string, generation uint64, 
 			return err
 		}
 		p := client.ProgressOf(*svc, tasks, generation)
+		var pullLines []client.PullLine
+		if !w.quiet {
+			lookUpNodes(c, p.Pulls, names)
+			pullLines = pulls.Lines(*svc, tasks, names)
+		}
 		switch {
 		case w.quiet:
 		case tty:
 			// Redraw one line per task under the summary, like docker.
-			view := p.String() + "\n" + taskLines(*svc, tasks)
+			view := p.String() + "\n"
+			for _, l := range pullLines {
+				view += "  " + l.Text + "\n"
+			}
+			view += taskLines(*svc, tasks)
 			if view != last {
 				fmt.Fprint(g.stderr, strings.Repeat("\033[1A\033[2K", drawn)+view)
 				drawn = strings.Count(view, "\n")
@@ -621,6 +633,12 @@ func waitConverged(g *globals, c *client.Client, ref string, generation uint64, 
 			if line := p.String(); line != last {
 				fmt.Fprintln(g.stderr, line)
 				last = line
+			}
+			for _, l := range pullLines {
+				if printed[l.Key] != l.Text {
+					fmt.Fprintln(g.stderr, l.Text)
+					printed[l.Key] = l.Text
+				}
 			}
 		}
 		switch {
@@ -635,6 +653,32 @@ func waitConverged(g *globals, c *client.Client, ref string, generation uint64, 
 			return &exitError{code: 3, err: fmt.Errorf("service %s did not converge within %s: %s", svc.Spec.Name, w.timeout, p.Problem())}
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// lookUpNodes adds the hostnames of nodes pulling that names lacks; a
+// node the lookup does not answer for is named by its ID from then on, so
+// the progress loop asks once, not at every poll.
+func lookUpNodes(c *client.Client, pulls []client.NodePull, names map[string]string) {
+	missing := false
+	for _, p := range pulls {
+		if _, ok := names[p.NodeID]; !ok {
+			missing = true
+		}
+	}
+	if !missing {
+		return
+	}
+	ctx, cancel := ctxTimeout(15 * time.Second)
+	nodes, _ := c.Nodes(ctx)
+	cancel()
+	for id, name := range client.NodeNames(nodes) {
+		names[id] = name
+	}
+	for _, p := range pulls {
+		if _, ok := names[p.NodeID]; !ok {
+			names[p.NodeID] = ""
+		}
 	}
 }
 

@@ -143,5 +143,5 @@ func (c *cache) reports() (map[string]api.TaskStatus, error) {
 func sameStatus(a, b api.TaskStatus) bool {
 	return a.State == b.State && a.Timestamp.Equal(b.Timestamp) && a.Message == b.Message && a.Err == b.Err &&
 		a.ContainerID == b.ContainerID && a.PID == b.PID && a.ExitCode == b.ExitCode && a.Addr == b.Addr &&
-		a.Health == b.Health && a.Restarts == b.Restarts
+		a.Health == b.Health && a.Restarts == b.Restarts && a.Pull == b.Pull
 }

@@ -464,6 +464,18 @@ type TaskStatus struct {
 	Addr        string      `json:"addr,omitempty"` // the task's IP on the pod network
 	Health      HealthState `json:"health,omitempty"`
 	Restarts    uint64      `json:"restarts,omitempty"`
+	// Pull is how far the node is in pulling the task's image, while it
+	// pulls (a value, not a pointer, so statuses stay comparable with ==).
+	Pull PullProgress `json:"pull,omitzero"`
+}
+
+// PullProgress is a node's pull of an image: bytes of its layers fetched
+// (Done, layers already in the node's store count as fetched) of the
+// layers known so far (Total grows while manifests are read).
+type PullProgress struct {
+	Ref   string `json:"ref,omitempty"`
+	Done  int64  `json:"done,omitempty"`
+	Total int64  `json:"total,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s" in JSON and YAML.

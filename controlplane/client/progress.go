@@ -33,6 +33,8 @@ type Progress struct {
 	// Versions describes both versions while a rollout runs them side by
 	// side, e.g. "v2: 1/1 canary 10%".
 	Versions string
+	// Pulls are the image pulls the service's tasks wait for, per node.
+	Pulls []NodePull
 	// observed: the status answers the write waited for.
 	observed bool
 }
@@ -43,6 +45,7 @@ func ProgressOf(s api.Service, tasks []api.Task, generation uint64) Progress {
 	p := Progress{Name: s.Spec.Name}
 	p.Ready, p.Want = ReplicaCounts(s, tasks)
 	p.Versions = VersionsString(s)
+	p.Pulls = PullsOf(s, tasks)
 	for _, t := range tasks {
 		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
 			continue
@@ -106,6 +109,15 @@ func (p Progress) Problem() string {
 	}
 	if len(p.Failing) > 0 {
 		return strings.Join(p.Failing, "; ")
+	}
+	if len(p.Pulls) > 0 {
+		// A slow link, not a fault: say how far, so the operator can judge
+		// a longer --timeout.
+		var parts []string
+		for _, pl := range p.Pulls {
+			parts = append(parts, fmt.Sprintf("node %s still pulling %s %s", nodeName(pl.NodeID, nil), pl.Ref, FormatBytesOf(pl.Done, pl.Total)))
+		}
+		return strings.Join(parts, "; ")
 	}
 	if !p.observed {
 		return "the orchestrator has not acted on the change yet"

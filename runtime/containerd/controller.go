@@ -66,7 +66,7 @@ func (c *controller) Prepare(ctx context.Context) error {
 	if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load container: %w", err)
 	}
-	img, err := c.e.ensureImage(ctx, c.task.Spec.Container.Image, c.task.Spec.Container.ImageDigest, c.e.pullAuth(c.task.ID))
+	img, err := c.e.ensureImage(ctx, c.task.Spec.Container.Image, c.task.Spec.Container.ImageDigest, c.e.pullAuth(c.task.ID), c.o.PullProgress)
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,8 @@ type Executor struct {
 	refusals *registry.Refusals
 	// images has the tasks of one image that start together fetch it once.
 	images keyedMutex
+	// pulls are the tasks shown each pull's progress.
+	pulls pullFollowers
 }
 
 // New connects to containerd.
@@ -278,15 +280,18 @@ func (e *Executor) RemoveImage(ctx context.Context, ref string) error {
 // EnsureImage returns the image, getting it if needed: local store, then
 // the ImageFetcher (a manager), then a registry pull.
 func (e *Executor) EnsureImage(ctx context.Context, ref string) (client.Image, error) {
-	return e.ensureImage(ctx, ref, "", nil)
+	return e.ensureImage(ctx, ref, "", nil, nil)
 }
 
 // ensureImage is EnsureImage for an image that may be pinned to a digest
 // (it is then looked up and pulled as repository@digest, whatever the tag
 // points at now), pulled with the task's registry settings and credentials.
-func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *api.PullAuth) (client.Image, error) {
+// progress, when set, is told how far a registry pull of it is, whichever
+// task's pull it is.
+func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *api.PullAuth, progress func(api.PullProgress)) (client.Image, error) {
 	ctx = e.ns(ctx)
 	name := ociimage.NormalizeRef(registry.PinnedRef(ref, digest))
+	defer e.pulls.follow(name, ref, progress)()
 	unlock, err := e.images.lock(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", name, err)
@@ -322,6 +327,13 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 			if err == nil {
 				img = client.NewImageWithPlatform(e.client, img.Metadata(), e.platform())
 			}
+		} else if errors.Is(ferr, runtime.ErrNotFound) {
+			// The managers are asked for every image, registry references
+			// too: an image loaded with `warren image load` may carry any
+			// name (ghcr.io/me/api:1.4 saved for an air-gapped site), so
+			// its name cannot tell a loaded image from a registry one.
+			// Not loaded is the usual answer, not news.
+			e.log.Debug("image not loaded into the cluster; pulling", zap.String("image", ref))
 		} else {
 			e.log.Info("image fetcher", zap.String("image", ref), zap.Error(ferr))
 		}
@@ -343,8 +355,11 @@ func (e *Executor) ensureImage(ctx context.Context, ref, digest string, pull *ap
 		if err := e.refusals.Check(key, time.Now()); err != nil {
 			return nil, fmt.Errorf("not local, not fetched, pull: %w", err)
 		}
+		watch := &pullWatch{}
+		stop := e.samplePull(ctx, name, watch)
 		img, err = e.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(e.o.Snapshotter),
-			client.WithResolver(res), client.WithPlatformMatcher(e.platform()))
+			client.WithResolver(watch.resolver(res)), client.WithPlatformMatcher(e.platform()), client.WithImageHandler(watch.handler()))
+		stop()
 		if err != nil {
 			err = registry.Explain(name, err)
 		}
