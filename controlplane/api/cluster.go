@@ -63,4 +63,10 @@ type Image struct {
 	Size      int64     `json:"size"`
 	Holders   []string  `json:"holders"` // manager node IDs that hold the archive
 	CreatedAt time.Time `json:"created_at"`
+	// Platforms are the platforms the archive offers (one per manifest of
+	// a multi-platform archive); empty when the archive does not say.
+	Platforms []Platform `json:"platforms,omitempty"`
+	// Version is the raft index of the last change (set by the FSM), so
+	// holder updates can be made conditional on it (store.KindImage).
+	Version uint64 `json:"version,omitempty"`
 }

@@ -46,6 +46,7 @@ const (
 	KindSecret  = string(api.KindSecret)
 	KindConfig  = string(api.KindConfig)
 	KindVolume  = "volume" // ID is the volume's name
+	KindImage   = "image"  // ID is the image's name; Version is Image.Version
 )
 
 // Expectation is one optimistic-concurrency precondition of a Batch: the

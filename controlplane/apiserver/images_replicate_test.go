@@ -1,0 +1,125 @@
+package apiserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/ca"
+	"github.com/warrenhq/warren/controlplane/store"
+)
+
+// replicaFixture is a leader m1 serving over TLS, holding one uploaded
+// image, and a follower m2 (its own blob dir, its own certificate) that
+// reaches m1 as a manager does.
+type replicaFixture struct {
+	cl     *cluster
+	m1, m2 *fakeBackend
+	s2     *Server
+	img    api.Image
+}
+
+func newReplicaFixture(t *testing.T, archive []byte) *replicaFixture {
+	t.Helper()
+	cl := newCluster(t)
+	m1 := cl.backend(t, "m1", true)
+	srv := cl.serve(t, cl.newServer(t, m1).Handler())
+	admin := cl.client(t, "admin", hostOf(srv))
+	img, err := admin.UploadImage(t.Context(), "warren/demo:1", bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := cl.ca.Issue(ca.Identity{NodeID: "m2", Role: ca.RoleManager}, 0, testNow, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := cl.backend(t, "m2", false)
+	m2.fwdTLS = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: cl.ca.Pool(), ServerName: ca.ManagerServerName, Certificates: []tls.Certificate{cert}}
+	cl.apply(t, &store.Batch{PutNodes: []api.Node{
+		{ID: "m1", Spec: api.NodeSpec{Role: api.RoleManager, Availability: api.AvailabilityActive},
+			Status: api.NodeStatus{State: api.NodeReady, Manager: &api.ManagerStatus{RaftAddr: "raft:m1", APIAddr: hostOf(srv)}}},
+		{ID: "m2", Spec: api.NodeSpec{Role: api.RoleManager, Availability: api.AvailabilityActive},
+			Status: api.NodeStatus{State: api.NodeReady, Manager: &api.ManagerStatus{RaftAddr: "raft:m2"}}},
+	}})
+	return &replicaFixture{cl: cl, m1: m1, m2: m2, s2: cl.newServer(t, m2), img: *img}
+}
+
+func TestHoldImageFetchesVerifiesAndRecordsThroughTheLeader(t *testing.T) {
+	archive := bytes.Repeat([]byte("layer"), 1000)
+	f := newReplicaFixture(t, archive)
+	// Another manager records itself between the leader's read and its
+	// write: the conditional update must keep both.
+	var once sync.Once
+	f.m1.beforeApply = func() {
+		once.Do(func() {
+			cur, _ := f.cl.st.View().Image(f.img.Name)
+			cur.Holders = append(cur.Holders, "m3")
+			f.cl.apply(t, &store.Batch{PutImages: []api.Image{cur}})
+		})
+	}
+	if err := f.s2.HoldImage(t.Context(), f.img.Name); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.cl.st.View().Image(f.img.Name)
+	if want := []string{"m1", "m3", "m2"}; !slices.Equal(got.Holders, want) {
+		t.Fatalf("holders %v, want %v (a concurrent holder write lost, or m2 not recorded)", got.Holders, want)
+	}
+	b, err := os.ReadFile(filepath.Join(f.m2.blobDir, "sha256", strings.TrimPrefix(f.img.Digest, "sha256:")))
+	if err != nil || !bytes.Equal(b, archive) {
+		t.Fatalf("m2's copy: %d bytes, %v; want the %d uploaded", len(b), err, len(archive))
+	}
+	// Holding again changes nothing (no write: the apply hook would fail
+	// a non-leader here).
+	before := got.Version
+	if err := f.s2.HoldImage(t.Context(), f.img.Name); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.cl.st.View().Image(f.img.Name); again.Version != before {
+		t.Fatalf("a second HoldImage wrote again (version %d → %d)", before, again.Version)
+	}
+}
+
+func TestHoldImageRefusesACorruptCopy(t *testing.T) {
+	f := newReplicaFixture(t, bytes.Repeat([]byte("layer"), 1000))
+	p := filepath.Join(f.m1.blobDir, "sha256", strings.TrimPrefix(f.img.Digest, "sha256:"))
+	// Same length, one byte flipped: only the digest can tell.
+	if err := os.WriteFile(p, append([]byte("X"), bytes.Repeat([]byte("layer"), 1000)[1:]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := f.s2.HoldImage(t.Context(), f.img.Name)
+	if err == nil || !strings.Contains(err.Error(), "want "+f.img.Digest) {
+		t.Fatalf("HoldImage of a corrupt copy: %v, want a digest mismatch", err)
+	}
+	if got, _ := f.cl.st.View().Image(f.img.Name); slices.Contains(got.Holders, "m2") {
+		t.Fatalf("m2 recorded as holder of a copy it could not verify: %v", got.Holders)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.m2.blobDir, "sha256")); len(ents) != 0 {
+		t.Fatalf("m2 kept %d unverified blobs", len(ents))
+	}
+}
+
+func TestUpdateHoldersRefusesAReplacedImage(t *testing.T) {
+	f := newReplicaFixture(t, bytes.Repeat([]byte("layer"), 1000))
+	s1 := f.cl.newServer(t, f.m1)
+	err := s1.updateHolders(t.Context(), f.img.Name, "sha256:"+strings.Repeat("0", 64), []string{"m2"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "is now") {
+		t.Fatalf("holder of another digest: %v, want a refusal", err)
+	}
+	if err := s1.DropImageHolders(t.Context(), f.img.Name, f.img.Digest, []string{"m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.cl.st.View().Image(f.img.Name); len(got.Holders) != 0 {
+		t.Fatalf("holders after dropping m1: %v", got.Holders)
+	}
+}
