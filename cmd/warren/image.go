@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,8 +32,11 @@ func newImageLoadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load -i FILE.tar",
 		Short: "Load an image archive (docker save or OCI) into the cluster",
-		Long: `Load an image archive into the cluster. Managers keep it by digest; a node that needs the
-image and does not have it fetches it from a manager over mTLS, so no registry is needed.`,
+		Long: `Load an image archive into the cluster. Every manager keeps a copy by digest (the others
+fetch it from the one that received it, in the background), so losing a manager loses no
+image; a node that needs the image and does not have it fetches it from a manager over
+mTLS, once, so no registry is needed. A multi-platform archive (image pack --platform)
+places tasks only on nodes of its platforms, and each node imports only its own.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if input == "" {
@@ -60,7 +65,7 @@ image and does not have it fetches it from a manager over mTLS, so no registry i
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "Loaded image: %s (%s)\n", img.Name, shortDigest(img.Digest))
+				fmt.Fprintf(g.stdout, "Loaded image: %s (%s, %s)\n", img.Name, shortDigest(img.Digest), platformList(img.Platforms))
 			}
 			return nil
 		},
@@ -101,12 +106,52 @@ func appendUnique(s []string, v string) []string {
 }
 
 func newImageLsCmd(g *globals) *cobra.Command {
-	return listCmd(g, "List images loaded into the cluster", (*client.Client).Images, func(tw *tabwriter.Writer, imgs []api.Image) {
-		row(tw, "NAME", "DIGEST", "SIZE", "MANAGERS")
+	var managers []string
+	list := func(c *client.Client, ctx context.Context) ([]api.Image, error) {
+		imgs, err := c.Images(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// Holders count against the managers raft has now: one that was
+		// removed no longer keeps anything for the cluster.
+		if info, err := c.Info(ctx); err == nil {
+			for _, m := range info.Managers {
+				managers = append(managers, m.NodeID)
+			}
+		}
+		return imgs, nil
+	}
+	return listCmd(g, "List images loaded into the cluster", list, func(tw *tabwriter.Writer, imgs []api.Image) {
+		row(tw, "NAME", "DIGEST", "SIZE", "PLATFORMS", "MANAGERS")
 		for _, i := range imgs {
-			row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), len(i.Holders))
+			row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), platformList(i.Platforms), holderCount(i.Holders, managers))
 		}
 	})
+}
+
+// holderCount is "N/M": how many of the M managers hold the archive.
+func holderCount(holders, managers []string) string {
+	if len(managers) == 0 {
+		return fmt.Sprintf("%d", len(holders))
+	}
+	n := 0
+	for _, h := range holders {
+		if slices.Contains(managers, h) {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, len(managers))
+}
+
+func platformList(ps []api.Platform) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }
 
 func newImageRmCmd(g *globals) *cobra.Command {

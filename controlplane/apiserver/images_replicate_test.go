@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
@@ -121,5 +122,56 @@ func TestUpdateHoldersRefusesAReplacedImage(t *testing.T) {
 	}
 	if got, _ := f.cl.st.View().Image(f.img.Name); len(got.Holders) != 0 {
 		t.Fatalf("holders after dropping m1: %v", got.Holders)
+	}
+}
+
+// twoPlatformArchive is an OCI layout whose one image is an index of a
+// linux/amd64 and a linux/arm64 manifest (only the metadata a manager
+// reads; the blobs the index points at need not exist for that).
+func twoPlatformArchive(t *testing.T, name string) []byte {
+	t.Helper()
+	index := `{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}},` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","platform":{"os":"linux","architecture":"arm64"}}]}`
+	top := `{"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:ii","annotations":{"io.containerd.image.name":"` + name + `"}}]}`
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range [][2]string{{"blobs/sha256/ii", index}, {"index.json", top}} {
+		_ = tw.WriteHeader(&tar.Header{Name: f[0], Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f[1]))})
+		_, _ = tw.Write([]byte(f[1]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestLoadedImagePlacesByItsPlatforms: the platforms a loaded archive
+// offers are recorded at upload and pinned into a service that uses it,
+// where the scheduler's platform filter reads them (as for a registry
+// index).
+func TestLoadedImagePlacesByItsPlatforms(t *testing.T) {
+	cl := newCluster(t)
+	srv := cl.serve(t, cl.newServer(t, cl.backend(t, "m1", true)).Handler())
+	admin := cl.client(t, "admin", hostOf(srv))
+	img, err := admin.UploadImage(t.Context(), "docker.io/warren/multi:1", bytes.NewReader(twoPlatformArchive(t, "docker.io/warren/multi:1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
+	if !slices.Equal(img.Platforms, want) {
+		t.Fatalf("recorded platforms %v, want %v", img.Platforms, want)
+	}
+	spec := webSpec("multi", 0)
+	spec.Task.Container.Image = "warren/multi:1"
+	if _, err := admin.CreateService(t.Context(), spec); err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := cl.st.View().ServiceByName("multi")
+	if got := svc.Spec.Task.Container.ImagePlatforms; !slices.Equal(got, want) {
+		t.Fatalf("service pinned to platforms %v, want the archive's %v", got, want)
+	}
+	if svc.Spec.Task.Container.ImageDigest != "" {
+		t.Fatalf("a loaded image got a registry digest pin %q", svc.Spec.Task.Container.ImageDigest)
 	}
 }
