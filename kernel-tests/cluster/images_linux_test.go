@@ -82,7 +82,7 @@ func TestImagesOnEveryManager(t *testing.T) {
 			t.Fatalf("%s records itself as a holder but its blob is %v (%v)", h.name, st, err)
 		}
 	}
-	if ls := h2.mustCLI("image", "ls"); !lineHas(ls, "multi:v1", "linux/amd64,linux/arm64", "3/3") {
+	if ls := h2.mustCLI("image", "ls"); !lineHas(ls, "docker.io/warren/multi:v1", "linux/amd64,linux/arm64", "3/3") {
 		t.Fatalf("image ls does not show 3/3 managers and both platforms:\n%s", ls)
 	}
 	t.Logf("measured: loaded through h1 -> held by 3/3 managers in %s (%.1f MB)", replicated.Round(time.Millisecond), float64(img.Size)/1e6)
