@@ -150,7 +150,12 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, _ Identit
 		// has not yet (it just joined, or was down) fetches it now, so
 		// the node need not wait.
 		if ferr := s.HoldImage(r.Context(), name); ferr != nil {
-			return errorf(http.StatusBadGateway, "image %q: this manager does not hold the archive and could not fetch it from %s: %v", name, strings.Join(img.Holders, ", "), ferr)
+			if _, serr := os.Stat(p); serr != nil {
+				return errorf(http.StatusBadGateway, "image %q: this manager does not hold the archive and could not fetch it from %s: %v", name, strings.Join(img.Holders, ", "), ferr)
+			}
+			// Fetched and verified, only not recorded yet: serve it; the
+			// replicator records the holder on its next round.
+			s.log.Info("image fetched for a node, holder not recorded", zap.String("image", name), zap.Error(ferr))
 		}
 		f, err = os.Open(p)
 	}

@@ -96,10 +96,16 @@ func Read(r io.Reader) ([]Image, error) {
 				return nil, fmt.Errorf("manifest.json: %w", err)
 			}
 		case h.Typeflag == tar.TypeReg && h.Size <= maxMetaBlob:
-			b, err := io.ReadAll(tr)
+			// Only JSON is kept: a small layer is read past, not held.
+			var first [1]byte
+			if n, _ := io.ReadFull(tr, first[:]); n == 0 || first[0] != '{' {
+				continue
+			}
+			rest, err := io.ReadAll(tr)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
+			b := append(first[:], rest...)
 			blobs[name] = b
 			if hexd, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
 				blobs["sha256:"+hexd] = b

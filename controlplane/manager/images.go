@@ -127,6 +127,9 @@ const (
 	// imageRescan bounds how long a due retry or an unreferenced blob
 	// waits when nothing is written to the store.
 	imageRescan = 10 * time.Second
+	// imageFetchTimeout bounds one fetch: minutes for a large archive
+	// between managers, which share a LAN or at least a good link.
+	imageFetchTimeout = 15 * time.Minute
 )
 
 type imageResult struct {
@@ -189,7 +192,11 @@ func (m *Manager) replicateImages(ctx context.Context) {
 			busy[name] = true
 			go func() {
 				begin := time.Now()
-				err := m.api.HoldImage(ctx, name)
+				// Bounded, so a holder that hangs mid-transfer (cut off, not
+				// closed) frees the slot and the retry asks another holder.
+				fctx, cancel := context.WithTimeout(ctx, imageFetchTimeout)
+				err := m.api.HoldImage(fctx, name)
+				cancel()
 				select {
 				case done <- imageResult{name: name, took: time.Since(begin), err: err}:
 				case <-ctx.Done():
