@@ -35,9 +35,13 @@ type imageView struct {
 	// be tried again; Busy the names being fetched now.
 	Retry map[string]time.Time
 	Busy  map[string]bool
-	Now   time.Time
-	// Grace keeps an unreferenced blob younger than this: an upload or a
-	// fetch renames its blob into place just before its raft write.
+	// Seen is, per digest, when an earlier round last saw an image name
+	// it. A blob older than that and named no more was removed (image rm,
+	// or replaced by a load under the same name): it goes at once.
+	Seen map[string]time.Time
+	Now  time.Time
+	// Grace keeps any other unreferenced blob younger than this: an upload
+	// or a fetch renames its blob into place just before its raft write.
 	Grace time.Duration
 }
 
@@ -100,7 +104,8 @@ func planImages(in imageView) imageWork {
 		}
 	}
 	for d, mtime := range in.Blobs {
-		if !referenced[d] && in.Now.Sub(mtime) >= in.Grace {
+		seen, wasNamed := in.Seen[d]
+		if !referenced[d] && ((wasNamed && mtime.Before(seen)) || in.Now.Sub(mtime) >= in.Grace) {
 			w.Remove = append(w.Remove, d)
 		}
 	}
@@ -158,6 +163,7 @@ func (m *Manager) replicateImages(ctx context.Context) {
 		}
 	}()
 	retry, attempts := map[string]time.Time{}, map[string]int{}
+	seen := map[string]time.Time{}
 	busy := map[string]bool{}
 	done := make(chan imageResult)
 	for {
@@ -168,10 +174,15 @@ func (m *Manager) replicateImages(ctx context.Context) {
 			}
 		}
 		now := time.Now()
+		images := m.st.View().Images()
 		w := planImages(imageView{
-			Images: m.st.View().Images(), Members: members, Self: m.ident.NodeID, Leader: m.raft.IsLeader(),
-			Blobs: listBlobs(dir), Retry: retry, Busy: busy, Now: now, Grace: imageBlobGrace,
+			Images: images, Members: members, Self: m.ident.NodeID, Leader: m.raft.IsLeader(),
+			Blobs: listBlobs(dir), Retry: retry, Busy: busy, Seen: seen, Now: now, Grace: imageBlobGrace,
 		})
+		clear(seen)
+		for _, img := range images {
+			seen[img.Digest] = now
+		}
 		for _, d := range w.Remove {
 			if err := os.Remove(filepath.Join(dir, strings.TrimPrefix(d, "sha256:"))); err != nil && !os.IsNotExist(err) {
 				log.Warn("remove unused image blob", zap.String("digest", d), zap.Error(err))

@@ -68,6 +68,20 @@ func TestPlanImages(t *testing.T) {
 			want: imageWork{Remove: []string{a}},
 		},
 		{
+			name: "a blob named in the last round and no more goes at once, without waiting for the grace",
+			in: imageView{Members: []string{"m1", "m2"}, Self: "m2", Now: now, Grace: time.Minute,
+				Blobs: map[string]time.Time{a: fresh}, Seen: map[string]time.Time{a: now.Add(-100 * time.Millisecond)}},
+			want: imageWork{Remove: []string{a}},
+		},
+		{
+			// rm, then the same archive loaded again: the new blob is on
+			// disk before its raft write; it is newer than the last time
+			// the old one was named, so the grace protects it.
+			name: "the same archive loaded again right after rm is kept",
+			in: imageView{Members: []string{"m1"}, Self: "m1", Leader: true, Now: now, Grace: time.Minute,
+				Blobs: map[string]time.Time{a: now.Add(-50 * time.Millisecond)}, Seen: map[string]time.Time{a: now.Add(-100 * time.Millisecond)}},
+		},
+		{
 			name: "the leader drops holders that are no longer managers",
 			in: imageView{Images: []api.Image{img("web", a, "m1", "gone", "m2")}, Members: []string{"m1", "m2"}, Self: "m1", Leader: true,
 				Blobs: map[string]time.Time{a: old}},

@@ -167,6 +167,20 @@ func TestImagesOnEveryManager(t *testing.T) {
 		t.Fatalf("global tasks by platform %v, want 2 amd64 (h2, h3) and 1 arm64 (h4)", perArch)
 	}
 	t.Logf("measured: after h1 was lost, the worker fetched the image %d time(s), 0 more after kill -9 of its task; global service: %v", fetched, perArch)
+
+	// image rm deletes the archive on every manager, not only the leader.
+	h2.mustCLI("image", "rm", "warren/multi:v1")
+	removed := time.Now()
+	eventually(t, "no manager keeps the removed image's blob", 30*time.Second, func() error {
+		for _, h := range []*host{h2, h3} {
+			p := filepath.Join(h.dataDir, "images", "sha256", strings.TrimPrefix(img.Digest, "sha256:"))
+			if _, err := os.Stat(p); err == nil {
+				return fmt.Errorf("%s still has %s", h.name, p)
+			}
+		}
+		return nil
+	})
+	t.Logf("measured: image rm -> blob gone on both managers in %s", time.Since(removed).Round(time.Millisecond))
 }
 
 // packTwoPlatformDemo packs the demo server into a linux/amd64 and a
