@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -29,6 +30,12 @@ const (
 	// lower one, so a batch is tagged with the highest type among the
 	// features it uses.
 	CmdVolumeBatch CommandType = 3
+
+	// CmdImageBatch is a Batch with an expectation on an image's version
+	// (KindImage: a manager recording that it holds an image's archive).
+	// A manager that does not know the kind would refuse the batch that
+	// its peers apply, so the batch has a type such a manager stops on.
+	CmdImageBatch CommandType = 4
 
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
@@ -150,6 +157,9 @@ func Encode(b *Batch) ([]byte, error) {
 	if len(b.PutVolumes) > 0 || len(b.DeleteVolumes) > 0 {
 		t = CmdVolumeBatch
 	}
+	if slices.ContainsFunc(b.Expect, func(e Expectation) bool { return e.Kind == KindImage }) {
+		t = CmdImageBatch
+	}
 	out = append(out, byte(t))
 	return append(out, body...), nil
 }
@@ -161,7 +171,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch:
+	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch || t == CmdImageBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)
