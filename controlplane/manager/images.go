@@ -147,6 +147,22 @@ type imageResult struct {
 func (m *Manager) replicateImages(ctx context.Context) {
 	dir := filepath.Join(m.cfg.DataDir, BlobsDir, "sha256")
 	log := m.log.With(zap.String("loop", "images"))
+	// A restarted manager's store is its snapshot until raft has replayed
+	// the log; a blob of an image loaded after that snapshot would look
+	// unused, and this may be its only copy. So nothing is decided before
+	// the store has caught up.
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := m.raft.WaitCaughtUp(wctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Info("image replication waits for the store to catch up", zap.Error(err))
+	}
 	changed := make(chan struct{}, 1)
 	go func() {
 		var idx uint64
