@@ -168,6 +168,26 @@ func TestImagesOnEveryManager(t *testing.T) {
 	}
 	t.Logf("measured: after h1 was lost, the worker fetched the image %d time(s), 0 more after kill -9 of its task; global service: %v", fetched, perArch)
 
+	// A single-platform archive (the amd64 demo image) is placed by its
+	// platform too: asked onto the arm64 worker, its task waits and says why.
+	h2.mustCLI("image", "load", "-i", c.image)
+	h2.mustCLI("service", "create", "amdonly", "--image", demoRef, "--constraint", "node.id=="+id4, "-d")
+	eventually(t, "amdonly: pending with the platform named", 30*time.Second, func() error {
+		ts, err := h2.tasks("amdonly")
+		if err != nil {
+			return err
+		}
+		for _, tk := range ts {
+			if tk.Status.State == api.TaskRunning {
+				return errStop(fmt.Errorf("an amd64-only archive runs on the arm64 worker: %s", describeTasks(ts)))
+			}
+			if strings.Contains(tk.Status.Message, "image has no linux/arm64") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no reason yet: %s", describeTasks(ts))
+	})
+
 	// image rm deletes the archive on every manager, not only the leader.
 	h2.mustCLI("image", "rm", "warren/multi:v1")
 	removed := time.Now()
