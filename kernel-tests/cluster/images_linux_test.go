@@ -4,7 +4,9 @@ package clustertest
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,6 +132,22 @@ func TestImagesOnEveryManager(t *testing.T) {
 	if fetched != 1 {
 		t.Fatalf("the worker fetched the image %d times from the managers, want once", fetched)
 	}
+	// It imported the arm64 content only: the amd64 layer, written while
+	// the archive was read, is referenced by nothing and collected.
+	amdLayer := layerOf(t, multi, "amd64")
+	eventually(t, "the worker keeps no amd64 layer", 30*time.Second, func() error {
+		out, err := exec.Command("ctr", "--address", h4.ctd.Socket, "-n", h4.ctdNS, "content", "ls", "-q").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ctr content ls: %v: %s", err, out)
+		}
+		if strings.Contains(string(out), amdLayer) {
+			return fmt.Errorf("h4's content store still holds the amd64 layer %s", amdLayer)
+		}
+		if !strings.Contains(string(out), layerOf(t, multi, "arm64")) {
+			return errStop(fmt.Errorf("h4's content store lacks its own arm64 layer:\n%s", out))
+		}
+		return nil
+	})
 
 	// A task killed restarts from the node's copy: no fetch.
 	before = nodeFetches(t, h2, h3)
@@ -241,6 +259,46 @@ func packTwoPlatformDemo(t *testing.T, c *cluster) string {
 		t.Fatalf("warren %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return filepath.Join(dir, "multi.tar")
+}
+
+// layerOf is the digest of the layer of arch's manifest in a
+// multi-platform archive that packTwoPlatformDemo wrote.
+func layerOf(t *testing.T, archive, arch string) string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if b, err := io.ReadAll(tr); err == nil && len(b) > 0 && b[0] == '{' {
+			files[strings.Replace(h.Name, "blobs/sha256/", "sha256:", 1)] = b
+		}
+	}
+	type desc struct {
+		Digest   string `json:"digest"`
+		Platform *struct {
+			Architecture string `json:"architecture"`
+		} `json:"platform"`
+	}
+	var top, idx struct{ Manifests []desc }
+	var man struct{ Layers []desc }
+	if json.Unmarshal(files["index.json"], &top) != nil || len(top.Manifests) != 1 || json.Unmarshal(files[top.Manifests[0].Digest], &idx) != nil {
+		t.Fatalf("%s is not a two-platform archive", archive)
+	}
+	for _, m := range idx.Manifests {
+		if m.Platform != nil && m.Platform.Architecture == arch && json.Unmarshal(files[m.Digest], &man) == nil && len(man.Layers) == 1 {
+			return man.Layers[0].Digest
+		}
+	}
+	t.Fatalf("%s has no %s manifest", archive, arch)
+	return ""
 }
 
 // nodeFetches sums, over the given managers, the image archive downloads
