@@ -66,7 +66,4 @@ type Image struct {
 	// Platforms are the platforms the archive offers (one per manifest of
 	// a multi-platform archive); empty when the archive does not say.
 	Platforms []Platform `json:"platforms,omitempty"`
-	// Version is the raft index of the last change (set by the FSM), so
-	// holder updates can be made conditional on it (store.KindImage).
-	Version uint64 `json:"version,omitempty"`
 }

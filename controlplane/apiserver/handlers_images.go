@@ -274,37 +274,36 @@ func (s *Server) recordImageHolder(w http.ResponseWriter, r *http.Request, id Id
 	return nil
 }
 
-// updateHolders is a conditional read-modify-write of one image's
-// holders: the batch expects the version it read, so two managers that
-// finish fetching at once cannot overwrite each other's entry; a conflict
-// re-reads and tries again.
+// updateHolders is a read-modify-write of one image's holders on the
+// leader. Every holder change goes through here, one at a time (holdersMu),
+// so two managers that finish fetching at once cannot overwrite each
+// other's entry. It is a plain batch, not one conditional on the image's
+// version: a manager of the previous release, which knows no such
+// condition, applies it like its peers during a rolling upgrade. A change
+// lost across a leader change heals on the replicator's next round (a
+// manager with the blob on disk and not recorded claims it again).
 func (s *Server) updateHolders(ctx context.Context, name, digest string, add, drop []string) error {
-	for attempt := 1; ; attempt++ {
-		img, ok := s.b.View().Image(name)
-		if !ok {
-			return errorf(http.StatusNotFound, "image %q not found", name)
-		}
-		if img.Digest != digest {
-			return errorf(http.StatusConflict, "image %q is now %s, not %s", name, shortDigest(img.Digest), shortDigest(digest))
-		}
-		next := img
-		next.Holders = slices.DeleteFunc(slices.Clone(img.Holders), func(h string) bool { return slices.Contains(drop, h) })
-		for _, h := range add {
-			if !slices.Contains(next.Holders, h) {
-				next.Holders = append(next.Holders, h)
-			}
-		}
-		if slices.Equal(next.Holders, img.Holders) {
-			return nil
-		}
-		_, err := s.apply(ctx, &store.Batch{
-			Expect:    []store.Expectation{{Kind: store.KindImage, ID: name, Version: img.Version}},
-			PutImages: []api.Image{next},
-		})
-		if err == nil || !errors.Is(err, store.ErrConflict) || attempt == 5 {
-			return err
+	s.holdersMu.Lock()
+	defer s.holdersMu.Unlock()
+	img, ok := s.b.View().Image(name)
+	if !ok {
+		return errorf(http.StatusNotFound, "image %q not found", name)
+	}
+	if img.Digest != digest {
+		return errorf(http.StatusConflict, "image %q is now %s, not %s", name, shortDigest(img.Digest), shortDigest(digest))
+	}
+	next := img
+	next.Holders = slices.DeleteFunc(slices.Clone(img.Holders), func(h string) bool { return slices.Contains(drop, h) })
+	for _, h := range add {
+		if !slices.Contains(next.Holders, h) {
+			next.Holders = append(next.Holders, h)
 		}
 	}
+	if slices.Equal(next.Holders, img.Holders) {
+		return nil
+	}
+	_, err := s.apply(ctx, &store.Batch{PutImages: []api.Image{next}})
+	return err
 }
 
 func shortDigest(d string) string {

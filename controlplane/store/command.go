@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/api"
@@ -31,12 +30,6 @@ const (
 	// features it uses.
 	CmdVolumeBatch CommandType = 3
 
-	// CmdImageBatch is a Batch with an expectation on an image's version
-	// (KindImage: a manager recording that it holds an image's archive).
-	// A manager that does not know the kind would refuse the batch that
-	// its peers apply, so the batch has a type such a manager stops on.
-	CmdImageBatch CommandType = 4
-
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
 	// Types below it are essential: a manager that cannot apply one must stop
@@ -53,7 +46,6 @@ const (
 	KindSecret  = string(api.KindSecret)
 	KindConfig  = string(api.KindConfig)
 	KindVolume  = "volume" // ID is the volume's name
-	KindImage   = "image"  // ID is the image's name; Version is Image.Version
 )
 
 // Expectation is one optimistic-concurrency precondition of a Batch: the
@@ -157,9 +149,6 @@ func Encode(b *Batch) ([]byte, error) {
 	if len(b.PutVolumes) > 0 || len(b.DeleteVolumes) > 0 {
 		t = CmdVolumeBatch
 	}
-	if slices.ContainsFunc(b.Expect, func(e Expectation) bool { return e.Kind == KindImage }) {
-		t = CmdImageBatch
-	}
 	out = append(out, byte(t))
 	return append(out, body...), nil
 }
@@ -171,7 +160,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch || t == CmdImageBatch:
+	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)

@@ -220,10 +220,6 @@ func checkExpect(cur *state, exp []Expectation) error {
 			if v, ok := cur.volumes.Get([]byte(e.ID)); ok {
 				have = v.(*api.Volume).Meta.Version
 			}
-		case KindImage:
-			if v, ok := cur.images.Get([]byte(e.ID)); ok {
-				have = v.(*api.Image).Version
-			}
 		default:
 			return fmt.Errorf("expectation on %q: %w: unknown kind", e.Kind, ErrInvalid)
 		}
@@ -443,7 +439,7 @@ func (t *txn) applyImages(b *Batch) error {
 		if img.Name == "" {
 			return fmt.Errorf("put image %d: %w: empty name", i, ErrInvalid)
 		}
-		img.CreatedAt, img.Version = t.now, t.index
+		img.CreatedAt = t.now
 		if v, ok := t.images.Get([]byte(img.Name)); ok {
 			img.CreatedAt = v.(*api.Image).CreatedAt
 		}
