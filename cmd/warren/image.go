@@ -1,13 +1,11 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/imagearchive"
 	"github.com/warrenhq/warren/runtime/ociimage"
 )
 
@@ -33,8 +32,11 @@ func newImageLoadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load -i FILE.tar",
 		Short: "Load an image archive (docker save or OCI) into the cluster",
-		Long: `Load an image archive into the cluster. Managers keep it by digest; a node that needs the
-image and does not have it fetches it from a manager over mTLS, so no registry is needed.`,
+		Long: `Load an image archive into the cluster. Every manager keeps a copy by digest (the others
+fetch it from the one that received it, in the background), so losing a manager loses no
+image; a node that needs the image and does not have it fetches it from a manager over
+mTLS, once, so no registry is needed. A multi-platform archive (image pack --platform)
+places tasks only on nodes of its platforms, and each node imports only its own.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if input == "" {
@@ -63,7 +65,7 @@ image and does not have it fetches it from a manager over mTLS, so no registry i
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stdout, "Loaded image: %s (%s)\n", img.Name, shortDigest(img.Digest))
+				fmt.Fprintf(g.stdout, "Loaded image: %s (%s, %s)\n", img.Name, shortDigest(img.Digest), platformList(img.Platforms))
 			}
 			return nil
 		},
@@ -82,47 +84,13 @@ func shortDigest(d string) string {
 // archiveNames reads the image names an archive declares: OCI index
 // annotations, or docker's manifest.json RepoTags.
 func archiveNames(r io.Reader) ([]string, error) {
-	tr := tar.NewReader(r)
-	var names []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("not a tar archive: %w", err)
-		}
-		switch strings.TrimPrefix(h.Name, "./") {
-		case "index.json":
-			var idx struct {
-				Manifests []struct {
-					Annotations map[string]string `json:"annotations"`
-				} `json:"manifests"`
-			}
-			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
-				return nil, fmt.Errorf("index.json: %w", err)
-			}
-			for _, m := range idx.Manifests {
-				if n := m.Annotations[ociimage.AnnotationImageName]; n != "" {
-					names = appendUnique(names, n)
-				} else if n := m.Annotations["org.opencontainers.image.ref.name"]; strings.ContainsAny(n, "/:") {
-					names = appendUnique(names, n)
-				}
-			}
-		case "manifest.json":
-			var ms []struct{ RepoTags []string }
-			if err := json.NewDecoder(tr).Decode(&ms); err != nil {
-				return nil, fmt.Errorf("manifest.json: %w", err)
-			}
-			for _, m := range ms {
-				for _, t := range m.RepoTags {
-					names = appendUnique(names, t)
-				}
-			}
-		}
+	imgs, err := imagearchive.Read(r)
+	if err != nil {
+		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, errors.New("the archive names no image (no index.json annotation or manifest.json RepoTags)")
+	var names []string
+	for _, im := range imgs {
+		names = appendUnique(names, im.Name)
 	}
 	return names, nil
 }
@@ -138,12 +106,52 @@ func appendUnique(s []string, v string) []string {
 }
 
 func newImageLsCmd(g *globals) *cobra.Command {
-	return listCmd(g, "List images loaded into the cluster", (*client.Client).Images, func(tw *tabwriter.Writer, imgs []api.Image) {
-		row(tw, "NAME", "DIGEST", "SIZE", "MANAGERS")
+	var managers []string
+	list := func(c *client.Client, ctx context.Context) ([]api.Image, error) {
+		imgs, err := c.Images(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// Holders count against the managers raft has now: one that was
+		// removed no longer keeps anything for the cluster.
+		if info, err := c.Info(ctx); err == nil {
+			for _, m := range info.Managers {
+				managers = append(managers, m.NodeID)
+			}
+		}
+		return imgs, nil
+	}
+	return listCmd(g, "List images loaded into the cluster", list, func(tw *tabwriter.Writer, imgs []api.Image) {
+		row(tw, "NAME", "DIGEST", "SIZE", "PLATFORMS", "MANAGERS")
 		for _, i := range imgs {
-			row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), len(i.Holders))
+			row(tw, i.Name, shortDigest(i.Digest), fmt.Sprintf("%.1f MB", float64(i.Size)/1e6), platformList(i.Platforms), holderCount(i.Holders, managers))
 		}
 	})
+}
+
+// holderCount is "N/M": how many of the M managers hold the archive.
+func holderCount(holders, managers []string) string {
+	if len(managers) == 0 {
+		return fmt.Sprintf("%d", len(holders))
+	}
+	n := 0
+	for _, h := range holders {
+		if slices.Contains(managers, h) {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, len(managers))
+}
+
+func platformList(ps []api.Platform) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }
 
 func newImageRmCmd(g *globals) *cobra.Command {
@@ -159,61 +167,6 @@ func newImageRmCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-}
-
-func newImagePackCmd(g *globals) *cobra.Command {
-	var binary, rootfs, name, out, workdir, user string
-	var env, ports, entrypoint, args []string
-	cmd := &cobra.Command{
-		Use:   "pack (--binary FILE | --rootfs ROOTFS.tar) --name REF -o FILE.tar",
-		Short: "Pack a static binary or a root filesystem into an OCI image archive (no docker, no registry)",
-		Example: `  warren image pack --binary ./server --name myapp:v1 -o myapp.tar && warren image load -i myapp.tar
-  mmdebstrap --variant=apt --include=postgresql bookworm pg.tar
-  warren image pack --rootfs pg.tar --name postgres:15 --user postgres --entrypoint /usr/lib/postgresql/15/bin/postgres -o pg-image.tar`,
-		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if (binary == "") == (rootfs == "") {
-				return fmt.Errorf("give one of --binary (a static executable) or --rootfs (a root filesystem tarball)")
-			}
-			if name == "" || out == "" {
-				return fmt.Errorf("--name and --output are required")
-			}
-			cfg := ociimage.ImageConfig{Env: env, ExposedPorts: ports, Entrypoint: entrypoint, Cmd: args, WorkingDir: workdir, User: user}
-			f, err := os.Create(out)
-			if err != nil {
-				return err
-			}
-			if binary != "" {
-				var b []byte
-				if b, err = os.ReadFile(binary); err == nil {
-					err = ociimage.PackBinary(f, name, b, cfg)
-				}
-			} else {
-				var in *os.File
-				if in, err = os.Open(rootfs); err == nil {
-					err = ociimage.PackRootfs(f, name, in, cfg)
-					in.Close()
-				}
-			}
-			if err != nil {
-				f.Close()
-				os.Remove(out)
-				return err
-			}
-			return f.Close()
-		},
-	}
-	cmd.Flags().StringVar(&binary, "binary", "", "static executable to run as /app")
-	cmd.Flags().StringVar(&rootfs, "rootfs", "", "root filesystem tarball (e.g. from mmdebstrap) to use as the image's one layer")
-	cmd.Flags().StringVar(&name, "name", "", "image name, e.g. myapp:v1")
-	cmd.Flags().StringVarP(&out, "output", "o", "", "archive to write")
-	cmd.Flags().StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE baked into the image")
-	cmd.Flags().StringArrayVar(&ports, "expose", nil, "exposed port, e.g. 80/tcp")
-	cmd.Flags().StringArrayVar(&entrypoint, "entrypoint", nil, "entrypoint; repeat for each word (default /app with --binary)")
-	cmd.Flags().StringArrayVar(&args, "cmd", nil, "default arguments; repeat for each word")
-	cmd.Flags().StringVar(&workdir, "workdir", "", "working directory")
-	cmd.Flags().StringVar(&user, "user", "", "user[:group] the image runs as")
-	return cmd
 }
 
 // ociimagePack packs a binary with default settings (tests).

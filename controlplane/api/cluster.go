@@ -63,4 +63,7 @@ type Image struct {
 	Size      int64     `json:"size"`
 	Holders   []string  `json:"holders"` // manager node IDs that hold the archive
 	CreatedAt time.Time `json:"created_at"`
+	// Platforms are the platforms the archive offers (one per manifest of
+	// a multi-platform archive); empty when the archive does not say.
+	Platforms []Platform `json:"platforms,omitempty"`
 }

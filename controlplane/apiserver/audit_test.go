@@ -56,6 +56,7 @@ var wantAudited = map[string]bool{
 	"GET /v1/images":                     false,
 	"DELETE /v1/images/{name...}":        true,
 	"GET /v1/image-blobs/{name...}":      false,
+	"POST /v1/image-holders/{name...}":   false,
 	"POST /v1/certs/renew":               false,
 	"POST /v1/secrets":                   true,
 	"GET /v1/secrets":                    false,

@@ -50,6 +50,7 @@ var wantAllowed = map[string]string{
 	"GET /v1/volumes/{name}":             "manager admin",
 	"DELETE /v1/volumes/{name}":          "admin",
 	"GET /v1/image-blobs/{name...}":      "worker manager admin",
+	"POST /v1/image-holders/{name...}":   "manager",
 	"POST /v1/certs/renew":               "worker manager admin",
 	"POST /v1/secrets":                   "admin",
 	"GET /v1/secrets":                    "manager admin",

@@ -1,12 +1,13 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"go.uber.org/zap"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,8 +17,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/imagearchive"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -73,11 +78,12 @@ func (s *Server) uploadImage(w http.ResponseWriter, r *http.Request, _ Identity)
 		return errorf(http.StatusBadRequest, "image %q: the archive is empty", name)
 	}
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	platforms := s.archivePlatforms(tmp.Name(), name)
 	final, _ := s.blobPath(digest)
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("image %q: store blob: %w", name, err)
 	}
-	img := api.Image{Name: name, Digest: digest, Size: size, Holders: []string{s.b.NodeID()}, CreatedAt: s.cfg.Now()}
+	img := api.Image{Name: name, Digest: digest, Size: size, Holders: []string{s.b.NodeID()}, CreatedAt: s.cfg.Now(), Platforms: platforms}
 	if _, err := s.apply(r.Context(), &store.Batch{PutImages: []api.Image{img}}); err != nil {
 		return err
 	}
@@ -105,8 +111,9 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, _ Identity)
 	if err != nil {
 		return err
 	}
-	// The blob goes only when no other name points at it. Other managers
-	// holding a copy keep it until they are cleaned up; it is inert.
+	// The blob goes only when no other name points at it. Every other
+	// manager's replicator deletes its own copy once it sees the image gone
+	// (controlplane/manager/images.go).
 	shared := slices.ContainsFunc(v.Images(), func(o api.Image) bool { return o.Name != name && o.Digest == img.Digest })
 	if !shared {
 		if p, err := s.blobPath(img.Digest); err == nil {
@@ -132,13 +139,23 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
+	caller := "node"
+	if r.Header.Get(headerNoRelay) != "" {
+		caller = "manager"
+	}
+	imageBlobRequests.WithLabelValues(caller).Inc()
 	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) && r.Header.Get(headerNoRelay) == "" {
-		// Uploads land on the leader; any other manager fetches the blob
-		// from a holder the first time a node asks, verifies its digest
-		// and keeps it, so it can serve the next node itself.
-		if ferr := s.fetchBlob(r.Context(), v, img, p); ferr != nil {
-			return errorf(http.StatusBadGateway, "image %q: this manager does not hold the archive and could not fetch it from %s: %v", name, strings.Join(img.Holders, ", "), ferr)
+	if errors.Is(err, os.ErrNotExist) && caller == "node" {
+		// Every manager fetches every image in the background; one that
+		// has not yet (it just joined, or was down) fetches it now, so
+		// the node need not wait.
+		if ferr := s.HoldImage(r.Context(), name); ferr != nil {
+			if _, serr := os.Stat(p); serr != nil {
+				return errorf(http.StatusBadGateway, "image %q: this manager does not hold the archive and could not fetch it from %s: %v", name, strings.Join(img.Holders, ", "), ferr)
+			}
+			// Fetched and verified, only not recorded yet: serve it; the
+			// replicator records the holder on its next round.
+			s.log.Info("image fetched for a node, holder not recorded", zap.String("image", name), zap.Error(ferr))
 		}
 		f, err = os.Open(p)
 	}
@@ -161,8 +178,169 @@ func (s *Server) downloadImage(w http.ResponseWriter, r *http.Request, _ Identit
 // from local disk only (no relay loops).
 const headerNoRelay = "Warren-No-Relay"
 
-// fetchBlob copies an image archive from a manager that holds it into path,
-// verifying its digest, and records this manager as a holder.
+// HoldImage makes this manager a holder of the image's archive: it
+// fetches the blob from a manager that holds it unless the blob is on disk
+// already (blobs are only ever renamed into place after their digest was
+// checked), then records itself as a holder through the leader. It is
+// what the manager's image replicator calls for every image it lacks.
+func (s *Server) HoldImage(ctx context.Context, name string) error {
+	v := s.b.View()
+	img, ok := v.Image(name)
+	if !ok {
+		return fmt.Errorf("image %q: %w", name, errImageGone)
+	}
+	p, err := s.blobPath(img.Digest)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		if err := s.fetchBlob(ctx, v, img, p); err != nil {
+			return fmt.Errorf("image %q: fetch: %w", name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("image %q: %w", name, err)
+	}
+	if slices.Contains(img.Holders, s.b.NodeID()) {
+		return nil
+	}
+	return s.changeHolders(ctx, img, []string{s.b.NodeID()}, nil)
+}
+
+// DropImageHolders removes holders (managers that left the cluster) from
+// an image's record. Only the leader calls it.
+func (s *Server) DropImageHolders(ctx context.Context, name, digest string, gone []string) error {
+	img, ok := s.b.View().Image(name)
+	if !ok || img.Digest != digest {
+		return nil
+	}
+	return s.changeHolders(ctx, img, nil, gone)
+}
+
+var errImageGone = errors.New("no longer in the cluster")
+
+// changeHolders records holder changes on the leader: here when this
+// manager leads, else by asking the leader (POST /v1/image-holders).
+func (s *Server) changeHolders(ctx context.Context, img api.Image, add, drop []string) error {
+	if s.b.IsLeader() {
+		return s.updateHolders(ctx, img.Name, img.Digest, add, drop)
+	}
+	_, addr, err := s.leaderAPIAddr(ctx)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(imageHolderRequest{Digest: img.Digest, Drop: drop})
+	u := url.URL{Scheme: "https", Host: addr, Path: "/v1/image-holders/" + img.Name}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: s.managerTransport()}).Do(req)
+	if err != nil {
+		return fmt.Errorf("record image holder at the leader %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("record image holder at the leader %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// imageHolderRequest is the body of POST /v1/image-holders/{name}: the
+// calling manager holds the archive of Digest (the digest it verified, so
+// a holder is never recorded for an image replaced meanwhile), and the
+// leader's replicator may name managers that left (Drop).
+type imageHolderRequest struct {
+	Digest string   `json:"digest"`
+	Drop   []string `json:"drop,omitempty"`
+}
+
+func (s *Server) recordImageHolder(w http.ResponseWriter, r *http.Request, id Identity) error {
+	name := r.PathValue("name")
+	var req imageHolderRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	var add []string
+	if len(req.Drop) == 0 {
+		add = []string{id.NodeID}
+	}
+	if err := s.updateHolders(r.Context(), name, req.Digest, add, req.Drop); err != nil {
+		return err
+	}
+	img, _ := s.b.View().Image(name)
+	writeJSON(w, http.StatusOK, img)
+	return nil
+}
+
+// updateHolders is a read-modify-write of one image's holders on the
+// leader. Every holder change goes through here, one at a time (holdersMu),
+// so two managers that finish fetching at once cannot overwrite each
+// other's entry. It is a plain batch, not one conditional on the image's
+// version: a manager of the previous release, which knows no such
+// condition, applies it like its peers during a rolling upgrade. A change
+// lost across a leader change heals on the replicator's next round (a
+// manager with the blob on disk and not recorded claims it again).
+func (s *Server) updateHolders(ctx context.Context, name, digest string, add, drop []string) error {
+	s.holdersMu.Lock()
+	defer s.holdersMu.Unlock()
+	img, ok := s.b.View().Image(name)
+	if !ok {
+		return errorf(http.StatusNotFound, "image %q not found", name)
+	}
+	if img.Digest != digest {
+		return errorf(http.StatusConflict, "image %q is now %s, not %s", name, shortDigest(img.Digest), shortDigest(digest))
+	}
+	next := img
+	next.Holders = slices.DeleteFunc(slices.Clone(img.Holders), func(h string) bool { return slices.Contains(drop, h) })
+	for _, h := range add {
+		if !slices.Contains(next.Holders, h) {
+			next.Holders = append(next.Holders, h)
+		}
+	}
+	if slices.Equal(next.Holders, img.Holders) {
+		return nil
+	}
+	_, err := s.apply(ctx, &store.Batch{PutImages: []api.Image{next}})
+	return err
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// archivePlatforms reads the platforms the archive at path offers for the
+// image name. An archive that does not say (or cannot be read as one) has
+// none recorded, and its tasks may go to any node, as before platforms
+// were recorded.
+func (s *Server) archivePlatforms(path, name string) []api.Platform {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	imgs, err := imagearchive.Read(f)
+	if err != nil {
+		s.log.Info("image archive: no platforms recorded", zap.String("image", name), zap.Error(err))
+		return nil
+	}
+	for _, im := range imgs {
+		if imageStoreName(im.Name) == name {
+			return im.Platforms
+		}
+	}
+	if len(imgs) == 1 {
+		return imgs[0].Platforms
+	}
+	return nil
+}
+
+// fetchBlob copies an image archive from a manager that holds it into
+// path, verifying its digest.
 func (s *Server) fetchBlob(ctx context.Context, v *store.View, img api.Image, path string) error {
 	hc := &http.Client{Transport: s.managerTransport()}
 	var lastErr error = errors.New("no holder is a manager with an API address")
@@ -172,15 +350,23 @@ func (s *Server) fetchBlob(ctx context.Context, v *store.View, img api.Image, pa
 			continue
 		}
 		if lastErr = s.fetchBlobFrom(ctx, hc, n.Status.Manager.APIAddr, img, path); lastErr == nil {
-			next := img
-			next.Holders = append(slices.Clone(img.Holders), s.b.NodeID())
-			if _, err := s.apply(ctx, &store.Batch{PutImages: []api.Image{next}}); err != nil {
-				s.log.Info("record image holder", zap.String("image", img.Name), zap.Error(err))
-			}
 			return nil
 		}
 	}
 	return lastErr
+}
+
+// imageBlobRequests counts archive downloads served, by caller: a node
+// importing an image, or a manager replicating it. A node that restarts
+// a task from its local copy adds nothing.
+var imageBlobRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "warren_image_blob_requests_total",
+	Help: "Image archive downloads asked of this manager, by caller (node or manager).",
+}, []string{"caller"})
+
+func init() {
+	imageBlobRequests.WithLabelValues("node")
+	imageBlobRequests.WithLabelValues("manager")
 }
 
 func (s *Server) fetchBlobFrom(ctx context.Context, hc *http.Client, addr string, img api.Image, path string) error {

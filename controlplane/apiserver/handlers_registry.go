@@ -277,6 +277,12 @@ func (s *Server) prepareImage(r *http.Request, spec *api.ServiceSpec, prev *api.
 	if d := c.ImageDigest; d != "" && !validDigest(d) {
 		return nil, errorf(http.StatusBadRequest, "service %q: image_digest %q is not sha256:<64 hex digits>", spec.Name, d)
 	}
+	if img, ok := v.Image(imageStoreName(c.Image)); ok && c.ImageDigest == "" {
+		// An archive loaded into the cluster has no registry to ask; its
+		// recorded platforms place it as an index's would (images.md).
+		c.ImagePlatforms = slices.Clone(img.Platforms)
+		return nil, nil
+	}
 	switch {
 	case s.cfg.Images == nil, r.URL.Query().Get("resolve_image") == "never":
 		return nil, nil

@@ -35,7 +35,9 @@ func init() {
 }
 
 // Metrics returns the API's collectors.
-func Metrics() []prometheus.Collector { return []prometheus.Collector{requestDuration, taskReports} }
+func Metrics() []prometheus.Collector {
+	return []prometheus.Collector{requestDuration, taskReports, imageBlobRequests}
+}
 
 // codeClass is "2xx", "4xx", …: the status class keeps the series few.
 func codeClass(code int) string {

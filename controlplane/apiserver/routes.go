@@ -60,6 +60,8 @@ func (s *Server) routeTable() []Route {
 		{http.MethodGet, "/v1/images", certified, Read, s.listImages},
 		{http.MethodDelete, "/v1/images/{name...}", admins, Write, s.removeImage},
 		{http.MethodGet, "/v1/image-blobs/{name...}", certified, Local, s.downloadImage},
+		// Managers record that they hold an image's archive (replication).
+		{http.MethodPost, "/v1/image-holders/{name...}", managers, Write, s.recordImageHolder},
 
 		{http.MethodPost, "/v1/volumes", admins, Write, s.createVolume},
 		{http.MethodGet, "/v1/volumes", readers, Read, s.listVolumes},

@@ -68,11 +68,13 @@ type Config struct {
 
 // Server serves the v1 API. Create it with New.
 type Server struct {
-	cfg    Config
-	b      Backend
-	log    *zap.Logger
-	routes []Route
-	mux    *http.ServeMux
+	cfg Config
+	// holdersMu serialises image holder changes on the leader.
+	holdersMu sync.Mutex
+	b         Backend
+	log       *zap.Logger
+	routes    []Route
+	mux       *http.ServeMux
 
 	// One transport to the other managers (forwarding, blob relay) and one
 	// to the nodes (logs), built on first use and kept for connection reuse.

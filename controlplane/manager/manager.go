@@ -325,6 +325,7 @@ func (m *Manager) Serve(ctx context.Context) error {
 	go m.runRenewal(ctx)
 	go m.watchRemoval(ctx)
 	go m.watchAutolock(ctx)
+	go m.replicateImages(ctx)
 	select {
 	case <-ctx.Done():
 		return nil

@@ -215,16 +215,17 @@ func (e *Executor) RemoveContainer(ctx context.Context, id string) error {
 }
 
 // ImportArchive loads a docker-save or OCI archive and unpacks its images;
-// it returns their names.
+// it returns their names. Of a multi-platform archive only this node's
+// platform (Options.Platform when set) is imported and unpacked.
 func (e *Executor) ImportArchive(ctx context.Context, r io.Reader) ([]string, error) {
 	ctx = e.ns(ctx)
-	imgs, err := e.client.Import(ctx, r, client.WithImportPlatform(platforms.Default()))
+	imgs, err := e.client.Import(ctx, r, client.WithImportPlatform(e.platform()))
 	if err != nil {
 		return nil, fmt.Errorf("import image archive: %w", err)
 	}
 	var names []string
 	for _, im := range imgs {
-		img := client.NewImageWithPlatform(e.client, im, platforms.Default())
+		img := client.NewImageWithPlatform(e.client, im, e.platform())
 		if err := img.Unpack(ctx, e.o.Snapshotter); err != nil {
 			return names, fmt.Errorf("unpack %s: %w", im.Name, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,8 +44,9 @@ type ImageConfig struct {
 	// Created is recorded in the config and as every file's mtime; zero
 	// keeps the archive byte-for-byte reproducible.
 	Created time.Time
-	// Arch defaults to runtime.GOARCH.
-	Arch string
+	// Arch defaults to runtime.GOARCH, OS to linux; Variant is for arm
+	// (v7) and the like.
+	Arch, OS, Variant string
 }
 
 // AnnotationImageName is the annotation containerd's importer reads the
@@ -103,10 +105,20 @@ func PackRootfs(w io.Writer, ref string, rootfs io.Reader, cfg ImageConfig) erro
 	if ref == "" {
 		return fmt.Errorf("pack image: empty reference")
 	}
+	layer, diffID, err := rootfsLayer(rootfs)
+	if err != nil {
+		return err
+	}
+	return writeImage(w, ref, layer, diffID, cfg)
+}
+
+// rootfsLayer compresses a root filesystem tarball into a layer and
+// returns it with its diff ID.
+func rootfsLayer(rootfs io.Reader) ([]byte, digest.Digest, error) {
 	var gz bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	h := sha256.New()
 	// Everything read is compressed and hashed byte for byte; reading it
@@ -120,45 +132,133 @@ func PackRootfs(w io.Writer, ref string, rootfs io.Reader, cfg ImageConfig) erro
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("pack image: root filesystem: not a tar archive: %w", err)
+			return nil, "", fmt.Errorf("pack image: root filesystem: not a tar archive: %w", err)
 		}
 		entries++
 		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return fmt.Errorf("pack image: root filesystem: %w", err)
+			return nil, "", fmt.Errorf("pack image: root filesystem: %w", err)
 		}
 	}
 	if entries == 0 {
-		return fmt.Errorf("pack image: root filesystem: the archive is empty")
+		return nil, "", fmt.Errorf("pack image: root filesystem: the archive is empty")
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil { // the end-of-archive padding
-		return fmt.Errorf("pack image: root filesystem: %w", err)
+		return nil, "", fmt.Errorf("pack image: root filesystem: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return nil, "", err
 	}
-	diffID := digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil)))
-	return writeImage(w, ref, gz.Bytes(), diffID, cfg)
+	return gz.Bytes(), digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))), nil
 }
 
-// writeImage writes the archive around one compressed layer.
-func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg ImageConfig) error {
-	full := NormalizeRef(ref)
-	mtime := cfg.Created
-	if mtime.IsZero() {
-		mtime = time.Unix(0, 0)
+// Input is one platform's content of a multi-platform archive: a static
+// binary (as PackBinary) or a root filesystem tarball (as PackRootfs).
+type Input struct {
+	Platform ocispec.Platform // OS defaults to linux
+	Binary   []byte
+	Rootfs   io.Reader
+}
+
+// PackIndex writes an archive whose image is an OCI image index with one
+// manifest per input, as `docker buildx build --platform a,b` makes: a
+// node imports and runs only its own platform's manifest. All platforms
+// share cfg. No docker manifest.json is written: that format names one
+// config per tag and cannot express an index (docker loads the OCI
+// layout with its containerd image store).
+func PackIndex(w io.Writer, ref string, inputs []Input, cfg ImageConfig) error {
+	if ref == "" {
+		return fmt.Errorf("pack image: empty reference")
 	}
+	if len(inputs) == 0 {
+		return fmt.Errorf("pack image: no input")
+	}
+	var blobs []archiveFile
+	var manifests []ocispec.Descriptor
+	for i, in := range inputs {
+		p := in.Platform
+		if p.OS == "" {
+			p.OS = "linux"
+		}
+		if p.Architecture == "" {
+			return fmt.Errorf("pack image: input %d: no architecture", i+1)
+		}
+		if slices.ContainsFunc(manifests, func(d ocispec.Descriptor) bool { return platformString(*d.Platform) == platformString(p) }) {
+			return fmt.Errorf("pack image: platform %s given twice", platformString(p))
+		}
+		c := cfg
+		var layer []byte
+		var diffID digest.Digest
+		var err error
+		switch {
+		case (in.Binary == nil) == (in.Rootfs == nil):
+			return fmt.Errorf("pack image: %s: give a binary or a root filesystem", platformString(p))
+		case in.Binary != nil:
+			mtime := cfg.Created
+			if mtime.IsZero() {
+				mtime = time.Unix(0, 0)
+			}
+			layer, diffID, err = buildLayer(in.Binary, mtime)
+			if len(c.Entrypoint) == 0 {
+				c.Entrypoint = []string{"/app"}
+			}
+		default:
+			layer, diffID, err = rootfsLayer(in.Rootfs)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", platformString(p), err)
+		}
+		files, man, err := buildManifest(layer, diffID, c, p)
+		if err != nil {
+			return err
+		}
+		blobs = append(blobs, files...)
+		manifests = append(manifests, man)
+	}
+	full := NormalizeRef(ref)
+	index := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests,
+	}
+	indexBlob, err := json.Marshal(index)
+	if err != nil {
+		return fmt.Errorf("pack image index: %w", err)
+	}
+	indexDesc := ocispec.Descriptor{
+		MediaType:   ocispec.MediaTypeImageIndex,
+		Digest:      digest.FromBytes(indexBlob),
+		Size:        int64(len(indexBlob)),
+		Annotations: nameAnnotations(full),
+	}
+	blobs = append(blobs, archiveFile{blobPath(indexDesc.Digest), indexBlob})
+	return writeArchive(w, cfg.Created, indexDesc, blobs, nil)
+}
+
+// platformString is os/arch[/variant], as --platform spells it.
+func platformString(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+type archiveFile struct {
+	name string
+	data []byte
+}
+
+// buildManifest makes one platform's config and manifest around its
+// layer; it returns the blobs (layer, config, manifest) and the
+// manifest's descriptor, which names the platform.
+func buildManifest(layer []byte, diffID digest.Digest, cfg ImageConfig, p ocispec.Platform) ([]archiveFile, ocispec.Descriptor, error) {
 	layerDesc := ocispec.Descriptor{
 		MediaType: ocispec.MediaTypeImageLayerGzip,
 		Digest:    digest.FromBytes(layer),
 		Size:      int64(len(layer)),
 	}
-
-	arch := cfg.Arch
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
 	img := ocispec.Image{
-		Platform: ocispec.Platform{Architecture: arch, OS: "linux"},
+		Platform: ocispec.Platform{Architecture: p.Architecture, OS: p.OS, Variant: p.Variant},
 		Config:   imageConfig(cfg),
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
 	}
@@ -168,14 +268,13 @@ func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg
 	}
 	cfgBlob, err := json.Marshal(img)
 	if err != nil {
-		return fmt.Errorf("pack image config: %w", err)
+		return nil, ocispec.Descriptor{}, fmt.Errorf("pack image config: %w", err)
 	}
 	cfgDesc := ocispec.Descriptor{
 		MediaType: ocispec.MediaTypeImageConfig,
 		Digest:    digest.FromBytes(cfgBlob),
 		Size:      int64(len(cfgBlob)),
 	}
-
 	manifest := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
@@ -184,34 +283,72 @@ func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg
 	}
 	manBlob, err := json.Marshal(manifest)
 	if err != nil {
-		return fmt.Errorf("pack image manifest: %w", err)
+		return nil, ocispec.Descriptor{}, fmt.Errorf("pack image manifest: %w", err)
 	}
-	tagOnly := full[strings.LastIndex(full, ":")+1:]
 	manDesc := ocispec.Descriptor{
 		MediaType: ocispec.MediaTypeImageManifest,
 		Digest:    digest.FromBytes(manBlob),
 		Size:      int64(len(manBlob)),
-		Platform:  &ocispec.Platform{Architecture: arch, OS: "linux"},
-		Annotations: map[string]string{
-			AnnotationImageName:       full,
-			ocispec.AnnotationRefName: tagOnly,
-		},
+		Platform:  &ocispec.Platform{Architecture: p.Architecture, OS: p.OS, Variant: p.Variant},
+	}
+	return []archiveFile{
+		{blobPath(layerDesc.Digest), layer},
+		{blobPath(cfgDesc.Digest), cfgBlob},
+		{blobPath(manDesc.Digest), manBlob},
+	}, manDesc, nil
+}
+
+// nameAnnotations name the archive's image for containerd's importer (the
+// full reference) and for OCI tools (the tag).
+func nameAnnotations(full string) map[string]string {
+	return map[string]string{
+		AnnotationImageName:       full,
+		ocispec.AnnotationRefName: full[strings.LastIndex(full, ":")+1:],
+	}
+}
+
+// writeImage writes the single-platform archive around one compressed
+// layer, with a docker manifest.json beside the OCI layout.
+func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg ImageConfig) error {
+	full := NormalizeRef(ref)
+	p := ocispec.Platform{OS: cfg.OS, Architecture: cfg.Arch, Variant: cfg.Variant}
+	if p.Architecture == "" {
+		p.Architecture = runtime.GOARCH
+	}
+	if p.OS == "" {
+		p.OS = "linux"
+	}
+	files, manDesc, err := buildManifest(layer, diffID, cfg, p)
+	if err != nil {
+		return err
+	}
+	manDesc.Annotations = nameAnnotations(full)
+	// files are layer, config, manifest (buildManifest).
+	dockerManifest, _ := json.Marshal([]map[string]any{{
+		"Config":   files[1].name,
+		"RepoTags": []string{dockerTag(full)},
+		"Layers":   []string{files[0].name},
+	}})
+	return writeArchive(w, cfg.Created, manDesc, files, dockerManifest)
+}
+
+// writeArchive writes the OCI layout: oci-layout, the blobs, index.json
+// naming top, and a docker manifest.json when given.
+func writeArchive(w io.Writer, created time.Time, top ocispec.Descriptor, blobs []archiveFile, dockerManifest []byte) error {
+	mtime := created
+	if mtime.IsZero() {
+		mtime = time.Unix(0, 0)
 	}
 	index := ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{manDesc},
+		Manifests: []ocispec.Descriptor{top},
 	}
 	indexBlob, err := json.Marshal(index)
 	if err != nil {
 		return fmt.Errorf("pack image index: %w", err)
 	}
 	layoutBlob, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	dockerManifest, _ := json.Marshal([]map[string]any{{
-		"Config":   blobPath(cfgDesc.Digest),
-		"RepoTags": []string{dockerTag(full)},
-		"Layers":   []string{blobPath(layerDesc.Digest)},
-	}})
 
 	tw := tar.NewWriter(w)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
@@ -219,16 +356,10 @@ func writeImage(w io.Writer, ref string, layer []byte, diffID digest.Digest, cfg
 			return fmt.Errorf("pack image: %w", err)
 		}
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{ocispec.ImageLayoutFile, layoutBlob},
-		{blobPath(layerDesc.Digest), layer},
-		{blobPath(cfgDesc.Digest), cfgBlob},
-		{blobPath(manDesc.Digest), manBlob},
-		{ocispec.ImageIndexFile, indexBlob},
-		{"manifest.json", dockerManifest},
+	files := append([]archiveFile{{ocispec.ImageLayoutFile, layoutBlob}}, blobs...)
+	files = append(files, archiveFile{ocispec.ImageIndexFile, indexBlob})
+	if dockerManifest != nil {
+		files = append(files, archiveFile{"manifest.json", dockerManifest})
 	}
 	for _, f := range files {
 		if err := writeFile(tw, f.name, 0o644, f.data, mtime); err != nil {

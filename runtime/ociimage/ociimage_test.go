@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"io"
+	"reflect"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -221,5 +222,60 @@ func TestPackBinaryKeepsItsEntrypoint(t *testing.T) {
 	}
 	if !bytes.Contains(buf.Bytes(), []byte(`"Entrypoint":["/app"]`)) {
 		t.Error("binary image lost its /app entrypoint")
+	}
+}
+
+func TestPackIndex(t *testing.T) {
+	var buf bytes.Buffer
+	err := PackIndex(&buf, "multi:v1", []Input{
+		{Platform: ocispec.Platform{Architecture: "amd64"}, Binary: []byte("amd64 binary")},
+		{Platform: ocispec.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, Binary: []byte("arm binary")},
+	}, ImageConfig{Env: []string{"A=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readArchive(t, buf.Bytes())
+	if _, ok := files["manifest.json"]; ok {
+		t.Error("an index archive carries a docker manifest.json")
+	}
+	var top, idx ocispec.Index
+	if err := json.Unmarshal(files["index.json"], &top); err != nil || len(top.Manifests) != 1 {
+		t.Fatalf("index.json: %v %s", err, files["index.json"])
+	}
+	d := top.Manifests[0]
+	if d.MediaType != ocispec.MediaTypeImageIndex || d.Annotations[AnnotationImageName] != "docker.io/library/multi:v1" || d.Annotations[ocispec.AnnotationRefName] != "v1" {
+		t.Fatalf("top descriptor %+v: want an index named docker.io/library/multi:v1", d)
+	}
+	if err := json.Unmarshal(blob(t, files, d), &idx); err != nil || len(idx.Manifests) != 2 {
+		t.Fatalf("image index: %v, %d manifests", err, len(idx.Manifests))
+	}
+	for i, want := range []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm", Variant: "v7"}} {
+		m := idx.Manifests[i]
+		if m.Platform == nil || !reflect.DeepEqual(*m.Platform, want) {
+			t.Errorf("manifest %d platform %+v, want %+v", i, m.Platform, want)
+		}
+		var man ocispec.Manifest
+		var cfg ocispec.Image
+		_ = json.Unmarshal(blob(t, files, m), &man)
+		_ = json.Unmarshal(blob(t, files, man.Config), &cfg)
+		if !reflect.DeepEqual(cfg.Platform, want) || len(cfg.Config.Entrypoint) != 1 || cfg.Config.Entrypoint[0] != "/app" || len(cfg.Config.Env) != 2 {
+			t.Errorf("manifest %d config: platform %+v entrypoint %v env %v", i, cfg.Platform, cfg.Config.Entrypoint, cfg.Config.Env)
+		}
+		blob(t, files, man.Layers[0])
+	}
+
+	for _, c := range []struct {
+		name   string
+		inputs []Input
+		err    string
+	}{
+		{"no input", nil, "no input"},
+		{"a platform twice", []Input{{Platform: ocispec.Platform{Architecture: "arm64"}, Binary: []byte("a")}, {Platform: ocispec.Platform{OS: "linux", Architecture: "arm64"}, Binary: []byte("b")}}, "given twice"},
+		{"no architecture", []Input{{Binary: []byte("a")}}, "no architecture"},
+		{"both kinds in one input", []Input{{Platform: ocispec.Platform{Architecture: "arm64"}, Binary: []byte("a"), Rootfs: bytes.NewReader(nil)}}, "give a binary or a root filesystem"},
+	} {
+		if err := PackIndex(io.Discard, "x:1", c.inputs, ImageConfig{}); err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.err)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.err)
+		}
 	}
 }
