@@ -133,15 +133,21 @@ func BenchmarkNodeRSS(b *testing.B) {
 			}
 			return string(out), nil
 		}
-		logf, err := os.Create(filepath.Join(dir, "..", "wbn-"+tag+".log"))
+		logf, err := os.Create(filepath.Join(dir, "..", "wbn-"+tag+".log")) // kept for a look after the run
 		if err != nil {
 			b.Fatal(err)
 		}
+		pprofDir := os.Getenv("WARREN_BENCH_PPROF_DIR")
 		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, "--", bin}, append(flags,
 			"cluster", "init", "--advertise-addr", "192.168.250.1", "--listen-addr", ":2377",
 			"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
 			"--wireguard-interface", wg, "--bridge", br, "--metrics-addr", "127.0.0.1:9323", "--host-lb=false")...)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
+		if pprofDir != "" {
+			// Sampled finely enough to see a few KiB per task; the
+			// collector's trace shows live heap against heap goal.
+			cmd.Env = append(os.Environ(), "WARREN_PPROF=1", "GODEBUG=memprofilerate=4096,gctrace=1")
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -174,7 +180,23 @@ func BenchmarkNodeRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		time.Sleep(3 * time.Second) // start-up garbage collected
+		profile := func(what string) {
+			if pprofDir == "" {
+				return
+			}
+			// The daemon's heap and goroutines at this point, for a look at
+			// where its memory goes (go tool pprof).
+			for _, p := range []string{"heap", "goroutine"} {
+				out, err := exec.Command("nsenter", "--net=/run/netns/"+netns, "--", "curl", "-sf", "-o",
+					filepath.Join(pprofDir, strings.ReplaceAll(what, " ", "-")+"-"+p+".pprof"),
+					"http://127.0.0.1:9323/debug/pprof/"+p).CombinedOutput()
+				if err != nil {
+					b.Logf("profile %s %s: %v: %s", what, p, err, out)
+				}
+			}
+		}
 		base, basePSS := report(b, "no task", warrenProcs(b, bin))
+		profile("no task")
 		b.ReportMetric(float64(base)/1024, "0-tasks-MiB")
 		b.ReportMetric(float64(basePSS)/1024, "0-tasks-PSS-MiB")
 		created := false
@@ -190,6 +212,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 			time.Sleep(5 * time.Second) // logs flowing, health settled
 			ps := warrenProcs(b, bin)
 			kib, pss := report(b, fmt.Sprintf("%d tasks", n), ps)
+			profile(fmt.Sprintf("%d tasks", n))
 			b.ReportMetric(float64(kib)/1024, fmt.Sprintf("%d-tasks-MiB", n))
 			b.ReportMetric(float64(pss)/1024, fmt.Sprintf("%d-tasks-PSS-MiB", n))
 			b.ReportMetric(float64(kib)/float64(base), fmt.Sprintf("%d-tasks/0-tasks", n))
