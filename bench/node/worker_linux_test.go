@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +71,5 @@ func BenchmarkWorkerRSS(b *testing.B) {
 		}
 		time.Sleep(5 * time.Second) // logs flowing, health settled
 		measure(fmt.Sprintf("%d tasks", len(ts)))
-	}
-	if os.Getenv("WARREN_BENCH_SMOKE") != "" {
-		b.Log("smoke run: one worker, idle and 10 tasks (the full run is the same)")
 	}
 }
