@@ -35,6 +35,12 @@ func DeviceMain(args []string) {
 		l.Fatalf("usage: %s IFNAME MTU", deviceArg)
 	}
 	name := args[1]
+	// The start-up garbage goes back first: wireguard-go allocates its
+	// packet buffers (64 KiB each, hundreds of them) up front, and buffers
+	// carved from pages init already dirtied are zeroed and so resident,
+	// while buffers on pages handed back stay untouched until a packet
+	// needs them.
+	debug.FreeOSMemory()
 	mtu, err := strconv.Atoi(args[2])
 	if err != nil {
 		l.Fatalf("mtu %q: %v", args[2], err)
@@ -65,8 +71,8 @@ func DeviceMain(args []string) {
 	if err := dev.Up(); err != nil {
 		l.Fatalf("up: %v", err)
 	}
-	// Hand back the start-up garbage (every package's init in this
-	// binary) of a process that lives as long as the node.
+	// And what setting the device up left, in a process that lives as
+	// long as the node.
 	debug.FreeOSMemory()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
