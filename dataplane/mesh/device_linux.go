@@ -35,11 +35,11 @@ func DeviceMain(args []string) {
 		l.Fatalf("usage: %s IFNAME MTU", deviceArg)
 	}
 	name := args[1]
-	// The start-up garbage goes back first: wireguard-go allocates its
-	// packet buffers (64 KiB each, hundreds of them) up front, and buffers
-	// carved from pages init already dirtied are zeroed and so resident,
-	// while buffers on pages handed back stay untouched until a packet
-	// needs them.
+	// The start-up garbage (every package's init in this binary) goes
+	// back before wireguard-go allocates its packet buffers (hundreds of
+	// 64 KiB, up front), not only once the device is up: the idle device
+	// then holds ~0.8 MiB less (bench/node, 7.3 → 6.5 MiB anonymous) —
+	// fewer of the buffers land on pages init dirtied.
 	debug.FreeOSMemory()
 	mtu, err := strconv.Atoi(args[2])
 	if err != nil {
