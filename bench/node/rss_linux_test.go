@@ -22,13 +22,19 @@ type proc struct {
 	rss, anon, pss int
 }
 
-// warrenProcs reads the memory of every process whose executable is bin.
-// VmRSS counts the binary's text pages in every process that touched
-// them; PSS (smaps_rollup) shares them out, so the PSS of all processes
-// adds up to what they use together.
-func warrenProcs(b *testing.B, bin string) []proc {
+// warrenProcs reads the memory of every process whose executable is bin
+// and that runs in the network namespace netns (a node's daemon and its
+// devices; its tasks have namespaces of their own). VmRSS counts the
+// binary's text pages in every process that touched them; PSS
+// (smaps_rollup) shares them out, so the PSS of all processes adds up to
+// what they use together.
+func warrenProcs(b *testing.B, bin, netns string) []proc {
 	b.Helper()
 	want, err := os.Stat(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := os.Stat("/run/netns/" + netns)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,6 +46,9 @@ func warrenProcs(b *testing.B, bin string) []proc {
 			continue
 		}
 		dir := filepath.Dir(exe)
+		if fi, err := os.Stat(filepath.Join(dir, "ns", "net")); err != nil || !os.SameFile(fi, ns) {
+			continue
+		}
 		pid, _ := strconv.Atoi(filepath.Base(dir))
 		p := proc{role: "daemon", pid: pid}
 		if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
@@ -75,13 +84,16 @@ func kibFields(path string) map[string]int {
 	return out
 }
 
-// report logs each process and returns the sums of RSS and PSS in KiB.
-func report(b *testing.B, what string, ps []proc) (rss, pss int) {
+// report logs each process and returns the sums of RSS and PSS in KiB,
+// and what the processes hold together (each page once).
+func report(b *testing.B, what string, ps []proc) (rss, pss, held int) {
 	b.Helper()
 	var parts []string
+	var pids []int
 	for _, p := range ps {
 		rss += p.rss
 		pss += p.pss
+		pids = append(pids, p.pid)
 		parts = append(parts, fmt.Sprintf("%s rss %.1f anon %.1f pss %.1f", p.role, float64(p.rss)/1024, float64(p.anon)/1024, float64(p.pss)/1024))
 	}
 	if d := os.Getenv("WARREN_BENCH_SMAPS_DIR"); d != "" {
@@ -92,8 +104,9 @@ func report(b *testing.B, what string, ps []proc) (rss, pss int) {
 			}
 		}
 	}
-	b.Logf("%s: %d Warren processes, RSS %.1f MiB, PSS %.1f MiB (%s)", what, len(ps), float64(rss)/1024, float64(pss)/1024, strings.Join(parts, "; "))
-	return rss, pss
+	held = together(b, pids)
+	b.Logf("%s: %d Warren processes, RSS %.1f MiB, PSS %.1f MiB, together %.1f MiB (%s)", what, len(ps), float64(rss)/1024, float64(pss)/1024, float64(held)/1024, strings.Join(parts, "; "))
+	return rss, pss, held
 }
 
 // BenchmarkNodeRSS runs a one-node cluster in a network namespace of its own
@@ -137,11 +150,17 @@ func BenchmarkNodeRSS(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		pprofDir := os.Getenv("WARREN_BENCH_PPROF_DIR")
 		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + netns, "--", bin}, append(flags,
 			"cluster", "init", "--advertise-addr", "192.168.250.1", "--listen-addr", ":2377",
 			"--containerd", ctd.Socket, "--containerd-namespace", "wbn-"+tag, "--cgroup-parent", cg,
 			"--wireguard-interface", wg, "--bridge", br, "--metrics-addr", "127.0.0.1:9323", "--host-lb=false")...)...)
 		cmd.Stdout, cmd.Stderr = logf, logf
+		if pprofDir != "" {
+			// Sampled finely enough to see a few KiB per task; the
+			// collector's trace shows live heap against heap goal.
+			cmd.Env = append(os.Environ(), "WARREN_PPROF=1", "GODEBUG=memprofilerate=4096,gctrace=1")
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -162,6 +181,11 @@ func BenchmarkNodeRSS(b *testing.B) {
 			ktest.RunQuiet("ip", "-n", netns, "link", "del", wg)
 			logf.Close()
 			os.RemoveAll(dir)
+			if b.Failed() {
+				b.Logf("the daemon's log: %s", logf.Name())
+			} else {
+				os.Remove(logf.Name())
+			}
 		})
 		eventually(b, "the node is ready", 90*time.Second, func() error {
 			out, err := cli("node", "ls")
@@ -174,7 +198,23 @@ func BenchmarkNodeRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		time.Sleep(3 * time.Second) // start-up garbage collected
-		base, basePSS := report(b, "no task", warrenProcs(b, bin))
+		profile := func(what string) {
+			if pprofDir == "" {
+				return
+			}
+			// The daemon's heap and goroutines at this point, for a look at
+			// where its memory goes (go tool pprof).
+			for _, p := range []string{"heap", "goroutine"} {
+				out, err := exec.Command("nsenter", "--net=/run/netns/"+netns, "--", "curl", "-sf", "-o",
+					filepath.Join(pprofDir, strings.ReplaceAll(what, " ", "-")+"-"+p+".pprof"),
+					"http://127.0.0.1:9323/debug/pprof/"+p).CombinedOutput()
+				if err != nil {
+					b.Logf("profile %s %s: %v: %s", what, p, err, out)
+				}
+			}
+		}
+		base, basePSS, _ := report(b, "no task", warrenProcs(b, bin, netns))
+		profile("no task")
 		b.ReportMetric(float64(base)/1024, "0-tasks-MiB")
 		b.ReportMetric(float64(basePSS)/1024, "0-tasks-PSS-MiB")
 		created := false
@@ -188,8 +228,9 @@ func BenchmarkNodeRSS(b *testing.B) {
 				b.Fatal(err)
 			}
 			time.Sleep(5 * time.Second) // logs flowing, health settled
-			ps := warrenProcs(b, bin)
-			kib, pss := report(b, fmt.Sprintf("%d tasks", n), ps)
+			ps := warrenProcs(b, bin, netns)
+			kib, pss, _ := report(b, fmt.Sprintf("%d tasks", n), ps)
+			profile(fmt.Sprintf("%d tasks", n))
 			b.ReportMetric(float64(kib)/1024, fmt.Sprintf("%d-tasks-MiB", n))
 			b.ReportMetric(float64(pss)/1024, fmt.Sprintf("%d-tasks-PSS-MiB", n))
 			b.ReportMetric(float64(kib)/float64(base), fmt.Sprintf("%d-tasks/0-tasks", n))

@@ -22,6 +22,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
+	"github.com/warrenhq/warren/controlplane/memlimit"
 	"github.com/warrenhq/warren/dataplane/nodenet"
 	"github.com/warrenhq/warren/runtime/registry"
 )
@@ -43,6 +44,7 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	_ = clog.SetLevel("warn")
 	ctx, cancel := signalContext()
 	defer cancel()
+	go memlimit.Run(ctx)
 	// A start that fails before this node has an identity leaves no half a
 	// node behind: the data dir goes if this start created it.
 	undo := func() {}

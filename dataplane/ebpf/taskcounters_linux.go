@@ -164,8 +164,16 @@ func (c *TaskCounters) Set(tasks map[string]string) error {
 		}
 		delete(c.reported, id)
 	}
+	// One link dump for all tasks: net.InterfaceByName dumps every link
+	// on the host for each name, which made each Set (every few seconds)
+	// quadratic in the node's tasks — at 50 tasks most of the daemon's
+	// allocations.
+	ifindex, err := interfaceIndexes()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	for _, id := range keep {
-		if err := c.apply(id, tasks[id]); err != nil {
+		if err := c.apply(id, tasks[id], ifindex[tasks[id]]); err != nil {
 			errs = append(errs, fmt.Errorf("task %s: %w", id, err))
 		}
 	}
@@ -175,8 +183,25 @@ func (c *TaskCounters) Set(tasks map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// apply gives task id a slot and attaches it to iface if that exists.
-func (c *TaskCounters) apply(id, iface string) error {
+// interfaceIndexes maps the name of every link on the host to its index.
+func interfaceIndexes() (map[string]int, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := make(map[string]int, len(ifs))
+	for _, ifc := range ifs {
+		out[ifc.Name] = ifc.Index
+	}
+	return out, nil
+}
+
+// errNoInterface is a task interface missing from the host's links.
+var errNoInterface = errors.New("no such network interface")
+
+// apply gives task id a slot and attaches it to iface (index ifindex, 0
+// when the host has no such link) if that exists.
+func (c *TaskCounters) apply(id, iface string, ifindex int) error {
 	a := c.tasks[id]
 	if a == nil {
 		if len(id) > maxTaskIDLen || id == "" {
@@ -197,34 +222,33 @@ func (c *TaskCounters) apply(id, iface string) error {
 		a = &taskAttach{slot: slot}
 		c.tasks[id] = a
 	}
-	ifc, err := net.InterfaceByName(iface)
-	if err != nil {
+	if ifindex == 0 {
 		// Gone or not there yet: a link on a deleted interface is defunct.
 		c.detach(a)
 		if c.reported[id] == iface {
 			return nil
 		}
 		c.reported[id] = iface
-		return fmt.Errorf("interface %s: %w", iface, err)
+		return fmt.Errorf("interface %s: %w", iface, errNoInterface)
 	}
 	delete(c.reported, id)
-	if a.ifindex == ifc.Index && linkOn(a.links, ifc.Index) {
+	if a.ifindex == ifindex && linkOn(a.links, ifindex) {
 		return nil
 	}
 	a.closeLinks()
 	// Map the interface before attaching so the first packets count.
-	if err := c.objs.TaskIfaces.Put(uint32(ifc.Index), a.slot); err != nil {
+	if err := c.objs.TaskIfaces.Put(uint32(ifindex), a.slot); err != nil {
 		return fmt.Errorf("task_ifaces: %w", err)
 	}
 	for _, p := range c.progs() {
-		l, err := attachTCXPinned(c.pin(a.slot, p.dir), ifc.Index, p.prog, p.at)
+		l, err := attachTCXPinned(c.pin(a.slot, p.dir), ifindex, p.prog, p.at)
 		if err != nil {
 			c.detach(a)
 			return fmt.Errorf("%s %s: %w", iface, p.dir, err)
 		}
 		a.links = append(a.links, l)
 	}
-	a.ifindex = ifc.Index
+	a.ifindex = ifindex
 	return nil
 }
 

@@ -70,7 +70,7 @@ type ClusterNames struct {
 
 // Cluster is a set of hosts on one switch.
 type Cluster struct {
-	T      *testing.T
+	T      testing.TB
 	Names  ClusterNames
 	Bin    string // the warren binary
 	Image  string // the demo image archive
@@ -104,7 +104,7 @@ type Host struct {
 
 // NewCluster builds n hosts on a switch and starts each host's containerd.
 // Warren itself is started by Init and Join.
-func NewCluster(t *testing.T, n int, names ClusterNames) *Cluster {
+func NewCluster(t testing.TB, n int, names ClusterNames) *Cluster {
 	t.Helper()
 	Root(t)
 	for _, b := range []string{"ip", "nsenter", "curl", "sh"} {
@@ -149,14 +149,14 @@ func NewCluster(t *testing.T, n int, names ClusterNames) *Cluster {
 
 // NewNetns adds a network namespace named after the suite and tag, with
 // lo up, deleted when the test ends.
-func (c *Cluster) NewNetns(t *testing.T, tag string) string {
+func (c *Cluster) NewNetns(t testing.TB, tag string) string {
 	t.Helper()
 	return NewNetns(t, c.Names.Prefix, tag)
 }
 
 // NewNetns adds a network namespace prefix-tag-<pid>-<n>, with lo up,
 // deleted when the test ends.
-func NewNetns(t *testing.T, prefix, tag string) string {
+func NewNetns(t testing.TB, prefix, tag string) string {
 	t.Helper()
 	name := Uniq(prefix + "-" + tag + "-")
 	Run(t, "ip", "netns", "add", name)
@@ -437,7 +437,7 @@ func (c *Cluster) WaitReady(h, mgr *Host, within time.Duration) {
 }
 
 // NodeID returns the node ID a host got when it joined.
-func (h *Host) NodeID(t *testing.T) string {
+func (h *Host) NodeID(t testing.TB) string {
 	t.Helper()
 	id, err := manager.LoadIdentity(h.DataDir)
 	if err != nil {
@@ -611,7 +611,7 @@ func ParseDemo(body string) (DemoReply, error) {
 // only (several nodes share this machine's root cgroup), so this is where a
 // VIP is translated — the same place a container's processes live. It
 // returns the hostnames that answered, in order ("" for a failed request).
-func (h *Host) CurlFromNodeCgroup(t *testing.T, url string, n int) ([]string, string) {
+func (h *Host) CurlFromNodeCgroup(t testing.TB, url string, n int) ([]string, string) {
 	t.Helper()
 	probe := filepath.Join(h.C.Cg2, h.Cgroup, "e2e-probe")
 	if err := os.MkdirAll(probe, 0o755); err != nil {
@@ -770,7 +770,7 @@ func ModuleRoot() (string, error) {
 
 // WarrenBinary is the warren binary under test, built once if WARREN_BIN
 // is not set.
-func WarrenBinary(t *testing.T) string {
+func WarrenBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(build)
 	if buildErr != nil {
@@ -781,7 +781,7 @@ func WarrenBinary(t *testing.T) string {
 
 // DemoImage is the demo image archive, built once if WARREN_DEMO_IMAGE is
 // not set.
-func DemoImage(t *testing.T) string {
+func DemoImage(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(build)
 	if buildErr != nil {

@@ -1,0 +1,75 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/kernel-tests/ktest"
+)
+
+// names keeps this bench's hosts, interfaces and LAN apart from the
+// kernel-test suites'.
+var names = ktest.ClusterNames{Prefix: "wbw", WireGuard: "wbwg", Bridge: "wbwb", Containerd: "bw", LANBase: 251, LANSpread: 4}
+
+// workerGoal is issue 17's goal for an agent (K3s' agent: ~275 MB).
+const workerGoal = 40 // MiB
+
+// BenchmarkWorkerRSS runs a manager and a worker on two namespace hosts —
+// the worker joined with a real join token, over WireGuard — and reports
+// the memory of the worker's Warren processes (the daemon and its devices)
+// idle and with 10 tasks constrained to it, against the goal of ≤ 40 MB,
+// both for the worker daemon alone and for all its processes.
+func BenchmarkWorkerRSS(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		c := ktest.NewCluster(b, 2, names)
+		mgr, wrk := c.Hosts[0], c.Hosts[1]
+		c.Init(mgr)
+		token := strings.TrimSpace(mgr.MustCLI("cluster", "join-token", "worker", "-q"))
+		c.Join(wrk, mgr, token)
+		mgr.MustCLI("image", "load", "-i", c.Image)
+		time.Sleep(3 * time.Second) // start-up garbage collected
+		measure := func(what string) {
+			ps := warrenProcs(b, c.Bin, wrk.Netns)
+			var daemon *proc
+			for i := range ps {
+				if ps[i].pid == wrk.PID() {
+					daemon = &ps[i]
+				}
+			}
+			if daemon == nil {
+				b.Fatalf("%s: the worker daemon (pid %d) is not among the worker's processes %+v", what, wrk.PID(), ps)
+			}
+			rss, pss, held := report(b, "worker "+what, ps)
+			key := strings.ReplaceAll(what, " ", "-")
+			b.ReportMetric(float64(daemon.pss)/1024, key+"-daemon-PSS-MiB")
+			b.ReportMetric(float64(daemon.rss)/1024, key+"-daemon-MiB")
+			b.ReportMetric(float64(pss)/1024, key+"-all-PSS-MiB")
+			b.ReportMetric(float64(rss)/1024, key+"-all-MiB")
+			b.ReportMetric(float64(held)/1024, key+"-all-together-MiB")
+			b.ReportMetric(float64(len(ps)), key+"-procs")
+			// The goal against the daemon alone and against all the worker's
+			// processes; "together" is the honest figure for a worker on a
+			// machine of its own (PSS here shares the binary's pages with
+			// the manager beside it).
+			daemonHeld := together(b, []int{daemon.pid})
+			b.ReportMetric(float64(daemonHeld)/1024, key+"-daemon-together-MiB")
+			b.Logf("worker %s against the %d MB goal: daemon together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f; all %d processes together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f",
+				what, workerGoal, float64(daemonHeld)/1024, 100*float64(daemonHeld)/1024/workerGoal, float64(daemon.pss)/1024, float64(daemon.rss)/1024,
+				len(ps), float64(held)/1024, 100*float64(held)/1024/workerGoal, float64(pss)/1024, float64(rss)/1024)
+		}
+		measure("idle")
+		mgr.MustCLI("service", "create", "web", "--image", "warren/demo:v1", "--replicas", "10",
+			"--constraint", "node.role==worker", "--timeout", "5m")
+		ts := c.WaitRunning(mgr, "web", 10, 2*time.Minute, nil)
+		wid := wrk.NodeID(b)
+		for _, t := range ts {
+			if t.NodeID != wid {
+				b.Fatalf("task %s runs on %s, not on the worker %s", t.ID, t.NodeID, wid)
+			}
+		}
+		time.Sleep(5 * time.Second) // logs flowing, health settled
+		measure(fmt.Sprintf("%d tasks", len(ts)))
+	}
+}
