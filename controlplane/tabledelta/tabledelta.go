@@ -100,7 +100,7 @@ type Encoded struct {
 // the managers' table.
 func Encode(services []api.ServiceEndpoints, peers []api.Peer) (*Encoded, error) {
 	e := &Encoded{
-		Shape: Shape{services: make(map[string]uint64, len(services)), peers: make(map[string]uint64, len(peers))},
+		Shape:    Shape{services: make(map[string]uint64, len(services)), peers: make(map[string]uint64, len(peers))},
 		services: make([]json.RawMessage, len(services)), serviceIDs: make([]string, len(services)),
 		peers: make([]json.RawMessage, len(peers)), peerIDs: make([]string, len(peers)),
 	}
