@@ -208,6 +208,14 @@ func (m *countingManager) Assignments(ctx context.Context, index uint64, wait ti
 	return a, err
 }
 
+func (m *countingManager) AssignmentsFrom(ctx context.Context, index uint64, base string, wait time.Duration) (*api.Assignments, error) {
+	a, err := m.watch.AssignmentsFrom(ctx, index, base, wait)
+	if err == nil && a.Index != index {
+		m.changes.Add(1)
+	}
+	return a, err
+}
+
 func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport) error {
 	return m.rest.ReportStatus(ctx, rep)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/tabledelta"
 )
 
 // Executor runs the node's tasks. Set receives the complete desired list
@@ -128,6 +129,11 @@ type Agent struct {
 	// kick ends the watch's query or backoff when a manager answers after
 	// a cut, so the managers' table is fetched at once.
 	kick chan struct{}
+
+	// The watch loop's copy of the table with its hashes, to apply and
+	// check deltas (delta.go).
+	tbl         heldTable
+	pendingHeld *tabledelta.Held
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -513,12 +519,18 @@ const (
 // assignments may be current, but the cache key that opens their secrets
 // only ever comes in an answer, and a query at the current index that runs
 // out answers with the index alone.
+//
+// It names the table it holds, so a manager that still knows it answers
+// with only what changed (delta.go); a delta that does not check out makes
+// it ask again for the full table.
 func (a *Agent) watchLoop(ctx context.Context) {
 	bo := a.newBackoff()
 	fresh := true
+	full := false // the next query asks for the full table
 	for {
 		var index uint64
 		a.mu.Lock()
+		cur := a.current
 		if a.current != nil && !fresh {
 			index = a.current.Index
 		}
@@ -527,7 +539,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		// (partition, no RST) is given up on and the next one tried.
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.Wait+15*time.Second)
 		kicked := a.cancelOnKick(qctx, cancel)
-		as, err := a.cfg.Manager.Assignments(qctx, index, a.cfg.Wait)
+		as, err := a.query(qctx, index, cur, full)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -561,7 +573,14 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.heard()
 		a.answered()
 		signal(a.reachCh)
-		fresh = false
+		fresh, full = false, false
+		if as.Delta != nil && as.Index != index {
+			if as, err = a.expand(cur, as); err != nil {
+				a.log.Warn("table delta does not apply; asking for the full table", zap.Error(err))
+				full = true
+				continue
+			}
+		}
 		if as.Index == index {
 			a.mu.Lock()
 			cur := a.current
@@ -578,6 +597,9 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		if err := a.accept(as); err != nil {
 			a.log.Warn("cache assignments", zap.Error(err))
 		}
+		a.mu.Lock()
+		a.holdAccepted(a.current)
+		a.mu.Unlock()
 		a.received(prev, as)
 		a.gotAssignments()
 		a.publish()
