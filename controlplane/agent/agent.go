@@ -189,7 +189,7 @@ func New(cfg Config) (*Agent, error) {
 		local:    map[string]api.TaskStatus{},
 		auto:     autonomy{cutAfter: cfg.CutAfter, handover: cfg.Handover},
 	}
-	if a.current, err = c.assignments(); err != nil {
+	if a.current, err = c.cachedAssignments(); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -574,7 +574,9 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.answered()
 		signal(a.reachCh)
 		fresh, full = false, false
+		var delta *api.TableDelta
 		if as.Delta != nil && as.Index != index {
+			delta = as.Delta
 			if as, err = a.expand(cur, as); err != nil {
 				a.log.Warn("table delta does not apply; asking for the full table", zap.Error(err))
 				full = true
@@ -594,7 +596,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.mu.Lock()
 		prev := a.current
 		a.mu.Unlock()
-		if err := a.accept(as); err != nil {
+		if err := a.acceptDelta(as, delta); err != nil {
 			a.log.Warn("cache assignments", zap.Error(err))
 		}
 		a.mu.Lock()
@@ -607,7 +609,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 }
 
 // accept makes as current and persists it with the manager list it names.
-func (a *Agent) accept(as *api.Assignments) error {
+func (a *Agent) accept(as *api.Assignments) error { return a.acceptDelta(as, nil) }
+
+// acceptDelta is accept for assignments whose table d made of the current
+// one (nil: a full answer), which the cache writes alone.
+func (a *Agent) acceptDelta(as *api.Assignments, d *api.TableDelta) error {
 	a.mu.Lock()
 	if len(as.CacheKey) > 0 {
 		a.cacheKey = as.CacheKey
@@ -632,7 +638,7 @@ func (a *Agent) accept(as *api.Assignments) error {
 			return err
 		}
 	}
-	return a.cache.put(keyAssign, as)
+	return a.cache.putAssignments(as, d)
 }
 
 // reportLoop sends pending reports whenever there are some, retrying with
