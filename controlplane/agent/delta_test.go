@@ -27,6 +27,9 @@ type deltaManager struct {
 	// corrupt leaves the first upserted service out of the next delta, as a
 	// manager bug would.
 	corrupt bool
+	// old answers as a manager of the version before deltas: no digest,
+	// the base ignored.
+	old bool
 }
 
 type deltaVersion struct {
@@ -49,6 +52,9 @@ func (m *deltaManager) publish(t *testing.T, index uint64, services []api.Servic
 	full := api.Assignments{Index: index, NodeID: m.self, Services: services, Peers: own, Table: enc.SumFor(m.self).String()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.old {
+		full.Table = ""
+	}
 	m.versions = append(m.versions, &deltaVersion{full: roundTripped(t, full), enc: enc})
 	if m.changed != nil {
 		close(m.changed)
@@ -88,7 +94,7 @@ func (m *deltaManager) AssignmentsFrom(ctx context.Context, index uint64, base s
 	defer m.mu.Unlock()
 	cur = m.versions[len(m.versions)-1]
 	for _, v := range m.versions {
-		if base == "" || v.enc.SumFor(m.self).String() != base {
+		if base == "" || m.old || v.enc.SumFor(m.self).String() != base {
 			continue
 		}
 		var d api.TableDelta
@@ -229,5 +235,24 @@ func TestWatchAsksForTheFullTableWhenADeltaDoesNotCheckOut(t *testing.T) {
 	}
 	if !asked || m.corrupt {
 		t.Errorf("the node did not ask for the full table after the bad delta (asks %v)", m.asks)
+	}
+}
+
+// A manager of the version before deltas sends no digest: the node names
+// no base and applies the full tables it gets, as before.
+func TestWatchWithAnOlderManager(t *testing.T) {
+	m := &deltaManager{self: "n1", old: true}
+	m.publish(t, 5, []api.ServiceEndpoints{svcAt("a", 100, "t1")}, []api.Peer{{NodeID: "n2"}})
+	net := &appliedTables{}
+	startDelta(t, m, net)
+	waitTable(t, net, m.version(0))
+	m.publish(t, 7, []api.ServiceEndpoints{svcAt("a", 10, "t1")}, []api.Peer{{NodeID: "n2"}})
+	waitTable(t, net, m.version(1))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.asks {
+		if b != "" {
+			t.Fatalf("the node named a base %q to a manager that sent no digest", b)
+		}
 	}
 }

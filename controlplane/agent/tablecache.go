@@ -21,6 +21,9 @@ import (
 var (
 	bucketTable = []byte("table")
 	keyHead     = []byte("assignments-head")
+	// keyTable is the cached table's digest, apart from the head so that
+	// checking it does not decode the node's tasks.
+	keyTable = []byte("assignments-table")
 )
 
 var (
@@ -77,6 +80,9 @@ func (c *cache) putAssignments(as *api.Assignments, d *api.TableDelta) error {
 		if err := st.Delete(keyAssign); err != nil {
 			return err
 		}
+		if err := st.Put(keyTable, []byte(as.Table)); err != nil {
+			return err
+		}
 		return st.Put(keyHead, hb)
 	})
 	if err != nil {
@@ -85,16 +91,10 @@ func (c *cache) putAssignments(as *api.Assignments, d *api.TableDelta) error {
 	return nil
 }
 
-// holds reports whether the cached head's table digest is sum.
+// holds reports whether the cached table's digest is sum.
 func (c *cache) holds(st *bolt.Bucket, sum string) bool {
-	b := st.Get(keyHead)
-	if b == nil {
-		return false
-	}
-	var h struct {
-		Table string `json:"table"`
-	}
-	return json.Unmarshal(b, &h) == nil && h.Table == sum
+	b := st.Get(keyTable)
+	return b != nil && st.Get(keyHead) != nil && string(b) == sum
 }
 
 func putEntries(tb *bolt.Bucket, self string, services []api.ServiceEndpoints, peers []api.Peer) error {
