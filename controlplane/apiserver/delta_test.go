@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/store"
@@ -81,9 +83,13 @@ func TestAssignmentsDeltaAgainstTheHeldTable(t *testing.T) {
 		}, 0, 0},
 	} {
 		ch.change()
+		deltas0, full0 := testutil.ToFloat64(assignmentAnswers.WithLabelValues("delta")), testutil.ToFloat64(assignmentAnswers.WithLabelValues("full"))
 		got, err := worker.AssignmentsFrom(ctx, first.Index, first.Table, 0)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if d, f := testutil.ToFloat64(assignmentAnswers.WithLabelValues("delta"))-deltas0, testutil.ToFloat64(assignmentAnswers.WithLabelValues("full"))-full0; d != 1 || f != 0 {
+			t.Errorf("%s: counted %v delta and %v full answers, want 1 and 0", ch.name, d, f)
 		}
 		if got.Delta == nil || got.Services != nil || got.Peers != nil {
 			t.Fatalf("%s: want a delta alone, got delta %v, %d services, %d peers", ch.name, got.Delta, len(got.Services), len(got.Peers))

@@ -170,6 +170,7 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		}
 		writeIndex(w, after)
 		writeJSON(w, http.StatusOK, api.Assignments{Index: after, NodeID: id.NodeID})
+		countAnswer("unchanged", 0)
 		return nil
 	}
 	v, sh, err := s.shared.latest(s.b.View)
@@ -199,7 +200,9 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		from = s.shared.base(id.NodeID, *base)
 	}
 	var body []byte
+	kind := "full"
 	if from != nil {
+		kind = "delta"
 		body, err = encodeDelta(a, tabledelta.WithBase(*base, sh.deltaFrom(from)))
 	} else {
 		body, err = encodeAssignments(a, sh.services, sh.enc.PeersFor(id.NodeID))
@@ -207,6 +210,7 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 	if err != nil {
 		return err
 	}
+	countAnswer(kind, len(body))
 	writeIndex(w, a.Index)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
