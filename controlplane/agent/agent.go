@@ -130,10 +130,9 @@ type Agent struct {
 	// a cut, so the managers' table is fetched at once.
 	kick chan struct{}
 
-	// The watch loop's copy of the table with its hashes, to apply and
-	// check deltas (delta.go).
-	tbl         heldTable
-	pendingHeld *tabledelta.Held
+	// tbl is the watch loop's copy of the table with its hashes, to apply
+	// and check deltas (delta.go).
+	tbl heldTable
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -575,9 +574,10 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		signal(a.reachCh)
 		fresh, full = false, false
 		var delta *api.TableDelta
+		var held *tabledelta.Held
 		if as.Delta != nil && as.Index != index {
 			delta = as.Delta
-			if as, err = a.expand(cur, as); err != nil {
+			if as, held, err = a.expand(cur, as); err != nil {
 				a.log.Warn("table delta does not apply; asking for the full table", zap.Error(err))
 				full = true
 				continue
@@ -599,9 +599,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		if err := a.acceptDelta(as, delta); err != nil {
 			a.log.Warn("cache assignments", zap.Error(err))
 		}
-		a.mu.Lock()
-		a.holdAccepted(a.current)
-		a.mu.Unlock()
+		if held != nil {
+			a.mu.Lock()
+			a.hold(a.current, held)
+			a.mu.Unlock()
+		}
 		a.received(prev, as)
 		a.gotAssignments()
 		a.publish()

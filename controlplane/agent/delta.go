@@ -81,32 +81,28 @@ func (a *Agent) heldFor(cur *api.Assignments) *tabledelta.Held {
 }
 
 // expand turns a delta answer into full assignments: as with the
-// services and peers of prev changed by as.Delta. It fails, and the node
-// asks for the full table, when the delta is not against prev's table or
-// does not end with the managers' digest.
-func (a *Agent) expand(prev, as *api.Assignments) (*api.Assignments, error) {
+// services and peers of prev changed by as.Delta, and their hashes. It
+// fails, and the node asks for the full table, when the delta is not
+// against prev's table or does not end with the managers' digest.
+func (a *Agent) expand(prev, as *api.Assignments) (*api.Assignments, *tabledelta.Held, error) {
 	h := a.heldFor(prev)
 	if h == nil {
-		return nil, fmt.Errorf("table delta against %s, but the node holds no table it can apply it to", as.Delta.Base)
+		return nil, nil, fmt.Errorf("table delta against %s, but the node holds no table it can apply it to", as.Delta.Base)
 	}
 	next, err := h.Apply(*as.Delta, a.cfg.NodeID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if next.Sum().String() != as.Table {
-		return nil, fmt.Errorf("%w: %s, want %s (index %d)", errDiverged, next.Sum(), as.Table, as.Index)
+		return nil, nil, fmt.Errorf("%w: %s, want %s (index %d)", errDiverged, next.Sum(), as.Table, as.Index)
 	}
 	out := *as
 	out.Services, out.Peers, out.Delta = next.Services, next.Peers, nil
-	a.pendingHeld = next
-	return &out, nil
+	return &out, next, nil
 }
 
-// holdAccepted records that the table expand just made is the current
-// assignments' (accept copies the assignments, so it is known only after).
-func (a *Agent) holdAccepted(cur *api.Assignments) {
-	if a.pendingHeld != nil {
-		a.tbl = heldTable{of: cur, held: a.pendingHeld, warned: a.tbl.warned}
-		a.pendingHeld = nil
-	}
+// hold records that h is the table of cur, the assignments just accepted
+// (accept copies them, so they are known only after).
+func (a *Agent) hold(cur *api.Assignments, h *tabledelta.Held) {
+	a.tbl = heldTable{of: cur, held: h, warned: a.tbl.warned}
 }
