@@ -193,10 +193,10 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		a.Registry = c.Registry
 	}
 	a.Table = sh.enc.SumFor(id.NodeID).String()
+	// A base this manager does not remember (too old, or a table only
+	// another manager computed) gets the full table.
 	var from *tabledelta.Shape
 	if base != nil {
-		// Unknown here (too old, or from a manager whose tables differ
-		// from this one's): the full table.
 		from = s.shared.base(id.NodeID, *base)
 	}
 	var body []byte
