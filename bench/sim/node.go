@@ -75,7 +75,12 @@ func Join(ctx context.Context, dir, hostname, addr, token string, o NodeOptions,
 	if err != nil {
 		return nil, err
 	}
-	n.mgr = &countingManager{hb: hb, rest: rest, trs: []*http.Transport{hbTr, restTr}, hbBytes: hbBytes, restBytes: restBytes}
+	// And the watch its own, so its bytes per change are counted apart.
+	watch, watchTr, watchBytes, err := countingClient(resp.Managers, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	n.mgr = &countingManager{hb: hb, rest: rest, watch: watch, trs: []*http.Transport{hbTr, restTr, watchTr}, hbBytes: hbBytes, restBytes: restBytes, watchBytes: watchBytes}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	wgKey := base64.StdEncoding.EncodeToString(key)
@@ -165,7 +170,7 @@ func (n *Node) Heartbeats() (ok int64, bytes int64) {
 }
 
 // OtherBytes is what the assignments and status connections moved.
-func (n *Node) OtherBytes() int64 { return n.mgr.restBytes.Load() }
+func (n *Node) OtherBytes() int64 { return n.mgr.restBytes.Load() + n.mgr.watchBytes.Load() }
 
 // LastHeartbeat is when the last heartbeat succeeded.
 func (n *Node) LastHeartbeat() time.Time {
@@ -177,11 +182,12 @@ func (n *Node) LastHeartbeat() time.Time {
 
 // countingManager is agent.Manager over two clients, heartbeats on one.
 type countingManager struct {
-	hb, rest           *client.Client
-	trs                []*http.Transport
-	hbBytes, restBytes *atomic.Int64
-	hbOK               atomic.Int64
-	lastOK             atomic.Pointer[time.Time]
+	hb, rest, watch                *client.Client
+	trs                            []*http.Transport
+	hbBytes, restBytes, watchBytes *atomic.Int64
+	hbOK                           atomic.Int64
+	changes                        atomic.Int64 // assignments answers that were not "unchanged"
+	lastOK                         atomic.Pointer[time.Time]
 }
 
 func (m *countingManager) Register(ctx context.Context, reg api.NodeRegistration) error {
@@ -195,7 +201,19 @@ func (m *countingManager) Register(ctx context.Context, reg api.NodeRegistration
 }
 
 func (m *countingManager) Assignments(ctx context.Context, index uint64, wait time.Duration) (*api.Assignments, error) {
-	return m.rest.Assignments(ctx, index, wait)
+	a, err := m.watch.Assignments(ctx, index, wait)
+	if err == nil && a.Index != index {
+		m.changes.Add(1)
+	}
+	return a, err
+}
+
+func (m *countingManager) AssignmentsFrom(ctx context.Context, index uint64, base string, wait time.Duration) (*api.Assignments, error) {
+	a, err := m.watch.AssignmentsFrom(ctx, index, base, wait)
+	if err == nil && a.Index != index {
+		m.changes.Add(1)
+	}
+	return a, err
 }
 
 func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport) error {
@@ -205,6 +223,7 @@ func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport
 func (m *countingManager) SetAddrs(addrs []string) {
 	m.hb.SetAddrs(addrs)
 	m.rest.SetAddrs(addrs)
+	m.watch.SetAddrs(addrs)
 }
 
 func (m *countingManager) closeIdle() {

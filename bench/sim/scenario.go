@@ -432,6 +432,7 @@ func (r *run) replicated(ctx context.Context) error {
 		return err
 	}
 	_, _, other0 := r.traffic()
+	w0 := r.watchMark()
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -471,6 +472,7 @@ func (r *run) replicated(ctx context.Context) error {
 	r.tb.Goal(fmt.Sprintf("%d tasks running (scheduled, started, acked)", r.p.Tasks), fmt.Sprintf("≥ %d tasks/s", goalTasksPerSec), rate >= goalTasksPerSec, "%.1f s = %.0f tasks/s", el.Seconds(), rate)
 	r.raftFigures("while placing", s0, s1, p0, p1, el)
 	_, _, other1 := r.traffic()
+	r.watchFigures("while placing", w0, r.watchMark())
 	r.tb.Add("assignments + status traffic per node while placing", "%.0f KiB/s (%.1f MiB per node in all)", float64(other1-other0)/float64(r.p.Nodes)/el.Seconds()/1024, float64(other1-other0)/float64(r.p.Nodes)/(1<<20))
 	return nil
 }
@@ -549,6 +551,7 @@ func (r *run) weightChange(ctx context.Context) error {
 	r.tb.Add("canary opened (v2 tasks start) on every node p50 / p99", "%s / %s", ms(Quantile(opened, .5)), ms(Quantile(opened, .99)))
 	// The weight change itself: 10 → 50.
 	next.Update.CanaryWeight = 50
+	w0 := r.watchMark()
 	r.watch.Arm(func(a *api.Assignments) bool { w, ok := groupWeight(a, "weights", "v2"); return ok && w == 50 })
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "weights", next); return err }); err != nil {
 		return err
@@ -559,6 +562,7 @@ func (r *run) weightChange(ctx context.Context) error {
 	if len(seen) < r.p.Nodes {
 		return fmt.Errorf("weight 50: %d of %d nodes saw it within 60s", len(seen), r.p.Nodes)
 	}
+	r.watchFigures("for the weight change", w0, r.watchMark())
 	p99 := Quantile(seen, .99)
 	r.tb.Goal("weight change 10→50 in every node's table p50 / p99 / max", "p99 ≤ 1 s", p99 <= goalWeightP99, "%s / %s / %s", ms(Quantile(seen, .5)), ms(p99), ms(Quantile(seen, 1)))
 	return nil

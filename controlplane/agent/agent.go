@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
+	"github.com/warrenhq/warren/controlplane/tabledelta"
 )
 
 // Executor runs the node's tasks. Set receives the complete desired list
@@ -128,6 +129,10 @@ type Agent struct {
 	// kick ends the watch's query or backoff when a manager answers after
 	// a cut, so the managers' table is fetched at once.
 	kick chan struct{}
+
+	// tbl is the watch loop's copy of the table with its hashes, to apply
+	// and check deltas (delta.go).
+	tbl heldTable
 }
 
 // New opens the cache in cfg.DataDir and loads what it holds.
@@ -183,7 +188,7 @@ func New(cfg Config) (*Agent, error) {
 		local:    map[string]api.TaskStatus{},
 		auto:     autonomy{cutAfter: cfg.CutAfter, handover: cfg.Handover},
 	}
-	if a.current, err = c.assignments(); err != nil {
+	if a.current, err = c.cachedAssignments(); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -513,12 +518,18 @@ const (
 // assignments may be current, but the cache key that opens their secrets
 // only ever comes in an answer, and a query at the current index that runs
 // out answers with the index alone.
+//
+// It names the table it holds, so a manager that still knows it answers
+// with only what changed (delta.go); a delta that does not check out makes
+// it ask again for the full table.
 func (a *Agent) watchLoop(ctx context.Context) {
 	bo := a.newBackoff()
 	fresh := true
+	full := false // the next query asks for the full table
 	for {
 		var index uint64
 		a.mu.Lock()
+		cur := a.current
 		if a.current != nil && !fresh {
 			index = a.current.Index
 		}
@@ -527,7 +538,7 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		// (partition, no RST) is given up on and the next one tried.
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.Wait+15*time.Second)
 		kicked := a.cancelOnKick(qctx, cancel)
-		as, err := a.cfg.Manager.Assignments(qctx, index, a.cfg.Wait)
+		as, err := a.query(qctx, index, cur, full)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -561,7 +572,17 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.heard()
 		a.answered()
 		signal(a.reachCh)
-		fresh = false
+		fresh, full = false, false
+		var delta *api.TableDelta
+		var held *tabledelta.Held
+		if as.Delta != nil && as.Index != index {
+			delta = as.Delta
+			if as, held, err = a.expand(cur, as); err != nil {
+				a.log.Warn("table delta does not apply; asking for the full table", zap.Error(err))
+				full = true
+				continue
+			}
+		}
 		if as.Index == index {
 			a.mu.Lock()
 			cur := a.current
@@ -575,8 +596,13 @@ func (a *Agent) watchLoop(ctx context.Context) {
 		a.mu.Lock()
 		prev := a.current
 		a.mu.Unlock()
-		if err := a.accept(as); err != nil {
+		if err := a.acceptDelta(as, delta); err != nil {
 			a.log.Warn("cache assignments", zap.Error(err))
+		}
+		if held != nil {
+			a.mu.Lock()
+			a.hold(a.current, held)
+			a.mu.Unlock()
 		}
 		a.received(prev, as)
 		a.gotAssignments()
@@ -585,7 +611,11 @@ func (a *Agent) watchLoop(ctx context.Context) {
 }
 
 // accept makes as current and persists it with the manager list it names.
-func (a *Agent) accept(as *api.Assignments) error {
+func (a *Agent) accept(as *api.Assignments) error { return a.acceptDelta(as, nil) }
+
+// acceptDelta is accept for assignments whose table d made of the current
+// one (nil: a full answer), which the cache writes alone.
+func (a *Agent) acceptDelta(as *api.Assignments, d *api.TableDelta) error {
 	a.mu.Lock()
 	if len(as.CacheKey) > 0 {
 		a.cacheKey = as.CacheKey
@@ -610,7 +640,7 @@ func (a *Agent) accept(as *api.Assignments) error {
 			return err
 		}
 	}
-	return a.cache.put(keyAssign, as)
+	return a.cache.putAssignments(as, d)
 }
 
 // reportLoop sends pending reports whenever there are some, retrying with

@@ -78,15 +78,6 @@ func (c *cache) put(key []byte, v any) error {
 	return nil
 }
 
-func (c *cache) assignments() (*api.Assignments, error) {
-	var a api.Assignments
-	ok, err := c.get(keyAssign, &a)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &a, nil
-}
-
 func (c *cache) managers() ([]string, error) {
 	var m []string
 	_, err := c.get(keyManagers, &m)

@@ -33,6 +33,26 @@ type Assignments struct {
 	// Registry is how the node pulls images (CA, plain-HTTP hosts,
 	// mirrors); credentials travel in Secrets, kind registry-auth.
 	Registry RegistryConfig `json:"registry,omitempty"`
+	// Table is the digest of Services and Peers as this node holds them
+	// (controlplane/tabledelta): the agent sends it back as its base, and
+	// checks with it a delta it applied. Empty from managers that send no
+	// deltas.
+	Table string `json:"table,omitempty"`
+	// Delta, when set, stands for Services and Peers (both empty then): the
+	// change from the table the agent named as its base to this one. Only
+	// an agent that named a base gets one; every other answer is full.
+	Delta *TableDelta `json:"delta,omitempty"`
+}
+
+// TableDelta is the change from one service table (and peer list) to
+// another: whole services and peers upserted, by ID, and the IDs removed.
+type TableDelta struct {
+	// Base is the Table digest of the table it applies to.
+	Base            string             `json:"base"`
+	Services        []ServiceEndpoints `json:"services,omitempty"`
+	RemovedServices []string           `json:"removed_services,omitempty"`
+	Peers           []Peer             `json:"peers,omitempty"`
+	RemovedPeers    []string           `json:"removed_peers,omitempty"`
 }
 
 // ClusterNetwork are the cluster's address ranges.

@@ -3,26 +3,41 @@ package apiserver
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/endpoints"
 	"github.com/warrenhq/warren/controlplane/store"
+	"github.com/warrenhq/warren/controlplane/tabledelta"
 )
 
 // sharedCache holds the part of the assignments every node gets at the
 // store's latest index, already encoded: the service table and the peers
 // are the bulk of an answer and the same for all nodes, so a change woken
 // N agents costs one computation and one encoding instead of N.
+//
+// It also remembers the shapes of the last recentTables tables (which
+// entry had which hash, not the entries), so an agent naming the table it
+// holds gets only what changed since (controlplane/tabledelta).
 type sharedCache struct {
-	mu  sync.Mutex
-	cur *sharedAt
+	mu     sync.Mutex
+	cur    *sharedAt
+	recent []*tabledelta.Shape // oldest first
 }
+
+// recentTables bounds the remembered shapes. A shape is a few tens of
+// bytes per service and peer; an agent further behind than this many
+// tables (one per coalesced burst of changes at most) gets the full table.
+const recentTables = 64
 
 type sharedAt struct {
 	shared   *endpoints.Shared
-	services json.RawMessage
-	peers    []json.RawMessage // parallel to shared.Peers()
+	enc      *tabledelta.Encoded
+	services json.RawMessage // enc's, joined once for every full answer
+
+	mu     sync.Mutex
+	deltas map[*tabledelta.Shape]json.RawMessage // Diff from a recent shape to enc, computed once
 }
 
 // latest reads the store's view under the cache's lock and returns it with
@@ -45,37 +60,45 @@ func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, e
 	sh := endpoints.NewShared(endpoints.ClusterView{
 		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
 	})
-	svcs, err := json.Marshal(sh.Services())
+	enc, err := tabledelta.Encode(sh.Services(), sh.Peers())
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &sharedAt{shared: sh, services: svcs, peers: make([]json.RawMessage, len(sh.Peers()))}
-	for i, p := range sh.Peers() {
-		if out.peers[i], err = json.Marshal(p); err != nil {
-			return nil, nil, err
+	c.cur = &sharedAt{shared: sh, enc: enc, services: enc.Services(), deltas: map[*tabledelta.Shape]json.RawMessage{}}
+	if n := len(c.recent); n == 0 || c.recent[n-1].Sum() != enc.Sum() {
+		// A copy: the shape alone, without the encodings it came with.
+		shape := enc.Shape
+		if n == recentTables {
+			c.recent = append(c.recent[:0], c.recent[1:]...)
 		}
+		c.recent = append(c.recent, &shape)
 	}
-	c.cur = out
-	return v, out, nil
+	return v, c.cur, nil
 }
 
-// peersFor is the encoded peer list without nodeID itself.
-func (s *sharedAt) peersFor(nodeID string) json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('[')
-	first := true
-	for i, p := range s.shared.Peers() {
-		if p.NodeID == nodeID {
-			continue
+// base is the recent table node holds if its digest is sum, or nil.
+func (c *sharedCache) base(node string, sum tabledelta.Sum) *tabledelta.Shape {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.recent) - 1; i >= 0; i-- {
+		if c.recent[i].SumFor(node) == sum {
+			return c.recent[i]
 		}
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		b.Write(s.peers[i])
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	return nil
+}
+
+// deltaFrom is the encoded change from base to this table, shared by every
+// node holding base.
+func (s *sharedAt) deltaFrom(base *tabledelta.Shape) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.deltas[base]
+	if !ok {
+		d = tabledelta.Diff(base, s.enc)
+		s.deltas[base] = d
+	}
+	return d
 }
 
 // assignmentsHead is api.Assignments without Services and Peers, which
@@ -95,25 +118,50 @@ type assignmentsHead struct {
 	// StopAfter is the node's own (api.Assignments.StopAfter).
 	StopAfter map[string]api.Duration `json:"stop_after,omitempty"`
 	Registry  api.RegistryConfig      `json:"registry,omitempty"`
+	Table     string                  `json:"table,omitempty"`
 }
 
 // encodeAssignments is the JSON of a with the given encoded services and
 // peers in place of its own.
 func encodeAssignments(a api.Assignments, services, peers json.RawMessage) ([]byte, error) {
+	return encodeHeadWith(a, field{"services", services}, field{"peers", peers})
+}
+
+// encodeDelta is the JSON of a with the given encoded delta in place of
+// its services and peers.
+func encodeDelta(a api.Assignments, delta json.RawMessage) ([]byte, error) {
+	return encodeHeadWith(a, field{"delta", delta})
+}
+
+// field is a key of the answer and its value, encoded.
+type field struct {
+	key string
+	val json.RawMessage
+}
+
+// encodeHeadWith is the JSON of a's head with fields after it.
+func encodeHeadWith(a api.Assignments, fields ...field) ([]byte, error) {
 	head, err := json.Marshal(assignmentsHead{
 		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Network: a.Network, Role: a.Role,
 		Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey, StopAfter: a.StopAfter, Registry: a.Registry,
+		Table: a.Table,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode assignments of node %s: %w", a.NodeID, err)
+	}
+	n := len(head) + 2
+	for _, f := range fields {
+		n += len(f.key) + len(f.val) + 4
 	}
 	var b bytes.Buffer
-	b.Grow(len(head) + len(services) + len(peers) + 32)
+	b.Grow(n)
 	b.Write(head[:len(head)-1]) // without its closing brace
-	b.WriteString(`,"services":`)
-	b.Write(services)
-	b.WriteString(`,"peers":`)
-	b.Write(peers)
+	for _, f := range fields {
+		b.WriteString(`,"`)
+		b.WriteString(f.key)
+		b.WriteString(`":`)
+		b.Write(f.val)
+	}
 	b.WriteString("}\n")
 	return b.Bytes(), nil
 }

@@ -22,7 +22,8 @@ func TestAssignmentsWireHasTheFieldsOfAssignments(t *testing.T) {
 		return out
 	}
 	head := tags(assignmentsHead{})
-	head["Services"], head["Peers"] = "services", "peers" // spliced in by encodeAssignments
+	// Spliced in by encodeAssignments and encodeDelta.
+	head["Services"], head["Peers"], head["Delta"] = "services", "peers", "delta,omitempty"
 	if a := tags(api.Assignments{}); !reflect.DeepEqual(a, head) {
 		t.Fatalf("assignmentsHead fields (+ services, peers) %v differ from api.Assignments fields %v", head, a)
 	}
@@ -64,7 +65,7 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 	view := endpoints.ClusterView{Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()}
 	for _, id := range []string{"m1", "w1", "n2", "n3", "n4", "unknown"} {
 		want := endpoints.ForNode(id, view)
-		b, err := encodeAssignments(sh.shared.Header(id), sh.services, sh.peersFor(id))
+		b, err := encodeAssignments(sh.shared.Header(id), sh.services, sh.enc.PeersFor(id))
 		if err != nil {
 			t.Fatal(err)
 		}

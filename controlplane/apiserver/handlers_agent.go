@@ -12,6 +12,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/store"
+	"github.com/warrenhq/warren/controlplane/tabledelta"
 )
 
 // The agent routes act on the caller's own node only: the node ID comes from
@@ -103,12 +104,22 @@ func sameStatus(a, b api.NodeStatus) bool {
 }
 
 // assignments is a blocking query: it answers when the store index moves
-// past ?index= or when ?wait= (default 30s, capped) runs out.
+// past ?index= or when ?wait= (default 30s, capped) runs out. An agent that
+// names the table it holds (?base=, its api.Assignments.Table) gets only
+// what changed in it when this manager still knows that table.
 func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err := checkSelf(id, ""); err != nil {
 		return err
 	}
 	q := r.URL.Query()
+	var base *tabledelta.Sum
+	if v := q.Get("base"); v != "" {
+		sum, err := tabledelta.ParseSum(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "base: %v", err)
+		}
+		base = &sum
+	}
 	var after uint64
 	if v := q.Get("index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -159,6 +170,7 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		}
 		writeIndex(w, after)
 		writeJSON(w, http.StatusOK, api.Assignments{Index: after, NodeID: id.NodeID})
+		countAnswer("unchanged", 0)
 		return nil
 	}
 	v, sh, err := s.shared.latest(s.b.View)
@@ -180,10 +192,25 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 	if c := v.Cluster(); c != nil {
 		a.Registry = c.Registry
 	}
-	body, err := encodeAssignments(a, sh.services, sh.peersFor(id.NodeID))
+	a.Table = sh.enc.SumFor(id.NodeID).String()
+	// A base this manager does not remember (too old, or a table only
+	// another manager computed) gets the full table.
+	var from *tabledelta.Shape
+	if base != nil {
+		from = s.shared.base(id.NodeID, *base)
+	}
+	var body []byte
+	kind := "full"
+	if from != nil {
+		kind = "delta"
+		body, err = encodeDelta(a, tabledelta.WithBase(*base, sh.deltaFrom(from)))
+	} else {
+		body, err = encodeAssignments(a, sh.services, sh.enc.PeersFor(id.NodeID))
+	}
 	if err != nil {
 		return err
 	}
+	countAnswer(kind, len(body))
 	writeIndex(w, a.Index)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

@@ -36,7 +36,7 @@ func init() {
 
 // Metrics returns the API's collectors.
 func Metrics() []prometheus.Collector {
-	return []prometheus.Collector{requestDuration, taskReports, imageBlobRequests}
+	return []prometheus.Collector{requestDuration, taskReports, imageBlobRequests, assignmentAnswers, assignmentBytes}
 }
 
 // codeClass is "2xx", "4xx", …: the status class keeps the series few.

@@ -173,9 +173,21 @@ func (c *Client) Register(ctx context.Context, reg api.NodeRegistration) error {
 // the rest already, and a full answer per node per wait was most of an
 // idle cluster's traffic.
 func (c *Client) Assignments(ctx context.Context, index uint64, wait time.Duration) (*api.Assignments, error) {
+	return c.AssignmentsFrom(ctx, index, "", wait)
+}
+
+// AssignmentsFrom is Assignments for a caller holding the table whose
+// digest is base (the Table of the assignments it holds): a manager that
+// still knows that table answers with Delta, the change since, in place of
+// Services and Peers; one that does not, or that predates deltas, with
+// the full table. An empty base asks for the full table.
+func (c *Client) AssignmentsFrom(ctx context.Context, index uint64, base string, wait time.Duration) (*api.Assignments, error) {
 	q := url.Values{}
 	q.Set("index", strconv.FormatUint(index, 10))
 	q.Set("unchanged", "empty")
+	if base != "" {
+		q.Set("base", base)
+	}
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}

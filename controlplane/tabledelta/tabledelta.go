@@ -1,0 +1,346 @@
+// Package tabledelta lets the managers send a node only what changed in the
+// part of its assignments every node shares: the service table and the mesh
+// peers. At 50,000 tasks that part is ~6.5 MB, and a change usually touches
+// one service of it.
+//
+// A table's Sum is the sum of a hash of each entry's JSON encoding (each
+// service, each peer), so it does not depend on order and is kept up to
+// date by adding and subtracting the entries a change touches: the
+// managers key the versions they remember by it (an agent failing over to
+// another manager, which computed its tables at other raft indexes, still
+// finds its base there), and a node checks with it, after applying a
+// change, that its copy is the managers' table without re-encoding the
+// entries the change did not touch.
+//
+// A node's table leaves the node itself out of its peers (a node is not its
+// own peer), so what a node holds is summed without its own peer entry
+// (Shape.SumFor), and a delta that upserts the node's own entry is applied
+// without it.
+//
+// Pure: no clock, no I/O. It imports only controlplane/api.
+package tabledelta
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/warrenhq/warren/controlplane/api"
+)
+
+// Sum is a table's digest; its text form (String) travels on the wire.
+type Sum uint64
+
+func (s Sum) String() string { return fmt.Sprintf("%016x", uint64(s)) }
+
+// ParseSum reads a Sum's text form.
+func ParseSum(s string) (Sum, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("table sum %q: want 16 hex digits", s)
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("table sum %q: %w", s, err)
+	}
+	return Sum(v), nil
+}
+
+// Kinds keep a service and a peer with the same encoding from hashing alike.
+const (
+	kindService = 's'
+	kindPeer    = 'p'
+)
+
+// hash is an entry's share of a Sum. sha256 rather than a faster
+// non-cryptographic hash: a node chooses its own peer entry (its keys and
+// address), and must not be able to make another node's table look
+// unchanged when it is not.
+func hash(kind byte, enc []byte) uint64 {
+	h := sha256.New()
+	h.Write([]byte{kind})
+	h.Write(enc)
+	var out [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(out[:0]))
+}
+
+// Shape is what one version of the table held: each entry's hash by key
+// (service ID, peer node ID). The managers keep the shapes of recent
+// versions, which are small, rather than the versions themselves.
+type Shape struct {
+	services map[string]uint64
+	peers    map[string]uint64
+	sum      Sum
+}
+
+// Sum is the digest of the whole table, every peer included.
+func (s *Shape) Sum() Sum { return s.sum }
+
+// SumFor is the digest of the table as node sees it: without its own peer
+// entry.
+func (s *Shape) SumFor(node string) Sum {
+	return s.sum - Sum(s.peers[node])
+}
+
+// Encoded is one version of the table with every entry encoded once: the
+// managers splice the encodings into every node's answer, full or delta.
+type Encoded struct {
+	Shape
+	services   []json.RawMessage // in the order given to Encode
+	serviceIDs []string
+	peers      []json.RawMessage
+	peerIDs    []string
+}
+
+// Encode encodes and hashes every entry. services must be sorted by
+// ServiceID and peers by NodeID, as the managers compute them: a node
+// applying a delta sorts the same way, and its copy must be byte for byte
+// the managers' table.
+func Encode(services []api.ServiceEndpoints, peers []api.Peer) (*Encoded, error) {
+	e := &Encoded{
+		Shape:    Shape{services: make(map[string]uint64, len(services)), peers: make(map[string]uint64, len(peers))},
+		services: make([]json.RawMessage, len(services)), serviceIDs: make([]string, len(services)),
+		peers: make([]json.RawMessage, len(peers)), peerIDs: make([]string, len(peers)),
+	}
+	for i, s := range services {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return nil, fmt.Errorf("encode service %s: %w", s.ServiceID, err)
+		}
+		h := hash(kindService, b)
+		e.services[i], e.serviceIDs[i] = b, s.ServiceID
+		e.Shape.services[s.ServiceID] = h
+		e.sum += Sum(h)
+	}
+	for i, p := range peers {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("encode peer %s: %w", p.NodeID, err)
+		}
+		h := hash(kindPeer, b)
+		e.peers[i], e.peerIDs[i] = b, p.NodeID
+		e.Shape.peers[p.NodeID] = h
+		e.sum += Sum(h)
+	}
+	return e, nil
+}
+
+// Services is the encoded service table, a JSON array.
+func (e *Encoded) Services() json.RawMessage { return joinRaw(e.services, nil) }
+
+// PeersFor is the encoded peer list as node sees it, a JSON array.
+func (e *Encoded) PeersFor(node string) json.RawMessage {
+	return joinRaw(e.peers, func(i int) bool { return e.peerIDs[i] == node })
+}
+
+func joinRaw(xs []json.RawMessage, skip func(int) bool) json.RawMessage {
+	n := 2
+	for _, x := range xs {
+		n += len(x) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	first := true
+	for i, x := range xs {
+		if skip != nil && skip(i) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, x...)
+	}
+	return append(b, ']')
+}
+
+// Diff is the change from base to cur, encoded as the body of an
+// api.TableDelta without its base (which is per node: Encode the answer
+// with WithBase). Entries are compared by hash; an upsert carries the
+// whole service (or peer): one service's backends are a small part of the
+// table, and a service with many backends is seldom changed in one backend
+// alone for long (its tasks start and stop together).
+func Diff(base *Shape, cur *Encoded) json.RawMessage {
+	var up, peerUp []json.RawMessage
+	var gone, peersGone []string
+	for i, id := range cur.serviceIDs {
+		if h, ok := base.services[id]; !ok || h != cur.Shape.services[id] {
+			up = append(up, cur.services[i])
+		}
+	}
+	for id := range base.services {
+		if _, ok := cur.Shape.services[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	for i, id := range cur.peerIDs {
+		if h, ok := base.peers[id]; !ok || h != cur.Shape.peers[id] {
+			peerUp = append(peerUp, cur.peers[i])
+		}
+	}
+	for id := range base.peers {
+		if _, ok := cur.Shape.peers[id]; !ok {
+			peersGone = append(peersGone, id)
+		}
+	}
+	sort.Strings(gone)
+	sort.Strings(peersGone)
+	var b []byte
+	add := func(key string, v json.RawMessage) {
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = append(b, v...)
+	}
+	strs := func(xs []string) json.RawMessage {
+		out, _ := json.Marshal(xs) // strings always encode
+		return out
+	}
+	if len(up) > 0 {
+		add("services", joinRaw(up, nil))
+	}
+	if len(gone) > 0 {
+		add("removed_services", strs(gone))
+	}
+	if len(peerUp) > 0 {
+		add("peers", joinRaw(peerUp, nil))
+	}
+	if len(peersGone) > 0 {
+		add("removed_peers", strs(peersGone))
+	}
+	return b
+}
+
+// WithBase is the JSON of an api.TableDelta: base and the body from Diff.
+func WithBase(base Sum, body json.RawMessage) json.RawMessage {
+	b := make([]byte, 0, len(body)+32)
+	b = append(b, `{"base":"`...)
+	b = append(b, base.String()...)
+	b = append(b, '"')
+	if len(body) > 0 {
+		b = append(b, ',')
+		b = append(b, body...)
+	}
+	return append(b, '}')
+}
+
+// Held is a node's copy of its table with the hash of each entry, so a
+// delta is applied and checked by encoding only the entries it carries.
+// A Held is never modified; Apply returns a new one.
+type Held struct {
+	Services []api.ServiceEndpoints
+	Peers    []api.Peer
+	shape    Shape
+}
+
+// Hold hashes a full table as a node received it (its own peer entry
+// already left out).
+func Hold(services []api.ServiceEndpoints, peers []api.Peer) (*Held, error) {
+	e, err := Encode(services, peers)
+	if err != nil {
+		return nil, err
+	}
+	return &Held{Services: services, Peers: peers, shape: e.Shape}, nil
+}
+
+// Sum is the digest of the held table.
+func (h *Held) Sum() Sum { return h.shape.sum }
+
+// Apply returns the table d makes of h for node self. It refuses a delta
+// against another base; the caller compares the result's Sum with the
+// one the managers sent (api.Assignments.Table) and asks for the full
+// table when they differ.
+func (h *Held) Apply(d api.TableDelta, self string) (*Held, error) {
+	if d.Base != h.shape.sum.String() {
+		return nil, fmt.Errorf("table delta against %s, but the node holds %s", d.Base, h.shape.sum)
+	}
+	out := &Held{shape: Shape{services: make(map[string]uint64, len(h.shape.services)+len(d.Services)),
+		peers: make(map[string]uint64, len(h.shape.peers)+len(d.Peers))}}
+	for k, v := range h.shape.services {
+		out.shape.services[k] = v
+	}
+	for k, v := range h.shape.peers {
+		out.shape.peers[k] = v
+	}
+	drop := map[string]bool{}
+	for _, id := range d.RemovedServices {
+		delete(out.shape.services, id)
+		drop[id] = true
+	}
+	up := map[string]api.ServiceEndpoints{}
+	for _, s := range d.Services {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return nil, fmt.Errorf("encode service %s of the delta: %w", s.ServiceID, err)
+		}
+		out.shape.services[s.ServiceID] = hash(kindService, b)
+		up[s.ServiceID] = s
+	}
+	out.Services = make([]api.ServiceEndpoints, 0, len(h.Services)+len(up))
+	for _, s := range h.Services {
+		if drop[s.ServiceID] {
+			continue
+		}
+		if n, ok := up[s.ServiceID]; ok {
+			s = n
+			delete(up, s.ServiceID)
+		}
+		out.Services = append(out.Services, s)
+	}
+	for _, s := range up {
+		out.Services = append(out.Services, s)
+	}
+	sort.Slice(out.Services, func(i, j int) bool { return out.Services[i].ServiceID < out.Services[j].ServiceID })
+
+	dropPeer := map[string]bool{}
+	for _, id := range d.RemovedPeers {
+		delete(out.shape.peers, id)
+		dropPeer[id] = true
+	}
+	upPeer := map[string]api.Peer{}
+	for _, p := range d.Peers {
+		if p.NodeID == self {
+			continue
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("encode peer %s of the delta: %w", p.NodeID, err)
+		}
+		out.shape.peers[p.NodeID] = hash(kindPeer, b)
+		upPeer[p.NodeID] = p
+	}
+	out.Peers = make([]api.Peer, 0, len(h.Peers)+len(upPeer))
+	for _, p := range h.Peers {
+		if dropPeer[p.NodeID] {
+			continue
+		}
+		if n, ok := upPeer[p.NodeID]; ok {
+			p = n
+			delete(upPeer, p.NodeID)
+		}
+		out.Peers = append(out.Peers, p)
+	}
+	for _, p := range upPeer {
+		out.Peers = append(out.Peers, p)
+	}
+	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].NodeID < out.Peers[j].NodeID })
+	// The digest is summed from the lists as they came out, not kept up
+	// to date beside them: a list that lost or doubled an entry must not
+	// pass the check.
+	out.shape.sum = 0
+	for _, s := range out.Services {
+		out.shape.sum += Sum(out.shape.services[s.ServiceID])
+	}
+	for _, p := range out.Peers {
+		out.shape.sum += Sum(out.shape.peers[p.NodeID])
+	}
+	if len(out.Services) != len(out.shape.services) || len(out.Peers) != len(out.shape.peers) {
+		out.shape.sum = ^out.shape.sum // can only be a bug here; never equal to the managers'
+	}
+	return out, nil
+}
