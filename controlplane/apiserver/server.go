@@ -346,6 +346,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := s.revoked(c.id, id); err != nil {
+			if !allowed(rt, RoleNone) {
+				s.writeError(w, r, err)
+				return
+			}
+			// An open route (join, the CA) serves a removed node as anyone.
+			c, id = caller{id: Identity{Role: RoleNone}}, Identity{Role: RoleNone}
+		}
 		if !allowed(rt, id.Role) {
 			if id.Role == RoleNone {
 				s.writeError(w, r, errorf(http.StatusUnauthorized, "%s %s needs a client certificate with role %s: %s",

@@ -53,7 +53,9 @@ type Config struct {
 
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
-	SnapshotThreshold                                     uint64
+	// Snapshot tuning; zero uses raft's defaults (8192 entries, 2m).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 }
 
 // InitOptions are the cluster-wide settings chosen at `cluster init`.
@@ -257,6 +259,7 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		ElectionTimeout:    m.cfg.ElectionTimeout,
 		LeaderLeaseTimeout: m.cfg.LeaderLeaseTimeout,
 		SnapshotThreshold:  m.cfg.SnapshotThreshold,
+		SnapshotInterval:   m.cfg.SnapshotInterval,
 	}, m.st)
 	if err != nil {
 		ln.Close()
