@@ -307,7 +307,12 @@ func (m *Manager) acceptLoop() {
 				return
 			}
 			_ = tc.SetDeadline(time.Time{})
-			if tc.ConnectionState().NegotiatedProtocol == ca.ALPNRaft {
+			if cs := tc.ConnectionState(); cs.NegotiatedProtocol == ca.ALPNRaft {
+				if id, gone := raftPeerRemoved(cs, m.st.View()); gone {
+					m.log.Warn("refused a raft connection from a removed node", zap.String("node_id", id), zap.String("remote", c.RemoteAddr().String()))
+					c.Close()
+					return
+				}
 				m.raftLn.deliver(tc)
 			} else {
 				m.httpLn.deliver(tc)

@@ -10,9 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -192,6 +194,40 @@ func (a *apiClient) callWith(hc *http.Client, method, addr, path string, in any,
 	return resp.StatusCode, e.Message
 }
 
+// raftRefused dials the raft protocol (ALPN) with the certificate in dir
+// and returns nil if the manager closes the connection within 5 s.
+func (a *apiClient) raftRefused(addr, dir string) error {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, ca.CertFile), filepath.Join(dir, ca.KeyFile))
+	if err != nil {
+		return err
+	}
+	tr := a.hc.Transport.(*http.Transport)
+	cfg := tr.TLSClientConfig.Clone()
+	cfg.Certificates = []tls.Certificate{cert}
+	cfg.NextProtos = []string{ca.ALPNRaft}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := tr.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	conn := tls.Client(raw, cfg)
+	defer conn.Close()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return nil // refused in the handshake: refused all the same
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p != ca.ALPNRaft {
+		return fmt.Errorf("negotiated %q, not raft", p)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("the connection stayed open: raft accepted it")
+	}
+	return nil
+}
+
 func copyDir(t *testing.T, from string) string {
 	t.Helper()
 	to := t.TempDir()
@@ -212,7 +248,8 @@ func copyDir(t *testing.T, from string) string {
 // demotion and the worker one after — still verify against the CA, yet
 // every running manager refuses them on each class of route: heartbeat,
 // assignment watch, status report, certificate renewal, the manager routes,
-// manager-ready, and a request forwarded for an administrator. The same
+// manager-ready, a request forwarded for an administrator, and the raft
+// port (whose handshake admits any manager certificate). The same
 // machine then joins again with a new worker token and a fresh data dir.
 func revokedNode(t *testing.T, c *cluster, a *apiClient) {
 	lead := c.leaderHost(t, 60*time.Second)
@@ -295,6 +332,17 @@ func revokedNode(t *testing.T, c *cluster, a *apiClient) {
 			}
 		}
 	}
+	// The raft port: its handshake admits any manager certificate, so the
+	// refusal is the manager closing the connection at once, where a
+	// member's connection would stay open waiting for an RPC.
+	for _, m := range c.others(h) {
+		checks++
+		if err := a.raftRefused(m.ip+":2377", managerCerts); err != nil {
+			t.Errorf("raft port of %s with the removed node's manager certificate: %v", m.name, err)
+		} else {
+			refused++
+		}
+	}
 	if n, err := lead.nodes(); err == nil {
 		for _, nd := range n {
 			if nd.ID == oldID {
@@ -315,6 +363,6 @@ func revokedNode(t *testing.T, c *cluster, a *apiClient) {
 	if newID == oldID {
 		t.Errorf("the node joined again under its removed ID %s", oldID)
 	}
-	summary("T7", "revoked node", t.Failed(), "%d of %d requests with the removed node's manager and worker certificates refused by the %d other managers (heartbeat, watch, status, renewal, cluster, manager routes, manager-ready, forwarded admin); rejoined with a new token as %s in %s",
+	summary("T7", "revoked node", t.Failed(), "%d of %d requests with the removed node's manager and worker certificates refused by the %d other managers (heartbeat, watch, status, renewal, cluster, manager routes, manager-ready, forwarded admin, raft port); rejoined with a new token as %s in %s",
 		refused, checks, len(c.others(h)), short(newID), took.Round(time.Millisecond))
 }
