@@ -99,7 +99,7 @@ func (w *snapshotWatch) next(within time.Duration, onStart func(*host)) (*host, 
 
 // killDelays are the offsets, after a snapshot dir appears, at which the
 // rounds kill.
-var killDelays = []time.Duration{0, 2 * time.Millisecond, 500 * time.Microsecond, 5 * time.Millisecond, time.Millisecond}
+var killDelays = []time.Duration{0, 5 * time.Millisecond, 500 * time.Microsecond, 10 * time.Millisecond, 2 * time.Millisecond, 20 * time.Millisecond, time.Millisecond}
 
 // killAllNow SIGKILLs every manager's process group with no wait between
 // them, then reaps them.
@@ -135,6 +135,7 @@ func killMidSnapshot(t *testing.T, c *cluster, a *apiClient, nodes []string) {
 	t.Cleanup(w.halt)
 	rounds, bound := profile(2, 10), profile(8, 30)
 	landed, kills := 0, 0
+	var writing []string // the state file's size, for kills that landed while raft wrote it
 	var back []time.Duration
 	for kills < rounds || landed == 0 && kills < bound {
 		w.waitAcks(t, 10, 90*time.Second)
@@ -156,6 +157,10 @@ func killMidSnapshot(t *testing.T, c *cluster, a *apiClient, nodes []string) {
 		kills++
 		if len(tmps) > 0 {
 			landed++
+			// How far the snapshot got: the bytes of its state file.
+			if fi, err := os.Stat(filepath.Join(hit.snapshotsDir(), tmps[0], "state.bin")); err == nil {
+				writing = append(writing, fmt.Sprintf("%d B", fi.Size()))
+			}
 		}
 		t.Logf("kill %d, %s after %s began a snapshot; unfinished after the kill: %v", kills, delay, hit.name, tmps)
 		down := time.Now()
@@ -187,6 +192,6 @@ func killMidSnapshot(t *testing.T, c *cluster, a *apiClient, nodes []string) {
 	w.waitAcks(t, 5, 90*time.Second)
 	w.halt()
 	lost, lin := w.check(t)
-	summary("T3", "kill -9 all during a snapshot", t.Failed(), "%d kills, %d landed mid-snapshot (the .tmp outlived the process), all restarted; %s; lost %d; %s; restart to leader p50 %s max %s",
-		kills, landed, w.figures(), lost, linText(lin), percentile(back, 0.5).Round(time.Millisecond), percentile(back, 1).Round(time.Millisecond))
+	summary("T3", "kill -9 all during a snapshot", t.Failed(), "%d kills, %d landed mid-snapshot (the .tmp outlived the process), %d of them while raft wrote the state file (%s written), all restarted; %s; lost %d; %s; restart to leader p50 %s max %s",
+		kills, landed, len(writing), strings.Join(writing, ", "), w.figures(), lost, linText(lin), percentile(back, 0.5).Round(time.Millisecond), percentile(back, 1).Round(time.Millisecond))
 }
