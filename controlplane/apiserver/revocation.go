@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"net/http"
+
+	"github.com/warrenhq/warren/controlplane/store"
 )
 
 // Revocation. A node's certificate stays valid for its whole TTL, and
@@ -27,7 +29,7 @@ func revokedError(nodeID string) error {
 // revoked returns the refusal for the first of ids that names a removed
 // node, or nil. Administrator identities are not nodes and never removed.
 func (s *Server) revoked(ids ...Identity) error {
-	var v interface{ NodeRemoved(string) bool }
+	var v *store.View // taken once, and only for a node's identity
 	for _, id := range ids {
 		if id.NodeID == "" || id.Role != RoleWorker && id.Role != RoleManager {
 			continue
