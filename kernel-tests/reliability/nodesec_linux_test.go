@@ -152,8 +152,8 @@ func secretsGrep(t *testing.T, c *cluster) {
 		t.Fatal("no file searched")
 	}
 	lead.mustCLI("service", "rm", "relsec")
-	summary("T7", "secrets marker grep", t.Failed(), "secret and config markers in %d files (%.1f MiB: data dirs, warren logs, containerd root and state of %d nodes): %d in clear; in the task's tmpfs: %v",
-		files, float64(n)/(1<<20), len(c.hosts), len(hits), len(mem) > 0)
+	summary("T7", "secrets marker grep", t.Failed(), "secret and config markers searched in %d files, %d bytes (data dirs, warren logs, containerd root and state of %d nodes): %d in clear; in the task's tmpfs: %v",
+		files, n, len(c.hosts), len(hits), len(mem) > 0)
 }
 
 // nodeClient is an HTTPS client from the clients' netns holding the
