@@ -186,12 +186,15 @@ func killMidSnapshot(t *testing.T, c *cluster, a *apiClient, nodes []string) {
 			return nil
 		})
 	}
+	if len(writing) == 0 {
+		writing = []string{"none"}
+	}
 	if landed == 0 {
 		t.Errorf("none of %d kills landed while a snapshot was being written: the fault was not injected", kills)
 	}
 	w.waitAcks(t, 5, 90*time.Second)
 	w.halt()
 	lost, lin := w.check(t)
-	summary("T3", "kill -9 all during a snapshot", t.Failed(), "%d kills, %d landed mid-snapshot (the .tmp outlived the process), %d of them while raft wrote the state file (%s written), all restarted; %s; lost %d; %s; restart to leader p50 %s max %s",
+	summary("T3", "kill -9 all during a snapshot", t.Failed(), "%d kills, %d landed mid-snapshot (the .tmp outlived the process), %d of them while raft wrote the state file (bytes written: %s), all restarted; %s; lost %d; %s; restart to leader p50 %s max %s",
 		kills, landed, len(writing), strings.Join(writing, ", "), w.figures(), lost, linText(lin), percentile(back, 0.5).Round(time.Millisecond), percentile(back, 1).Round(time.Millisecond))
 }
