@@ -1,12 +1,15 @@
 package apiserver
 
 import (
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/controlplane/ca"
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/store"
 )
@@ -64,7 +67,24 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 		t.Fatalf("only %v routes open to nodes: the table is not what this test thinks", before)
 	}
 
+	// A node whose join this manager's store has not applied yet holds a
+	// certificate for an ID the store does not know: not refused.
+	certPEM, keyPEM, err := c.ca.Issue(ca.Identity{NodeID: "joining", Role: ca.RoleWorker}, 0, testNow, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.certs["joining"], err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+
 	c.apply(t, &store.Batch{RemoveNodes: []string{"w1", "m1"}})
+	for _, rt := range stubbed {
+		if allowed(rt, RoleWorker) {
+			if st, msg, body := do("joining", rt); st != http.StatusOK || body["node"] != "joining" {
+				t.Errorf("%s %s as a node the store does not know yet: %d %q", rt.Method, rt.Pattern, st, msg)
+			}
+		}
+	}
 	refused := map[string]int{}
 	for _, kind := range []string{"worker", "manager"} {
 		node := map[string]string{"worker": "w1", "manager": "m1"}[kind]
