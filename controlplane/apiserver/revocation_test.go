@@ -110,6 +110,21 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	if refused["worker"] != before["worker"] || refused["manager"] != before["manager"] {
 		t.Errorf("refused %v of %v node routes after removal", refused, before)
 	}
+	// A removed manager's certificate cannot vouch for an administrator
+	// either: forwarding is a manager's privilege.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.tlsFor("manager")}}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/join-tokens", nil)
+	req.Header.Set(client.HeaderForwardedFor, "admin;op")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e client.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(e.Message, "node m1 was removed") {
+		t.Errorf("a removed manager forwarding for an admin: %d %q, want 403 naming m1", resp.StatusCode, e.Message)
+	}
 	for _, rt := range stubbed {
 		if allowed(rt, RoleAdmin) {
 			if st, msg, _ := do("admin", rt); st != http.StatusOK {
