@@ -51,15 +51,16 @@ func newManagerCmd(g *globals) *cobra.Command {
 type nodeOpts struct {
 	// raftTimeout is raft's heartbeat and election timeout (the leader
 	// lease is half of it).
-	raftTimeout time.Duration
+	raftTimeout   time.Duration
+	listenAddr    string
+	advertiseAddr string
+	managerOnly   bool
+	detach        bool
+
 	// raftSnapshotThreshold and raftSnapshotInterval tune how often a
 	// manager snapshots its store (0: raft's defaults).
 	raftSnapshotThreshold uint64
 	raftSnapshotInterval  time.Duration
-	listenAddr            string
-	advertiseAddr         string
-	managerOnly           bool
-	detach                bool
 
 	containerdSock string
 	containerdNS   string

@@ -53,9 +53,9 @@ type Config struct {
 
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
-	// Snapshot tuning; zero uses raft's defaults (8192 entries, 2m).
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
+	SnapshotThreshold                                     uint64
+	// SnapshotInterval: zero uses raft's default (2m).
+	SnapshotInterval time.Duration
 }
 
 // InitOptions are the cluster-wide settings chosen at `cluster init`.
