@@ -43,3 +43,21 @@ func (s *Server) revoked(ids ...Identity) error {
 	}
 	return nil
 }
+
+// roleNow is the role a node's certificate acts with: a manager certificate
+// of a node the store now says is a worker (`node demote`) acts as a worker
+// certificate. Demotion cannot take the manager certificate back from the
+// node's disk, and as a manager's it could otherwise read every object and
+// vouch, in the forwarded-for header, for an administrator. The one
+// exception is the role change itself, which the demoted node completes
+// with the certificate it holds. A node the store does not know (a join
+// not applied here yet) keeps what its certificate says.
+func (s *Server) roleNow(id Identity, rt Route) Identity {
+	if id.Role != RoleManager || id.NodeID == "" || rt.Pattern == "/v1/agent/role" {
+		return id
+	}
+	if n, ok := s.b.View().Node(id.NodeID); ok && Role(n.Spec.Role) == RoleWorker {
+		id.Role = RoleWorker
+	}
+	return id
+}

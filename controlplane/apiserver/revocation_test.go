@@ -183,3 +183,70 @@ func TestRevocationThroughFollower(t *testing.T) {
 		t.Error("the refused heartbeat brought the removed node back")
 	}
 }
+
+// TestDemotedManagerCertificateActsAsWorker: after `node demote` the store
+// says m1 is a worker, yet m1 still holds its manager certificate. With it
+// m1 keeps the worker routes and completes its role change, but reads no
+// manager route and cannot vouch for an administrator, directly or through
+// a follower whose store has not seen the demotion.
+func TestDemotedManagerCertificateActsAsWorker(t *testing.T) {
+	c := newCluster(t)
+	s := c.newServer(t, c.backend(t, "m9", true))
+	stubbed := s.Routes()
+	for i := range stubbed {
+		stubbed[i].Handler = func(w http.ResponseWriter, r *http.Request, id Identity) error {
+			writeJSON(w, http.StatusOK, map[string]string{"role": string(id.Role), "node": id.NodeID})
+			return nil
+		}
+	}
+	srv := c.serve(t, s.buildMux(stubbed))
+	// m2 is another manager, forwarding with its own certificate.
+	certPEM, keyPEM, err := c.ca.Issue(ca.Identity{NodeID: "m2", Role: ca.RoleManager}, 0, testNow, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.certs["m2"], err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	get := func(kind, method, path, forwardedFor string) (int, map[string]string) {
+		t.Helper()
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.tlsFor(kind)}}
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		if forwardedFor != "" {
+			req.Header.Set(client.HeaderForwardedFor, forwardedFor)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	if st, _ := get("manager", http.MethodGet, "/v1/join-tokens", "admin;op"); st != http.StatusOK {
+		t.Fatalf("a manager forwarding for an admin before the demotion: %d", st)
+	}
+
+	m1, _ := c.st.View().Node("m1")
+	m1.Spec.Role = api.RoleWorker
+	c.apply(t, &store.Batch{PutNodes: []api.Node{m1}})
+	for _, tc := range []struct {
+		what, kind, method, path, fwd string
+		want                          int
+		role                          string
+	}{
+		{"a manager route", "manager", http.MethodGet, "/v1/nodes", "", http.StatusForbidden, ""},
+		{"forwarding for an admin", "manager", http.MethodGet, "/v1/join-tokens", "admin;op", http.StatusForbidden, ""},
+		{"a worker route", "manager", http.MethodGet, "/v1/agent/assignments", "", http.StatusOK, "worker"},
+		{"the role change", "manager", http.MethodPost, "/v1/agent/role", "", http.StatusOK, "manager"},
+		// A follower whose store has not seen the demotion forwards m1 as a manager.
+		{"a manager route through a lagging follower", "m2", http.MethodGet, "/v1/nodes", "manager;m1", http.StatusForbidden, ""},
+		{"a manager route for a real manager through a follower", "m2", http.MethodGet, "/v1/nodes", "manager;m2", http.StatusOK, "manager"},
+	} {
+		st, body := get(tc.kind, tc.method, tc.path, tc.fwd)
+		if st != tc.want || tc.role != "" && body["role"] != tc.role {
+			t.Errorf("%s: %d as %q, want %d as %q", tc.what, st, body["role"], tc.want, tc.role)
+		}
+	}
+}

@@ -333,7 +333,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			w = rec
 		}
 		c := s.authenticate(r)
+		c.id = s.roleNow(c.id, rt)
 		id, forwarded, err := effective(c, r)
+		if forwarded {
+			id = s.roleNow(id, rt) // the forwarding manager's store may lag
+		}
 		if audit != nil {
 			defer func() {
 				if id.Role == "" {
