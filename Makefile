@@ -49,15 +49,17 @@ fuzz:
 					echo "fuzz $$t: the coordinator's deadline race (go.dev/issue/75804, fixed in Go 1.27), no failing input: once more"; continue; fi; \
 				exit 1; done; done; done
 
-## reliability: the reliability matrix (root): fuzzing, then partitions, leader kills, whole-cluster kills,
-## a full disk, the certificate lifecycle and a soak (WARREN_SOAK_MINUTES of churn, default 10, then 10 idle)
-## on namespace hosts; each test prints one summary line, then the table.
+## reliability: the reliability matrix (root): fuzzing, then partitions and splits (3 managers, and 5 split
+## 2|3 in the full profile only), a flapping link, leader kills, whole-cluster kills (also in the middle of a
+## snapshot), a full disk, the certificate lifecycle, a revoked node, the secrets marker grep and a soak
+## (WARREN_SOAK_MINUTES of churn, default 10, then 10 idle) on namespace hosts; each test prints one summary
+## line, then the table.
 ## reliability-smoke: the short profile (10 s per fuzz target, 3 kills instead of 20, a 40 s soak).
 RELIABILITY_ENV = WARREN_BIN=$(CURDIR)/$(BIN) WARREN_DEMO_IMAGE=$(CURDIR)/$(DEMO_IMAGE)
 reliability: build demo-image
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 	@set -o pipefail; $(RELIABILITY_ENV) WARREN_RELIABILITY_PROFILE=full \
-		$(GO) test -count=1 -p 1 -timeout 60m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
+		$(GO) test -count=1 -p 1 -timeout 75m -v ./kernel-tests/reliability/... | tee build/reliability.log | grep -v '^=== \|^    --- \|^--- PASS'
 ## fuzz-smoke: every fuzz target for 10 s (what CI runs).
 fuzz-smoke:
 	$(MAKE) fuzz FUZZTIME=10s FUZZCORPUS=0

@@ -57,6 +57,11 @@ type nodeOpts struct {
 	managerOnly   bool
 	detach        bool
 
+	// raftSnapshotThreshold and raftSnapshotInterval tune how often a
+	// manager snapshots its store (0: raft's defaults).
+	raftSnapshotThreshold uint64
+	raftSnapshotInterval  time.Duration
+
 	containerdSock string
 	containerdNS   string
 	cgroupParent   string
@@ -106,6 +111,8 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.BoolVar(&o.auditStdout, "audit-stdout", envOr("WARREN_AUDIT_STDOUT", "false") == "true", "managers: copy every audit line (<data-dir>/audit.log) to stdout [$WARREN_AUDIT_STDOUT]")
 	fs.DurationVar(&o.heartbeat, "heartbeat-interval", 2*time.Second, "how often the node heartbeats to the managers; keep it well under the cluster's --node-down-grace (15× by default)")
 	fs.DurationVar(&o.raftTimeout, "raft-timeout", envDuration("WARREN_RAFT_TIMEOUT", 500*time.Millisecond), "managers: raft heartbeat and election timeout; a killed leader is replaced within about 3× this, and a manager that cannot answer within it is voted out (raise it on overloaded machines) [$WARREN_RAFT_TIMEOUT]")
+	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", 0, "managers, tuning: snapshot the store once this many raft log entries are past the last snapshot (0: raft's default, 8192); lower means smaller logs and more frequent snapshot writes")
+	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", 0, "managers, tuning: how often raft checks the snapshot threshold, with up to as much again of jitter (0: raft's default, 2m)")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 

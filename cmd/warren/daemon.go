@@ -151,6 +151,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		Join:             join,
 		OnRemoved:        becomeWorker(log),
 		HeartbeatTimeout: o.raftTimeout, ElectionTimeout: o.raftTimeout, LeaderLeaseTimeout: o.raftTimeout / 2,
+		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval,
 	}
 	if o.registryPull {
 		// Air-gapped sites (--registry-pull=false) have no registry to ask.

@@ -135,8 +135,10 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, _ Identity) 
 		return errorf(http.StatusBadRequest, "node %q is %s, not down: stop it first or remove it with force", n.ID, n.Status.State)
 	}
 	b := &store.Batch{
-		Expect:      []store.Expectation{{Kind: store.KindNode, ID: n.ID, Version: n.Meta.Version}},
-		DeleteNodes: []string{n.ID},
+		Expect: []store.Expectation{{Kind: store.KindNode, ID: n.ID, Version: n.Meta.Version}},
+		// A tombstone, not only a delete: the node keeps a certificate the
+		// managers must refuse from now on (revocation.go).
+		RemoveNodes: []string{n.ID},
 	}
 	if c := s.b.View().Cluster(); c != nil {
 		if _, ok := c.Subnets[n.ID]; ok {

@@ -333,7 +333,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			w = rec
 		}
 		c := s.authenticate(r)
+		c.id = s.roleNow(c.id, rt)
 		id, forwarded, err := effective(c, r)
+		if forwarded {
+			id = s.roleNow(id, rt) // the forwarding manager's store may lag
+		}
 		if audit != nil {
 			defer func() {
 				if id.Role == "" {
@@ -345,6 +349,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if err != nil {
 			s.writeError(w, r, err)
 			return
+		}
+		if err := s.revoked(c.id, id); err != nil {
+			if !allowed(rt, RoleNone) {
+				s.writeError(w, r, err)
+				return
+			}
+			// An open route (join, the CA) serves a removed node as anyone.
+			c, id = caller{id: Identity{Role: RoleNone}}, Identity{Role: RoleNone}
 		}
 		if !allowed(rt, id.Role) {
 			if id.Role == RoleNone {

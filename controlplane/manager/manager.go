@@ -54,6 +54,8 @@ type Config struct {
 	// Raft timeouts; zero uses raftnode's defaults (500/500/250 ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	SnapshotThreshold                                     uint64
+	// SnapshotInterval: zero uses raft's default (2m).
+	SnapshotInterval time.Duration
 }
 
 // InitOptions are the cluster-wide settings chosen at `cluster init`.
@@ -257,6 +259,7 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		ElectionTimeout:    m.cfg.ElectionTimeout,
 		LeaderLeaseTimeout: m.cfg.LeaderLeaseTimeout,
 		SnapshotThreshold:  m.cfg.SnapshotThreshold,
+		SnapshotInterval:   m.cfg.SnapshotInterval,
 	}, m.st)
 	if err != nil {
 		ln.Close()
@@ -304,7 +307,12 @@ func (m *Manager) acceptLoop() {
 				return
 			}
 			_ = tc.SetDeadline(time.Time{})
-			if tc.ConnectionState().NegotiatedProtocol == ca.ALPNRaft {
+			if cs := tc.ConnectionState(); cs.NegotiatedProtocol == ca.ALPNRaft {
+				if id, gone := raftPeerRemoved(cs, m.st.View()); gone {
+					m.log.Warn("refused a raft connection from a removed node", zap.String("node_id", id), zap.String("remote", c.RemoteAddr().String()))
+					c.Close()
+					return
+				}
 				m.raftLn.deliver(tc)
 			} else {
 				m.httpLn.deliver(tc)

@@ -247,6 +247,10 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 			_ = bolt.Close()
 		}
 	}()
+	// Only now, holding bolt's lock, is no other process snapshotting here.
+	if err := removeUnfinishedSnapshots(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
+	}
 	var logStore raft.LogStore = bolt
 	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, retainSnapshots, hlog)
 	if err != nil {

@@ -30,6 +30,12 @@ const (
 	// features it uses.
 	CmdVolumeBatch CommandType = 3
 
+	// CmdRemoveNodeBatch is a Batch that removes nodes for good (RemoveNodes:
+	// the node and a tombstone that revokes its certificate). A manager too
+	// old to know tombstones stops on it rather than deleting the node and
+	// going on accepting its certificate.
+	CmdRemoveNodeBatch CommandType = 4
+
 	// IgnorableCommandFlag marks command types that an older version may
 	// skip when it does not know them (like Nomad's IgnoreUnknownTypeFlag).
 	// Types below it are essential: a manager that cannot apply one must stop
@@ -75,7 +81,7 @@ type NodeStatusUpdate struct {
 //
 // Within a kind, deletes are applied before puts, so a batch may replace a
 // service by another of the same name. Kinds are applied in field order:
-// cluster, nodes, services, tasks, task statuses, node statuses, images,
+// cluster, nodes, removed nodes, services, tasks, task statuses, node statuses, images,
 // volumes, secrets.
 type Batch struct {
 	// Now is the proposer's clock. The FSM stamps Meta.CreatedAt and
@@ -89,6 +95,9 @@ type Batch struct {
 
 	PutNodes    []api.Node `json:"put_nodes,omitempty"`
 	DeleteNodes []string   `json:"delete_nodes,omitempty"`
+	// RemoveNodes deletes nodes and records their tombstones (removed.go):
+	// `node rm`, after which the node's certificate is refused.
+	RemoveNodes []string `json:"remove_nodes,omitempty"`
 
 	PutServices    []api.Service `json:"put_services,omitempty"`
 	DeleteServices []string      `json:"delete_services,omitempty"`
@@ -149,6 +158,9 @@ func Encode(b *Batch) ([]byte, error) {
 	if len(b.PutVolumes) > 0 || len(b.DeleteVolumes) > 0 {
 		t = CmdVolumeBatch
 	}
+	if len(b.RemoveNodes) > 0 {
+		t = CmdRemoveNodeBatch
+	}
 	out = append(out, byte(t))
 	return append(out, body...), nil
 }
@@ -160,7 +172,7 @@ func decode(data []byte) (b *Batch, ignore bool, err error) {
 		return nil, false, fmt.Errorf("decode command: %w: empty entry", ErrInvalid)
 	}
 	switch t := CommandType(data[0]); {
-	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch:
+	case t == CmdBatch || t == CmdSecretBatch || t == CmdVolumeBatch || t == CmdRemoveNodeBatch:
 		b = new(Batch)
 		if err := json.Unmarshal(data[1:], b); err != nil {
 			return nil, false, fmt.Errorf("decode batch: %w: %w", ErrInvalid, err)

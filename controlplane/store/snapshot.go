@@ -14,7 +14,7 @@ import (
 
 // Snapshot format: newline-delimited JSON. A header line carries the format
 // version and raft index, then one record per object in a fixed order
-// (cluster, nodes, services, tasks, images, volumes, secrets, each sorted by key), then an end
+// (cluster, nodes, services, tasks, images, volumes, secrets, removed nodes, each sorted by key), then an end
 // record with the object count so that a truncated file is detected rather
 // than restored as a smaller cluster. Streaming keeps memory flat for large
 // clusters; the fixed order makes snapshots of equal states byte-identical.
@@ -33,6 +33,7 @@ type snapshotRecord struct {
 	Image   *api.Image   `json:"image,omitempty"`
 	Volume  *api.Volume  `json:"volume,omitempty"`
 	Secret  *api.Secret  `json:"secret,omitempty"`
+	Removed *RemovedNode `json:"removed_node,omitempty"`
 	End     *snapshotEnd `json:"end,omitempty"`
 }
 
@@ -78,6 +79,7 @@ func (v *View) writeTo(w io.Writer) error {
 	walk(v.st.images, func(x interface{}) snapshotRecord { return snapshotRecord{Image: x.(*api.Image)} })
 	walk(v.st.volumes, func(x interface{}) snapshotRecord { return snapshotRecord{Volume: x.(*api.Volume)} })
 	walk(v.st.secrets, func(x interface{}) snapshotRecord { return snapshotRecord{Secret: x.(*api.Secret)} })
+	walk(v.st.removed, func(x interface{}) snapshotRecord { return snapshotRecord{Removed: x.(*RemovedNode)} })
 	if err != nil {
 		return err
 	}
@@ -118,6 +120,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 		tasks: base.tasks.Txn(), bySvc: base.bySvc.Txn(), byNode: base.byNode.Txn(), images: base.images.Txn(),
 		volumes: base.volumes.Txn(),
 		secrets: base.secrets.Txn(), secNames: base.secNames.Txn(),
+		removed: base.removed.Txn(),
 	}
 	count := 0
 	for {
@@ -146,6 +149,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 				volumes:   t.volumes.CommitOnly(),
 				secrets:   t.secrets.CommitOnly(),
 				secNames:  t.secNames.CommitOnly(),
+				removed:   t.removed.CommitOnly(),
 			}, nil
 		case rec.Cluster != nil:
 			t.cluster = rec.Cluster
@@ -162,6 +166,8 @@ func readSnapshot(r io.Reader) (*state, error) {
 			t.volumes.Insert([]byte(rec.Volume.Name), rec.Volume)
 		case rec.Secret != nil:
 			t.putSecret(rec.Secret)
+		case rec.Removed != nil:
+			t.removed.Insert([]byte(rec.Removed.ID), rec.Removed)
 		default:
 			return nil, fmt.Errorf("read snapshot record %d: no known object", count)
 		}

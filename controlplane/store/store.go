@@ -29,11 +29,12 @@ type state struct {
 	volumes   *iradix.Tree // volume name -> *api.Volume
 	secrets   *iradix.Tree // kind \x00 ID -> *api.Secret (secrets.go)
 	secNames  *iradix.Tree // kind \x00 name -> *api.Secret
+	removed   *iradix.Tree // node ID -> *RemovedNode (removed.go)
 }
 
 func emptyState() *state {
 	t := iradix.New()
-	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t, secrets: t, secNames: t}
+	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t, secrets: t, secNames: t, removed: t}
 }
 
 // Store is the in-memory state of the cluster. Objects inside it are never
@@ -145,6 +146,7 @@ type txn struct {
 	volumes   *iradix.Txn
 	secrets   *iradix.Txn
 	secNames  *iradix.Txn
+	removed   *iradix.Txn
 }
 
 func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
@@ -167,9 +169,10 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		volumes:   cur.volumes.Txn(),
 		secrets:   cur.secrets.Txn(),
 		secNames:  cur.secNames.Txn(),
+		removed:   cur.removed.Txn(),
 	}
 	for _, step := range []func(*Batch) error{
-		t.applyCluster, t.applyNodes, t.applyServices, t.applyTasks,
+		t.applyCluster, t.applyNodes, t.applyRemovedNodes, t.applyServices, t.applyTasks,
 		t.applyTaskStatuses, t.applyNodeStatuses, t.applyImages, t.applyVolumes, t.applySecrets,
 	} {
 		if err := step(b); err != nil {
@@ -189,6 +192,7 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		volumes:   t.volumes.CommitOnly(),
 		secrets:   t.secrets.CommitOnly(),
 		secNames:  t.secNames.CommitOnly(),
+		removed:   t.removed.CommitOnly(),
 	}, nil
 }
 
@@ -394,6 +398,9 @@ func (t *txn) applyNodeStatuses(b *Batch) error {
 	for i, u := range b.NodeStatuses {
 		if u.NodeID == "" {
 			return fmt.Errorf("node status %d: %w: empty node id", i, ErrInvalid)
+		}
+		if t.wasRemoved(u.NodeID) {
+			continue
 		}
 		var n api.Node
 		var oldMeta *api.Meta

@@ -28,6 +28,7 @@ import (
 	"github.com/warrenhq/warren/controlplane/client"
 	"github.com/warrenhq/warren/controlplane/manager"
 	"github.com/warrenhq/warren/controlplane/testutil"
+	"github.com/warrenhq/warren/runtime"
 )
 
 // The cluster harness: hosts are network namespaces on one switch (a
@@ -269,10 +270,12 @@ func (h *Host) StopAndReport() {
 }
 
 // RemoveLeftovers deletes what the node leaves when it is killed: its eBPF
-// pins, its cgroups in every hierarchy, and the WireGuard UAPI socket.
+// pins, its secret tmpfs, its cgroups in every hierarchy, and the
+// WireGuard UAPI socket.
 func (h *Host) RemoveLeftovers() {
 	if id, err := manager.LoadIdentity(h.DataDir); err == nil && id.NodeID != "" {
 		_ = os.RemoveAll(filepath.Join("/sys/fs/bpf/warren", id.NodeID))
+		RemoveSecretFS(id.NodeID)
 	}
 	// The userspace WireGuard device runs in a process of its own that
 	// outlives warren (by design); deleting its interface ends it, which
@@ -282,6 +285,16 @@ func (h *Host) RemoveLeftovers() {
 	for _, root := range CgroupMounts() {
 		RemoveCgroupTree(filepath.Join(root, h.Cgroup))
 	}
+}
+
+// RemoveSecretFS unmounts a node's secret tmpfs, which every node mounts
+// at start and which outlives warren by design (a restarted agent finds
+// its tasks' files there): without this every test node left one mount
+// behind on the machine.
+func RemoveSecretFS(nodeID string) {
+	root := filepath.Join("/run/warren", nodeID, "secrets")
+	_ = runtime.UnmountSecretFS(root)
+	_ = os.Remove(filepath.Dir(root))
 }
 
 // CgroupMounts lists the mount points of every cgroup hierarchy.

@@ -18,15 +18,18 @@ import (
 )
 
 // managers forms a cluster of three managers and waits for three voters.
-func managers(t *testing.T) *cluster {
-	c := newCluster(t, 3)
+func managers(t *testing.T) *cluster { return managersN(t, 3) }
+
+// managersN forms a cluster of n managers and waits for n voters.
+func managersN(t *testing.T, n int) *cluster {
+	c := newCluster(t, n)
 	h1 := c.hosts[0]
 	c.init(h1)
 	token := strings.TrimSpace(h1.mustCLI("cluster", "join-token", "manager", "-q"))
 	for _, h := range c.hosts[1:] {
 		c.join(h, h1, token)
 	}
-	eventually(t, "3 voting managers", 60*time.Second, func() error {
+	eventually(t, fmt.Sprintf("%d voting managers", n), 60*time.Second, func() error {
 		var ci client.ClusterInfo
 		if err := h1.cliJSON(&ci, "cluster", "info"); err != nil {
 			return err
@@ -37,7 +40,7 @@ func managers(t *testing.T) *cluster {
 				voters++
 			}
 		}
-		if voters != 3 {
+		if voters != n {
 			return fmt.Errorf("%d voters", voters)
 		}
 		return nil
@@ -139,8 +142,10 @@ func (w *workload) check(t *testing.T) (lost int, lin porcupine.CheckResult) {
 }
 
 // TestFaults: three managers under a concurrent read/write workload through
-// the real API. T1 kills the leader with SIGKILL N times (restarting it
-// each time); T3 then SIGKILLs all three managers at once N times. After
+// the real API. T2 partitions and splits them; T1 kills the leader with
+// SIGKILL N times (restarting it each time); T3 then SIGKILLs all three
+// managers at once N times, and again at the moment a snapshot is being
+// written; T7 ends with the secrets grep and a revoked node. After
 // each, every acknowledged write must be there and the history of register
 // reads and writes must be linearizable, with timeouts as unknown outcomes.
 func TestFaults(t *testing.T) {
@@ -151,6 +156,8 @@ func TestFaults(t *testing.T) {
 	t.Run("T7-tokens-and-certs", func(t *testing.T) { securityLifecycle(t, c, a) })
 
 	t.Run("T2-partitions", func(t *testing.T) { partitions(t, c, a, nodes) })
+
+	t.Run("T2-splits", func(t *testing.T) { splits(t, c, a, nodes) })
 
 	t.Run("T1-leader-kill", func(t *testing.T) {
 		kills := profile(3, 20)
@@ -213,6 +220,13 @@ func TestFaults(t *testing.T) {
 		summary("T3", "all managers kill -9 at once", t.Failed(), "%d rounds; %s; lost %d; %s; restart to leader p50 %s max %s",
 			rounds, w.figures(), lost, linText(lin), percentile(back, 0.5).Round(time.Millisecond), percentile(back, 1).Round(time.Millisecond))
 	})
+
+	t.Run("T3-kill-mid-snapshot", func(t *testing.T) { killMidSnapshot(t, c, a, nodes) })
+
+	// Last: these change the cluster (a service with secrets; one manager
+	// demoted, removed and joined again as a worker).
+	t.Run("T7-secrets-grep", func(t *testing.T) { secretsGrep(t, c) })
+	t.Run("T7-revoked-node", func(t *testing.T) { revokedNode(t, c, a) })
 }
 
 // visualisationPath is build/porcupine-<test>.html in the module, where
