@@ -152,6 +152,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		OnRemoved:        becomeWorker(log),
 		HeartbeatTimeout: o.raftTimeout, ElectionTimeout: o.raftTimeout, LeaderLeaseTimeout: o.raftTimeout / 2,
 		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval,
+		PlanQuiet: o.planQuiet, PlanMaxDelay: o.planMaxDelay,
 	}
 	if o.registryPull {
 		// Air-gapped sites (--registry-pull=false) have no registry to ask.
