@@ -213,7 +213,9 @@ func New(cfg Config) (*Agent, error) {
 	// the ones it joined through.
 	a.managers = mergeAddrs(cached, cfg.Managers)
 	if len(a.managers) > 0 {
-		cfg.Manager.SetAddrs(a.managers)
+		// Each part in this node's order of preference (spread.go); the
+		// learned ones still first.
+		cfg.Manager.SetAddrs(mergeAddrs(preferred(cfg.NodeID, cached), preferred(cfg.NodeID, cfg.Managers)))
 		if err := c.put(keyManagers, a.managers); err != nil {
 			c.close()
 			return nil, err
@@ -635,7 +637,7 @@ func (a *Agent) acceptDelta(as *api.Assignments, d *api.TableDelta) error {
 	}
 	a.mu.Unlock()
 	if changed {
-		a.cfg.Manager.SetAddrs(as.Managers)
+		a.cfg.Manager.SetAddrs(preferred(a.cfg.NodeID, as.Managers))
 		if err := a.cache.put(keyManagers, as.Managers); err != nil {
 			return err
 		}
