@@ -458,11 +458,17 @@ func (a *Agent) TableIndex() uint64 {
 // beats would (that is how a node flaps between ready and down).
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	slots := make(chan struct{}, maxBeats)
+	// freed: a beat ended. owed: a table move found every slot taken; its
+	// beat goes out as soon as one frees rather than on the next tick, for
+	// drains on the managers wait for it.
+	freed := make(chan struct{}, 1)
+	owed, moved := false, false
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		select {
 		case slots <- struct{}{}:
+			owed = false
 			reg := a.cfg.Registration()
 			reg.NodeID = a.cfg.NodeID
 			reg.TableIndex = a.TableIndex()
@@ -470,7 +476,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
+				defer func() { <-slots; signal(freed) }()
 				bctx, cancel := context.WithTimeout(ctx, max(beatTimeout*a.cfg.Heartbeat, floor))
 				err := a.cfg.Manager.Register(bctx, reg)
 				cancel()
@@ -488,7 +494,13 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		default:
 			// Every slot holds a beat that has not answered yet: the
 			// managers are out of reach, and piling on more would not help.
+			owed = owed || moved
 		}
+		var slotFreed <-chan struct{}
+		if owed {
+			slotFreed = freed
+		}
+		moved = false
 		t := time.NewTimer(a.cfg.Heartbeat)
 		select {
 		case <-ctx.Done():
@@ -497,6 +509,10 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		case <-a.tableCh:
 			t.Stop()
+			moved = true
+		case <-slotFreed:
+			t.Stop()
+			moved = true
 		}
 	}
 }
