@@ -580,6 +580,9 @@ func (r *run) rolling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range r.nodes {
+		n.HeartbeatRTTs()
+	}
 	start := time.Now()
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
@@ -608,6 +611,11 @@ func (r *run) rolling(ctx context.Context) error {
 	}
 	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
 	r.drainFigures(ctx, "roll")
+	var rtts []time.Duration
+	for _, n := range r.nodes {
+		rtts = append(rtts, n.HeartbeatRTTs()...)
+	}
+	r.tb.Add("heartbeat round trip during the rolling update p50 / p99 / max", "%s / %s / %s (%d beats)", ms(Quantile(rtts, .5)), ms(Quantile(rtts, .99)), ms(Quantile(rtts, 1)), len(rtts))
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
 }
