@@ -3,6 +3,8 @@ package manager
 import (
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/controlplane/store"
 )
 
 // TestSettle feeds settle a script of writes on an injected clock and
@@ -70,4 +72,25 @@ func every(step, end time.Duration) []time.Duration {
 		out = append(out, d)
 	}
 	return out
+}
+
+// TestWaitChange: the leader's wait ends on a store write (with its index),
+// on a node's moved ack (which may release a drain), and otherwise at its
+// deadline with nothing moved.
+func TestWaitChange(t *testing.T) {
+	st := store.New()
+	m := &Manager{st: st}
+	far := time.Now().Add(30 * time.Second) // a wait that ends here missed what it waited for
+
+	applyBatch(t, st, &store.Batch{Now: time.Now()})
+	if idx, moved := m.waitChange(t.Context(), far, 0); !moved || idx != st.Index() {
+		t.Fatalf("after a write: index %d moved %v, want %d and moved", idx, moved, st.Index())
+	}
+	m.acks.record("n1", 5, time.Now())
+	if idx, moved := m.waitChange(t.Context(), far, st.Index()); !moved || idx != st.Index() {
+		t.Fatalf("after an ack: index %d moved %v, want moved at %d", idx, moved, st.Index())
+	}
+	if _, moved := m.waitChange(t.Context(), time.Now().Add(20*time.Millisecond), st.Index()); moved {
+		t.Fatal("nothing happened, yet the wait says something moved")
+	}
 }
