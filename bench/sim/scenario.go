@@ -682,6 +682,7 @@ func (r *run) drainFigures(ctx context.Context, service string) {
 		if strings.HasPrefix(t.Drain.Message, "drain timeout") {
 			if timedOut == 0 {
 				r.logf("drain released by timeout: %s", t.Drain.Message)
+				r.unackedNodes(t)
 			}
 			timedOut++
 		} else {
@@ -689,6 +690,25 @@ func (r *run) drainFigures(ctx context.Context, service string) {
 		}
 	}
 	r.tb.Add("rolling update: drains released by every node's ack / by the 10 s timeout", "%d / %d (drain p50 %s, max %s)", acked, timedOut, ms(Quantile(waits, .5)), ms(Quantile(waits, 1)))
+}
+
+// unackedNodes logs, for the nodes a drain timed out on, what their agent
+// holds now: a table at or past the drain's index means the node applied it
+// and its ack did not reach the leader in time; below it, the node never got
+// or applied that table.
+func (r *run) unackedNodes(t api.Task) {
+	for _, n := range r.nodes {
+		if !strings.Contains(t.Drain.Message, n.ID) {
+			continue
+		}
+		var cur uint64
+		if a := n.agent.Assignments(); a != nil {
+			cur = a.Index
+		}
+		hb, _ := n.Heartbeats()
+		r.logf("  %s: drain index %d, agent current %d, table in effect %d, last heartbeat ok %s ago (%d ok)",
+			n.Hostname, t.Drain.Index, cur, n.agent.TableIndex(), time.Since(n.LastHeartbeat()).Round(time.Millisecond), hb)
+	}
 }
 
 // diagnose logs, for tasks of service that the managers hold as assigned
