@@ -504,6 +504,13 @@ func (r *run) raftFigures(phase string, s0, s1 map[string]float64, p0, p1 procSt
 	if p1.CPU >= p0.CPU {
 		r.tb.Add("leader CPU "+phase, "%.2f cores", (p1.CPU-p0.CPU).Seconds()/sec)
 	}
+	// The same leader at both ends (no failover in between), and a
+	// manager that counts its plans.
+	if n1, ok := s1["warren_leader_plans_total"]; ok && n1 >= s0["warren_leader_plans_total"] {
+		plans := n1 - s0["warren_leader_plans_total"]
+		folded := s1["warren_leader_plan_coalesced_writes_total"] - s0["warren_leader_plan_coalesced_writes_total"]
+		r.tb.Add("leader plans/s "+phase, "%.0f (%.1f writes and acks folded into each)", plans/sec, folded/max(plans, 1))
+	}
 }
 
 func (r *run) global(ctx context.Context) error {
