@@ -250,7 +250,13 @@ func (r *run) join(ctx context.Context) error {
 				// Joins are spread over the managers, as sites join
 				// through the one they were given.
 				m := r.c.Managers[i%len(r.c.Managers)]
-				n, err := Join(ctx, dir, name, m.API, r.c.WorkerToken, r.p.Node, r.watch)
+				// A join forwarded to a leader being replaced is refused
+				// with 503, as any write is: joined again, as a site would.
+				var n *Node
+				err := r.retry(ctx, func() (err error) {
+					n, err = Join(ctx, dir, name, m.API, r.c.WorkerToken, r.p.Node, r.watch)
+					return err
+				})
 				if err != nil {
 					errs <- err
 					return
