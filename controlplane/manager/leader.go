@@ -133,6 +133,9 @@ func (m *Manager) waitChange(ctx context.Context, deadline time.Time, after uint
 	}()
 	idx, err := m.st.WaitIndex(wctx, after)
 	if err == nil {
+		// Timed from now, not from the plan the burst waits for: the
+		// propagation summary starts when the leader saw the change.
+		m.acks.committed(idx, time.Now())
 		return idx, true
 	}
 	select {
