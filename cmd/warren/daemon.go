@@ -154,6 +154,9 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval,
 		PlanQuiet: o.planQuiet, PlanMaxDelay: o.planMaxDelay,
 	}
+	if o.planQuiet <= 0 {
+		cfg.PlanQuiet = -1 // the manager's zero means its default
+	}
 	if o.registryPull {
 		// Air-gapped sites (--registry-pull=false) have no registry to ask.
 		cfg.Images = &registry.Resolver{}
