@@ -98,7 +98,7 @@ func (m *Manager) settleStore(ctx context.Context, index uint64) (uint64, int) {
 // is folded / plans. Process-wide, like the API's metrics: one manager per
 // process.
 type planCounters struct {
-	plans, folded prometheus.Counter
+	plans, folded, conflicts prometheus.Counter
 }
 
 var planMetrics = planCounters{
@@ -106,14 +106,18 @@ var planMetrics = planCounters{
 		Help: "Plans the leader computed (each reads the whole cluster)."}),
 	folded: prometheus.NewCounter(prometheus.CounterOpts{Name: "warren_leader_plan_coalesced_writes_total",
 		Help: "Store writes and node acks that came while the leader waited for a burst to end, folded into the plan after it."}),
+	conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "warren_leader_plan_conflicts_total",
+		Help: "Plans the store refused because something they read changed before they were applied; the leader plans again."}),
 }
 
 func (p planCounters) describe(ch chan<- *prometheus.Desc) {
 	p.plans.Describe(ch)
 	p.folded.Describe(ch)
+	p.conflicts.Describe(ch)
 }
 
 func (p planCounters) collect(ch chan<- prometheus.Metric) {
 	p.plans.Collect(ch)
 	p.folded.Collect(ch)
+	p.conflicts.Collect(ch)
 }

@@ -96,6 +96,7 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 				m.settled(ctx, idx)
 				continue
 			case errors.Is(err, store.ErrConflict):
+				planMetrics.conflicts.Inc()
 				m.settled(ctx, m.st.Index())
 				continue // someone wrote in between: re-plan on the new state
 			default:
