@@ -515,8 +515,11 @@ func (r *run) raftFigures(phase string, s0, s1 map[string]float64, p0, p1 procSt
 	if n1, ok := s1["warren_leader_plans_total"]; ok && n1 >= s0["warren_leader_plans_total"] {
 		plans := n1 - s0["warren_leader_plans_total"]
 		folded := s1["warren_leader_plan_coalesced_writes_total"] - s0["warren_leader_plan_coalesced_writes_total"]
-		conflicts := s1["warren_leader_plan_conflicts_total"] - s0["warren_leader_plan_conflicts_total"]
-		r.tb.Add("leader plans/s "+phase, "%.0f (%.1f writes and acks folded into each; %.0f refused as conflicts)", plans/sec, folded/max(plans, 1), conflicts)
+		conflicts := "conflicts not counted"
+		if c1, ok := s1["warren_leader_plan_conflicts_total"]; ok {
+			conflicts = fmt.Sprintf("%.0f refused as conflicts", c1-s0["warren_leader_plan_conflicts_total"])
+		}
+		r.tb.Add("leader plans/s "+phase, "%.0f (%.1f writes and acks folded into each; %s)", plans/sec, folded/max(plans, 1), conflicts)
 	}
 }
 
