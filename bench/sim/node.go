@@ -11,6 +11,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,6 +244,11 @@ func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport
 }
 
 func (m *countingManager) SetAddrs(addrs []string) {
+	if os.Getenv("WARREN_SIM_NO_SPREAD") == "1" {
+		// The comparison run: every node on the first manager listed, as
+		// agents were before they spread (agent/spread.go).
+		addrs = slices.Sorted(slices.Values(addrs))
+	}
 	m.hb.SetAddrs(addrs)
 	m.rest.SetAddrs(addrs)
 	m.watch.SetAddrs(addrs)
