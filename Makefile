@@ -82,11 +82,12 @@ bench-smoke: build demo-image
 ## sim: the scale simulator (bench/sim) — three manager processes and simulated nodes running the real
 ## agent over mTLS — full profile: 500 and 2,000 nodes, 10,000 → 50,000 tasks (SIM_NODES=5000 adds a
 ## 5,000-node run). sim-smoke is the 200-node profile bench-smoke (so CI) runs. Profiles of the leader
-## under load land in build/sim-pprof.
+## under load land in build/sim-pprof. SIM_PROFILE=full-500 (or full-2000) runs one size alone.
 SIM_NODES ?=
+SIM_PROFILE ?= full
 sim: build
 	@mkdir -p build/sim-pprof
-	WARREN_SIM_PROFILE=full WARREN_SIM_NODES=$(SIM_NODES) WARREN_SIM_PPROF=$(CURDIR)/build/sim-pprof WARREN_BIN=$(CURDIR)/$(BIN) \
+	WARREN_SIM_PROFILE=$(SIM_PROFILE) WARREN_SIM_NODES=$(SIM_NODES) WARREN_SIM_PPROF=$(CURDIR)/build/sim-pprof WARREN_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -run '^$$' -bench BenchmarkSim -benchtime 1x -timeout 90m -v ./bench/sim/
 sim-smoke: build
 	@mkdir -p build/sim-pprof

@@ -11,6 +11,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,16 +190,37 @@ type countingManager struct {
 	hbOK                           atomic.Int64
 	changes                        atomic.Int64 // assignments answers that were not "unchanged"
 	lastOK                         atomic.Pointer[time.Time]
+
+	// rtts are the round trips of the heartbeats that succeeded since the
+	// last HeartbeatRTTs: a drain waits for the beat carrying each node's
+	// new table index, so their latency bounds how fast stops are released.
+	rttMu sync.Mutex
+	rtts  []time.Duration
 }
 
 func (m *countingManager) Register(ctx context.Context, reg api.NodeRegistration) error {
+	start := time.Now()
 	err := m.hb.Register(ctx, reg)
 	if err == nil {
 		m.hbOK.Add(1)
 		now := time.Now()
 		m.lastOK.Store(&now)
+		m.rttMu.Lock()
+		m.rtts = append(m.rtts, now.Sub(start))
+		m.rttMu.Unlock()
 	}
 	return err
+}
+
+// HeartbeatRTTs returns the round trips of the heartbeats that succeeded
+// since the last call, and forgets them.
+func (n *Node) HeartbeatRTTs() []time.Duration {
+	m := n.mgr
+	m.rttMu.Lock()
+	defer m.rttMu.Unlock()
+	out := m.rtts
+	m.rtts = nil
+	return out
 }
 
 func (m *countingManager) Assignments(ctx context.Context, index uint64, wait time.Duration) (*api.Assignments, error) {
@@ -221,6 +244,11 @@ func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport
 }
 
 func (m *countingManager) SetAddrs(addrs []string) {
+	if os.Getenv("WARREN_SIM_NO_SPREAD") == "1" {
+		// The comparison run: every node on the first manager listed, as
+		// agents were before they spread (agent/spread.go).
+		addrs = slices.Sorted(slices.Values(addrs))
+	}
 	m.hb.SetAddrs(addrs)
 	m.rest.SetAddrs(addrs)
 	m.watch.SetAddrs(addrs)

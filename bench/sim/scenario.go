@@ -250,7 +250,13 @@ func (r *run) join(ctx context.Context) error {
 				// Joins are spread over the managers, as sites join
 				// through the one they were given.
 				m := r.c.Managers[i%len(r.c.Managers)]
-				n, err := Join(ctx, dir, name, m.API, r.c.WorkerToken, r.p.Node, r.watch)
+				// A join forwarded to a leader being replaced is refused
+				// with 503, as any write is: joined again, as a site would.
+				var n *Node
+				err := r.retry(ctx, func() (err error) {
+					n, err = Join(ctx, dir, name, m.API, r.c.WorkerToken, r.p.Node, r.watch)
+					return err
+				})
 				if err != nil {
 					errs <- err
 					return
@@ -504,6 +510,17 @@ func (r *run) raftFigures(phase string, s0, s1 map[string]float64, p0, p1 procSt
 	if p1.CPU >= p0.CPU {
 		r.tb.Add("leader CPU "+phase, "%.2f cores", (p1.CPU-p0.CPU).Seconds()/sec)
 	}
+	// The same leader at both ends (no failover in between), and a
+	// manager that counts its plans.
+	if n1, ok := s1["warren_leader_plans_total"]; ok && n1 >= s0["warren_leader_plans_total"] {
+		plans := n1 - s0["warren_leader_plans_total"]
+		folded := s1["warren_leader_plan_coalesced_writes_total"] - s0["warren_leader_plan_coalesced_writes_total"]
+		conflicts := "conflicts not counted"
+		if c1, ok := s1["warren_leader_plan_conflicts_total"]; ok {
+			conflicts = fmt.Sprintf("%.0f refused as conflicts", c1-s0["warren_leader_plan_conflicts_total"])
+		}
+		r.tb.Add("leader plans/s "+phase, "%.0f (%.1f writes and acks folded into each; %s)", plans/sec, folded/max(plans, 1), conflicts)
+	}
 }
 
 func (r *run) global(ctx context.Context) error {
@@ -580,6 +597,9 @@ func (r *run) rolling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range r.nodes {
+		n.HeartbeatRTTs()
+	}
 	start := time.Now()
 	if err := r.retry(ctx, func() error { _, err := r.c.Admin.UpdateService(ctx, "roll", next); return err }); err != nil {
 		return err
@@ -608,6 +628,11 @@ func (r *run) rolling(ctx context.Context) error {
 	}
 	r.tb.Add(fmt.Sprintf("rolling update of %d tasks (parallelism %d)", r.p.RollingTasks, next.Update.Parallelism), "%.1f s", el.Seconds())
 	r.drainFigures(ctx, "roll")
+	var rtts []time.Duration
+	for _, n := range r.nodes {
+		rtts = append(rtts, n.HeartbeatRTTs()...)
+	}
+	r.tb.Add("heartbeat round trip during the rolling update p50 / p99 / max", "%s / %s / %s (%d beats)", ms(Quantile(rtts, .5)), ms(Quantile(rtts, .99)), ms(Quantile(rtts, 1)), len(rtts))
 	r.raftFigures("during the rolling update", s0, s1, p0, p1, el)
 	return nil
 }
@@ -674,6 +699,7 @@ func (r *run) drainFigures(ctx context.Context, service string) {
 		if strings.HasPrefix(t.Drain.Message, "drain timeout") {
 			if timedOut == 0 {
 				r.logf("drain released by timeout: %s", t.Drain.Message)
+				r.unackedNodes(t)
 			}
 			timedOut++
 		} else {
@@ -681,6 +707,25 @@ func (r *run) drainFigures(ctx context.Context, service string) {
 		}
 	}
 	r.tb.Add("rolling update: drains released by every node's ack / by the 10 s timeout", "%d / %d (drain p50 %s, max %s)", acked, timedOut, ms(Quantile(waits, .5)), ms(Quantile(waits, 1)))
+}
+
+// unackedNodes logs, for the nodes a drain timed out on, what their agent
+// holds now: a table at or past the drain's index means the node applied it
+// and its ack did not reach the leader in time; below it, the node never got
+// or applied that table.
+func (r *run) unackedNodes(t api.Task) {
+	for _, n := range r.nodes {
+		if !strings.Contains(t.Drain.Message, n.ID) {
+			continue
+		}
+		var cur uint64
+		if a := n.agent.Assignments(); a != nil {
+			cur = a.Index
+		}
+		hb, _ := n.Heartbeats()
+		r.logf("  %s: drain index %d, agent current %d, table in effect %d, last heartbeat ok %s ago (%d ok)",
+			n.Hostname, t.Drain.Index, cur, n.agent.TableIndex(), time.Since(n.LastHeartbeat()).Round(time.Millisecond), hb)
+	}
 }
 
 // diagnose logs, for tasks of service that the managers hold as assigned

@@ -51,11 +51,13 @@ func newManagerCmd(g *globals) *cobra.Command {
 type nodeOpts struct {
 	// raftTimeout is raft's heartbeat and election timeout (the leader
 	// lease is half of it).
-	raftTimeout   time.Duration
-	listenAddr    string
-	advertiseAddr string
-	managerOnly   bool
-	detach        bool
+	raftTimeout time.Duration
+	// planQuiet and planMaxDelay coalesce bursts of writes into one plan.
+	planQuiet, planMaxDelay time.Duration
+	listenAddr              string
+	advertiseAddr           string
+	managerOnly             bool
+	detach                  bool
 
 	// raftSnapshotThreshold and raftSnapshotInterval tune how often a
 	// manager snapshots its store (0: raft's defaults).
@@ -113,6 +115,8 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.DurationVar(&o.raftTimeout, "raft-timeout", envDuration("WARREN_RAFT_TIMEOUT", 500*time.Millisecond), "managers: raft heartbeat and election timeout; a killed leader is replaced within about 3× this, and a manager that cannot answer within it is voted out (raise it on overloaded machines) [$WARREN_RAFT_TIMEOUT]")
 	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", 0, "managers, tuning: snapshot the store once this many raft log entries are past the last snapshot (0: raft's default, 8192); lower means smaller logs and more frequent snapshot writes")
 	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", 0, "managers, tuning: how often raft checks the snapshot threshold, with up to as much again of jitter (0: raft's default, 2m)")
+	fs.DurationVar(&o.planQuiet, "plan-quiet", envSignedDuration("WARREN_PLAN_QUIET", manager.DefaultPlanQuiet), "managers: the leader plans once writes have paused for this long (0: after every write) [$WARREN_PLAN_QUIET]")
+	fs.DurationVar(&o.planMaxDelay, "plan-max-delay", envDuration("WARREN_PLAN_MAX_DELAY", manager.DefaultPlanMaxDelay), "managers: the longest a steady stream of writes delays the leader's plan [$WARREN_PLAN_MAX_DELAY]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")
 }
 
@@ -427,4 +431,13 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// envSignedDuration is envDuration that also takes zero and negative
+// values, for settings where those mean "off".
+func envSignedDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return d
+	}
+	return def
 }

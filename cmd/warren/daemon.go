@@ -152,6 +152,10 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		OnRemoved:        becomeWorker(log),
 		HeartbeatTimeout: o.raftTimeout, ElectionTimeout: o.raftTimeout, LeaderLeaseTimeout: o.raftTimeout / 2,
 		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval,
+		PlanQuiet: o.planQuiet, PlanMaxDelay: o.planMaxDelay,
+	}
+	if o.planQuiet <= 0 {
+		cfg.PlanQuiet = -1 // the manager's zero means its default
 	}
 	if o.registryPull {
 		// Air-gapped sites (--registry-pull=false) have no registry to ask.

@@ -213,7 +213,9 @@ func New(cfg Config) (*Agent, error) {
 	// the ones it joined through.
 	a.managers = mergeAddrs(cached, cfg.Managers)
 	if len(a.managers) > 0 {
-		cfg.Manager.SetAddrs(a.managers)
+		// Each part in this node's order of preference (spread.go); the
+		// learned ones still first.
+		cfg.Manager.SetAddrs(mergeAddrs(preferred(cfg.NodeID, cached), preferred(cfg.NodeID, cfg.Managers)))
 		if err := c.put(keyManagers, a.managers); err != nil {
 			c.close()
 			return nil, err
@@ -456,11 +458,17 @@ func (a *Agent) TableIndex() uint64 {
 // beats would (that is how a node flaps between ready and down).
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	slots := make(chan struct{}, maxBeats)
+	// freed: a beat ended. owed: a table move found every slot taken; its
+	// beat goes out as soon as one frees rather than on the next tick, for
+	// drains on the managers wait for it.
+	freed := make(chan struct{}, 1)
+	owed, moved := false, false
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		select {
 		case slots <- struct{}{}:
+			owed = false
 			reg := a.cfg.Registration()
 			reg.NodeID = a.cfg.NodeID
 			reg.TableIndex = a.TableIndex()
@@ -468,7 +476,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
+				defer func() { <-slots; signal(freed) }()
 				bctx, cancel := context.WithTimeout(ctx, max(beatTimeout*a.cfg.Heartbeat, floor))
 				err := a.cfg.Manager.Register(bctx, reg)
 				cancel()
@@ -486,7 +494,13 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		default:
 			// Every slot holds a beat that has not answered yet: the
 			// managers are out of reach, and piling on more would not help.
+			owed = owed || moved
 		}
+		var slotFreed <-chan struct{}
+		if owed {
+			slotFreed = freed
+		}
+		moved = false
 		t := time.NewTimer(a.cfg.Heartbeat)
 		select {
 		case <-ctx.Done():
@@ -495,6 +509,10 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		case <-a.tableCh:
 			t.Stop()
+			moved = true
+		case <-slotFreed:
+			t.Stop()
+			moved = true
 		}
 	}
 }
@@ -635,7 +653,7 @@ func (a *Agent) acceptDelta(as *api.Assignments, d *api.TableDelta) error {
 	}
 	a.mu.Unlock()
 	if changed {
-		a.cfg.Manager.SetAddrs(as.Managers)
+		a.cfg.Manager.SetAddrs(preferred(a.cfg.NodeID, as.Managers))
 		if err := a.cache.put(keyManagers, as.Managers); err != nil {
 			return err
 		}

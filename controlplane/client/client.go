@@ -61,6 +61,9 @@ type addrState struct {
 	mu    sync.Mutex
 	addrs []string
 	cur   int
+	// answered: the manager at cur answered a call (it is not merely the
+	// first of a list nobody has tried yet).
+	answered bool
 }
 
 // New builds a client. It does not dial.
@@ -117,7 +120,8 @@ func (c *Client) Stale() *Client {
 }
 
 // SetAddrs replaces the manager list (the agent learns it from its
-// assignments). The manager that answered last stays first if still listed.
+// assignments). The manager that answered last stays first if still listed;
+// before any answer the new list's order is the order of preference.
 func (c *Client) SetAddrs(addrs []string) {
 	if len(addrs) == 0 || c.scheme != "https" {
 		return
@@ -127,11 +131,16 @@ func (c *Client) SetAddrs(addrs []string) {
 	cur := c.st.addrs[c.st.cur]
 	c.st.addrs = append([]string(nil), addrs...)
 	c.st.cur = 0
+	if !c.st.answered {
+		return
+	}
+	kept := false
 	for i, a := range c.st.addrs {
 		if a == cur {
-			c.st.cur = i
+			c.st.cur, kept = i, true
 		}
 	}
+	c.st.answered = kept
 }
 
 // Addrs returns the manager list, starting with the one in use.
@@ -262,7 +271,7 @@ func (c *Client) markGood(addr string) {
 	defer c.st.mu.Unlock()
 	for i, a := range c.st.addrs {
 		if a == addr {
-			c.st.cur = i
+			c.st.cur, c.st.answered = i, true
 		}
 	}
 }

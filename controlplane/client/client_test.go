@@ -125,3 +125,30 @@ func TestStaleAddsQueryToReadsOnly(t *testing.T) {
 		t.Fatalf("queries = %q, want %q", queries, want)
 	}
 }
+
+// TestSetAddrsOrder: before any manager answered, a new list is tried in
+// its own order (the agent's preferred manager first); once one answered,
+// it stays first while it is listed.
+func TestSetAddrsOrder(t *testing.T) {
+	_, tr := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"id":"c1"}`))
+	})
+	c, err := New(Config{Addrs: []string{"a:1", "b:1", "c:1"}, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetAddrs([]string{"c:1", "a:1", "b:1"})
+	if got := c.Addrs(); !slices.Equal(got, []string{"c:1", "a:1", "b:1"}) {
+		t.Fatalf("before any answer Addrs() = %v, want the new order", got)
+	}
+	c.markGood("a:1")
+	c.SetAddrs([]string{"b:1", "c:1", "a:1"})
+	if got := c.Addrs(); !slices.Equal(got, []string{"a:1", "b:1", "c:1"}) {
+		t.Fatalf("after a:1 answered Addrs() = %v, want a:1 kept first", got)
+	}
+	c.SetAddrs([]string{"b:1", "c:1"})
+	c.SetAddrs([]string{"c:1", "b:1"})
+	if got := c.Addrs(); !slices.Equal(got, []string{"c:1", "b:1"}) {
+		t.Fatalf("once the manager that answered is gone Addrs() = %v, want the new order", got)
+	}
+}

@@ -94,8 +94,15 @@ func (a *ackTable) record(nodeID string, index uint64, at time.Time) {
 		a.acks = map[string]api.TableAck{}
 	}
 	prev, ok := a.acks[nodeID]
-	if ok && prev.Index == index {
-		return // a heartbeat repeating what we know: At stays the first time heard
+	if ok && index <= prev.Index {
+		// The same index: At stays the first time heard. A lower one is an
+		// older heartbeat overtaken by a newer one — an agent keeps several
+		// in flight, and the leader handles them concurrently — and taking
+		// it would hold every drain waiting on this node until its next
+		// heartbeat. A node's table never goes back: the agent caches
+		// assignments before it applies them, so even a restarted one
+		// resumes from at least the table it last acknowledged.
+		return
 	}
 	a.acks[nodeID] = api.TableAck{Index: index, At: at}
 	select {

@@ -55,6 +55,17 @@ func TestAckTablePropagation(t *testing.T) {
 	if at := a.snapshot()["n1"].At; !at.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("ack time %v", at)
 	}
+	// A heartbeat sent before the table moved, arriving after one sent
+	// since, neither takes the ack back nor wakes the loop.
+	a.record("n1", 12, t0.Add(time.Minute+time.Second))
+	if got := a.snapshot()["n1"]; got.Index != 13 || !got.At.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after an overtaken heartbeat the ack is %+v, want 13 as first heard", got)
+	}
+	select {
+	case <-a.woken():
+		t.Fatal("an overtaken heartbeat woke the leader loop")
+	default:
+	}
 }
 
 func sampleCount(t *testing.T, a *ackTable) uint64 {

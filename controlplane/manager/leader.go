@@ -84,14 +84,20 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 		m.acks.committed(v.Index(), time.Now())
 		m.acks.observe(readyNodes(v), time.Now())
 		batch, next := m.plan(v, time.Now(), since, rnd)
+		planMetrics.plans.Inc()
 		if batch != nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := m.raft.Apply(actx, batch)
+			idx, err := m.raft.Apply(actx, batch)
 			cancel()
 			switch {
 			case err == nil:
-				continue // read the state we just wrote and go again
+				// Read the state we just wrote and go again, once the
+				// agents' answers to it have come in.
+				m.settled(ctx, idx)
+				continue
 			case errors.Is(err, store.ErrConflict):
+				planMetrics.conflicts.Inc()
+				m.settled(ctx, m.st.Index())
 				continue // someone wrote in between: re-plan on the new state
 			default:
 				m.log.Warn("leader loop: apply", zap.Error(err))
@@ -105,18 +111,47 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 				wait = max(d, 10*time.Millisecond)
 			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		// A node's ack may release a draining task: plan again at once.
-		go func() {
-			select {
-			case <-m.acks.woken():
-				cancel()
-			case <-wctx.Done():
-			}
-		}()
-		_, _ = m.st.WaitIndex(wctx, v.Index())
-		cancel()
+		if idx, moved := m.waitChange(ctx, time.Now().Add(wait), v.Index()); moved {
+			m.settled(ctx, idx)
+		}
 	}
+}
+
+// waitChange blocks until the store moves past after, a node's ack moved
+// (it may release a draining task), deadline comes or ctx ends. It returns
+// the store's index and whether anything moved.
+func (m *Manager) waitChange(ctx context.Context, deadline time.Time, after uint64) (uint64, bool) {
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	acked := make(chan struct{})
+	go func() {
+		select {
+		case <-m.acks.woken():
+			close(acked)
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	idx, err := m.st.WaitIndex(wctx, after)
+	if err == nil {
+		// Timed from now, not from the plan the burst waits for: the
+		// propagation summary starts when the leader saw the change.
+		m.acks.committed(idx, time.Now())
+		return idx, true
+	}
+	select {
+	case <-acked:
+		return idx, true
+	default:
+		return idx, false
+	}
+}
+
+// settled waits out the burst of writes the store is in (coalesce.go) and
+// counts how many it folded into the next plan.
+func (m *Manager) settled(ctx context.Context, index uint64) {
+	_, folded := m.settleStore(ctx, index)
+	planMetrics.folded.Add(float64(folded))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

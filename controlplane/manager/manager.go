@@ -56,6 +56,11 @@ type Config struct {
 	SnapshotThreshold                                     uint64
 	// SnapshotInterval: zero uses raft's default (2m).
 	SnapshotInterval time.Duration
+
+	// PlanQuiet and PlanMaxDelay coalesce bursts of writes into one plan
+	// (coalesce.go); zero uses the defaults, a negative PlanQuiet plans on
+	// every write.
+	PlanQuiet, PlanMaxDelay time.Duration
 }
 
 // InitOptions are the cluster-wide settings chosen at `cluster init`.

@@ -44,10 +44,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		m.Describe(ch)
 	}
 	c.m.acks.propagation().Describe(ch)
+	planMetrics.describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.m.acks.propagation().Collect(ch)
+	planMetrics.collect(ch)
 	for _, m := range apiserver.Metrics() {
 		m.Collect(ch)
 	}

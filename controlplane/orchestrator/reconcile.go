@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -26,15 +27,18 @@ func Reconcile(cs ClusterState, ids func() string) Result {
 		started: map[string]bool{},
 	}
 	r.markNodesDown(cs)
-	for i := range cs.Tasks {
-		t := cs.Tasks[i]
-		r.tasks = append(r.tasks, &t)
+	// Working copies in one allocation: a plan reads every task, and one
+	// heap object per task was a fifth of its cost.
+	work := slices.Clone(cs.Tasks)
+	r.tasks = make([]*api.Task, len(work))
+	for i := range work {
+		r.tasks[i] = &work[i]
 	}
 	sort.Slice(r.tasks, func(i, j int) bool { return r.tasks[i].ID < r.tasks[j].ID })
 	r.orphan()
 	r.markUnknown()
 
-	byService := map[string][]*api.Task{}
+	byService := make(map[string][]*api.Task, len(cs.Services))
 	for _, t := range r.tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
 	}

@@ -99,10 +99,11 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 	}
 	// Tasks the orchestrator left alone are written only when the
 	// scheduler placed them or has a new reason they wait.
-	for _, t := range s.Tasks {
-		if a.updated[t.ID] || a.deleted[t.ID] || !waiting(&t) {
+	for i := range s.Tasks {
+		if id := s.Tasks[i].ID; a.updated[id] || a.deleted[id] || !waiting(&s.Tasks[i]) {
 			continue
 		}
+		t := s.Tasks[i]
 		if place(&t) {
 			b.Expect = append(b.Expect, store.Expectation{Kind: store.KindTask, ID: t.ID, Version: t.Meta.Version})
 			b.PutTasks = append(b.PutTasks, t)
@@ -164,8 +165,9 @@ type afterReconcile struct {
 }
 
 func after(tasks []api.Task, nodes []api.Node, res orchestrator.Result) afterReconcile {
-	a := afterReconcile{updated: map[string]bool{}, deleted: map[string]bool{}, down: map[string]api.Node{}}
-	updates := map[string]api.Task{}
+	a := afterReconcile{updated: make(map[string]bool, len(res.Update)), deleted: make(map[string]bool, len(res.Delete)), down: map[string]api.Node{},
+		live: make([]api.Task, 0, len(tasks))}
+	updates := make(map[string]api.Task, len(res.Update))
 	for _, t := range res.Update {
 		updates[t.ID] = t
 		a.updated[t.ID] = true
@@ -176,19 +178,20 @@ func after(tasks []api.Task, nodes []api.Node, res orchestrator.Result) afterRec
 	for _, n := range res.NodesDown {
 		a.down[n.ID] = n
 	}
-	for _, t := range tasks {
+	for i := range tasks {
+		t := &tasks[i]
 		if a.deleted[t.ID] {
 			continue
 		}
 		if u, ok := updates[t.ID]; ok {
-			t = u
+			t = &u
 		}
 		if t.Status.State.Terminal() {
 			continue
 		}
-		a.live = append(a.live, t)
-		if waiting(&t) {
-			a.pending = append(a.pending, t)
+		a.live = append(a.live, *t)
+		if waiting(t) {
+			a.pending = append(a.pending, *t)
 		}
 	}
 	a.pending = append(a.pending, res.Create...)
