@@ -267,68 +267,17 @@ func (h *Held) Apply(d api.TableDelta, self string) (*Held, error) {
 	for k, v := range h.shape.peers {
 		out.shape.peers[k] = v
 	}
-	drop := map[string]bool{}
-	for _, id := range d.RemovedServices {
-		delete(out.shape.services, id)
-		drop[id] = true
+	var err error
+	out.Services, err = merge(h.Services, d.RemovedServices, d.Services, out.shape.services, kindService,
+		func(s api.ServiceEndpoints) string { return s.ServiceID }, func(api.ServiceEndpoints) bool { return false })
+	if err != nil {
+		return nil, err
 	}
-	up := map[string]api.ServiceEndpoints{}
-	for _, s := range d.Services {
-		b, err := json.Marshal(s)
-		if err != nil {
-			return nil, fmt.Errorf("encode service %s of the delta: %w", s.ServiceID, err)
-		}
-		out.shape.services[s.ServiceID] = hash(kindService, b)
-		up[s.ServiceID] = s
+	out.Peers, err = merge(h.Peers, d.RemovedPeers, d.Peers, out.shape.peers, kindPeer,
+		func(p api.Peer) string { return p.NodeID }, func(p api.Peer) bool { return p.NodeID == self })
+	if err != nil {
+		return nil, err
 	}
-	out.Services = make([]api.ServiceEndpoints, 0, len(h.Services)+len(up))
-	for _, s := range h.Services {
-		if drop[s.ServiceID] {
-			continue
-		}
-		if n, ok := up[s.ServiceID]; ok {
-			s = n
-			delete(up, s.ServiceID)
-		}
-		out.Services = append(out.Services, s)
-	}
-	for _, s := range up {
-		out.Services = append(out.Services, s)
-	}
-	sort.Slice(out.Services, func(i, j int) bool { return out.Services[i].ServiceID < out.Services[j].ServiceID })
-
-	dropPeer := map[string]bool{}
-	for _, id := range d.RemovedPeers {
-		delete(out.shape.peers, id)
-		dropPeer[id] = true
-	}
-	upPeer := map[string]api.Peer{}
-	for _, p := range d.Peers {
-		if p.NodeID == self {
-			continue
-		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			return nil, fmt.Errorf("encode peer %s of the delta: %w", p.NodeID, err)
-		}
-		out.shape.peers[p.NodeID] = hash(kindPeer, b)
-		upPeer[p.NodeID] = p
-	}
-	out.Peers = make([]api.Peer, 0, len(h.Peers)+len(upPeer))
-	for _, p := range h.Peers {
-		if dropPeer[p.NodeID] {
-			continue
-		}
-		if n, ok := upPeer[p.NodeID]; ok {
-			p = n
-			delete(upPeer, p.NodeID)
-		}
-		out.Peers = append(out.Peers, p)
-	}
-	for _, p := range upPeer {
-		out.Peers = append(out.Peers, p)
-	}
-	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].NodeID < out.Peers[j].NodeID })
 	// The digest is summed from the lists as they came out, not kept up
 	// to date beside them: a list that lost or doubled an entry must not
 	// pass the check.
@@ -342,5 +291,46 @@ func (h *Held) Apply(d api.TableDelta, self string) (*Held, error) {
 	if len(out.Services) != len(out.shape.services) || len(out.Peers) != len(out.shape.peers) {
 		out.shape.sum = ^out.shape.sum // can only be a bug here; never equal to the managers'
 	}
+	return out, nil
+}
+
+// merge applies one list's part of a delta: removed IDs go, upserts
+// replace the entry of their ID or are added, entries the node must not
+// hold (skip: its own peer entry) are ignored; shapes (ID → hash) is
+// updated alike. The result is sorted by ID, as the managers send it.
+func merge[T any](have []T, removed []string, upserts []T, shapes map[string]uint64, kind byte, id func(T) string, skip func(T) bool) ([]T, error) {
+	drop := map[string]bool{}
+	for _, k := range removed {
+		delete(shapes, k)
+		drop[k] = true
+	}
+	up := map[string]T{}
+	for _, e := range upserts {
+		if skip(e) {
+			continue
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %s of the delta: %w", map[byte]string{kindService: "service", kindPeer: "peer"}[kind], id(e), err)
+		}
+		shapes[id(e)] = hash(kind, b)
+		up[id(e)] = e
+	}
+	out := make([]T, 0, len(have)+len(up))
+	for _, e := range have {
+		k := id(e)
+		if drop[k] {
+			continue
+		}
+		if n, ok := up[k]; ok {
+			e = n
+			delete(up, k)
+		}
+		out = append(out, e)
+	}
+	for _, e := range up {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return id(out[i]) < id(out[j]) })
 	return out, nil
 }

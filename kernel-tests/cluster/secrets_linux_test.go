@@ -4,7 +4,6 @@ package clustertest
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -29,26 +28,6 @@ func cleanSecretFS(t *testing.T, nodeID string) {
 		t.Error(err)
 	}
 	_ = os.Remove(filepath.Join("/run/warren", nodeID))
-}
-
-// randomMarker is a value no file could hold by chance.
-func randomMarker(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "wrn-marker-" + hex.EncodeToString(b)
-}
-
-// valueFile writes v to a file outside every data dir, for the CLI.
-func valueFile(t *testing.T, v string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "value")
-	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // filesHolding lists the files under dir that hold any marker raw, in
@@ -139,20 +118,20 @@ func TestSecrets(t *testing.T) {
 		id := h.nodeID(t)
 		t.Cleanup(func() { cleanSecretFS(t, id) })
 	}
-	m1, m2, conf := randomMarker(t), randomMarker(t), randomMarker(t)
+	m1, m2, conf := ktest.RandomMarker(t), ktest.RandomMarker(t), ktest.RandomMarker(t)
 
 	// Bad input is refused with the reason, and nothing is stored.
 	for _, bad := range []struct{ args []string }{
-		{[]string{"secret", "create", "a/b", valueFile(t, "x")}},
-		{[]string{"secret", "create", "a..b", valueFile(t, "x")}},
-		{[]string{"secret", "create", "big", valueFile(t, strings.Repeat("x", 500<<10+1))}},
+		{[]string{"secret", "create", "a/b", ktest.ValueFile(t, "x")}},
+		{[]string{"secret", "create", "a..b", ktest.ValueFile(t, "x")}},
+		{[]string{"secret", "create", "big", ktest.ValueFile(t, strings.Repeat("x", 500<<10+1))}},
 	} {
 		if out, err := h1.cli(bad.args...); err == nil {
 			t.Fatalf("warren %v accepted: %s", bad.args, out)
 		}
 	}
-	h1.mustCLI("secret", "create", "db", valueFile(t, m1))
-	h1.mustCLI("config", "create", "app.conf", valueFile(t, conf))
+	h1.mustCLI("secret", "create", "db", ktest.ValueFile(t, m1))
+	h1.mustCLI("config", "create", "app.conf", ktest.ValueFile(t, conf))
 	var infos []client.SecretInfo
 	if err := h1.cliJSON(&infos, "secret", "ls"); err != nil || len(infos) != 1 {
 		t.Fatalf("secret ls = %+v, %v (the refused creates must store nothing)", infos, err)
@@ -219,7 +198,7 @@ func TestSecrets(t *testing.T) {
 	}
 
 	// Rotation in place: the same container sees the new value.
-	h1.mustCLI("secret", "update", "db", valueFile(t, m2))
+	h1.mustCLI("secret", "update", "db", ktest.ValueFile(t, m2))
 	eventually(t, "the running task reads the new value", 30*time.Second, func() error {
 		got, err := read("/run/secrets/db")
 		if err != nil || got != m2 {
@@ -292,8 +271,8 @@ func TestAutolockRestart(t *testing.T) {
 	if b, _ := os.ReadFile(h.logPath); !strings.Contains(string(b), key) {
 		t.Fatal("cluster init did not print the unlock key")
 	}
-	marker := randomMarker(t)
-	h.mustCLI("secret", "create", "db", valueFile(t, marker))
+	marker := ktest.RandomMarker(t)
+	h.mustCLI("secret", "create", "db", ktest.ValueFile(t, marker))
 
 	h.stop(syscall.SIGTERM)
 	// The data dir as a thief would copy it.

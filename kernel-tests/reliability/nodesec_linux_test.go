@@ -30,25 +30,6 @@ import (
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
-func randomMarker(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "wrn-marker-" + hex.EncodeToString(b)
-}
-
-// valueFile holds v for the CLI, outside every data dir.
-func valueFile(t *testing.T, v string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "value")
-	if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // secretMounts are the node secret tmpfs mounts (runtime's "warren-secrets")
 // in this mount namespace, the one place a value may be in clear: memory.
 func secretMounts(t *testing.T) map[string]bool {
@@ -126,9 +107,9 @@ func grepClear(t *testing.T, roots []string, markers ...string) (hits []string, 
 // that exists.
 func secretsGrep(t *testing.T, c *cluster) {
 	lead := c.leaderHost(t, 60*time.Second)
-	sec, conf := randomMarker(t), randomMarker(t)
-	lead.mustCLI("secret", "create", "rel-db", valueFile(t, sec))
-	lead.mustCLI("config", "create", "rel-conf", valueFile(t, conf))
+	sec, conf := ktest.RandomMarker(t), ktest.RandomMarker(t)
+	lead.mustCLI("secret", "create", "rel-db", ktest.ValueFile(t, sec))
+	lead.mustCLI("config", "create", "rel-conf", ktest.ValueFile(t, conf))
 	lead.mustCLI("image", "load", "-i", c.image)
 	lead.mustCLI("service", "create", "relsec", "--image", "warren/demo:v1", "--secret", "rel-db",
 		"--config", "source=rel-conf,target=/etc/rel.conf", "--timeout", "2m")
