@@ -63,6 +63,7 @@ type nodeOpts struct {
 	// manager snapshots its store (0: raft's defaults).
 	raftSnapshotThreshold uint64
 	raftSnapshotInterval  time.Duration
+	raftTrailingLogs      uint64
 
 	containerdSock string
 	containerdNS   string
@@ -115,6 +116,7 @@ func addNodeFlags(fs *pflag.FlagSet, o *nodeOpts) {
 	fs.DurationVar(&o.raftTimeout, "raft-timeout", envDuration("WARREN_RAFT_TIMEOUT", 500*time.Millisecond), "managers: raft heartbeat and election timeout; a killed leader is replaced within about 3× this, and a manager that cannot answer within it is voted out (raise it on overloaded machines) [$WARREN_RAFT_TIMEOUT]")
 	fs.Uint64Var(&o.raftSnapshotThreshold, "raft-snapshot-threshold", 0, "managers, tuning: snapshot the store once this many raft log entries are past the last snapshot (0: raft's default, 8192); lower means smaller logs and more frequent snapshot writes")
 	fs.DurationVar(&o.raftSnapshotInterval, "raft-snapshot-interval", 0, "managers, tuning: how often raft checks the snapshot threshold, with up to as much again of jitter (0: raft's default, 2m)")
+	fs.Uint64Var(&o.raftTrailingLogs, "raft-trailing-logs", 0, "managers, tuning: raft log entries kept after a snapshot, so a briefly absent manager catches up from the log instead of a whole snapshot (0: raft's default, 10240)")
 	fs.DurationVar(&o.planQuiet, "plan-quiet", envSignedDuration("WARREN_PLAN_QUIET", manager.DefaultPlanQuiet), "managers: the leader plans once writes have paused for this long (0: after every write) [$WARREN_PLAN_QUIET]")
 	fs.DurationVar(&o.planMaxDelay, "plan-max-delay", envDuration("WARREN_PLAN_MAX_DELAY", manager.DefaultPlanMaxDelay), "managers: the longest a steady stream of writes delays the leader's plan [$WARREN_PLAN_MAX_DELAY]")
 	fs.BoolVar(&o.hostLB, "host-lb", envOr("WARREN_HOST_LB", "true") == "true", "let host processes reach VIPs and localhost:PUBLISHED (attach to the host's root cgroup; one node per machine) [$WARREN_HOST_LB]")

@@ -151,7 +151,7 @@ func openManager(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, 
 		Join:             join,
 		OnRemoved:        becomeWorker(log),
 		HeartbeatTimeout: o.raftTimeout, ElectionTimeout: o.raftTimeout, LeaderLeaseTimeout: o.raftTimeout / 2,
-		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval,
+		SnapshotThreshold: o.raftSnapshotThreshold, SnapshotInterval: o.raftSnapshotInterval, TrailingLogs: o.raftTrailingLogs,
 		PlanQuiet: o.planQuiet, PlanMaxDelay: o.planMaxDelay,
 	}
 	if o.planQuiet <= 0 {

@@ -56,6 +56,9 @@ type Config struct {
 	SnapshotThreshold                                     uint64
 	// SnapshotInterval: zero uses raft's default (2m).
 	SnapshotInterval time.Duration
+	// TrailingLogs: entries kept in the log after a snapshot; zero uses
+	// raft's default (10240).
+	TrailingLogs uint64
 
 	// PlanQuiet and PlanMaxDelay coalesce bursts of writes into one plan
 	// (coalesce.go); zero uses the defaults, a negative PlanQuiet plans on
@@ -265,6 +268,7 @@ func (m *Manager) startRaft(bootstrap bool) error {
 		LeaderLeaseTimeout: m.cfg.LeaderLeaseTimeout,
 		SnapshotThreshold:  m.cfg.SnapshotThreshold,
 		SnapshotInterval:   m.cfg.SnapshotInterval,
+		TrailingLogs:       m.cfg.TrailingLogs,
 	}, m.st)
 	if err != nil {
 		ln.Close()

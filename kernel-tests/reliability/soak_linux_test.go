@@ -105,12 +105,16 @@ func soakPhases() (warm, churn, idle time.Duration) {
 	return 20 * time.Second, 40 * time.Second, 20 * time.Second
 }
 
-// raft's defaults (SnapshotThreshold 8192, TrailingLogs 10240): the log
-// grows to about 18,400 entries before a snapshot lets raft delete the
-// oldest, and bolt reuses the freed pages from then on. Until the log has
-// been through that twice by the middle of the churn, raft.db is still
-// growing as designed and its size is reported, not judged.
-const compactedAfter = 2 * (8192 + 10240)
+// soakRaftFlags make the soak's managers compact their log often: every
+// second raft checks whether 128 entries accumulated, snapshots, and keeps
+// 128 behind it. The log then holds at most about 256 entries, and bolt
+// reuses the freed pages from then on, so once the log has been through
+// that twice (compactedAfter) raft.db must stop growing — the check the
+// default sizes (8192 + 10240 entries) would only reach after hours of
+// churn.
+var soakRaftFlags = []string{"--raft-snapshot-threshold", "128", "--raft-snapshot-interval", "1s", "--raft-trailing-logs", "128"}
+
+const compactedAfter = 2 * (128 + 128)
 
 // TestSoak (T6): three managers with 100 services churned — created,
 // updated, scaled and removed — for the profile's duration. Every manager's
@@ -126,6 +130,11 @@ const compactedAfter = 2 * (8192 + 10240)
 func TestSoak(t *testing.T) {
 	warm, churnFor, idleFor := soakPhases()
 	c := managers(t)
+	killAllNow(c.hosts)
+	for _, h := range c.hosts {
+		h.start(append(append([]string(nil), h.args...), soakRaftFlags...)...)
+	}
+	c.leaderHost(t, 90*time.Second)
 	h1 := c.hosts[0]
 	const services = 100
 	name := func(i int) string { return fmt.Sprintf("soak-%03d", i) }
