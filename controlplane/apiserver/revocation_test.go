@@ -24,14 +24,7 @@ import (
 func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	c := newCluster(t)
 	s := c.newServer(t, c.backend(t, "m1", true))
-	stubbed := s.Routes()
-	for i := range stubbed {
-		stubbed[i].Handler = func(w http.ResponseWriter, r *http.Request, id Identity) error {
-			writeJSON(w, http.StatusOK, map[string]string{"role": string(id.Role), "node": id.NodeID})
-			return nil
-		}
-	}
-	srv := c.serve(t, s.buildMux(stubbed))
+	srv, routes := c.serve(t, identityEcho(s)), s.Routes()
 	do := func(kind string, rt Route) (int, string, map[string]string) {
 		t.Helper()
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.tlsFor(kind)}}
@@ -54,7 +47,7 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	// must not refuse what was never removed.
 	before := map[string]int{}
 	for _, kind := range []string{"worker", "manager"} {
-		for _, rt := range stubbed {
+		for _, rt := range routes {
 			if allowed(rt, Role(kind)) && !allowed(rt, RoleNone) {
 				if st, msg, _ := do(kind, rt); st != http.StatusOK {
 					t.Fatalf("%s %s as %s before removal: %d %s", rt.Method, rt.Pattern, kind, st, msg)
@@ -78,7 +71,7 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	}
 
 	c.apply(t, &store.Batch{RemoveNodes: []string{"w1", "m1"}})
-	for _, rt := range stubbed {
+	for _, rt := range routes {
 		if allowed(rt, RoleWorker) {
 			if st, msg, body := do("joining", rt); st != http.StatusOK || body["node"] != "joining" {
 				t.Errorf("%s %s as a node the store does not know yet: %d %q", rt.Method, rt.Pattern, st, msg)
@@ -88,7 +81,7 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	refused := map[string]int{}
 	for _, kind := range []string{"worker", "manager"} {
 		node := map[string]string{"worker": "w1", "manager": "m1"}[kind]
-		for _, rt := range stubbed {
+		for _, rt := range routes {
 			key := rt.Method + " " + rt.Pattern + " as " + kind
 			st, msg, body := do(kind, rt)
 			switch {
@@ -125,7 +118,7 @@ func TestRemovedNodeRefusedOnEveryRoute(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(e.Message, "node m1 was removed") {
 		t.Errorf("a removed manager forwarding for an admin: %d %q, want 403 naming m1", resp.StatusCode, e.Message)
 	}
-	for _, rt := range stubbed {
+	for _, rt := range routes {
 		if allowed(rt, RoleAdmin) {
 			if st, msg, _ := do("admin", rt); st != http.StatusOK {
 				t.Errorf("%s %s as admin after two nodes were removed: %d %s", rt.Method, rt.Pattern, st, msg)
@@ -192,14 +185,7 @@ func TestRevocationThroughFollower(t *testing.T) {
 func TestDemotedManagerCertificateActsAsWorker(t *testing.T) {
 	c := newCluster(t)
 	s := c.newServer(t, c.backend(t, "m9", true))
-	stubbed := s.Routes()
-	for i := range stubbed {
-		stubbed[i].Handler = func(w http.ResponseWriter, r *http.Request, id Identity) error {
-			writeJSON(w, http.StatusOK, map[string]string{"role": string(id.Role), "node": id.NodeID})
-			return nil
-		}
-	}
-	srv := c.serve(t, s.buildMux(stubbed))
+	srv := c.serve(t, identityEcho(s))
 	// m2 is another manager, forwarding with its own certificate.
 	certPEM, keyPEM, err := c.ca.Issue(ca.Identity{NodeID: "m2", Role: ca.RoleManager}, 0, testNow, rand.Reader)
 	if err != nil {
@@ -249,4 +235,17 @@ func TestDemotedManagerCertificateActsAsWorker(t *testing.T) {
 			t.Errorf("%s: %d as %q, want %d as %q", tc.what, st, body["role"], tc.want, tc.role)
 		}
 	}
+}
+
+// identityEcho is s's mux with every handler answering the identity it
+// was called with, so only the middleware decides.
+func identityEcho(s *Server) http.Handler {
+	stubbed := s.Routes()
+	for i := range stubbed {
+		stubbed[i].Handler = func(w http.ResponseWriter, r *http.Request, id Identity) error {
+			writeJSON(w, http.StatusOK, map[string]string{"role": string(id.Role), "node": id.NodeID})
+			return nil
+		}
+	}
+	return s.buildMux(stubbed)
 }

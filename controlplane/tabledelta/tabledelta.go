@@ -104,27 +104,33 @@ func Encode(services []api.ServiceEndpoints, peers []api.Peer) (*Encoded, error)
 		services: make([]json.RawMessage, len(services)), serviceIDs: make([]string, len(services)),
 		peers: make([]json.RawMessage, len(peers)), peerIDs: make([]string, len(peers)),
 	}
-	for i, s := range services {
-		b, err := json.Marshal(s)
-		if err != nil {
-			return nil, fmt.Errorf("encode service %s: %w", s.ServiceID, err)
-		}
-		h := hash(kindService, b)
-		e.services[i], e.serviceIDs[i] = b, s.ServiceID
-		e.Shape.services[s.ServiceID] = h
-		e.sum += Sum(h)
+	var err error
+	if e.sum, err = encodeList(services, kindService, func(s api.ServiceEndpoints) string { return s.ServiceID }, e.services, e.serviceIDs, e.Shape.services); err != nil {
+		return nil, err
 	}
-	for i, p := range peers {
-		b, err := json.Marshal(p)
-		if err != nil {
-			return nil, fmt.Errorf("encode peer %s: %w", p.NodeID, err)
-		}
-		h := hash(kindPeer, b)
-		e.peers[i], e.peerIDs[i] = b, p.NodeID
-		e.Shape.peers[p.NodeID] = h
-		e.sum += Sum(h)
+	sum, err := encodeList(peers, kindPeer, func(p api.Peer) string { return p.NodeID }, e.peers, e.peerIDs, e.Shape.peers)
+	if err != nil {
+		return nil, err
 	}
+	e.sum += sum
 	return e, nil
+}
+
+// encodeList encodes one list of the table into enc and ids (by position)
+// and shapes (ID → hash), and returns the sum of its hashes.
+func encodeList[T any](list []T, kind byte, id func(T) string, enc []json.RawMessage, ids []string, shapes map[string]uint64) (Sum, error) {
+	var sum Sum
+	for i, x := range list {
+		b, err := json.Marshal(x)
+		if err != nil {
+			return 0, fmt.Errorf("encode %s %s: %w", kindName(kind), id(x), err)
+		}
+		h := hash(kind, b)
+		enc[i], ids[i] = b, id(x)
+		shapes[id(x)] = h
+		sum += Sum(h)
+	}
+	return sum, nil
 }
 
 // Services is the encoded service table, a JSON array.
@@ -311,7 +317,7 @@ func merge[T any](have []T, removed []string, upserts []T, shapes map[string]uin
 		}
 		b, err := json.Marshal(e)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s %s of the delta: %w", map[byte]string{kindService: "service", kindPeer: "peer"}[kind], id(e), err)
+			return nil, fmt.Errorf("encode %s %s of the delta: %w", kindName(kind), id(e), err)
 		}
 		shapes[id(e)] = hash(kind, b)
 		up[id(e)] = e
@@ -333,4 +339,11 @@ func merge[T any](have []T, removed []string, upserts []T, shapes map[string]uin
 	}
 	sort.Slice(out, func(i, j int) bool { return id(out[i]) < id(out[j]) })
 	return out, nil
+}
+
+func kindName(kind byte) string {
+	if kind == kindService {
+		return "service"
+	}
+	return "peer"
 }

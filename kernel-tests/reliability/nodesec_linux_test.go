@@ -9,10 +9,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -154,25 +152,8 @@ func nodeClient(t *testing.T, a *apiClient, dir string) *http.Client {
 // callWith is call with a client of its own and, when set, the
 // forwarded-for header only managers may send.
 func (a *apiClient) callWith(hc *http.Client, method, addr, path string, in any, forwardedFor string) (int, string) {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
-	if forwardedFor != "" {
-		req.Header.Set(client.HeaderForwardedFor, forwardedFor)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	var e client.Error
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Message
+	status, msg, _ := a.send(hc, method, addr, path, in, forwardedFor)
+	return status, msg
 }
 
 // raftRefused dials the raft protocol (ALPN) with the certificate in dir

@@ -22,6 +22,12 @@ import (
 
 // call sends one request to addr and returns the status and error message.
 func (a *apiClient) call(hc *http.Client, method, addr, path string, in any) (int, string, []byte) {
+	return a.send(hc, method, addr, path, in, "")
+}
+
+// send is call with, when set, the forwarded-for header only managers may
+// send.
+func (a *apiClient) send(hc *http.Client, method, addr, path string, in any, forwardedFor string) (int, string, []byte) {
 	var body io.Reader
 	if in != nil {
 		b, _ := json.Marshal(in)
@@ -30,6 +36,9 @@ func (a *apiClient) call(hc *http.Client, method, addr, path string, in any) (in
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
+	if forwardedFor != "" {
+		req.Header.Set(client.HeaderForwardedFor, forwardedFor)
+	}
 	if hc == nil {
 		hc = a.hc
 	}
