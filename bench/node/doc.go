@@ -17,12 +17,18 @@
 // WARREN_BENCH_PPROF_DIR=DIR the one-node daemon's heap and goroutine
 // profiles (finely sampled) at each step.
 //
+// Each figure is the peak of readings once a second over a trim period
+// (memlimit.TrimPeriod): every process drops its mappings of the binary
+// once a period and maps pages again as it uses them, so one reading
+// would catch whichever phase it happened to.
+//
 // Where the memory goes (measured 2026-12-01, 50 tasks on one node, about
-// 58 MiB in all): about half is the binary's pages. Every package's init
-// runs in every process and touches its package's code, and the kernel maps
-// the pages around each fault that are already cached, so each process maps
-// most of the 32 MB binary — shared, so the group pays for it about once
-// (~29 MiB). The rest is each process's own: the daemon's heap (live ~5 MiB
+// 58 MiB in all before the trim, 48 after): about half was the binary's
+// pages. Every package's init runs in every process and touches its
+// package's code, and the kernel maps the pages around each fault that are
+// already cached, so each process mapped most of the 32 MB binary — shared,
+// so the group paid for it about once (~29 MiB); trimmed, each process maps
+// what it used in the last period (the daemon ~18 MiB, a device ~3). The rest is each process's own: the daemon's heap (live ~5 MiB
 // at 50 tasks, plus the headroom controlplane/memlimit allows), its
 // goroutine stacks (three goroutines and one pending containerd Wait call
 // per task) and runtime metadata; and each device's ~5–7 MiB, most of it

@@ -84,16 +84,19 @@ func kibFields(path string) map[string]int {
 	return out
 }
 
-// report logs each process and returns the sums of RSS and PSS in KiB,
-// and what the processes hold together (each page once).
-func report(b *testing.B, what string, ps []proc) (rss, pss, held int) {
+// report samples the Warren processes of netns over a window, logs each
+// process at the peak and returns the sums of RSS and PSS in KiB and what
+// the processes held together (each page once) at that peak, with every
+// sample.
+func report(b *testing.B, what, bin, netns string) (rss, pss, held int, ss []sample) {
 	b.Helper()
+	ss = sampleProcs(b, bin, netns)
+	top := peak(ss)
+	ps := top.ps
 	var parts []string
-	var pids []int
 	for _, p := range ps {
 		rss += p.rss
 		pss += p.pss
-		pids = append(pids, p.pid)
 		parts = append(parts, fmt.Sprintf("%s rss %.1f anon %.1f pss %.1f", p.role, float64(p.rss)/1024, float64(p.anon)/1024, float64(p.pss)/1024))
 	}
 	if d := os.Getenv("WARREN_BENCH_SMAPS_DIR"); d != "" {
@@ -104,9 +107,9 @@ func report(b *testing.B, what string, ps []proc) (rss, pss, held int) {
 			}
 		}
 	}
-	held = together(b, pids)
-	b.Logf("%s: %d Warren processes, RSS %.1f MiB, PSS %.1f MiB, together %.1f MiB (%s)", what, len(ps), float64(rss)/1024, float64(pss)/1024, float64(held)/1024, strings.Join(parts, "; "))
-	return rss, pss, held
+	held = top.held
+	b.Logf("%s: %d Warren processes at the peak of %d readings over %s, RSS %.1f MiB, PSS %.1f MiB, together %.1f MiB (%s)", what, len(ps), len(ss), window, float64(rss)/1024, float64(pss)/1024, float64(held)/1024, strings.Join(parts, "; "))
+	return rss, pss, held, ss
 }
 
 // BenchmarkNodeRSS runs a one-node cluster in a network namespace of its own
@@ -197,7 +200,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 		if _, err := cli("image", "load", "-i", img); err != nil {
 			b.Fatal(err)
 		}
-		time.Sleep(3 * time.Second) // start-up garbage collected
+		time.Sleep(settle)
 		profile := func(what string) {
 			if pprofDir == "" {
 				return
@@ -213,7 +216,7 @@ func BenchmarkNodeRSS(b *testing.B) {
 				}
 			}
 		}
-		base, basePSS, _ := report(b, "no task", warrenProcs(b, bin, netns))
+		base, basePSS, _, _ := report(b, "no task", bin, netns)
 		profile("no task")
 		b.ReportMetric(float64(base)/1024, "0-tasks-MiB")
 		b.ReportMetric(float64(basePSS)/1024, "0-tasks-PSS-MiB")
@@ -228,8 +231,8 @@ func BenchmarkNodeRSS(b *testing.B) {
 				b.Fatal(err)
 			}
 			time.Sleep(5 * time.Second) // logs flowing, health settled
-			ps := warrenProcs(b, bin, netns)
-			kib, pss, _ := report(b, fmt.Sprintf("%d tasks", n), ps)
+			kib, pss, _, ss := report(b, fmt.Sprintf("%d tasks", n), bin, netns)
+			ps := peak(ss).ps
 			profile(fmt.Sprintf("%d tasks", n))
 			b.ReportMetric(float64(kib)/1024, fmt.Sprintf("%d-tasks-MiB", n))
 			b.ReportMetric(float64(pss)/1024, fmt.Sprintf("%d-tasks-PSS-MiB", n))

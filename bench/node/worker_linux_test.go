@@ -13,8 +13,9 @@ import (
 // kernel-test suites'.
 var names = ktest.ClusterNames{Prefix: "wbw", WireGuard: "wbwg", Bridge: "wbwb", Containerd: "bw", LANBase: 251, LANSpread: 4}
 
-// workerGoal is issue 17's goal for an agent (K3s' agent: ~275 MB).
-const workerGoal = 40 // MiB
+// workerGoal is issue 17's goal for an agent, 40 MB (K3s' agent: ~275
+// MB), in MiB — the unit everything here is reported in: 38.1 MiB.
+const workerGoal = 40e6 / (1 << 20)
 
 // BenchmarkWorkerRSS runs a manager and a worker on two namespace hosts —
 // the worker joined with a real join token, over WireGuard — and reports
@@ -29,10 +30,11 @@ func BenchmarkWorkerRSS(b *testing.B) {
 		token := strings.TrimSpace(mgr.MustCLI("cluster", "join-token", "worker", "-q"))
 		c.Join(wrk, mgr, token)
 		mgr.MustCLI("image", "load", "-i", c.Image)
-		time.Sleep(3 * time.Second) // start-up garbage collected
+		time.Sleep(settle)
 		measure := func(what string) {
-			ps := warrenProcs(b, c.Bin, wrk.Netns)
+			rss, pss, held, ss := report(b, "worker "+what, c.Bin, wrk.Netns)
 			var daemon *proc
+			ps := peak(ss).ps
 			for i := range ps {
 				if ps[i].pid == wrk.PID() {
 					daemon = &ps[i]
@@ -41,7 +43,6 @@ func BenchmarkWorkerRSS(b *testing.B) {
 			if daemon == nil {
 				b.Fatalf("%s: the worker daemon (pid %d) is not among the worker's processes %+v", what, wrk.PID(), ps)
 			}
-			rss, pss, held := report(b, "worker "+what, ps)
 			key := strings.ReplaceAll(what, " ", "-")
 			b.ReportMetric(float64(daemon.pss)/1024, key+"-daemon-PSS-MiB")
 			b.ReportMetric(float64(daemon.rss)/1024, key+"-daemon-MiB")
@@ -52,10 +53,10 @@ func BenchmarkWorkerRSS(b *testing.B) {
 			// The goal against the daemon alone and against all the worker's
 			// processes; "together" is the honest figure for a worker on a
 			// machine of its own (PSS here shares the binary's pages with
-			// the manager beside it).
-			daemonHeld := together(b, []int{daemon.pid})
+			// the manager beside it). Each is the most held in any reading.
+			daemonHeld := peakAlone(ss, daemon.pid)
 			b.ReportMetric(float64(daemonHeld)/1024, key+"-daemon-together-MiB")
-			b.Logf("worker %s against the %d MB goal: daemon together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f; all %d processes together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f",
+			b.Logf("worker %s against the 40 MB (%.1f MiB) goal: daemon together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f; all %d processes together %.1f MiB (%.0f %%), PSS %.1f, RSS %.1f",
 				what, workerGoal, float64(daemonHeld)/1024, 100*float64(daemonHeld)/1024/workerGoal, float64(daemon.pss)/1024, float64(daemon.rss)/1024,
 				len(ps), float64(held)/1024, 100*float64(held)/1024/workerGoal, float64(pss)/1024, float64(rss)/1024)
 		}

@@ -45,6 +45,7 @@ func runNode(g *globals, o *nodeOpts, start nodeStart) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	go memlimit.Run(ctx)
+	go memlimit.TrimBinaryEvery(ctx)
 	// A start that fails before this node has an identity leaves no half a
 	// node behind: the data dir goes if this start created it.
 	undo := func() {}

@@ -22,6 +22,8 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/warrenhq/warren/controlplane/memlimit"
 )
 
 // DeviceMain runs wireguard-go on a TUN device with its UAPI socket until
@@ -74,6 +76,10 @@ func DeviceMain(args []string) {
 	// And what setting the device up left, in a process that lives as
 	// long as the node.
 	debug.FreeOSMemory()
+	// And the binary's pages start-up touched, mapped again only as they
+	// are used (see memlimit.TrimBinary).
+	_, _ = memlimit.TrimBinary()
+	go memlimit.TrimBinaryEvery(context.Background())
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	select {
