@@ -9,5 +9,10 @@
 // the test binary ends with the table of them. WARREN_RELIABILITY_PROFILE
 // is "short" (CI: a few rounds) or "full" (make reliability).
 //
+// Row T5, fuzzing, is fuzz.sh beside this file: every native fuzz target
+// of the module for a time each — 2 m in `make fuzz` (and FUZZTIME in
+// `make reliability`), 30 s in CI's `make fuzz-smoke`, two targets at a
+// time with a core each — with the committed corpus as seeds.
+//
 // Without root every test skips; as root a missing requirement fails.
 package reliability
