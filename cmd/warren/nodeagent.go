@@ -172,7 +172,16 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		reg.MustRegister(tc.Collector())
 	}
 
-	logSrv, err := serveNodeLogs(o.agentAddr, verifier, certs, worker, log)
+	mayReadLogs := func(nodeID string) error {
+		agMu.Lock()
+		a := ag
+		agMu.Unlock()
+		if a == nil { // still starting: the certificate's role decides
+			return nil
+		}
+		return a.MayReadLogs(nodeID)
+	}
+	logSrv, err := serveNodeLogs(o.agentAddr, verifier, certs, worker, mayReadLogs, log)
 	if err != nil {
 		return nil, fmt.Errorf("node listener %s: %w", o.agentAddr, err)
 	}

@@ -16,11 +16,16 @@ import (
 )
 
 // serveNodeLogs runs the node's own mTLS listener, from which managers (and
-// only managers) stream the logs of this node's tasks for `service logs`.
-func serveNodeLogs(addr string, verifier *ca.CA, certs *ca.CertStore, w *runtime.Worker, log *zap.Logger) (*http.Server, error) {
+// only managers, as mayRead says: agent.MayReadLogs) stream the logs of
+// this node's tasks for `service logs`.
+func serveNodeLogs(addr string, verifier *ca.CA, certs *ca.CertStore, w *runtime.Worker, mayRead func(nodeID string) error, log *zap.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", func(rw http.ResponseWriter, r *http.Request) {
-		if _, err := ca.RequireRole(*r.TLS, ca.RoleManager); err != nil {
+		id, err := ca.RequireRole(*r.TLS, ca.RoleManager)
+		if err == nil {
+			err = mayRead(id.NodeID)
+		}
+		if err != nil {
 			http.Error(rw, "logs are served to managers only: "+err.Error(), http.StatusForbidden)
 			return
 		}

@@ -20,6 +20,11 @@ type Assignments struct {
 	Role NodeRole `json:"role,omitempty"`
 	// Managers are the API addresses of every manager, so the agent can fail over.
 	Managers []string `json:"managers"`
+	// ManagerIDs are the node IDs of those managers: the node serves its
+	// tasks' logs to these alone, so a manager removed or demoted is
+	// refused though its certificate has not expired. Empty from managers
+	// that predate it (the certificate's role alone decides then).
+	ManagerIDs []string `json:"manager_ids,omitempty"`
 	// Secrets are the values of the secrets and configs this node's tasks
 	// mount, sealed under CacheKey. CacheKey is derived by the managers for
 	// this node alone; the agent keeps it in memory and never writes it to

@@ -113,8 +113,10 @@ type assignmentsHead struct {
 	Network  api.ClusterNetwork `json:"network"`
 	Role     api.NodeRole       `json:"role,omitempty"`
 	Managers []string           `json:"managers"`
-	Secrets  []api.SecretValue  `json:"secrets,omitempty"`
-	CacheKey []byte             `json:"cache_key,omitempty"`
+	// ManagerIDs are api.Assignments.ManagerIDs.
+	ManagerIDs []string          `json:"manager_ids,omitempty"`
+	Secrets    []api.SecretValue `json:"secrets,omitempty"`
+	CacheKey   []byte            `json:"cache_key,omitempty"`
 	// StopAfter is the node's own (api.Assignments.StopAfter).
 	StopAfter map[string]api.Duration `json:"stop_after,omitempty"`
 	Registry  api.RegistryConfig      `json:"registry,omitempty"`
@@ -143,7 +145,7 @@ type field struct {
 func encodeHeadWith(a api.Assignments, fields ...field) ([]byte, error) {
 	head, err := json.Marshal(assignmentsHead{
 		Index: a.Index, NodeID: a.NodeID, Tasks: a.Tasks, Network: a.Network, Role: a.Role,
-		Managers: a.Managers, Secrets: a.Secrets, CacheKey: a.CacheKey, StopAfter: a.StopAfter, Registry: a.Registry,
+		Managers: a.Managers, ManagerIDs: a.ManagerIDs, Secrets: a.Secrets, CacheKey: a.CacheKey, StopAfter: a.StopAfter, Registry: a.Registry,
 		Table: a.Table,
 	})
 	if err != nil {

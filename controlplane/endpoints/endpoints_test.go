@@ -183,6 +183,9 @@ func TestForNode(t *testing.T) {
 	if !reflect.DeepEqual(a.Managers, []string{"192.0.2.1:2377", "192.0.2.3:2377"}) {
 		t.Errorf("managers %v", a.Managers)
 	}
+	if want := []string{"n1", "n3"}; !reflect.DeepEqual(a.ManagerIDs, want) {
+		t.Errorf("manager IDs %v, want %v (the nodes with a manager status, sorted)", a.ManagerIDs, want)
+	}
 	if len(a.Services) != 2 || a.Services[1].ServiceID != "web" || a.Services[1].VIP != "10.43.0.2" {
 		t.Fatalf("services %+v", a.Services)
 	}

@@ -20,8 +20,10 @@ type Shared struct {
 	services []api.ServiceEndpoints
 	peers    []api.Peer // every node that can be meshed with, by node ID
 	managers []string
-	nodes    map[string]nodeFacts
-	tasks    map[string][]api.Task // by node, as handed to it, by task ID
+	// managerIDs are the managers' node IDs, sorted.
+	managerIDs []string
+	nodes      map[string]nodeFacts
+	tasks      map[string][]api.Task // by node, as handed to it, by task ID
 	// stopAfter is each service's disconnect stop-after, where set.
 	stopAfter map[string]api.Duration
 }
@@ -83,6 +85,7 @@ func NewShared(view ClusterView) *Shared {
 		s.nodes[n.ID] = nodeFacts{subnet: subnet, role: n.Spec.Role}
 		if n.Status.Manager != nil && n.Status.Manager.APIAddr != "" {
 			s.managers = append(s.managers, n.Status.Manager.APIAddr)
+			s.managerIDs = append(s.managerIDs, n.ID)
 		}
 		if n.Status.State != api.NodeReady || subnet == "" || n.Status.Network.WGPublicKey == "" {
 			continue
@@ -96,6 +99,7 @@ func NewShared(view ClusterView) *Shared {
 		})
 	}
 	sort.Strings(s.managers)
+	sort.Strings(s.managerIDs)
 	sort.Slice(s.peers, func(i, j int) bool { return s.peers[i].NodeID < s.peers[j].NodeID })
 	return s
 }
@@ -129,12 +133,13 @@ func (s *Shared) ForNode(nodeID string) api.Assignments {
 func (s *Shared) Header(nodeID string) api.Assignments {
 	f := s.nodes[nodeID]
 	a := api.Assignments{
-		Index:    s.index,
-		NodeID:   nodeID,
-		Tasks:    append([]api.Task{}, s.tasks[nodeID]...),
-		Managers: slices.Clone(s.managers),
-		Network:  s.network,
-		Role:     f.role,
+		Index:      s.index,
+		NodeID:     nodeID,
+		Tasks:      append([]api.Task{}, s.tasks[nodeID]...),
+		Managers:   slices.Clone(s.managers),
+		ManagerIDs: slices.Clone(s.managerIDs),
+		Network:    s.network,
+		Role:       f.role,
 	}
 	a.Network.Subnet = f.subnet
 	for _, t := range a.Tasks {

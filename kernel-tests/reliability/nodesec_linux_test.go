@@ -305,6 +305,25 @@ func revokedNode(t *testing.T, c *cluster, a *apiClient) {
 			refused++
 		}
 	}
+	// The nodes' own listener, which streams task logs to managers: it
+	// holds no tombstones, and refuses a manager certificate of a node its
+	// assignments no longer name among the managers.
+	mhc := nodeClient(t, a, managerCerts)
+	for _, m := range c.others(h) {
+		checks++
+		addr := m.ip + ":2378"
+		for end := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			st, _, raw := a.send(mhc, http.MethodGet, addr, "/v1/tasks/none/logs", nil, "")
+			if st == http.StatusForbidden && strings.Contains(string(raw), "not one of the cluster's") {
+				refused++
+				break
+			}
+			if time.Now().After(end) {
+				t.Errorf("manager certificate, task logs on %s's node listener %s: %d %q, want 403 naming a node that is no manager", m.name, addr, st, raw)
+				break
+			}
+		}
+	}
 	if n, err := lead.nodes(); err == nil {
 		for _, nd := range n {
 			if nd.ID == oldID {
@@ -325,6 +344,6 @@ func revokedNode(t *testing.T, c *cluster, a *apiClient) {
 	if newID == oldID {
 		t.Errorf("the node joined again under its removed ID %s", oldID)
 	}
-	summary("T7", "revoked node", t.Failed(), "%d of %d requests with the removed node's manager and worker certificates refused by the %d other managers (heartbeat, watch, status, renewal, cluster, manager routes, manager-ready, forwarded admin, raft port); rejoined with a new token as %s in %s",
+	summary("T7", "revoked node", t.Failed(), "%d of %d requests with the removed node's manager and worker certificates refused by the %d other managers (heartbeat, watch, status, renewal, cluster, manager routes, manager-ready, forwarded admin, raft port, the nodes' log listener); rejoined with a new token as %s in %s",
 		refused, checks, len(c.others(h)), short(newID), took.Round(time.Millisecond))
 }
