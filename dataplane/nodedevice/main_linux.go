@@ -111,6 +111,9 @@ func (p *process) AddWireGuard(ifname string, mtu int) error {
 	go func() {
 		<-d.Done()
 		p.log.Printf("wireguard %s: interface gone", ifname)
+		// Its UAPI socket goes too, so that the interface can be served
+		// again.
+		d.Close()
 		p.ended(func() {
 			if p.wg == d {
 				p.wg = nil
