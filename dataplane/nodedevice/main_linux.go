@@ -31,7 +31,9 @@ func Main(args []string) {
 	// front), so that fewer of them land on pages init dirtied.
 	debug.SetGCPercent(25)
 	debug.FreeOSMemory()
-	p := &process{log: l, exit: make(chan int, 1)}
+	// The DNS part counts from the start: the WireGuard part ending while
+	// it takes over from a predecessor must not end the process.
+	p := &process{log: l, exit: make(chan int, 1), dns: a.DNS != nil}
 	if a.WireGuard != "" {
 		if err := p.AddWireGuard(a.WireGuard, a.MTU); err != nil {
 			l.Fatal(err)
@@ -42,9 +44,6 @@ func Main(args []string) {
 		if err != nil {
 			p.shutdown(1, err.Error())
 		}
-		p.mu.Lock()
-		p.dns = true
-		p.mu.Unlock()
 		go func() {
 			how := <-part.Ended()
 			if how == dns.EndedAll {
