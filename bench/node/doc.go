@@ -1,6 +1,8 @@
 // Package node measures what Warren costs on a node that runs tasks: the
 // resident memory of every Warren process of a node (the daemon and its
-// WireGuard and DNS devices, found by executable and network namespace).
+// device process, which serves the userspace WireGuard device and DNS —
+// or, after an upgrade, the previous binary's device beside the new one —
+// found by executable and network namespace).
 // BenchmarkNodeRSS runs a one-node cluster with 10 and 50 tasks against the
 // same node with none in the same run (goal, issue 10: ≤ 60 MiB PSS with
 // 50 tasks); BenchmarkWorkerRSS a manager and a worker on two namespace
@@ -28,11 +30,16 @@
 // package's code, and the kernel maps the pages around each fault that are
 // already cached, so each process mapped most of the 32 MB binary — shared,
 // so the group paid for it about once (~29 MiB); trimmed, each process maps
-// what it used in the last period (the daemon ~18 MiB, a device ~3). The rest is each process's own: the daemon's heap (live ~5 MiB
-// at 50 tasks, plus the headroom controlplane/memlimit allows), its
-// goroutine stacks (three goroutines and one pending containerd Wait call
-// per task) and runtime metadata; and each device's ~5–7 MiB, most of it
+// what it used in the last period (the daemon ~18 MiB, a device ~3). The
+// rest is each process's own: the daemon's heap (live ~5 MiB at 50 tasks,
+// plus the headroom controlplane/memlimit allows), its goroutine stacks
+// (three goroutines and one pending containerd Wait call per task) and
+// runtime metadata; and the device process's ~6.3 MiB anonymous, most of it
 // what the binary's dependencies allocate at init and keep (compiled JSON
 // schemas, regular expressions, protobuf descriptors) — Warren's own
-// package-level state is a few KiB.
+// package-level state is a few KiB. That cost is per process, so one device
+// process serves both WireGuard and DNS: as two it was 6.3 + 5.2 MiB
+// anonymous; as one it holds what the WireGuard device alone did. A worker
+// with 10 tasks went from 41.1 to 33.9 MiB together (3 processes to 2,
+// BenchmarkWorkerRSS, 2026-12-01), idle from 36.6 to 31.4.
 package node

@@ -43,6 +43,11 @@ func BenchmarkWorkerRSS(b *testing.B) {
 			if daemon == nil {
 				b.Fatalf("%s: the worker daemon (pid %d) is not among the worker's processes %+v", what, wrk.PID(), ps)
 			}
+			// One device process serves a node's WireGuard and DNS
+			// (dataplane/nodedevice); a node that never upgraded runs no other.
+			if len(ps) > 2 {
+				b.Errorf("%s: %d Warren processes on the worker %+v; want the daemon and one device process", what, len(ps), ps)
+			}
 			key := strings.ReplaceAll(what, " ", "-")
 			b.ReportMetric(float64(daemon.pss)/1024, key+"-daemon-PSS-MiB")
 			b.ReportMetric(float64(daemon.rss)/1024, key+"-daemon-MiB")

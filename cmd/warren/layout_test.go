@@ -30,10 +30,9 @@ const nodenetPath = module + "dataplane/nodenet"
 
 // allowed are the kernel-side identifiers cmd/warren may use, by import path.
 var allowed = map[string][]string{
-	module + "dataplane/mesh": {"IsDeviceInvocation", "DeviceMain"}, // argv dispatch: the userspace WireGuard device
-	module + "dataplane/dns":  {"IsDeviceInvocation", "DeviceMain"}, // argv dispatch: the node's DNS device
-	module + "cni":            {"Main"},                             // argv dispatch: warren-cni
-	module + "dataplane/ebpf": {"Unpin"},                            // `warren leave` removes the node's pins
+	module + "dataplane/nodedevice": {"IsInvocation", "Main"}, // argv dispatch: the node's device process (WireGuard, DNS)
+	module + "cni":                  {"Main"},                 // argv dispatch: warren-cni
+	module + "dataplane/ebpf":       {"Unpin"},                // `warren leave` removes the node's pins
 }
 
 func isKernelSide(path string) bool {
@@ -151,6 +150,7 @@ import (
 	dp "github.com/warrenhq/warren/dataplane"
 	"github.com/warrenhq/warren/dataplane/ebpf"
 	"github.com/warrenhq/warren/dataplane/mesh"
+	"github.com/warrenhq/warren/dataplane/nodedevice"
 	"github.com/warrenhq/warren/dataplane/nodenet"
 )
 func convert(a *api.Assignments) *dp.Config { return nil }
@@ -158,7 +158,7 @@ func wire() {
 	_ = mesh.Config{}
 	_, _ = ebpf.New(ebpf.Options{})
 	ebpf.Unpin("/sys/fs/bpf/warren/n1")
-	mesh.DeviceMain(nil)
+	nodedevice.Main(nil)
 	_ = nodenet.DataplaneConfig
 }
 `

@@ -13,8 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/warrenhq/warren/dataplane/dns"
-	"github.com/warrenhq/warren/dataplane/mesh"
+	"github.com/warrenhq/warren/dataplane/nodedevice"
 	rtc "github.com/warrenhq/warren/runtime/containerd"
 	"github.com/warrenhq/warren/runtime/volume"
 )
@@ -25,14 +24,11 @@ func main() {
 	if rtc.IsLoggerInvocation(os.Args[1:]) {
 		rtc.LoggerMain()
 	}
-	// The node's userspace WireGuard device runs in a process of its own so
-	// that traffic between nodes survives a restart of warren.
-	if mesh.IsDeviceInvocation(os.Args[1:]) {
-		mesh.DeviceMain(os.Args[1:])
-	}
-	// So does the node's DNS server, so that tasks' lookups survive it.
-	if dns.IsDeviceInvocation(os.Args[1:]) {
-		dns.DeviceMain(os.Args[1:])
+	// The node's userspace WireGuard device and its DNS server run in a
+	// process of their own, so that traffic between nodes and tasks'
+	// lookups survive a restart of warren.
+	if nodedevice.IsInvocation(os.Args[1:]) {
+		nodedevice.Main(os.Args[1:])
 	}
 	if err := run(os.Args, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -11,26 +11,22 @@ import (
 	"time"
 )
 
-// The DNS device is this package's Server in a process of its own, as the
-// userspace WireGuard device is: a daemon that crashes, restarts or is
-// upgraded takes the node's names away from its tasks for as long as it is
-// down unless something else holds the port. The daemon writes the name
+// The DNS device is this package's Server in a process of its own (the
+// node's device process, dataplane/nodedevice, which may host the
+// userspace WireGuard device beside it): a daemon that crashes, restarts or
+// is upgraded takes the node's names away from its tasks for as long as it
+// is down unless something else holds the port. The daemon writes the name
 // table to a file in the device's directory and tells the device to load
 // it over a control socket there; the device outlives the daemon, a
 // restarted daemon finds it answering, and a daemon of another binary
 // starts a successor that binds the same port (SO_REUSEPORT) before the
-// predecessor exits, so a lookup is answered throughout.
+// predecessor's DNS part ends, so a lookup is answered throughout.
 
 const (
-	deviceArg     = "__dns-device"
 	configFile    = "config.json"
 	controlSocket = "control.sock"
 	deviceLog     = "device.log"
 )
-
-// IsDeviceInvocation reports whether args (os.Args[1:]) ask for the device
-// process.
-func IsDeviceInvocation(args []string) bool { return len(args) > 0 && args[0] == deviceArg }
 
 // ErrDeviceUnsupported is returned by OpenDevice where the device process
 // cannot run; callers serve DNS in process instead.
@@ -41,30 +37,68 @@ type DeviceOptions struct {
 	Dir        string // holds the table and the control socket; the device exits when it goes
 	ListenAddr string
 	Domain     string
+	// Command is what follows the binary's path in the argv of a process
+	// that serves these options as a device (nodedevice.DNSArgs).
+	Command []string
 }
 
+// DeviceHost is the process a DNS device runs in: it may serve the node's
+// userspace WireGuard device too, and the device's control socket is how
+// a daemon reaches the process.
+type DeviceHost interface {
+	// WireGuard names the interface whose device the process serves, ""
+	// for none.
+	WireGuard() string
+	// AddWireGuard has the process serve the device of ifname as well.
+	AddWireGuard(ifname string, mtu int) error
+}
+
+// Ended says how a DNS device's part of its process ended.
+type Ended int
+
+const (
+	// EndedPart: the DNS part alone ended (a successor took over, its
+	// directory went, or it was asked to exit); the process keeps what
+	// else it serves.
+	EndedPart Ended = iota
+	// EndedAll: the process is asked to end with everything it serves
+	// (the node leaves).
+	EndedAll
+)
+
 // request and response are the control protocol: one JSON line each way.
+// Devices of earlier releases ignore the fields they do not know and
+// answer an op they do not know with an error.
 type request struct {
-	Op string `json:"op"` // reload, status or exit
+	Op     string `json:"op"`            // reload, status, exit or wireguard
+	All    bool   `json:"all,omitempty"` // exit: the whole process, not only the DNS part
+	IfName string `json:"ifname,omitempty"`
+	MTU    int    `json:"mtu,omitempty"`
 }
 
 type response struct {
-	Err   string `json:"err,omitempty"`
-	Bound bool   `json:"bound"` // serving on the listen address
-	Exe   string `json:"exe"`   // identity of the device's binary
-	Pid   int    `json:"pid"`
+	Err       string `json:"err,omitempty"`
+	Bound     bool   `json:"bound"` // serving on the listen address
+	Exe       string `json:"exe"`   // identity of the device's binary
+	Pid       int    `json:"pid"`
+	WireGuard string `json:"wireguard,omitempty"` // the interface whose device the process serves
 }
 
 // call sends one request to the device in dir and returns its answer.
 func call(dir string, op string, timeout time.Duration) (response, error) {
+	return callReq(dir, request{Op: op}, timeout)
+}
+
+func callReq(dir string, req request, timeout time.Duration) (response, error) {
 	var r response
+	op := req.Op
 	c, err := net.DialTimeout("unix", filepath.Join(dir, controlSocket), timeout)
 	if err != nil {
 		return r, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	if err := json.NewEncoder(c).Encode(request{Op: op}); err != nil {
+	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return r, err
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,16 +9,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/warrenhq/warren/controlplane/memlimit"
 )
 
 // maxSocketPath is the longest path a unix socket address holds.
@@ -39,97 +34,116 @@ func exeIdentity() string {
 	return fmt.Sprintf("%d:%d:%d", st.Dev, st.Ino, fi.ModTime().UnixNano())
 }
 
-// DeviceMain runs the DNS device: `warren __dns-device DIR LISTEN DOMAIN`.
-// It serves the table in DIR on LISTEN (waiting for the address to exist),
-// takes over from a device already serving DIR, and exits on SIGTERM, on
-// an exit request, when DIR is removed, or when a successor took its
-// control socket.
-func DeviceMain(args []string) {
-	l := log.New(os.Stderr, "warren-dns: ", log.LstdFlags)
-	if len(args) != 4 {
-		l.Fatalf("usage: %s DIR LISTEN DOMAIN", deviceArg)
-	}
-	dir, listen, domain := args[1], args[2], args[3]
-	srv, err := New(Options{ListenAddr: listen, Domain: domain, ReusePort: true})
+// DevicePart is a DNS device serving in this process: the node's device
+// process (dataplane/nodedevice) starts it with StartDevice.
+type DevicePart struct {
+	dir     string
+	srv     *Server
+	host    DeviceHost
+	exe     string
+	log     *log.Logger
+	ln      *net.UnixListener
+	sockIno uint64
+	ended   chan Ended
+
+	mu      sync.Mutex
+	bound   bool
+	bindErr error
+	done    bool
+}
+
+// StartDevice serves the table in o.Dir on o.ListenAddr (waiting for the
+// address to exist) and takes over from a device already serving o.Dir:
+// it serves the port beside the predecessor before asking it to leave.
+// The part ends when asked to exit, when o.Dir is removed, or when a
+// successor took its control socket; Ended says when. host may be nil.
+func StartDevice(o DeviceOptions, host DeviceHost, l *log.Logger) (*DevicePart, error) {
+	srv, err := New(Options{ListenAddr: o.ListenAddr, Domain: o.Domain, ReusePort: true})
 	if err != nil {
-		l.Fatal(err)
+		return nil, err
 	}
-	c, err := readConfig(dir)
+	c, err := readConfig(o.Dir)
 	if err == nil {
 		err = srv.Set(c)
 	}
 	if err != nil {
 		l.Printf("starting with an empty table: %v", err)
 	}
-	d := &deviceProc{dir: dir, srv: srv, exe: exeIdentity(), log: l}
-	old, oldErr := call(dir, "status", time.Second)
+	d := &DevicePart{dir: o.Dir, srv: srv, host: host, exe: exeIdentity(), log: l, ended: make(chan Ended, 1)}
+	old, oldErr := call(o.Dir, "status", time.Second)
 	d.bind(oldErr == nil && old.Bound)
 	if oldErr == nil {
 		// The predecessor leaves once this process serves the port too.
-		if _, err := call(dir, "exit", 2*time.Second); err != nil {
+		// Its process may stay (serving WireGuard): what matters is that
+		// its DNS part let go of the control socket.
+		if _, err := call(o.Dir, "exit", 2*time.Second); err != nil {
 			l.Printf("predecessor %d: %v", old.Pid, err)
 		}
-		waitExit(old.Pid, 2*time.Second)
+		waitLetGo(o.Dir, old.Pid, 2*time.Second)
 	}
-	sock := filepath.Join(dir, controlSocket)
+	sock := filepath.Join(o.Dir, controlSocket)
 	_ = os.Remove(sock)
-	ln, err := net.Listen("unix", sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		l.Fatalf("control socket: %v", err)
+		srv.Close()
+		return nil, fmt.Errorf("dns device: control socket: %w", err)
 	}
+	// Closing must never remove the path: by then it may be a
+	// successor's socket.
+	ln.SetUnlinkOnClose(false)
 	fi, err := os.Stat(sock)
 	if err != nil {
-		l.Fatalf("control socket: %v", err)
+		ln.Close()
+		srv.Close()
+		return nil, fmt.Errorf("dns device: control socket: %w", err)
 	}
-	d.sockIno = fi.Sys().(*syscall.Stat_t).Ino
-	l.Printf("serving %s (pid %d)", listen, os.Getpid())
-	// The device lives for as long as the node: it keeps little (a name
-	// table), so a small heap target and the start-up garbage (every
-	// package's init in this binary) handed back cost nothing and keep it
-	// a few MB smaller.
-	debug.SetGCPercent(25)
-	debug.FreeOSMemory()
-	// And the binary's pages start-up touched (most of it) are mapped
-	// again only as they are used: ~7 of the 21 MiB it maps by now.
-	_, _ = memlimit.TrimBinary()
-	go memlimit.TrimBinaryEvery(context.Background())
+	d.ln, d.sockIno = ln, fi.Sys().(*syscall.Stat_t).Ino
+	l.Printf("dns serving %s (pid %d)", o.ListenAddr, os.Getpid())
 	go d.watch(sock)
 	go func() {
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-		<-term
-		d.exit(0)
-	}()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			l.Fatalf("control socket: %v", err)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				d.end(EndedPart, "control socket: "+err.Error())
+				return
+			}
+			go d.serve(conn)
 		}
-		go d.serve(conn)
-	}
+	}()
+	return d, nil
 }
 
-type deviceProc struct {
-	dir     string
-	srv     *Server
-	exe     string
-	log     *log.Logger
-	sockIno uint64
+// Ended delivers how the part ended, once.
+func (d *DevicePart) Ended() <-chan Ended { return d.ended }
 
-	mu      sync.Mutex
-	bound   bool
-	bindErr error
+// end stops serving names and the control socket; only the first call
+// counts.
+func (d *DevicePart) end(how Ended, why string) {
+	d.mu.Lock()
+	if d.done {
+		d.mu.Unlock()
+		return
+	}
+	d.done = true
+	d.mu.Unlock()
+	d.log.Printf("dns part ends: %s", why)
+	d.ln.Close()
+	d.srv.Close()
+	d.ended <- how
 }
 
 // bind starts serving, retrying until the listen address exists (the
 // bridge's gateway appears with the node's first container). With wait it
 // blocks until bound: a predecessor is serving and must not leave first.
-func (d *deviceProc) bind(wait bool) {
+func (d *DevicePart) bind(wait bool) {
 	try := func() bool {
-		err := d.srv.Start()
 		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.done {
+			return true
+		}
+		err := d.srv.Start()
 		d.bound, d.bindErr = err == nil, err
-		d.mu.Unlock()
 		return err == nil
 	}
 	if try() {
@@ -147,7 +161,7 @@ func (d *deviceProc) bind(wait bool) {
 	go loop()
 }
 
-func (d *deviceProc) serve(conn net.Conn) {
+func (d *DevicePart) serve(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
@@ -172,6 +186,15 @@ func (d *deviceProc) serve(conn net.Conn) {
 	case "status":
 	case "exit":
 		exit = true
+	case "wireguard":
+		switch {
+		case d.host == nil:
+			resp.Err = "this device serves no wireguard"
+		default:
+			if err := d.host.AddWireGuard(req.IfName, req.MTU); err != nil {
+				resp.Err = err.Error()
+			}
+		}
 	default:
 		resp.Err = fmt.Sprintf("unknown op %q", req.Op)
 	}
@@ -182,36 +205,59 @@ func (d *deviceProc) serve(conn net.Conn) {
 	}
 	d.mu.Unlock()
 	resp.Exe, resp.Pid = d.exe, os.Getpid()
+	if d.host != nil {
+		resp.WireGuard = d.host.WireGuard()
+	}
 	_ = json.NewEncoder(conn).Encode(resp)
 	if exit {
 		conn.Close()
-		d.log.Printf("asked to exit")
-		d.exit(0)
+		how, what := EndedPart, "asked to exit"
+		if req.All {
+			how, what = EndedAll, "asked to exit with its process"
+		}
+		d.end(how, what)
 	}
 }
 
-// watch ends the device when its directory is removed (the node left, or
-// a test cleaned up) or its control socket is another process's.
-func (d *deviceProc) watch(sock string) {
-	for range time.Tick(time.Second) {
+// watch ends the part when its directory is removed (the node left, or a
+// test cleaned up) or its control socket is another process's.
+func (d *DevicePart) watch(sock string) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for range t.C {
+		d.mu.Lock()
+		done := d.done
+		d.mu.Unlock()
+		if done {
+			return
+		}
 		fi, err := os.Stat(sock)
 		if err != nil {
 			if _, derr := os.Stat(d.dir); errors.Is(derr, os.ErrNotExist) {
-				d.log.Printf("%s removed, exiting", d.dir)
-				d.exit(0)
+				d.end(EndedPart, d.dir+" removed")
+				return
 			}
 			continue
 		}
 		if fi.Sys().(*syscall.Stat_t).Ino != d.sockIno {
-			d.log.Printf("control socket taken over, exiting")
-			d.exit(0)
+			d.end(EndedPart, "control socket taken over")
+			return
 		}
 	}
 }
 
-func (d *deviceProc) exit(code int) {
-	d.srv.Close()
-	os.Exit(code)
+// waitLetGo waits up to d for the device pid to leave the control socket
+// of dir: its process exited, or its DNS part stopped answering there.
+func waitLetGo(dir string, pid int, d time.Duration) bool {
+	for end := time.Now().Add(d); processAlive(pid); time.Sleep(20 * time.Millisecond) {
+		if r, err := call(dir, "status", 200*time.Millisecond); err != nil || r.Pid != pid {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
 }
 
 func processAlive(pid int) bool {
@@ -243,6 +289,9 @@ type Device struct {
 func OpenDevice(o DeviceOptions, logger *zap.Logger) (*Device, error) {
 	if logger == nil {
 		logger = zap.NewNop()
+	}
+	if len(o.Command) == 0 {
+		return nil, errors.New("dns: device options without the command that starts a device")
 	}
 	if len(filepath.Join(o.Dir, controlSocket)) > maxSocketPath {
 		return nil, fmt.Errorf("%w: control socket path under %s is too long", ErrDeviceUnsupported, o.Dir)
@@ -312,9 +361,65 @@ func (d *Device) ensure() error {
 	if err == nil && r.Exe == d.exe {
 		if !d.started {
 			d.log.Info("reusing running dns device", zap.Int("pid", r.Pid))
+			// It serves the table it last loaded, perhaps of the previous
+			// daemon: load the one written since.
+			r, err := call(d.o.Dir, "reload", 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("dns device %d: %w", r.Pid, err)
+			}
+			if r.Err != "" {
+				return fmt.Errorf("dns device %d: reload: %s", r.Pid, r.Err)
+			}
 		}
 		d.started = true
 		return nil
+	}
+	return d.spawn(d.o.Command)
+}
+
+// DeviceStatus is what the device serving a directory says of itself.
+type DeviceStatus struct {
+	Pid        int
+	ThisBinary bool   // it runs the binary this process runs
+	WireGuard  string // the interface whose WireGuard device its process serves
+}
+
+// Status asks the device serving the directory about itself; false when
+// none answers.
+func (d *Device) Status() (DeviceStatus, bool) {
+	r, err := call(d.o.Dir, "status", 2*time.Second)
+	if err != nil {
+		return DeviceStatus{}, false
+	}
+	return DeviceStatus{Pid: r.Pid, ThisBinary: r.Exe == d.exe, WireGuard: r.WireGuard}, true
+}
+
+// HostWireGuard has the process of the running device serve the userspace
+// WireGuard device of ifname as well.
+func (d *Device) HostWireGuard(ifname string, mtu int) error {
+	r, err := callReq(d.o.Dir, request{Op: "wireguard", IfName: ifname, MTU: mtu}, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	if r.Err != "" {
+		return fmt.Errorf("dns device %d: wireguard %s: %s", r.Pid, ifname, r.Err)
+	}
+	return nil
+}
+
+// Spawn starts a device process of this binary with args (after the
+// binary's path; they must serve this Device's options) and waits until
+// it answers on the control socket, having taken over from any device
+// serving there before.
+func (d *Device) Spawn(args []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.spawn(args)
+}
+
+func (d *Device) spawn(args []string) error {
+	if len(args) == 0 {
+		return errors.New("dns device: no command to start it with")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -325,7 +430,7 @@ func (d *Device) ensure() error {
 		return fmt.Errorf("dns device: %w", err)
 	}
 	defer out.Close()
-	cmd := exec.Command(self, deviceArg, d.o.Dir, d.o.ListenAddr, d.o.Domain)
+	cmd := exec.Command(self, args...)
 	// Its own session, so that signals to the daemon's process group (a
 	// service manager stopping it) leave the device serving.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -339,7 +444,7 @@ func (d *Device) ensure() error {
 	for {
 		r, err := call(d.o.Dir, "status", time.Second)
 		if err == nil && r.Pid == cmd.Process.Pid {
-			d.log.Info("started dns device", zap.Int("pid", r.Pid), zap.String("listen", d.o.ListenAddr))
+			d.log.Info("started dns device", zap.Int("pid", r.Pid), zap.String("listen", d.o.ListenAddr), zap.String("wireguard", r.WireGuard))
 			d.started = true
 			return nil
 		}
@@ -357,13 +462,14 @@ func (d *Device) ensure() error {
 // Close leaves the device serving: the next daemon adopts it.
 func (d *Device) Close() error { return nil }
 
-// StopDevice ends the device serving dir, if any, and removes dir. It
-// reports whether a device was running.
+// StopDevice ends the device serving dir, if any, with its process, and
+// removes dir. It reports whether a device was running.
 func StopDevice(dir string) (bool, error) {
 	r, err := call(dir, "status", time.Second)
 	running := err == nil
 	if running {
-		_, _ = call(dir, "exit", 2*time.Second)
+		// The whole process: what else it serves goes with the node.
+		_, _ = callReq(dir, request{Op: "exit", All: true}, 2*time.Second)
 		if !waitExit(r.Pid, 5*time.Second) {
 			_ = syscall.Kill(r.Pid, syscall.SIGKILL)
 		}

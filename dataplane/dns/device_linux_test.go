@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"log"
 	"net"
 	"net/netip"
 	"os"
@@ -14,14 +15,28 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// The test binary doubles as the device binary: the Device starts
-// os.Executable() with the device argument.
+// testDeviceArg makes the test binary a DNS device process of its own
+// (the node's device process, dataplane/nodedevice, is tested there): the
+// Device starts os.Executable() with the options' Command.
+const testDeviceArg = "__dns-test-device"
+
 func TestMain(m *testing.M) {
-	if IsDeviceInvocation(os.Args[1:]) {
-		DeviceMain(os.Args[1:])
-		return
+	if a := os.Args[1:]; len(a) == 4 && a[0] == testDeviceArg {
+		l := log.New(os.Stderr, "dns-test-device: ", log.LstdFlags)
+		part, err := StartDevice(DeviceOptions{Dir: a[1], ListenAddr: a[2], Domain: a[3]}, nil, l)
+		if err != nil {
+			l.Fatal(err)
+		}
+		<-part.Ended()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// deviceOptions are the options of a device serving dir on addr, started
+// as this test binary.
+func deviceOptions(dir, addr string) DeviceOptions {
+	return DeviceOptions{Dir: dir, ListenAddr: addr, Domain: DefaultDomain, Command: []string{testDeviceArg, dir, addr, DefaultDomain}}
 }
 
 func freeAddr(t *testing.T) string {
@@ -68,7 +83,7 @@ func webTable(vip string) *Config {
 func TestDeviceOutlivesDaemon(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dns")
 	addr := freeAddr(t)
-	opts := DeviceOptions{Dir: dir, ListenAddr: addr, Domain: DefaultDomain}
+	opts := deviceOptions(dir, addr)
 	t.Cleanup(func() { _, _ = StopDevice(dir) })
 
 	d, err := OpenDevice(opts, nil)
@@ -175,7 +190,7 @@ func TestDeviceOutlivesDaemon(t *testing.T) {
 // dir deleted) ends the device, so nothing is left serving a dead node.
 func TestDeviceExitsWithItsDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dns")
-	d, err := OpenDevice(DeviceOptions{Dir: dir, ListenAddr: freeAddr(t), Domain: DefaultDomain}, nil)
+	d, err := OpenDevice(deviceOptions(dir, freeAddr(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +211,7 @@ func TestDeviceExitsWithItsDirectory(t *testing.T) {
 func TestDeviceWaitsForItsAddress(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dns")
 	// 192.0.2.0/24 (TEST-NET-1) is on no interface here.
-	d, err := OpenDevice(DeviceOptions{Dir: dir, ListenAddr: "192.0.2.53:53", Domain: DefaultDomain}, nil)
+	d, err := OpenDevice(deviceOptions(dir, "192.0.2.53:53"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

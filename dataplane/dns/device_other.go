@@ -4,6 +4,7 @@ package dns
 
 import (
 	"fmt"
+	"log"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -11,8 +12,16 @@ import (
 
 func reusePort(_, _ string, _ syscall.RawConn) error { return nil }
 
-// DeviceMain is Linux only.
-func DeviceMain([]string) { panic("dns device: linux only") }
+// DevicePart is Linux only.
+type DevicePart struct{}
+
+// StartDevice is Linux only.
+func StartDevice(DeviceOptions, DeviceHost, *log.Logger) (*DevicePart, error) {
+	return nil, fmt.Errorf("%w on this system", ErrDeviceUnsupported)
+}
+
+// Ended never delivers off Linux.
+func (*DevicePart) Ended() <-chan Ended { return nil }
 
 // Device is Linux only; OpenDevice always fails elsewhere.
 type Device struct{}
@@ -25,6 +34,17 @@ func OpenDevice(DeviceOptions, *zap.Logger) (*Device, error) {
 func (*Device) Set(*Config) error { return ErrDeviceUnsupported }
 func (*Device) Start() error      { return ErrDeviceUnsupported }
 func (*Device) Close() error      { return nil }
+
+// DeviceStatus is what a device says of itself (Linux only).
+type DeviceStatus struct {
+	Pid        int
+	ThisBinary bool
+	WireGuard  string
+}
+
+func (*Device) Status() (DeviceStatus, bool)    { return DeviceStatus{}, false }
+func (*Device) HostWireGuard(string, int) error { return ErrDeviceUnsupported }
+func (*Device) Spawn([]string) error            { return ErrDeviceUnsupported }
 
 // StopDevice has nothing to stop here.
 func StopDevice(string) (bool, error) { return false, nil }

@@ -1,18 +1,11 @@
 package mesh
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log"
 	"net"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
-	"strconv"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,44 +15,39 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
-	"github.com/warrenhq/warren/controlplane/memlimit"
 )
 
-// DeviceMain runs wireguard-go on a TUN device with its UAPI socket until
-// the interface is deleted (or SIGTERM), then exits. It holds no keys of its
-// own: the agent configures it through the UAPI socket, as it would the
-// kernel module, and a restarted agent finds it there with its peers — so
-// pod traffic between nodes never depends on the agent process being up.
-func DeviceMain(args []string) {
-	l := log.New(os.Stderr, "warren-wireguard: ", log.LstdFlags)
-	if len(args) != 3 {
-		l.Fatalf("usage: %s IFNAME MTU", deviceArg)
-	}
-	name := args[1]
-	// The start-up garbage (every package's init in this binary) goes
-	// back before wireguard-go allocates its packet buffers (hundreds of
-	// 64 KiB, up front), not only once the device is up: the idle device
-	// then holds ~0.8 MiB less (bench/node, 7.3 → 6.5 MiB anonymous) —
-	// fewer of the buffers land on pages init dirtied.
-	debug.FreeOSMemory()
-	mtu, err := strconv.Atoi(args[2])
-	if err != nil {
-		l.Fatalf("mtu %q: %v", args[2], err)
-	}
+// ServedDevice is wireguard-go on a TUN device, served to other processes
+// through its UAPI socket: the node's device process (dataplane/nodedevice)
+// runs one. It holds no keys of its own: the agent configures it through
+// the UAPI socket, as it would the kernel module, and a restarted agent
+// finds it there with its peers — so pod traffic between nodes never
+// depends on the agent process being up.
+type ServedDevice struct {
+	Name string
+	dev  *device.Device
+	uapi net.Listener
+}
+
+// ServeDevice creates the TUN device name with its UAPI socket and sets
+// it up. l receives wireguard-go's errors.
+func ServeDevice(name string, mtu int, l *log.Logger) (*ServedDevice, error) {
 	t, err := tun.CreateTUN(name, mtu)
 	if err != nil {
-		l.Fatalf("create tun %s: %v", name, err)
+		return nil, fmt.Errorf("mesh: create tun %s: %w", name, err)
 	}
 	logger := &device.Logger{Verbosef: func(string, ...any) {}, Errorf: l.Printf}
 	dev := device.NewDevice(t, conn.NewDefaultBind(), logger)
 	f, err := ipc.UAPIOpen(name)
 	if err != nil {
-		l.Fatalf("uapi %s: %v", name, err)
+		dev.Close()
+		return nil, fmt.Errorf("mesh: uapi %s: %w", name, err)
 	}
 	uapi, err := ipc.UAPIListen(name, f)
 	if err != nil {
-		l.Fatalf("uapi %s: %v", name, err)
+		f.Close()
+		dev.Close()
+		return nil, fmt.Errorf("mesh: uapi %s: %w", name, err)
 	}
 	go func() {
 		for {
@@ -71,24 +59,20 @@ func DeviceMain(args []string) {
 		}
 	}()
 	if err := dev.Up(); err != nil {
-		l.Fatalf("up: %v", err)
+		uapi.Close()
+		dev.Close()
+		return nil, fmt.Errorf("mesh: %s up: %w", name, err)
 	}
-	// And what setting the device up left, in a process that lives as
-	// long as the node.
-	debug.FreeOSMemory()
-	// And the binary's pages start-up touched, mapped again only as they
-	// are used (see memlimit.TrimBinary).
-	_, _ = memlimit.TrimBinary()
-	go memlimit.TrimBinaryEvery(context.Background())
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-dev.Wait(): // the TUN device went away (interface deleted)
-	case <-term:
-	}
-	uapi.Close()
-	dev.Close()
-	os.Exit(0)
+	return &ServedDevice{Name: name, dev: dev, uapi: uapi}, nil
+}
+
+// Done is closed when the TUN device went away (the interface deleted).
+func (d *ServedDevice) Done() <-chan struct{} { return d.dev.Wait() }
+
+// Close removes the device, and with it the interface.
+func (d *ServedDevice) Close() {
+	d.uapi.Close()
+	d.dev.Close()
 }
 
 func uapiPath(name string) string { return filepath.Join("/var/run/wireguard", name+".sock") }
@@ -102,42 +86,26 @@ func uapiAlive(name string) bool {
 	return true
 }
 
-// startDeviceProcess makes sure a device process serves name, starting one
-// in its own session (so it outlives the agent) when none answers.
-func startDeviceProcess(name string, mtu int, log *zap.Logger) error {
-	if uapiAlive(name) {
-		log.Info("reusing running wireguard device", zap.String("if", name))
+// DeviceAlive reports whether a userspace device of ifname answers on its
+// UAPI socket.
+func DeviceAlive(ifname string) bool { return uapiAlive(ifname) }
+
+// ensureDevice makes sure a device process serves name, having
+// o.StartDevice start one when none answers.
+func ensureDevice(o Options) error {
+	if uapiAlive(o.IfName) {
+		o.Logger.Info("reusing running wireguard device", zap.String("if", o.IfName))
 		return nil
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("mesh: device process: %w", err)
+	if o.StartDevice == nil {
+		return fmt.Errorf("mesh: no device process serves %s, and nothing to start one: %w", o.IfName, ErrNotSupported)
 	}
-	cmd := exec.Command(self, deviceArg, name, strconv.Itoa(mtu))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return err
+	if err := o.StartDevice(o.IfName, o.MTU); err != nil {
+		return fmt.Errorf("mesh: device process for %s: %w", o.IfName, err)
 	}
-	defer devnull.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("mesh: start device process: %w", err)
+	if !uapiAlive(o.IfName) {
+		return fmt.Errorf("mesh: device process for %s started, but its UAPI socket does not answer", o.IfName)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for !uapiAlive(name) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("mesh: device process for %s exited: %v: %w", name, err, ErrNotSupported)
-		case <-ctx.Done():
-			return fmt.Errorf("mesh: device process for %s did not open its UAPI socket", name)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	log.Info("started wireguard-go device process", zap.String("if", name), zap.Int("pid", cmd.Process.Pid))
 	return nil
 }
 

@@ -4,11 +4,22 @@ package mesh
 
 import (
 	"fmt"
-	"os"
+	"log"
 )
 
-// DeviceMain exists on Linux only.
-func DeviceMain([]string) {
-	fmt.Fprintln(os.Stderr, "warren: the WireGuard device process runs on Linux only")
-	os.Exit(2)
+// ServedDevice exists on Linux only.
+type ServedDevice struct{ Name string }
+
+// ServeDevice fails off Linux: the device needs TUN.
+func ServeDevice(string, int, *log.Logger) (*ServedDevice, error) {
+	return nil, fmt.Errorf("mesh: device: %w on this OS", ErrNotSupported)
 }
+
+// Done never closes off Linux.
+func (*ServedDevice) Done() <-chan struct{} { return nil }
+
+// Close has nothing to remove off Linux.
+func (*ServedDevice) Close() {}
+
+// DeviceAlive is always false off Linux.
+func DeviceAlive(string) bool { return false }

@@ -63,9 +63,14 @@ type Options struct {
 	Logger  *zap.Logger
 	// Persist keeps the WireGuard device when the process closes the mesh or
 	// dies, so traffic between nodes survives an agent restart. In userspace
-	// mode the device then runs in a small process of its own (this binary,
-	// see DeviceMain) that the next agent finds through its UAPI socket.
+	// mode the device then runs in a small process of its own (the node's
+	// device process, serving it with ServeDevice) that the next agent finds
+	// through its UAPI socket.
 	Persist bool
+	// StartDevice has a process start serving the userspace device of
+	// ifname (ServeDevice) and returns once it answers; New calls it when
+	// Persist is set and no device answers yet.
+	StartDevice func(ifname string, mtu int) error
 }
 
 func (o Options) withDefaults() Options {

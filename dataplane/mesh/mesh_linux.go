@@ -59,7 +59,7 @@ func New(opts Options) (Mesh, error) {
 	switch {
 	case opts.Persist:
 		if mode == ModeUserspace {
-			if err := startDeviceProcess(opts.IfName, opts.MTU, opts.Logger); err != nil {
+			if err := ensureDevice(opts); err != nil {
 				return nil, err
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/warrenhq/warren/dataplane/choose"
 	"github.com/warrenhq/warren/dataplane/dns"
 	"github.com/warrenhq/warren/dataplane/mesh"
+	"github.com/warrenhq/warren/dataplane/nodedevice"
 )
 
 // SinkOptions describe this node and how its network is built.
@@ -95,7 +96,16 @@ func NewSink(o SinkOptions) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{log: o.Logger.With(zap.String("component", "network")), o: o, gateway: gateway, probe: NewProber(ProberOptions{})}
-	m, err := mesh.New(mesh.Options{Mode: o.WireGuard, IfName: o.WGIface, KeyFile: filepath.Join(o.DataDir, "wireguard.key"), Logger: s.log, Persist: true})
+	// One device process serves the node's DNS and its userspace WireGuard
+	// device, so the DNS device is known before the mesh asks for one.
+	devices := nodedevice.New(s.log)
+	d, err := newDNS(o, devices, net.JoinHostPort(gateway.String(), "53"), s.log)
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	s.dns = d
+	m, err := mesh.New(mesh.Options{Mode: o.WireGuard, IfName: o.WGIface, KeyFile: filepath.Join(o.DataDir, "wireguard.key"), Logger: s.log,
+		Persist: true, StartDevice: devices.StartWireGuard})
 	if err != nil {
 		return nil, fmt.Errorf("wireguard mesh: %w", err)
 	}
@@ -112,11 +122,6 @@ func NewSink(o SinkOptions) (*Sink, error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	s.dp = dp
-	d, err := newDNS(o, net.JoinHostPort(gateway.String(), "53"), s.log)
-	if err != nil {
-		return nil, fmt.Errorf("dns: %w", err)
-	}
-	s.dns = d
 	return s, nil
 }
 
@@ -135,9 +140,9 @@ func DNSDir(dataDir string) string { return filepath.Join(dataDir, "dns") }
 // newDNS serves the node's names from a device process, so that a daemon
 // restart or upgrade never leaves a task's lookup unanswered; in process
 // where the device cannot run (no data dir, not Linux).
-func newDNS(o SinkOptions, listen string, log *zap.Logger) (dnsServer, error) {
+func newDNS(o SinkOptions, devices *nodedevice.Node, listen string, log *zap.Logger) (dnsServer, error) {
 	if o.DataDir != "" {
-		d, err := dns.OpenDevice(dns.DeviceOptions{Dir: DNSDir(o.DataDir), ListenAddr: listen, Domain: o.Network.Domain}, log)
+		d, err := devices.OpenDNS(dns.DeviceOptions{Dir: DNSDir(o.DataDir), ListenAddr: listen, Domain: o.Network.Domain})
 		if err == nil {
 			return d, nil
 		}

@@ -110,6 +110,20 @@ func TestUpgradeKeepsTraffic(t *testing.T) {
 	defer pub.stop()
 	vipLoop := startTaskVIPLoop(t, h1, onH1.Status.PID, svc.Endpoint.VIP)
 	defer vipLoop.stop()
+	// Names too: the old release's DNS device hands the port over to the
+	// new binary's device process.
+	var dnsAddr string
+	nodes, err := h1.nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.ID == onH1.NodeID {
+			dnsAddr = n.Status.Network.DNSAddr
+		}
+	}
+	dnsLoop := startTaskDNSLoop(t, h1, onH1.Status.PID, dnsAddr, "web.warren.local", svc.Endpoint.VIP)
+	defer dnsLoop.stop()
 	time.Sleep(3 * time.Second)
 
 	c.bin = newBin
@@ -133,7 +147,13 @@ func TestUpgradeKeepsTraffic(t *testing.T) {
 	}
 	pub.stop()
 	vipLoop.stop()
+	dnsLoop.stop()
 	pc, vc := pub.counts(), vipLoop.counts()
+	if dc := dnsLoop.counts(); dc.total == 0 || dc.failed > 0 {
+		t.Errorf("DNS from a task during the upgrade: %d lookups, %d failed; first: %s", dc.total, dc.failed, dnsLoop.firstFailure(0))
+	} else {
+		t.Logf("measured: DNS from a task during the upgrade: %d lookups, 0 failed", dc.total)
+	}
 	t.Logf("measured: upgrade from %s, node by node: published port %d requests, %d failed; VIP from a task %d requests, %d failed", rev, pc.total, pc.failed, vc.total, vc.failed)
 	if pc.total == 0 || vc.total == 0 {
 		t.Errorf("a request loop made no requests (published %d, VIP %d)", pc.total, vc.total)

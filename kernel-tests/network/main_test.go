@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/warrenhq/warren/cni"
+	"github.com/warrenhq/warren/dataplane/nodedevice"
 	"github.com/warrenhq/warren/kernel-tests/ktest"
 )
 
@@ -18,6 +19,11 @@ func TestMain(m *testing.M) {
 	if filepath.Base(os.Args[0]) == cni.PluginType {
 		cni.Main()
 		return
+	}
+	// The node's device process, started by the test binary as the daemon
+	// would start warren.
+	if nodedevice.IsInvocation(os.Args[1:]) {
+		nodedevice.Main(os.Args[1:])
 	}
 	if os.Getenv(helperEnv) == "mesh" {
 		os.Exit(meshHelper())
