@@ -11,6 +11,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"go.uber.org/zap"
 )
 
 var testConfig = &Config{
@@ -281,5 +282,19 @@ func TestServerUpstreamDown(t *testing.T) {
 	// Our own names do not depend on the upstream.
 	if r := query(t, s, "udp", "db.warren.local", mdns.TypeA); aRecords(r) != "10.43.0.11" {
 		t.Fatalf("db: %v", r)
+	}
+}
+
+func TestAnswerSafely(t *testing.T) {
+	req := new(mdns.Msg)
+	req.SetQuestion("web.warren.local.", mdns.TypeA)
+	m := answerSafely(req, zap.NewNop(), func() *mdns.Msg { panic("a bug") })
+	if m == nil || m.Rcode != mdns.RcodeServerFailure || m.Id != req.Id {
+		t.Fatalf("a panicking answer gave %v, want SERVFAIL to the query", m)
+	}
+	ok := new(mdns.Msg)
+	ok.SetReply(req)
+	if got := answerSafely(req, zap.NewNop(), func() *mdns.Msg { return ok }); got != ok {
+		t.Fatalf("answerSafely replaced a good answer: %v", got)
 	}
 }

@@ -203,10 +203,26 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	resp := s.handle(req, w.RemoteAddr().Network(), clientAddr(w.RemoteAddr()))
+	resp := answerSafely(req, s.log, func() *mdns.Msg {
+		return s.handle(req, w.RemoteAddr().Network(), clientAddr(w.RemoteAddr()))
+	})
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns write", zap.Error(err))
 	}
+}
+
+// answerSafely is answer(), or SERVFAIL when it panics: a query that
+// finds a bug must not take the process down, which on most nodes also
+// serves the node's userspace WireGuard device (dataplane/nodedevice).
+func answerSafely(req *mdns.Msg, log *zap.Logger, answer func() *mdns.Msg) (m *mdns.Msg) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("dns query panicked; answered SERVFAIL", zap.Any("panic", r), zap.Stringer("query", req))
+			m = new(mdns.Msg)
+			m.SetRcode(req, mdns.RcodeServerFailure)
+		}
+	}()
+	return answer()
 }
 
 // clientAddr is the querying task's address, which selects its aliases.
