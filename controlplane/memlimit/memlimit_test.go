@@ -17,8 +17,8 @@ func TestLimit(t *testing.T) {
 		live, fixed uint64
 		want        int64
 	}{
-		{"empty heap: the least headroom", 0, 3 * mib, 7 * mib},
-		{"small heap: MinHeadroom wins over half", 6 * mib, 4 * mib, 14 * mib},
+		{"empty heap: the least headroom", 0, 3 * mib, 5 * mib},
+		{"small heap: MinHeadroom wins over half", 3 * mib, 4 * mib, 9 * mib},
 		{"half the live heap once that is more", 10 * mib, 4 * mib, 19 * mib},
 		{"just under the ceiling", Ceiling - 2*mib, 8 * mib, int64(8*mib + Ceiling - 2*mib + (Ceiling-2*mib)/2)},
 		{"at the ceiling: no limit", Ceiling, 8 * mib, math.MaxInt64},
