@@ -28,13 +28,21 @@ func sampleProcs(b *testing.B, bin, netns string) []sample {
 	var out []sample
 	for end := time.Now().Add(window); ; {
 		ps := warrenProcs(b, bin, netns)
+		// Each process's page frames read once: alone they give its own
+		// figure, united the group's.
 		s := sample{ps: ps, each: map[int]int{}}
-		pids := make([]int, len(ps))
-		for i, p := range ps {
-			pids[i] = p.pid
-			s.each[p.pid] = together(b, []int{p.pid})
+		all := map[uint64]struct{}{}
+		for _, p := range ps {
+			own := map[uint64]struct{}{}
+			if err := addFrames(p.pid, own); err != nil {
+				b.Fatalf("pages of %d: %v", p.pid, err)
+			}
+			s.each[p.pid] = len(own) * pageSize / 1024
+			for f := range own {
+				all[f] = struct{}{}
+			}
 		}
-		s.held = together(b, pids)
+		s.held = len(all) * pageSize / 1024
 		out = append(out, s)
 		if time.Now().After(end) {
 			return out

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -88,8 +88,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	}
 	// The executor and the worker are made before the agent they report
 	// to and ask for pull credentials; ag is set once it exists.
-	var ag *agent.Agent
-	var agMu sync.Mutex
+	var ag atomic.Pointer[agent.Agent]
 	exec, err := rtc.New(rtc.Options{
 		Address: o.containerdSock, Namespace: o.containerdNS, CgroupParent: o.cgroupParent,
 		NodeID: ident.NodeID, Network: taskNet,
@@ -107,13 +106,10 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		DisablePull: !o.registryPull,
 		Platform:    o.platform,
 		PullAuth: func(taskID string) *api.PullAuth {
-			agMu.Lock()
-			a := ag
-			agMu.Unlock()
-			if a == nil {
-				return nil
+			if a := ag.Load(); a != nil {
+				return a.PullAuth(taskID)
 			}
-			return a.PullAuth(taskID)
+			return nil
 		},
 		ResolvConf: taskNet.ResolvConf,
 		Logger:     log.With(zap.String("component", "runtime")),
@@ -128,10 +124,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		// One log path for the node (no log process per task).
 		CollectLogs: true,
 		Reporter: func(taskID string, st api.TaskStatus) {
-			agMu.Lock()
-			a := ag
-			agMu.Unlock()
-			if a != nil {
+			if a := ag.Load(); a != nil {
 				a.Report(taskID, st)
 			}
 		},
@@ -173,13 +166,10 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 	}
 
 	mayReadLogs := func(nodeID string) error {
-		agMu.Lock()
-		a := ag
-		agMu.Unlock()
-		if a == nil { // still starting: the certificate's role decides
-			return nil
+		if a := ag.Load(); a != nil {
+			return a.MayReadLogs(nodeID)
 		}
-		return a.MayReadLogs(nodeID)
+		return nil // still starting: the certificate's role decides
 	}
 	logSrv, err := serveNodeLogs(o.agentAddr, verifier, certs, worker, mayReadLogs, log)
 	if err != nil {
@@ -204,9 +194,7 @@ func startAgent(ctx context.Context, g *globals, o *nodeOpts, log *zap.Logger, i
 		return nil, err
 	}
 	reg.MustRegister(agent.NewCollector(a))
-	agMu.Lock()
-	ag = a
-	agMu.Unlock()
+	ag.Store(a)
 	n.agent = a
 	n.roles = &roleWatcher{log: n.log, dataDir: g.dataDir, ident: ident, agent: a, mc: mc, apiAddr: manager.PromotedAPIAddr(*ident, o.listenAddr)}
 	return n, nil
