@@ -68,7 +68,10 @@ func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR st
 			return nil, err
 		}
 		m := &Manager{Name: fmt.Sprintf("m%d", i+1), Dir: filepath.Join(dir, fmt.Sprintf("m%d", i+1)), API: api, Metrics: met}
-		common := []string{"--manager-only", "--advertise-addr", api, "--listen-addr", api, "--metrics-addr", met, "--agent-listen-addr", agentAddr}
+		// No registry: the scenarios' images (warren/demo:*) are never
+		// pulled, and resolving them at Docker Hub would only add a
+		// failed lookup to every service write the bench times.
+		common := []string{"--manager-only", "--advertise-addr", api, "--listen-addr", api, "--metrics-addr", met, "--agent-listen-addr", agentAddr, "--registry-pull=false"}
 		if i == 0 {
 			m.args = append([]string{"--data-dir", m.Dir, "cluster", "init", "--pod-cidr", podCIDR, "--node-down-grace", "30s"}, common...)
 		}

@@ -19,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/warrenhq/warren/controlplane/api"
+	"github.com/warrenhq/warren/runtime/ociimage"
 )
 
 // NewResolver is containerd's docker resolver on the cluster's registry
@@ -78,7 +79,10 @@ func (r *Resolver) Resolve(ctx context.Context, ref string, cfg api.RegistryConf
 	if err != nil {
 		return api.ResolvedImage{}, err
 	}
-	name, desc, err := res.Resolve(ctx, ref)
+	// containerd's resolver takes a full reference: "nginx" is
+	// docker.io/library/nginx:latest, as the nodes pull it, not a
+	// registry host named "nginx".
+	name, desc, err := res.Resolve(ctx, ociimage.NormalizeRef(ref))
 	if err != nil {
 		return api.ResolvedImage{}, Explain(ref, err)
 	}
