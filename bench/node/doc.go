@@ -22,7 +22,11 @@
 // Each figure is the peak of readings once a second over a trim period
 // (memlimit.TrimPeriod): every process drops its mappings of the binary
 // once a period and maps pages again as it uses them, so one reading
-// would catch whichever phase it happened to.
+// would catch whichever phase it happened to. The worker with 10 tasks is
+// read twice: just after the starts ("10 tasks starting": the daemon still
+// maps the code that started them, pulling, CNI and containerd's client,
+// until its next trim) and in the steady state after it ("10 tasks", the
+// figure the goal is read against, as idle is read after the join settles).
 //
 // Where the memory goes (measured 2026-12-01, 50 tasks on one node, about
 // 58 MiB in all before the trim, 48 after): about half was the binary's
