@@ -126,6 +126,9 @@ type Agent struct {
 	local   map[string]api.TaskStatus
 	auto    autonomy
 	offered *api.Assignments
+	// pubMu orders publishes (cutoff.go) without holding mu while one
+	// computes the node's own table: heartbeats take mu.
+	pubMu sync.Mutex
 	// kick ends the watch's query or backoff when a manager answers after
 	// a cut, so the managers' table is fetched at once.
 	kick chan struct{}

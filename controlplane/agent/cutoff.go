@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync/atomic"
 	"time"
@@ -76,25 +77,43 @@ func (a *Agent) localView(now time.Time) Local {
 // publish offers the applier what the node should apply now: the managers'
 // assignments, or while the node decides alone its own table from them. It
 // offers nothing when that did not change.
+//
+// The node's own table is computed outside mu, from a copy of what it is
+// made of: over a large table that takes a while, and heartbeats and the
+// watch take mu (a simulator's 500 nodes in one process stopped
+// heartbeating behind it). pubMu keeps publishes in order instead, so an
+// older table is never offered after a newer one.
 func (a *Agent) publish() {
+	a.pubMu.Lock()
+	defer a.pubMu.Unlock()
 	a.mu.Lock()
-	out := a.current
-	if out != nil && a.auto.local() {
-		out = Effective(out, a.localView(a.cfg.Now()))
-		if a.offered != nil && out.Index == a.offered.Index &&
-			reflect.DeepEqual(out.Services, a.offered.Services) && reflect.DeepEqual(out.Tasks, a.offered.Tasks) {
-			out = nil
-		}
-	} else if out == a.offered {
-		out = nil
-	}
-	if out != nil {
-		a.offered = out
+	cur, offered := a.current, a.offered
+	alone := cur != nil && a.auto.local()
+	var view Local
+	if alone {
+		view = Local{Now: a.cfg.Now(), Tasks: maps.Clone(a.local), PeerDown: a.cfg.PeerDown, AtCut: a.auto.atCut}
 	}
 	a.mu.Unlock()
-	if out != nil {
-		a.offer(out)
+	out := cur
+	if alone {
+		if a.cfg.Peers != nil {
+			view.Peers = a.cfg.Peers()
+		}
+		out = Effective(cur, view)
+		if offered != nil && out.Index == offered.Index &&
+			reflect.DeepEqual(out.Services, offered.Services) && reflect.DeepEqual(out.Tasks, offered.Tasks) {
+			out = nil
+		}
+	} else if out == offered {
+		out = nil
 	}
+	if out == nil {
+		return
+	}
+	a.mu.Lock()
+	a.offered = out
+	a.mu.Unlock()
+	a.offer(out)
 }
 
 // republish offers the node's table again even if it looks unchanged: the

@@ -258,3 +258,47 @@ func TestProbesStartWithALateHeartbeat(t *testing.T) {
 		t.Fatal("a cut was declared; the probes should start before one")
 	}
 }
+
+// While the node decides alone, publishing computes its own table without
+// the lock heartbeats and the watch take: a heartbeat's bookkeeping goes on
+// while a publish is still asking for the peers' health.
+func TestPublishComputesOutsideTheLock(t *testing.T) {
+	a, err := New(Config{NodeID: "me", DataDir: t.TempDir(), Manager: &nopManager{}, Executor: &recorder{}, Network: &recorder{},
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Report("l1", runs("10.42.2.2"))
+	a.auto.since = lt0 // cut off
+	if err := a.accept(table(5, "l1@me=10.42.2.2/a")); err != nil {
+		t.Fatal(err)
+	}
+	asked, release := make(chan struct{}), make(chan struct{})
+	a.cfg.Peers = func() map[string]PeerHealth {
+		close(asked)
+		<-release
+		return nil
+	}
+	a.mu.Lock()
+	a.offered = nil
+	a.mu.Unlock()
+	published := make(chan struct{})
+	go func() { a.publish(); close(published) }()
+	<-asked
+	beat := make(chan struct{})
+	go func() { a.answered(); a.TableIndex(); close(beat) }()
+	select {
+	case <-beat:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a heartbeat's bookkeeping waited for the publish computing the node's own table")
+	}
+	close(release)
+	<-published
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.offered == nil || a.offered.Index != 5 {
+		t.Fatalf("offered %+v, want the node's own table at index 5", a.offered)
+	}
+}
