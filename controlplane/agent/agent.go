@@ -455,7 +455,8 @@ func (a *Agent) TableIndex() uint64 {
 
 // heartbeatLoop registers at once, then every Heartbeat and whenever the
 // service table in effect changed. Heartbeats do not wait for each other
-// (up to maxBeats in flight, each on a connection of its own): on a lossy
+// (up to maxBeats in flight, streams of the client's one connection, which
+// the client health-checks and replaces when it goes silent): on a lossy
 // link one request stalled in TCP retransmission must not silence the node
 // for longer than the managers' down grace, which a strict sequence of
 // beats would (that is how a node flaps between ready and down).

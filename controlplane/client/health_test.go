@@ -1,0 +1,132 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// silentProxy forwards TCP to a backend until cut, then forwards nothing
+// while keeping every connection open: a link that drops packets without
+// a reset, as a cut WAN link does.
+type silentProxy struct {
+	l        net.Listener
+	backend  string
+	accepted atomic.Int32
+	mu       sync.Mutex
+	cut      bool
+}
+
+func newSilentProxy(t *testing.T, backend string) *silentProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &silentProxy{l: l, backend: backend}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.accepted.Add(1)
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); b.Close() })
+			go p.pipe(c, b)
+			go p.pipe(b, c)
+		}
+	}()
+	return p
+}
+
+// pipe copies src to dst, holding every read's bytes back while the
+// proxy is cut — a connection that went silent stays silent.
+func (p *silentProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	dead := false
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		if p.cut {
+			dead = true
+		}
+		p.mu.Unlock()
+		if !dead && n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *silentProxy) setCut(cut bool) {
+	p.mu.Lock()
+	p.cut = cut
+	p.mu.Unlock()
+}
+
+// A call after a silent cut heals must not wait on the connection that
+// went silent: its health check closes it, and the call dials afresh.
+// Without health checks, HTTP/2 keeps sending every call down the dead
+// connection (here: forever; over a real link: until TCP's backed-off
+// retransmission, minutes after a long cut).
+func TestSilentConnectionReplaced(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "{}")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	p := newSilentProxy(t, srv.Listener.Addr().String())
+	c, err := New(Config{Addrs: []string{p.l.Addr().String()}, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com"}, PingAfter: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Tables(ctx); err != nil {
+		t.Fatalf("before the cut: %v", err)
+	}
+	if got := p.accepted.Load(); got != 1 {
+		t.Fatalf("%d connections before the cut, want 1", got)
+	}
+	p.setCut(true)
+	// A call during the cut fails once the connection's ping goes
+	// unanswered, well before its own 30 s timeout.
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := c.Tables(cctx); err == nil {
+		t.Fatal("a call through the silent link succeeded")
+	} else if cctx.Err() != nil {
+		t.Fatalf("the call through the silent link waited for its deadline: the connection was never health-checked (%v)", err)
+	}
+	// Healed: the next call dials a new connection, which the proxy
+	// forwards (the silent one stays silent).
+	p.setCut(false)
+	hctx, hcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer hcancel()
+	if _, err := c.Tables(hctx); err != nil {
+		t.Fatalf("after the heal: %v", err)
+	}
+	if got := p.accepted.Load(); got < 2 {
+		t.Fatalf("%d connections in all, want a new one after the cut", got)
+	}
+}
