@@ -162,9 +162,11 @@ func (c *Client) Tables(ctx context.Context) (*api.Tables, error) {
 	return &out, c.call(ctx, http.MethodGet, "/v1/tables", nil, nil, &out)
 }
 
-// Register records the calling node's description and serves as its heartbeat.
+// Register records the calling node's description and serves as its
+// heartbeat. Concurrent heartbeats go on connections of their own
+// (Client.beat).
 func (c *Client) Register(ctx context.Context, reg api.NodeRegistration) error {
-	return c.call(ctx, http.MethodPost, "/v1/agent/register", nil, reg, nil)
+	return c.send(ctx, request{method: http.MethodPost, path: "/v1/agent/register", beat: true}, reg, nil)
 }
 
 // Assignments is a blocking query: it returns once the store moved past

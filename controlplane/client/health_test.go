@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/controlplane/api"
 )
 
 // silentProxy forwards TCP to a backend until cut, then forwards nothing
@@ -23,6 +25,13 @@ type silentProxy struct {
 	accepted atomic.Int32
 	mu       sync.Mutex
 	cut      bool
+	held     int // reads held back by a cut
+}
+
+func (p *silentProxy) stalledReads() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
 }
 
 func newSilentProxy(t *testing.T, backend string) *silentProxy {
@@ -62,6 +71,9 @@ func (p *silentProxy) pipe(dst, src net.Conn) {
 		p.mu.Lock()
 		if p.cut {
 			dead = true
+		}
+		if dead && n > 0 {
+			p.held++
 		}
 		p.mu.Unlock()
 		if !dead && n > 0 {
@@ -129,4 +141,60 @@ func TestSilentConnectionReplaced(t *testing.T) {
 	if got := p.accepted.Load(); got < 2 {
 		t.Fatalf("%d connections in all, want a new one after the cut", got)
 	}
+}
+
+// Heartbeats are not streams of the calls' shared connection: one whose
+// connection went silent holds up only itself, and the next gets through
+// on a connection of its own while the rest of the client's calls are
+// unaffected.
+func TestHeartbeatsOnConnectionsOfTheirOwn(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "{}")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	p := newSilentProxy(t, srv.Listener.Addr().String())
+	// Health checks far off: only the heartbeats' own connections can
+	// get a beat through here.
+	c, err := New(Config{Addrs: []string{p.l.Addr().String()}, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com"}, PingAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Register(ctx, api.NodeRegistration{NodeID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.accepted.Load(); got != 2 {
+		t.Fatalf("%d connections for a heartbeat and a call, want 2 (one each)", got)
+	}
+	// Every connection open now goes silent; the stalled beat waits on
+	// its own.
+	p.setCut(true)
+	stalled := make(chan error, 1)
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	go func() { stalled <- c.Register(sctx, api.NodeRegistration{NodeID: "n1"}) }()
+	for p.stalledReads() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.setCut(false) // new connections go through again
+	bctx, bcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer bcancel()
+	if err := c.Register(bctx, api.NodeRegistration{NodeID: "n1"}); err != nil {
+		t.Fatalf("a heartbeat behind a stalled one: %v", err)
+	}
+	select {
+	case err := <-stalled:
+		t.Fatalf("the stalled heartbeat ended (%v): it was not on the silent connection", err)
+	default:
+	}
+	scancel()
+	<-stalled
 }
