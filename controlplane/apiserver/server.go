@@ -91,6 +91,7 @@ type Server struct {
 	shared  sharedCache   // the node-independent part of the assignments
 	reports reportBatcher // status reports of many nodes, one raft entry
 	lease   readGate      // the leader's read lease (readlease.go)
+	creates createBatcher // service creates, one raft entry per round
 }
 
 // New checks cfg and builds the route table.
