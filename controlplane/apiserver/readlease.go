@@ -27,6 +27,18 @@ type readGate struct {
 	// until is when the lease ends; zero when there is none.
 	until time.Time
 	round *leaseRound
+	// now is the lease's clock, time.Now unless a test sets it. It is not
+	// Config.Now: the lease must be measured on the monotonic clock, which
+	// a caller's clock (one returning UTC, say) may have stripped, and then
+	// a step of the wall clock would stretch the lease.
+	now func() time.Time
+}
+
+func (g *readGate) clock() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
 }
 
 // leaseRound is one VerifyLeader: start is taken before it is asked for,
@@ -60,7 +72,7 @@ func (s *Server) verifyRead(ctx context.Context) error {
 		return s.b.VerifyLeader(ctx)
 	}
 	g := &s.lease
-	arrival := s.cfg.Now()
+	arrival := g.clock()
 	for {
 		g.mu.Lock()
 		serve, renew := leaseDecision(arrival, g.until, lease)
@@ -91,7 +103,7 @@ func (s *Server) verifyRead(ctx context.Context) error {
 // startLeaseRound starts the renewal round; s.lease.mu is held.
 func (s *Server) startLeaseRound(lease time.Duration) *leaseRound {
 	g := &s.lease
-	rd := &leaseRound{start: s.cfg.Now(), done: make(chan struct{})}
+	rd := &leaseRound{start: g.clock(), done: make(chan struct{})}
 	g.round = rd
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), leaseRoundTimeout)

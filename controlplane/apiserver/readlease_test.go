@@ -68,7 +68,7 @@ func (b *leaseBackend) roundCount() int { b.mu.Lock(); defer b.mu.Unlock(); retu
 
 func newLeaseServer() (*Server, *leaseBackend) {
 	b := &leaseBackend{lease: 100 * time.Millisecond, now: testNow, answers: make(chan error), started: make(chan struct{}, 16)}
-	return &Server{cfg: Config{Now: b.clock}, b: b}, b
+	return &Server{b: b, lease: readGate{now: b.clock}}, b
 }
 
 // reads starts n reads and returns their results once all are done.
