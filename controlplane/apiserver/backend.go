@@ -48,6 +48,9 @@ type Raft interface {
 	AwaitLeader(ctx context.Context) (id, addr string, err error)
 	// VerifyLeader confirms with a quorum that this node still leads.
 	VerifyLeader(ctx context.Context) error
+	// ReadLease is how long after a VerifyLeader began its answer still
+	// holds for reads; 0 makes every linearizable read verify afresh.
+	ReadLease() time.Duration
 	// WaitCaughtUp blocks until the local store has applied the raft log
 	// this manager must answer from; when ctx ends first the error wraps
 	// raftnode.ErrCatchingUp.

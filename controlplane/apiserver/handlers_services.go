@@ -35,10 +35,21 @@ func servicePtrs(v *store.View) []*api.Service {
 }
 
 func (s *Server) checkSpec(v *store.View, spec *api.ServiceSpec, selfID string) error {
+	return s.checkSpecWith(v, spec, selfID, servicePtrs(v))
+}
+
+// checkSpecAmong checks a new service's spec against the store and the
+// services others, which are the store's and those created ahead of it in
+// the same batch.
+func (s *Server) checkSpecAmong(v *store.View, spec *api.ServiceSpec, others []*api.Service) error {
+	return s.checkSpecWith(v, spec, "", others)
+}
+
+func (s *Server) checkSpecWith(v *store.View, spec *api.ServiceSpec, selfID string, others []*api.Service) error {
 	if err := resolveSecretRefs(v, spec); err != nil {
 		return err
 	}
-	if err := validateSpec(*spec, selfID, servicePtrs(v)); err != nil {
+	if err := validateSpec(*spec, selfID, others); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	if err := checkVolumeMounts(v, *spec); err != nil {
@@ -51,10 +62,10 @@ func (s *Server) checkSpec(v *store.View, spec *api.ServiceSpec, selfID string) 
 }
 
 // createService allocates the service's VIP in the cluster object, which
-// every other create (and every node join) also writes. On a busy cluster
-// the version it read has often moved by the time the batch commits; that
-// is not the caller's conflict, so the create is re-read and retried, and
-// only a real one (the name taken meanwhile) reaches the operator.
+// every other create (and every node join) also writes. Creates are
+// therefore committed in batches (createbatch.go), which re-check and retry
+// a batch the store moved under, so that only a real conflict (the name
+// taken meanwhile) reaches the operator.
 func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	spec, err := decodeSpec(r)
 	if err != nil {
@@ -69,45 +80,12 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ Identit
 	if err != nil {
 		return err
 	}
-	// Each loser of a round re-reads and tries again, so the bound only
-	// has to exceed the number of concurrent creators.
-	const attempts = 32
-	for i := 1; ; i++ {
-		v := s.b.View()
-		sp := spec
-		if err := s.checkSpec(v, &sp, ""); err != nil {
-			return err
-		}
-		c, err := s.cluster(v)
-		if err != nil {
-			return err
-		}
-		next, vip, err := allocator.AllocateVIP(*c, id)
-		if err != nil {
-			return errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", sp.Name, err)
-		}
-		svc := api.Service{
-			ID: id, Spec: sp, SpecVersion: 1, Generation: 1,
-			Endpoint: api.Endpoint{VIP: vip, Ports: slices.Clone(sp.Ports)},
-		}
-		idx, err := s.apply(r.Context(), &store.Batch{
-			Expect: []store.Expectation{
-				{Kind: store.KindCluster, Version: c.Meta.Version},
-				{Kind: store.KindService, ID: id, Version: 0},
-			},
-			Cluster:     &next,
-			PutServices: []api.Service{svc},
-		})
-		var he *httpError
-		if errors.As(err, &he) && he.status == http.StatusConflict && i < attempts {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1, Warnings: warnings})
-		return nil
+	idx, err := s.queueCreate(r.Context(), id, spec)
+	if err != nil {
+		return err
 	}
+	writeJSON(w, http.StatusCreated, client.WriteResult{Index: idx, ID: id, Generation: 1, Warnings: warnings})
+	return nil
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Identity) error {

@@ -118,6 +118,7 @@ func (f *fakeBackend) VerifyLeader(context.Context) error {
 	}
 	return nil
 }
+func (f *fakeBackend) ReadLease() time.Duration { return 0 }
 func (f *fakeBackend) WaitCaughtUp(ctx context.Context) error {
 	for {
 		f.mu.Lock()

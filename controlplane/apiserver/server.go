@@ -90,6 +90,8 @@ type Server struct {
 
 	shared  sharedCache   // the node-independent part of the assignments
 	reports reportBatcher // status reports of many nodes, one raft entry
+	lease   readGate      // the leader's read lease (readlease.go)
+	creates createBatcher // service creates, one raft entry per round
 }
 
 // New checks cfg and builds the route table.
@@ -395,10 +397,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rt Route, id Iden
 		case r.URL.Query().Get("stale") == "true":
 			w.Header().Set(client.HeaderConsistency, "stale")
 		case s.b.IsLeader():
-			err := s.b.VerifyLeader(r.Context())
+			err := s.verifyRead(r.Context())
 			if err == nil {
-				// VerifyLeader passed a barrier this term: the store holds
-				// everything committed.
+				// A leadership check that passed a barrier this term, and
+				// whose lease still holds: the store holds everything
+				// committed (readlease.go).
 				return rt.Handler(w, r, id)
 			}
 			// Without quorum reads still work, from the local view, and say

@@ -35,6 +35,7 @@ func (b *backend) AwaitLeader(ctx context.Context) (string, string, error) {
 	return b.m.raft.AwaitLeader(ctx)
 }
 func (b *backend) VerifyLeader(ctx context.Context) error { return b.m.raft.VerifyLeader(ctx) }
+func (b *backend) ReadLease() time.Duration               { return b.m.raft.ReadLease() }
 func (b *backend) WaitCaughtUp(ctx context.Context) error { return b.m.raft.WaitCaughtUp(ctx) }
 func (b *backend) AddNonvoter(id, addr string) error      { return b.m.raft.AddNonvoter(id, addr) }
 func (b *backend) AddVoter(id, addr string) error         { return b.m.raft.AddVoter(id, addr) }
