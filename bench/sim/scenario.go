@@ -112,8 +112,10 @@ type run struct {
 	maxRSS    atomic.Int64
 	retries   atomic.Int64 // calls retried on 503
 	cleanup   []func()
-	probes    atomic.Int64 // names of the services the prober creates
-	replTotal int          // replicated tasks desired
+	probes    atomic.Int64       // names of the services the prober creates
+	apiBase   map[string]float64 // the leader's metrics when the prober started
+	apiLeader int                // and which manager that was
+	replTotal int                // replicated tasks desired
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -347,6 +349,10 @@ func (r *run) prober(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if r.probes.Add(1) == 1 {
+		// The leader's request histogram before the first probe, for the
+		// same calls timed at the server (global).
+		r.apiBase, _, _ = r.leaderStat()
+		r.apiLeader, _ = r.c.Leader()
 		// The service inspect reads, created before the first probe.
 		if err := r.retry(ctx, func() error { _, err := r.c.Admin.CreateService(ctx, spec("probe-0", 0, "v1")); return err }); err != nil {
 			r.logf("create probe-0: %v", err)
@@ -541,6 +547,22 @@ func (r *run) global(ctx context.Context) error {
 		r.tb.Goal("API "+op+" while busy p50 / p95 / p99", "p95 ≤ 50 ms", p95 <= goalAPIP95, "%s / %s / %s (%d calls, %d errors)", ms(p50), ms(p95), ms(p99), n, errs)
 		if err := r.api[op].LastErr(); err != nil {
 			r.logf("%s: last error: %v", op, err)
+		}
+	}
+	// The same routes as the leader timed them, every caller's (the
+	// nodes' included): what the client adds on top is its wait for CPU
+	// in this process, beside the simulated nodes, and the network.
+	now, _, err := r.leaderStat()
+	if l, lerr := r.c.Leader(); err == nil && lerr == nil && l == r.apiLeader && r.apiBase != nil {
+		for _, rt := range []struct{ op, method, route string }{
+			{"service ls", "GET", "/v1/services"},
+			{"service inspect", "GET", "/v1/services/{ref}"},
+			{"service create", "POST", "/v1/services"},
+		} {
+			match := []string{`method="` + rt.method + `"`, `route="` + rt.route + `"`}
+			p50, _ := HistQuantile(r.apiBase, now, "warren_api_request_duration_seconds", match, .5)
+			p95, n := HistQuantile(r.apiBase, now, "warren_api_request_duration_seconds", match, .95)
+			r.tb.Add("API "+rt.op+" at the leader (its own timing) p50 / p95", "%s / %s (%d requests)", ms(p50), ms(p95), n)
 		}
 	}
 	return nil

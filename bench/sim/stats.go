@@ -118,3 +118,71 @@ func (t *Table) Print(w io.Writer) {
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// HistQuantile is the q-quantile of the observations a Prometheus
+// histogram (name, its _bucket series) gained between two scrapes, over
+// the series whose labels include every one of match (`method="GET"`),
+// interpolated within the bucket it falls in as histogram_quantile does.
+// It returns the count of observations too; 0 and 0 when there were none.
+// A quantile in the +Inf bucket is reported as the highest finite bound.
+func HistQuantile(before, after map[string]float64, name string, match []string, q float64) (time.Duration, int) {
+	byLe := map[float64]float64{}
+	prefix := name + "_bucket{"
+	for series, v := range after {
+		if !strings.HasPrefix(series, prefix) || !hasLabels(series, match) {
+			continue
+		}
+		i := strings.Index(series, `le="`)
+		if i < 0 {
+			continue
+		}
+		leStr := series[i+4:]
+		leStr = leStr[:strings.IndexByte(leStr, '"')]
+		le := math.Inf(1)
+		if leStr != "+Inf" {
+			var err error
+			if _, err = fmt.Sscan(leStr, &le); err != nil {
+				continue
+			}
+		}
+		byLe[le] += v - before[series]
+	}
+	les := make([]float64, 0, len(byLe))
+	for le := range byLe {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	if len(les) == 0 || byLe[les[len(les)-1]] <= 0 {
+		return 0, 0
+	}
+	total := byLe[les[len(les)-1]]
+	rank := q * total
+	lower, below := 0.0, 0.0
+	for _, le := range les {
+		c := byLe[le]
+		if c >= rank {
+			if math.IsInf(le, 1) {
+				return time.Duration(lower * float64(time.Second)), int(total)
+			}
+			frac := 1.0
+			if c > below {
+				frac = (rank - below) / (c - below)
+			}
+			return time.Duration((lower + (le-lower)*frac) * float64(time.Second)), int(total)
+		}
+		lower, below = le, c
+	}
+	return time.Duration(lower * float64(time.Second)), int(total)
+}
+
+// hasLabels reports whether series carries every label of match, each
+// written name="value" as in the exposition format.
+func hasLabels(series string, match []string) bool {
+	for _, m := range match {
+		if !strings.Contains(series, "{"+m+",") && !strings.Contains(series, ","+m+",") &&
+			!strings.Contains(series, ","+m+"}") && !strings.Contains(series, "{"+m+"}") {
+			return false
+		}
+	}
+	return true
+}

@@ -91,3 +91,42 @@ func TestTableMarksMissedGoals(t *testing.T) {
 		t.Fatalf("table does not say which goals were met:\n%s", b.String())
 	}
 }
+
+func TestHistQuantile(t *testing.T) {
+	const h = "warren_api_request_duration_seconds"
+	b := func(route, code, le string) string {
+		return h + `_bucket{code="` + code + `",method="GET",route="` + route + `",le="` + le + `"}`
+	}
+	before := map[string]float64{
+		b("/v1/services", "2xx", "0.01"): 5, b("/v1/services", "2xx", "0.05"): 5, b("/v1/services", "2xx", "+Inf"): 5,
+	}
+	after := map[string]float64{
+		// 100 more ls calls: 50 under 10 ms, 40 in (10, 50] ms, 10 over.
+		b("/v1/services", "2xx", "0.01"): 55, b("/v1/services", "2xx", "0.05"): 95, b("/v1/services", "2xx", "+Inf"): 105,
+		// Another route and another code, counted or not by match.
+		b("/v1/services/{ref}", "2xx", "0.01"): 7, b("/v1/services/{ref}", "2xx", "0.05"): 7, b("/v1/services/{ref}", "2xx", "+Inf"): 7,
+		b("/v1/services", "5xx", "0.01"): 0, b("/v1/services", "5xx", "0.05"): 0, b("/v1/services", "5xx", "+Inf"): 0,
+	}
+	ls := []string{`method="GET"`, `route="/v1/services"`}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{
+		{0.5, 10 * time.Millisecond},  // the 50th of 100 is the last under 10 ms
+		{0.7, 30 * time.Millisecond},  // the 20th of the 40 in (10, 50]: half way
+		{0.9, 50 * time.Millisecond},  // the last in (10, 50]
+		{0.95, 50 * time.Millisecond}, // in +Inf: the highest finite bound
+		{0.25, 5 * time.Millisecond},  // half way into the first bucket
+	} {
+		got, n := HistQuantile(before, after, h, ls, tc.q)
+		if n != 100 || got != tc.want {
+			t.Errorf("q %.2f: %s of %d, want %s of 100", tc.q, got, n, tc.want)
+		}
+	}
+	if got, n := HistQuantile(before, after, h, []string{`route="/v1/services/{ref}"`}, 0.5); n != 7 || got != 5*time.Millisecond {
+		t.Errorf("inspect: %s of %d, want 5ms of 7", got, n)
+	}
+	if got, n := HistQuantile(after, after, h, ls, 0.5); n != 0 || got != 0 {
+		t.Errorf("nothing new: %s of %d", got, n)
+	}
+}
