@@ -181,12 +181,7 @@ func TestCutOffTable(t *testing.T) {
 // The runtime's reports of tasks gone from the assignments are forgotten,
 // except while cut off: a task held on rejoin is in no managers' table.
 func TestLocalReportsPruned(t *testing.T) {
-	a, err := New(Config{NodeID: "me", DataDir: t.TempDir(), Manager: &nopManager{}, Executor: &recorder{}, Network: &recorder{},
-		Registration: func() api.NodeRegistration { return api.NodeRegistration{} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newIdleAgent(t)
 	a.Report("l1", runs("10.42.2.2"))
 	a.Report("l2", runs("10.42.2.3"))
 	a.auto.since = lt0 // cut off
@@ -263,12 +258,7 @@ func TestProbesStartWithALateHeartbeat(t *testing.T) {
 // the lock heartbeats and the watch take: a heartbeat's bookkeeping goes on
 // while a publish is still asking for the peers' health.
 func TestPublishComputesOutsideTheLock(t *testing.T) {
-	a, err := New(Config{NodeID: "me", DataDir: t.TempDir(), Manager: &nopManager{}, Executor: &recorder{}, Network: &recorder{},
-		Registration: func() api.NodeRegistration { return api.NodeRegistration{} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newIdleAgent(t)
 	a.Report("l1", runs("10.42.2.2"))
 	a.auto.since = lt0 // cut off
 	if err := a.accept(table(5, "l1@me=10.42.2.2/a")); err != nil {
@@ -301,4 +291,17 @@ func TestPublishComputesOutsideTheLock(t *testing.T) {
 	if a.offered == nil || a.offered.Index != 5 {
 		t.Fatalf("offered %+v, want the node's own table at index 5", a.offered)
 	}
+}
+
+// newIdleAgent is an agent that is not running, on managers that answer
+// nothing, for tests that drive its state by hand.
+func newIdleAgent(t *testing.T) *Agent {
+	t.Helper()
+	a, err := New(Config{NodeID: "me", DataDir: t.TempDir(), Manager: &nopManager{}, Executor: &recorder{}, Network: &recorder{},
+		Registration: func() api.NodeRegistration { return api.NodeRegistration{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }

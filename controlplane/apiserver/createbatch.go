@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/allocator"
@@ -29,21 +28,12 @@ import (
 // reaching raft. What is left to fail in raft is the batch's own
 // expectations, which concern all of it: then every create in it is
 // checked again against the new state, as a lone create was.
-type createBatcher struct {
-	mu      sync.Mutex
-	pending []*createReq
-	running bool
-}
+type createBatcher = groupCommit[*createReq]
 
 type createReq struct {
 	id   string
 	spec api.ServiceSpec
-	done chan createResult
-}
-
-type createResult struct {
-	index uint64
-	err   error
+	done chan commitResult
 }
 
 // createApplyTimeout bounds one group commit; it does not follow any one
@@ -57,41 +47,13 @@ const createAttempts = 32
 // queueCreate queues a create of the service id with spec and returns the
 // result of the batch that carried it.
 func (s *Server) queueCreate(ctx context.Context, id string, spec api.ServiceSpec) (uint64, error) {
-	q := &createReq{id: id, spec: spec, done: make(chan createResult, 1)}
-	b := &s.creates
-	b.mu.Lock()
-	b.pending = append(b.pending, q)
-	start := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if start {
-		go s.flushCreates()
-	}
-	select {
-	case r := <-q.done:
-		return r.index, r.err
-	case <-ctx.Done():
-		// The batch still goes out; only this caller stops waiting.
-		return 0, ctx.Err()
-	}
-}
-
-func (s *Server) flushCreates() {
-	b := &s.creates
-	for {
-		b.mu.Lock()
-		qs := b.pending
-		b.pending = nil
-		if len(qs) == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
+	q := &createReq{id: id, spec: spec, done: make(chan commitResult, 1)}
+	s.creates.add(q, func(qs []*createReq) {
 		ctx, cancel := context.WithTimeout(context.Background(), createApplyTimeout)
 		s.commitCreates(ctx, qs)
 		cancel()
-	}
+	})
+	return awaitCommit(ctx, q.done)
 }
 
 // commitCreates answers every create in qs: with its own error if it
@@ -103,7 +65,7 @@ func (s *Server) commitCreates(ctx context.Context, qs []*createReq) {
 		batch, ok, err := s.buildCreates(v, qs)
 		if err != nil {
 			for _, q := range qs {
-				q.done <- createResult{err: err}
+				q.done <- commitResult{err: err}
 			}
 			return
 		}
@@ -117,7 +79,7 @@ func (s *Server) commitCreates(ctx context.Context, qs []*createReq) {
 			continue
 		}
 		for _, q := range ok {
-			q.done <- createResult{index: idx, err: err}
+			q.done <- commitResult{index: idx, err: err}
 		}
 		return
 	}
@@ -139,16 +101,16 @@ func (s *Server) buildCreates(v *store.View, qs []*createReq) (*store.Batch, []*
 	for _, q := range qs {
 		sp := q.spec
 		if err := s.checkSpecAmong(v, &sp, others); err != nil {
-			q.done <- createResult{err: err}
+			q.done <- commitResult{err: err}
 			continue
 		}
 		if first, taken := byName[sp.Name]; taken {
-			q.done <- createResult{err: errorf(http.StatusConflict, "service %q: name: already used by service %s", sp.Name, first)}
+			q.done <- commitResult{err: errorf(http.StatusConflict, "service %q: name: already used by service %s", sp.Name, first)}
 			continue
 		}
 		n, vip, err := allocator.AllocateVIP(next, q.id)
 		if err != nil {
-			q.done <- createResult{err: errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", sp.Name, err)}
+			q.done <- commitResult{err: errorf(http.StatusServiceUnavailable, "service %q: no virtual IP: %v", sp.Name, err)}
 			continue
 		}
 		next = n

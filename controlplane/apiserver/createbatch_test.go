@@ -76,9 +76,7 @@ func TestCreatesWhileAnApplyIsInFlightShareTheNextOne(t *testing.T) {
 		chans[i] = create(sp)
 	}
 	waitFor(t, func() bool {
-		s.creates.mu.Lock()
-		defer s.creates.mu.Unlock()
-		return len(s.creates.pending) == len(specs)
+		return s.creates.queued() == len(specs)
 	})
 	close(b.gate)
 

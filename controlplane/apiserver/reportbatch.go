@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/warrenhq/warren/controlplane/store"
@@ -15,16 +14,12 @@ import (
 // — one entry per report made raft, not the nodes, the limit on how fast
 // tasks came up. Task status updates carry no expectations, so batching
 // them changes no outcome.
-type reportBatcher struct {
-	mu      sync.Mutex
-	pending []store.TaskStatusUpdate
-	waiters []chan reportResult
-	running bool
-}
+type reportBatcher = groupCommit[reportReq]
 
-type reportResult struct {
-	index uint64
-	err   error
+// reportReq is one caller's reports.
+type reportReq struct {
+	updates []store.TaskStatusUpdate
+	done    chan commitResult
 }
 
 // reportApplyTimeout bounds one group commit; it does not follow any one
@@ -34,43 +29,21 @@ const reportApplyTimeout = 30 * time.Second
 // applyReports queues updates and returns the result of the batch that
 // carried them.
 func (s *Server) applyReports(ctx context.Context, updates []store.TaskStatusUpdate) (uint64, error) {
-	ch := make(chan reportResult, 1)
-	b := &s.reports
-	b.mu.Lock()
-	b.pending = append(b.pending, updates...)
-	b.waiters = append(b.waiters, ch)
-	start := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if start {
-		go s.flushReports()
-	}
-	select {
-	case r := <-ch:
-		return r.index, r.err
-	case <-ctx.Done():
-		// The batch still goes out; only this caller stops waiting.
-		return 0, ctx.Err()
-	}
+	q := reportReq{updates: updates, done: make(chan commitResult, 1)}
+	s.reports.add(q, s.commitReports)
+	return awaitCommit(ctx, q.done)
 }
 
-func (s *Server) flushReports() {
-	b := &s.reports
-	for {
-		b.mu.Lock()
-		ups, ws := b.pending, b.waiters
-		b.pending, b.waiters = nil, nil
-		if len(ws) == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), reportApplyTimeout)
-		idx, err := s.apply(ctx, &store.Batch{TaskStatuses: ups})
-		cancel()
-		for _, w := range ws {
-			w <- reportResult{idx, err}
-		}
+// commitReports applies the reports of qs as one batch.
+func (s *Server) commitReports(qs []reportReq) {
+	var ups []store.TaskStatusUpdate
+	for _, q := range qs {
+		ups = append(ups, q.updates...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reportApplyTimeout)
+	idx, err := s.apply(ctx, &store.Batch{TaskStatuses: ups})
+	cancel()
+	for _, q := range qs {
+		q.done <- commitResult{idx, err}
 	}
 }

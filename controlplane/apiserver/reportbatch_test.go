@@ -58,9 +58,7 @@ func TestStatusReportsQueuedBehindACommitGoOutAsOneEntry(t *testing.T) {
 	}
 	// Every later report is queued (not yet applied) before the first commit returns.
 	for {
-		s.reports.mu.Lock()
-		queued := len(s.reports.waiters)
-		s.reports.mu.Unlock()
+		queued := s.reports.queued()
 		if queued == n-1 {
 			break
 		}

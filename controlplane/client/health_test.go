@@ -87,6 +87,28 @@ func (p *silentProxy) pipe(dst, src net.Conn) {
 	}
 }
 
+// behindSilentProxy is a client of an HTTP/2 server that answers every
+// call with {}, reached through a silentProxy, its connections pinged
+// after pingAfter of silence.
+func behindSilentProxy(t *testing.T, pingAfter time.Duration) (*Client, *silentProxy) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "{}")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	p := newSilentProxy(t, srv.Listener.Addr().String())
+	c, err := New(Config{Addrs: []string{p.l.Addr().String()}, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com"}, PingAfter: pingAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
 func (p *silentProxy) setCut(cut bool) {
 	p.mu.Lock()
 	p.cut = cut
@@ -99,20 +121,7 @@ func (p *silentProxy) setCut(cut bool) {
 // connection (here: forever; over a real link: until TCP's backed-off
 // retransmission, minutes after a long cut).
 func TestSilentConnectionReplaced(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, "{}")
-	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	p := newSilentProxy(t, srv.Listener.Addr().String())
-	c, err := New(Config{Addrs: []string{p.l.Addr().String()}, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com"}, PingAfter: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := behindSilentProxy(t, 100*time.Millisecond)
 	ctx := context.Background()
 	if _, err := c.Tables(ctx); err != nil {
 		t.Fatalf("before the cut: %v", err)
@@ -148,22 +157,9 @@ func TestSilentConnectionReplaced(t *testing.T) {
 // on a connection of its own while the rest of the client's calls are
 // unaffected.
 func TestHeartbeatsOnConnectionsOfTheirOwn(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, "{}")
-	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	p := newSilentProxy(t, srv.Listener.Addr().String())
 	// Health checks far off: only the heartbeats' own connections can
 	// get a beat through here.
-	c, err := New(Config{Addrs: []string{p.l.Addr().String()}, TLS: &tls.Config{RootCAs: pool, ServerName: "example.com"}, PingAfter: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := behindSilentProxy(t, time.Hour)
 	ctx := context.Background()
 	if err := c.Register(ctx, api.NodeRegistration{NodeID: "n1"}); err != nil {
 		t.Fatal(err)
