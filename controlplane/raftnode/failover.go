@@ -74,7 +74,6 @@ func (n *Node) watchLeader(s *streamLayer) {
 		nextProbe time.Time
 		shortened bool
 		since     time.Time // when the timeouts were shortened
-		dead      raft.ServerID
 	)
 	lease := n.cfg.LeaderLeaseTimeout
 	for {
@@ -87,10 +86,15 @@ func (n *Node) watchLeader(s *streamLayer) {
 		state := n.raft.State()
 		addr, id := n.raft.LeaderWithID()
 		if shortened {
-			// Restore once someone leads again, or after long enough that
-			// the cluster is plainly not electing anyone soon (no quorum):
-			// it then waits with the configured timeouts, as without this.
-			if state == raft.Leader || (id != "" && id != dead) || state == raft.Shutdown || now.Sub(since) > 10*n.cfg.ElectionTimeout {
+			// Restore once someone leads again: this manager, or a leader
+			// it heard from since the change (the dead one may also have
+			// come back and won). Restore too after long enough that the
+			// cluster is plainly not electing anyone soon (no quorum): it
+			// then waits with the configured timeouts, as without this.
+			// Until then a live leader's heartbeats (a tenth of its
+			// configured timeout apart) still come well within the lease.
+			heard := id != "" && n.raft.LastContact().After(since)
+			if state == raft.Leader || heard || state == raft.Shutdown || now.Sub(since) > 10*n.cfg.ElectionTimeout {
 				n.setTimeouts(n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout)
 				shortened = false
 			}
@@ -115,7 +119,7 @@ func (n *Node) watchLeader(s *streamLayer) {
 		n.cfg.Logger.Info("raft leader's port refuses connections and all its connections are closed: campaigning now",
 			zap.String("leader_id", string(id)), zap.String("leader_addr", string(addr)), zap.Duration("since_contact", f.SinceContact))
 		if n.setTimeouts(lease, lease) {
-			shortened, since, dead = true, now, id
+			shortened, since = true, now
 			n.earlyCampaigns.Add(1)
 		}
 	}
