@@ -118,10 +118,14 @@ func (n *Node) watchLeader(s *streamLayer) {
 		}
 		n.cfg.Logger.Info("raft leader's port refuses connections and all its connections are closed: campaigning now",
 			zap.String("leader_id", string(id)), zap.String("leader_addr", string(addr)), zap.Duration("since_contact", f.SinceContact))
-		if n.setTimeouts(lease, lease) {
-			shortened, since = true, now
-			n.earlyCampaigns.Add(1)
+		// Counted first, so that whoever sees the election it starts also
+		// sees the count.
+		n.earlyCampaigns.Add(1)
+		if !n.setTimeouts(lease, lease) {
+			n.earlyCampaigns.Add(^uint64(0))
+			continue
 		}
+		shortened, since = true, now
 	}
 }
 
