@@ -8,6 +8,12 @@
 // on becoming leader it should call Barrier before planning from its store,
 // and API reads that must be linearizable call VerifyLeader first.
 //
+// A follower whose leader's process is gone (its connections here closed,
+// its raft port refusing new ones) campaigns once the leader lease has run
+// out instead of waiting for the heartbeat timeout (failover.go); a
+// partition or a slow leader is still waited out with the configured
+// timeouts.
+//
 // It turns raft's errors into the ones callers act on: *NotLeaderError (send
 // the write to the leader), ErrNoQuorum (the cluster is read-only until
 // enough managers return), ErrStorage (this manager cannot write its log:

@@ -157,6 +157,8 @@ type Node struct {
 	leaderSince atomic.Int64
 	// readyTerm is the term in which a Barrier last completed here.
 	readyTerm atomic.Uint64
+	// earlyCampaigns counts the elections watchLeader started early.
+	earlyCampaigns atomic.Uint64
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -330,6 +332,10 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 	ok = true
 	n.wg.Add(1)
 	go n.forward()
+	if s, ok := cfg.Stream.(*streamLayer); ok {
+		n.wg.Add(1)
+		go n.watchLeader(s)
+	}
 	return n, nil
 }
 
@@ -708,6 +714,10 @@ func (n *Node) Shutdown() error {
 		if err := n.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft transport: %w", err))
 		}
+		// Closing the transport leaves the connections it dialed open;
+		// close them too, so that peers see this member leave as they would
+		// see its process end (see failover.go) instead of a silent peer.
+		n.trans.CloseStreams()
 		if err := n.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
