@@ -10,7 +10,7 @@ import (
 // the quorum holds (voters the leader reaches), how far behind each
 // follower is, how often leadership changed, and the replicated volume.
 type quorumDescs struct {
-	voters, reachable, lag, elections, entries, bytes *prometheus.Desc
+	voters, reachable, lag, elections, early, entries, bytes *prometheus.Desc
 }
 
 func newQuorumDescs() quorumDescs {
@@ -19,19 +19,21 @@ func newQuorumDescs() quorumDescs {
 		reachable: prometheus.NewDesc("warren_raft_voters_reachable", "Voting managers the leader reached within one heartbeat timeout, itself included (reported by the leader); below a majority the cluster cannot commit.", nil, nil),
 		lag:       prometheus.NewDesc("warren_raft_replication_lag_seconds", "Time since the leader's last successful AppendEntries or heartbeat to the follower (-1: none since this manager became leader).", []string{"follower", "voter"}, nil),
 		elections: prometheus.NewDesc("warren_raft_elections_total", "Leader changes this manager saw since it started (the first leader it learns of is not counted).", nil, nil),
+		early:     prometheus.NewDesc("warren_raft_early_campaigns_total", "Elections this manager started before its heartbeat timeout because its leader's process was seen gone (its raft port refusing, its connections closed).", nil, nil),
 		entries:   prometheus.NewDesc("warren_raft_applied_entries_total", "Raft commands applied to this manager's state store since it started.", nil, nil),
 		bytes:     prometheus.NewDesc("warren_raft_applied_bytes_total", "Bytes of raft commands applied to this manager's state store since it started.", nil, nil),
 	}
 }
 
 func (q quorumDescs) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{q.voters, q.reachable, q.lag, q.elections, q.entries, q.bytes} {
+	for _, d := range []*prometheus.Desc{q.voters, q.reachable, q.lag, q.elections, q.early, q.entries, q.bytes} {
 		ch <- d
 	}
 }
 
 func (q quorumDescs) collect(ch chan<- prometheus.Metric, rn *raftnode.Node, st raftnode.Stats) {
 	ch <- prometheus.MustNewConstMetric(q.elections, prometheus.CounterValue, float64(st.Elections))
+	ch <- prometheus.MustNewConstMetric(q.early, prometheus.CounterValue, float64(rn.EarlyCampaigns()))
 	ch <- prometheus.MustNewConstMetric(q.entries, prometheus.CounterValue, float64(st.AppliedEntries))
 	ch <- prometheus.MustNewConstMetric(q.bytes, prometheus.CounterValue, float64(st.AppliedBytes))
 	voters, reachable, followers, ok := rn.QuorumHealth()
