@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -137,13 +138,9 @@ func HistQuantile(before, after map[string]float64, name string, match []string,
 			continue
 		}
 		leStr := series[i+4:]
-		leStr = leStr[:strings.IndexByte(leStr, '"')]
-		le := math.Inf(1)
-		if leStr != "+Inf" {
-			var err error
-			if _, err = fmt.Sscan(leStr, &le); err != nil {
-				continue
-			}
+		le, err := strconv.ParseFloat(leStr[:strings.IndexByte(leStr, '"')], 64) // "+Inf" too
+		if err != nil {
+			continue
 		}
 		byLe[le] += v - before[series]
 	}

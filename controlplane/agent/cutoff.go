@@ -65,13 +65,18 @@ func (a *Agent) pruneLocal(tasks []api.Task) {
 	}
 }
 
-// localView is what the node knows by itself at now. Call with a.mu held.
+// localView is what the node knows by itself at now, but for its peers'
+// health (peers). Call with a.mu held.
 func (a *Agent) localView(now time.Time) Local {
-	l := Local{Now: now, Tasks: a.local, PeerDown: a.cfg.PeerDown, AtCut: a.auto.atCut}
-	if a.cfg.Peers != nil {
-		l.Peers = a.cfg.Peers()
+	return Local{Now: now, Tasks: a.local, PeerDown: a.cfg.PeerDown, AtCut: a.auto.atCut}
+}
+
+// peers asks how the other nodes answer the probes; nil without probes.
+func (a *Agent) peers() map[string]PeerHealth {
+	if a.cfg.Peers == nil {
+		return nil
 	}
-	return l
+	return a.cfg.Peers()
 }
 
 // publish offers the applier what the node should apply now: the managers'
@@ -91,14 +96,13 @@ func (a *Agent) publish() {
 	alone := cur != nil && a.auto.local()
 	var view Local
 	if alone {
-		view = Local{Now: a.cfg.Now(), Tasks: maps.Clone(a.local), PeerDown: a.cfg.PeerDown, AtCut: a.auto.atCut}
+		view = a.localView(a.cfg.Now())
+		view.Tasks = maps.Clone(view.Tasks)
 	}
 	a.mu.Unlock()
 	out := cur
 	if alone {
-		if a.cfg.Peers != nil {
-			view.Peers = a.cfg.Peers()
-		}
+		view.Peers = a.peers()
 		out = Effective(cur, view)
 		if offered != nil && out.Index == offered.Index &&
 			reflect.DeepEqual(out.Services, offered.Services) && reflect.DeepEqual(out.Tasks, offered.Tasks) {
@@ -150,6 +154,7 @@ func (a *Agent) stepLocal() {
 	// going, which a node that hears from its managers does not need.
 	if cur != nil && a.auto.local() {
 		l := a.localView(now)
+		l.Peers = a.peers()
 		fresh, peersOK = Fresh(cur, a.local), PeersAnswer(cur, l)
 	}
 	if !a.auto.local() && a.cfg.Peers != nil && now.Sub(a.auto.lastOK) > a.cfg.Heartbeat*3/2 {

@@ -127,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 			if ping <= 0 {
 				ping = DefaultPingAfter
 			}
-			tr = &http.Transport{
+			shared := &http.Transport{
 				HTTP2:               &http.HTTP2Config{SendPingTimeout: ping, PingTimeout: ping},
 				TLSClientConfig:     cfg.TLS.Clone(),
 				ForceAttemptHTTP2:   true,
@@ -136,16 +136,12 @@ func New(cfg Config) (*Client, error) {
 				MaxIdleConnsPerHost: 4,
 				IdleConnTimeout:     90 * time.Second,
 			}
-			own := cfg.TLS.Clone()
-			own.NextProtos = []string{"http/1.1"}
-			c.beat = &http.Client{Transport: &http.Transport{
-				TLSClientConfig:     own,
-				TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
-				TLSHandshakeTimeout: 10 * time.Second,
-				DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-				MaxIdleConnsPerHost: 4,
-				IdleConnTimeout:     90 * time.Second,
-			}}
+			// The heartbeats' transport is the same without HTTP/2.
+			own := shared.Clone()
+			own.ForceAttemptHTTP2, own.HTTP2 = false, nil
+			own.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			own.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			tr, c.beat = shared, &http.Client{Transport: own}
 		}
 	}
 	c.hc = &http.Client{Transport: tr}
