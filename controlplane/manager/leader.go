@@ -11,6 +11,7 @@ import (
 
 	"github.com/warrenhq/warren/controlplane/api"
 	"github.com/warrenhq/warren/controlplane/planner"
+	"github.com/warrenhq/warren/controlplane/raftnode"
 	"github.com/warrenhq/warren/controlplane/store"
 )
 
@@ -87,8 +88,13 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 		planMetrics.plans.Inc()
 		if batch != nil {
 			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			idx, err := m.raft.Apply(actx, batch)
+			idx, parts, err := applySplit(actx, batch, m.raft.Apply)
 			cancel()
+			if parts > 1 {
+				m.log.Info("plan too large for one raft entry: applied in parts", zap.Int("parts", parts),
+					zap.Int("put_tasks", len(batch.PutTasks)), zap.Int("delete_tasks", len(batch.DeleteTasks)),
+					zap.Int("put_services", len(batch.PutServices)), zap.Int("put_nodes", len(batch.PutNodes)), zap.Error(err))
+			}
 			switch {
 			case err == nil:
 				// Read the state we just wrote and go again, once the
@@ -115,6 +121,30 @@ func (m *Manager) leaderLoop(ctx context.Context) {
 			m.settled(ctx, idx)
 		}
 	}
+}
+
+// applySplit applies a plan's batch through apply, in as many raft entries
+// as it takes when it is too large for one (a burst of placements at
+// thousands of tasks: every task written whole). Before it, a plan over
+// the limit was refused every round, and the leader re-planned the same
+// refused batch forever. The parts go head first (store.SplitTasks) and
+// stop at the first error; parts says how many entries were applied or
+// tried.
+func applySplit(ctx context.Context, b *store.Batch, apply func(context.Context, *store.Batch) (uint64, error)) (idx uint64, parts int, err error) {
+	idx, err = apply(ctx, b)
+	if !errors.Is(err, raftnode.ErrTooLarge) {
+		return idx, 1, err
+	}
+	head, tail, ok := store.SplitTasks(b)
+	if !ok {
+		return idx, 1, err
+	}
+	idx, parts, err = applySplit(ctx, head, apply)
+	if err != nil {
+		return idx, parts, err
+	}
+	idx, n, err := applySplit(ctx, tail, apply)
+	return idx, parts + n, err
 }
 
 // waitChange blocks until the store moves past after, a node's ack moved
