@@ -59,7 +59,7 @@ type Node struct {
 
 // Join enrols a node through addr with token (a real join: its own key and
 // a CSR signed by the cluster CA) and builds its agent. It does not start it.
-func Join(ctx context.Context, dir, hostname, addr, token string, o NodeOptions, w *Watch) (*Node, error) {
+func Join(ctx context.Context, dir, hostname, addr, token string, o NodeOptions, w *Watch, l *Ledger) (*Node, error) {
 	resp, certs, verifier, err := manager.Enroll(ctx, dir, addr, token, client.JoinRequest{Role: "worker", Hostname: hostname, Addr: "127.0.0.1"})
 	if err != nil {
 		return nil, fmt.Errorf("join %s: %w", hostname, err)
@@ -82,12 +82,12 @@ func Join(ctx context.Context, dir, hostname, addr, token string, o NodeOptions,
 	if err != nil {
 		return nil, err
 	}
-	n.mgr = &countingManager{hb: hb, rest: rest, watch: watch, trs: []*http.Transport{hbTr, restTr, watchTr}, hbBytes: hbBytes, restBytes: restBytes, watchBytes: watchBytes}
+	n.mgr = &countingManager{ledger: l, hb: hb, rest: rest, watch: watch, trs: []*http.Transport{hbTr, restTr, watchTr}, hbBytes: hbBytes, restBytes: restBytes, watchBytes: watchBytes}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	wgKey := base64.StdEncoding.EncodeToString(key)
 	n.worker, err = runtime.NewWorker(runtime.WorkerOptions{
-		Executor: &delayedExecutor{Executor: n.exec, delay: o.StartDelay}, DataDir: dir, Logger: nil,
+		Executor: &delayedExecutor{Executor: n.exec, delay: o.StartDelay, ledger: l}, DataDir: dir, Logger: nil,
 		Reporter: n.report,
 	})
 	if err != nil {
@@ -184,6 +184,7 @@ func (n *Node) LastHeartbeat() time.Time {
 
 // countingManager is agent.Manager over two clients, heartbeats on one.
 type countingManager struct {
+	ledger                         *Ledger
 	hb, rest, watch                *client.Client
 	trs                            []*http.Transport
 	hbBytes, restBytes, watchBytes *atomic.Int64
@@ -240,7 +241,11 @@ func (m *countingManager) AssignmentsFrom(ctx context.Context, index uint64, bas
 }
 
 func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport) error {
-	return m.rest.ReportStatus(ctx, rep)
+	err := m.rest.ReportStatus(ctx, rep)
+	if err == nil && m.ledger != nil {
+		m.ledger.reported(rep.Tasks)
+	}
+	return err
 }
 
 func (m *countingManager) SetAddrs(addrs []string) {
@@ -299,12 +304,17 @@ func (t *tableNet) SetNetwork(_ context.Context, a *api.Assignments) error {
 }
 
 // delayedExecutor is the fake executor whose tasks take delay to start.
+// It tells the ledger of every task it is asked to start.
 type delayedExecutor struct {
 	*fake.Executor
-	delay time.Duration
+	delay  time.Duration
+	ledger *Ledger
 }
 
 func (e *delayedExecutor) Controller(t *api.Task, o runtime.ControllerOptions) (runtime.Controller, error) {
+	if e.ledger != nil {
+		e.ledger.started(t)
+	}
 	c, err := e.Executor.Controller(t, o)
 	if err != nil || e.delay <= 0 {
 		return c, err
