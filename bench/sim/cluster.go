@@ -40,7 +40,9 @@ type Cluster struct {
 	Managers []*Manager
 	// Admin talks to every manager with the administrator certificate,
 	// over mTLS like a remote CLI.
-	Admin       *client.Client
+	Admin *client.Client
+	// AdminDir holds the administrator's certificate, key and the CA.
+	AdminDir    string
 	WorkerToken string
 	hc          *http.Client
 	env         []string // added to the managers' environment
@@ -85,29 +87,9 @@ func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR st
 		c.Stop()
 		return nil, err
 	}
-	admin := filepath.Join(first.Dir, "admin")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(admin, "admin.crt"), filepath.Join(admin, "admin.key"))
-	if err != nil {
-		c.Stop()
-		return nil, fmt.Errorf("admin credentials in %s: %w", admin, err)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(admin, "ca.crt"))
-	if err != nil {
-		c.Stop()
-		return nil, err
-	}
-	verifier, err := ca.LoadVerifier(caPEM)
-	if err != nil {
-		c.Stop()
-		return nil, err
-	}
-	cfg := ca.ClientConfig(verifier, nil, ca.ManagerServerName)
-	cfg.Certificates = []tls.Certificate{cert}
-	addrs := make([]string, len(c.Managers))
-	for i, m := range c.Managers {
-		addrs[i] = m.API
-	}
-	if c.Admin, err = client.New(client.Config{Addrs: addrs, TLS: cfg, Timeout: 30 * time.Second}); err != nil {
+	c.AdminDir = filepath.Join(first.Dir, "admin")
+	var err error
+	if c.Admin, err = adminClient(c.AdminDir, c.APIAddrs()); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -378,4 +360,33 @@ func readProc(pid int) (procStat, error) {
 	rss, _ := strconv.ParseInt(f[21], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
 	return procStat{CPU: time.Duration(ut+st) * time.Second / ticks, RSS: rss * int64(os.Getpagesize())}, nil
+}
+
+// APIAddrs are the managers' API addresses.
+func (c *Cluster) APIAddrs() []string {
+	addrs := make([]string, len(c.Managers))
+	for i, m := range c.Managers {
+		addrs[i] = m.API
+	}
+	return addrs
+}
+
+// adminClient is a client to addrs with the administrator's credentials in
+// dir, over mTLS like a remote CLI.
+func adminClient(dir string, addrs []string) (*client.Client, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key"))
+	if err != nil {
+		return nil, fmt.Errorf("admin credentials in %s: %w", dir, err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := ca.LoadVerifier(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ca.ClientConfig(verifier, nil, ca.ManagerServerName)
+	cfg.Certificates = []tls.Certificate{cert}
+	return client.New(client.Config{Addrs: addrs, TLS: cfg, Timeout: 30 * time.Second})
 }

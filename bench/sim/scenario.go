@@ -341,15 +341,18 @@ func spec(name string, replicas int, version string) api.ServiceSpec {
 	}
 }
 
-// prober calls service ls / inspect / create in a loop while the cluster
-// is busy, like operators and CI pipelines would.
+// prober times service ls / inspect / create while the cluster is busy,
+// from a process of its own (prober.go), until the function it returns is
+// called.
 func (r *run) prober(ctx context.Context) func() {
 	if r.api == nil {
-		r.api = map[string]*Latencies{"service ls": {}, "service inspect": {}, "service create": {}}
+		r.api = map[string]*Latencies{}
+		for _, op := range proberOps {
+			r.api[op] = &Latencies{}
+		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	if r.probes.Add(1) == 1 {
+	phase := r.probes.Add(1)
+	if phase == 1 {
 		// The leader's request histogram before the first probe, for the
 		// same calls timed at the server (global).
 		r.apiBase, _, _ = r.leaderStat()
@@ -359,39 +362,16 @@ func (r *run) prober(ctx context.Context) func() {
 			r.logf("create probe-0: %v", err)
 		}
 	}
-	time0 := func(op string, f func() error) {
-		t := time.Now()
-		err := f()
-		if ctx.Err() == nil {
-			r.api[op].Add(time.Since(t), err)
+	stop, err := startProber(r.c, "probe-0", fmt.Sprintf("probe-%d-", phase), r.api)
+	if err != nil {
+		r.logf("start prober: %v", err)
+		return func() {}
+	}
+	return func() {
+		if err := stop(); err != nil {
+			r.logf("%v", err)
 		}
 	}
-	for _, op := range []string{"service ls", "service inspect", "service create"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				switch op {
-				case "service ls":
-					time0(op, func() error { _, err := r.c.Admin.Services(ctx); return err })
-				case "service inspect":
-					time0(op, func() error { _, err := r.c.Admin.Service(ctx, "probe-0"); return err })
-				case "service create":
-					k := r.probes.Add(1)
-					// Zero replicas: the probe measures the API, not the scheduler.
-					time0(op, func() error {
-						_, err := r.c.Admin.CreateService(ctx, spec(fmt.Sprintf("probe-%d", k), 0, "v1"))
-						return err
-					})
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-		}()
-	}
-	return func() { cancel(); wg.Wait() }
 }
 
 // acked waits until the ledger has n tasks acknowledged running, then
@@ -877,6 +857,19 @@ func (r *run) failover(ctx context.Context) error {
 		}
 		t0 := time.Now()
 		r.c.Kill(old)
+		// The write is tried from the kill on, as an operator's script
+		// retrying would, not after the bench has found the new leader:
+		// finding it scrapes every manager's /metrics, which on a busy
+		// machine takes longer than the election.
+		var wrote time.Duration
+		werr := make(chan error, 1)
+		go func() {
+			werr <- until(ctx, "a write after the failover", func() (bool, error) {
+				_, err := r.c.Admin.ScaleService(ctx, "probe-0", uint64(k%2))
+				wrote = time.Since(t0)
+				return err == nil, nil
+			})
+		}()
 		err = until(ctx, "a new leader", func() (bool, error) {
 			i, err := r.c.Leader()
 			return err == nil && i != old, nil
@@ -885,14 +878,10 @@ func (r *run) failover(ctx context.Context) error {
 			return err
 		}
 		elections = append(elections, time.Since(t0))
-		err = until(ctx, "a write after the failover", func() (bool, error) {
-			_, err := r.c.Admin.ScaleService(ctx, "probe-0", uint64(k%2))
-			return err == nil, nil
-		})
-		if err != nil {
+		if err := <-werr; err != nil {
 			return err
 		}
-		writes = append(writes, time.Since(t0))
+		writes = append(writes, wrote)
 		var per []time.Duration
 		err = until(ctx, "every node heartbeating to the new leader", func() (bool, error) {
 			per = per[:0]
@@ -918,7 +907,7 @@ func (r *run) failover(ctx context.Context) error {
 		return nil
 	}
 	p99 := Quantile(writes, .99)
-	r.tb.Add(fmt.Sprintf("leader killed ×%d: new leader elected p50 / max", len(elections)), "%s / %s", ms(Quantile(elections, .5)), ms(Quantile(elections, 1)))
+	r.tb.Add(fmt.Sprintf("leader killed ×%d: new leader seen in its /metrics p50 / max", len(elections)), "%s / %s", ms(Quantile(elections, .5)), ms(Quantile(elections, 1)))
 	r.tb.Goal("failover: first write accepted after the kill p99", "≤ 2 s", p99 <= goalFailoverP99, "%s", ms(p99))
 	r.tb.Add("failover: every node's heartbeat accepted again (p99 over nodes, worst kill)", "%s", ms(Quantile(nodeP99, 1)))
 	return nil

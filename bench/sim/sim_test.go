@@ -40,6 +40,14 @@ var profiles = map[string][]Profile{
 	},
 }
 
+// TestMain runs the binary as the API prober when asked (prober.go).
+func TestMain(m *testing.M) {
+	if os.Getenv(ProberEnv) != "" {
+		os.Exit(ProberMain())
+	}
+	os.Exit(m.Run())
+}
+
 func warrenBin(b *testing.B) string {
 	if p := os.Getenv("WARREN_BIN"); p != "" {
 		return p
@@ -120,7 +128,11 @@ func BenchmarkSim(b *testing.B) {
 			if err != nil {
 				b.Fatalf("profile %s: %v (manager logs kept in %s)", p.Name, err, dir)
 			}
-			_ = os.RemoveAll(dir)
+			if os.Getenv("WARREN_SIM_KEEP") == "" {
+				_ = os.RemoveAll(dir)
+			} else {
+				b.Logf("profile %s: manager logs kept in %s", p.Name, dir)
+			}
 			if m := tb.Missed(); len(m) > 0 && os.Getenv("WARREN_SIM_STRICT") == "1" {
 				b.Errorf("profile %s missed: %s", p.Name, strings.Join(m, "; "))
 			}
