@@ -59,6 +59,7 @@ func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, e
 	}
 	sh := endpoints.NewShared(endpoints.ClusterView{
 		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
+		NodeTasks: v.TasksByNode,
 	})
 	enc, err := tabledelta.Encode(sh.Services(), sh.Peers())
 	if err != nil {

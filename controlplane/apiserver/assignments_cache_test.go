@@ -49,8 +49,16 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 			{ID: "s2", Spec: api.ServiceSpec{Name: "db", Mode: api.ModeReplicated, Replicas: 1}, Endpoint: api.Endpoint{VIP: "10.43.0.3"}},
 		},
 	})
+	// A task being removed is left out of its node's answer; a draining
+	// one is handed over held as running (the shared part reads a node's
+	// tasks from the store's index, ForNode groups them itself).
+	removed := task("t5", "s1", "n2", api.TaskRunning)
+	removed.DesiredState = api.TaskRemove
+	draining := task("t6", "s2", "n3", api.TaskRunning)
+	draining.DesiredState, draining.Drain = api.TaskShutdown, &api.Drain{Index: 1}
 	c.apply(t, &store.Batch{PutTasks: []api.Task{
 		task("t1", "s1", "n2", api.TaskRunning), task("t2", "s1", "n3", api.TaskRunning), task("t3", "s2", "n2", api.TaskStarting),
+		removed, draining,
 	}})
 	v := c.st.View()
 	var cache sharedCache
@@ -78,6 +86,17 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 		_ = json.Unmarshal(wb, &wantRT) // compare as the agent sees both
 		if !reflect.DeepEqual(got, wantRT) {
 			t.Errorf("node %s: shared answer\n%s\nwant\n%s", id, b, wb)
+		}
+		for _, tk := range got.Tasks {
+			if tk.ID == "t5" {
+				t.Errorf("node %s was handed the task being removed", id)
+			}
+			if tk.ID == "t6" && tk.DesiredState != api.TaskRunning {
+				t.Errorf("node %s was handed the draining task as %s, want held as running", id, tk.DesiredState)
+			}
+		}
+		if id == "n3" && len(got.Tasks) != 2 {
+			t.Errorf("n3 was handed %d tasks, want t2 and the draining t6", len(got.Tasks))
 		}
 		for _, p := range got.Peers {
 			if p.NodeID == id {

@@ -23,7 +23,9 @@ type Shared struct {
 	// managerIDs are the managers' node IDs, sorted.
 	managerIDs []string
 	nodes      map[string]nodeFacts
-	tasks      map[string][]api.Task // by node, as handed to it, by task ID
+	// nodeTasks are a node's tasks by task ID, as the store holds them
+	// (Header leaves out those being removed and holds the draining).
+	nodeTasks func(nodeID string) []api.Task
 	// stopAfter is each service's disconnect stop-after, where set.
 	stopAfter map[string]api.Duration
 }
@@ -42,11 +44,16 @@ func NewShared(view ClusterView) *Shared {
 			ServiceCIDR: view.Cluster.Network.ServiceCIDR,
 			Domain:      view.Cluster.Network.Domain,
 		},
-		services: make([]api.ServiceEndpoints, 0, len(view.Services)),
-		peers:    []api.Peer{},
-		managers: []string{},
-		nodes:    make(map[string]nodeFacts, len(view.Nodes)),
-		tasks:    map[string][]api.Task{},
+		services:  make([]api.ServiceEndpoints, 0, len(view.Services)),
+		peers:     []api.Peer{},
+		managers:  []string{},
+		nodes:     make(map[string]nodeFacts, len(view.Nodes)),
+		nodeTasks: view.NodeTasks,
+	}
+	var byNode map[string][]api.Task
+	if s.nodeTasks == nil {
+		byNode = map[string][]api.Task{}
+		s.nodeTasks = func(id string) []api.Task { return byNode[id] }
 	}
 	// A task on a node marked down keeps its desired state (the node may
 	// be only cut off, and come back with it) but is in no table.
@@ -61,13 +68,11 @@ func NewShared(view ClusterView) *Shared {
 		if !down[t.NodeID] {
 			byService[t.ServiceID] = append(byService[t.ServiceID], t)
 		}
-		if t.Draining() {
-			s.tasks[t.NodeID] = append(s.tasks[t.NodeID], held(t))
-		} else if t.DesiredState != api.TaskRemove {
-			s.tasks[t.NodeID] = append(s.tasks[t.NodeID], t)
+		if byNode != nil {
+			byNode[t.NodeID] = append(byNode[t.NodeID], t)
 		}
 	}
-	for _, ts := range s.tasks {
+	for _, ts := range byNode {
 		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	}
 	for _, svc := range view.Services {
@@ -104,6 +109,20 @@ func NewShared(view ClusterView) *Shared {
 	return s
 }
 
+// handed is what a node is handed of its tasks: a copy, without those
+// being removed, a draining task held as running (api.Drain).
+func handed(ts []api.Task) []api.Task {
+	out := make([]api.Task, 0, len(ts))
+	for _, t := range ts {
+		if t.Draining() {
+			out = append(out, held(t))
+		} else if t.DesiredState != api.TaskRemove {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // Index is the raft index of the view.
 func (s *Shared) Index() uint64 { return s.index }
 
@@ -135,7 +154,7 @@ func (s *Shared) Header(nodeID string) api.Assignments {
 	a := api.Assignments{
 		Index:      s.index,
 		NodeID:     nodeID,
-		Tasks:      append([]api.Task{}, s.tasks[nodeID]...),
+		Tasks:      handed(s.nodeTasks(nodeID)),
 		Managers:   slices.Clone(s.managers),
 		ManagerIDs: slices.Clone(s.managerIDs),
 		Network:    s.network,
