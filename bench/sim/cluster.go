@@ -50,8 +50,12 @@ type Cluster struct {
 
 // StartCluster starts managers warren processes under dir: the first runs
 // `cluster init`, the others join it with the manager token.
-// raftTimeout, when not 0, is the managers' --raft-timeout.
-func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR string, raftTimeout time.Duration) (*Cluster, error) {
+// raftTimeout, when not 0, is the managers' --raft-timeout; nodeDownGrace
+// their --node-down-grace (0: 30s).
+func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR string, raftTimeout, nodeDownGrace time.Duration) (*Cluster, error) {
+	if nodeDownGrace == 0 {
+		nodeDownGrace = 30 * time.Second
+	}
 	c := &Cluster{bin: bin, hc: &http.Client{Timeout: 5 * time.Second}, env: []string{"WARREN_PPROF=1"}}
 	if raftTimeout > 0 {
 		c.env = append(c.env, "WARREN_RAFT_TIMEOUT="+raftTimeout.String())
@@ -75,7 +79,7 @@ func StartCluster(ctx context.Context, bin, dir string, managers int, podCIDR st
 		// failed lookup to every service write the bench times.
 		common := []string{"--manager-only", "--advertise-addr", api, "--listen-addr", api, "--metrics-addr", met, "--agent-listen-addr", agentAddr, "--registry-pull=false"}
 		if i == 0 {
-			m.args = append([]string{"--data-dir", m.Dir, "cluster", "init", "--pod-cidr", podCIDR, "--node-down-grace", "30s"}, common...)
+			m.args = append([]string{"--data-dir", m.Dir, "cluster", "init", "--pod-cidr", podCIDR, "--node-down-grace", nodeDownGrace.String()}, common...)
 		}
 		c.Managers = append(c.Managers, m)
 	}

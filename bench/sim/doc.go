@@ -15,6 +15,19 @@
 //	make sim-smoke   200 nodes, 2,000 tasks (CI, under a minute)
 //	make sim         500 and 2,000 nodes, 10,000 → 50,000 tasks
 //
+// Where the figures come from. Tasks running are timed on the nodes' side
+// (ledger.go): when each task's node began starting it and when a manager
+// acknowledged the report that it runs, its raft entry committed; the
+// leader's own count is read once at the end, as a check, rather than
+// polled through /metrics, which walks every task and on a busy machine
+// answered about once a second. The API is timed by a prober in a process
+// of its own (prober.go: this test binary re-executed), next to the same
+// routes as the leader's request histogram timed them. The failover's
+// first write is tried from the kill on, as a retrying script would.
+//
+// The managers' logs are kept with WARREN_SIM_KEEP=1, and a failed run
+// always keeps them.
+//
 // It is a bench: nothing outside bench/ imports it, so it is not part of the
 // release binary.
 package sim

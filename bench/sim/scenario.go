@@ -39,6 +39,8 @@ type Profile struct {
 	Node       NodeOptions
 	// RaftTimeout is the managers' --raft-timeout (0: their default, 500ms).
 	RaftTimeout time.Duration
+	// NodeDownGrace is the managers' --node-down-grace (0: 30s).
+	NodeDownGrace time.Duration
 	// Deadline bounds every wait of the run.
 	Deadline time.Duration
 }
@@ -62,7 +64,7 @@ func Run(ctx context.Context, bin, dir string, p Profile, logw io.Writer) (*Tabl
 	r := &run{p: p, logw: logw, watch: &Watch{}, ledger: &Ledger{}, tb: &Table{Title: fmt.Sprintf("warren sim — profile %s: %d nodes, %d replicated tasks, 3 managers, raft timeout %s", p.Name, p.Nodes, p.Tasks, rt)}}
 	ctx, cancel := context.WithTimeout(ctx, p.Deadline)
 	defer cancel()
-	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11", p.RaftTimeout)
+	c, err := StartCluster(ctx, bin, dir, 3, "10.32.0.0/11", p.RaftTimeout, p.NodeDownGrace)
 	if err != nil {
 		return nil, err
 	}
