@@ -32,12 +32,25 @@ type sharedCache struct {
 const recentTables = 64
 
 type sharedAt struct {
-	shared   *endpoints.Shared
-	enc      *tabledelta.Encoded
-	services json.RawMessage // enc's, joined once for every full answer
+	shared *endpoints.Shared
+	enc    *tabledelta.Encoded
+
+	// services is enc's table joined, for the full answers: made on the
+	// first one, since most tables are only ever sent as deltas, and a
+	// table lives as long as the slowest answer built from it (at 10,000
+	// tasks the joined copies of the tables in flight were a fifth of
+	// the leader's heap).
+	servicesOnce sync.Once
+	servicesJSON json.RawMessage
 
 	mu     sync.Mutex
 	deltas map[*tabledelta.Shape]json.RawMessage // Diff from a recent shape to enc, computed once
+}
+
+// services is the whole service table, encoded once.
+func (s *sharedAt) services() json.RawMessage {
+	s.servicesOnce.Do(func() { s.servicesJSON = s.enc.Services() })
+	return s.servicesJSON
 }
 
 // latest reads the store's view under the cache's lock and returns it with
@@ -65,7 +78,7 @@ func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, e
 	if err != nil {
 		return nil, nil, err
 	}
-	c.cur = &sharedAt{shared: sh, enc: enc, services: enc.Services(), deltas: map[*tabledelta.Shape]json.RawMessage{}}
+	c.cur = &sharedAt{shared: sh, enc: enc, deltas: map[*tabledelta.Shape]json.RawMessage{}}
 	if n := len(c.recent); n == 0 || c.recent[n-1].Sum() != enc.Sum() {
 		// A copy: the shape alone, without the encodings it came with.
 		shape := enc.Shape

@@ -73,7 +73,7 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 	view := endpoints.ClusterView{Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()}
 	for _, id := range []string{"m1", "w1", "n2", "n3", "n4", "unknown"} {
 		want := endpoints.ForNode(id, view)
-		b, err := encodeAssignments(sh.shared.Header(id), sh.services, sh.enc.PeersFor(id))
+		b, err := encodeAssignments(sh.shared.Header(id), sh.services(), sh.enc.PeersFor(id))
 		if err != nil {
 			t.Fatal(err)
 		}

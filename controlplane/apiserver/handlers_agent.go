@@ -205,7 +205,7 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request, id Identity
 		kind = "delta"
 		body, err = encodeDelta(a, tabledelta.WithBase(*base, sh.deltaFrom(from)))
 	} else {
-		body, err = encodeAssignments(a, sh.services, sh.enc.PeersFor(id.NodeID))
+		body, err = encodeAssignments(a, sh.services(), sh.enc.PeersFor(id.NodeID))
 	}
 	if err != nil {
 		return err
