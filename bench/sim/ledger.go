@@ -5,6 +5,8 @@ package sim
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,12 +116,9 @@ func (l *Ledger) Wait(ctx context.Context, n int) (LedgerFigures, error) {
 // nth is the n-th smallest of the times in m (the largest, when m holds
 // fewer): when the first n tasks had got there.
 func nth(m map[string]time.Duration, n int) time.Duration {
-	xs := make([]time.Duration, 0, len(m))
-	for _, d := range m {
-		xs = append(xs, d)
-	}
-	if len(xs) == 0 {
+	xs := slices.Sorted(maps.Values(m))
+	if len(xs) == 0 || n <= 0 {
 		return 0
 	}
-	return Quantile(xs, float64(min(n, len(xs)))/float64(len(xs)))
+	return xs[min(n, len(xs))-1]
 }

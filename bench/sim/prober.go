@@ -49,6 +49,28 @@ type proberResult struct {
 	LastErr string          `json:"last_error,omitempty"`
 }
 
+// result is what l holds, to send.
+func (l *Latencies) result() proberResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := proberResult{Samples: l.xs, Errors: l.errs}
+	if l.lastErr != nil {
+		r.LastErr = l.lastErr.Error()
+	}
+	return r
+}
+
+// merge adds what a prober sent to l.
+func (l *Latencies) merge(r proberResult) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.xs = append(l.xs, r.Samples...)
+	l.errs += r.Errors
+	if r.LastErr != "" {
+		l.lastErr = errors.New(r.LastErr)
+	}
+}
+
 // ProberMain is the prober process: it probes until its standard input
 // closes, then writes what it measured to standard output as JSON.
 func ProberMain() int {
@@ -67,13 +89,7 @@ func ProberMain() int {
 	lat := probe(ctx, admin, cfg)
 	out := map[string]proberResult{}
 	for op, l := range lat {
-		l.mu.Lock()
-		r := proberResult{Samples: l.xs, Errors: l.errs}
-		if l.lastErr != nil {
-			r.LastErr = l.lastErr.Error()
-		}
-		l.mu.Unlock()
-		out[op] = r
+		out[op] = l.result()
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		fmt.Fprintf(os.Stderr, "prober: %v\n", err)
@@ -165,17 +181,9 @@ func startProber(c *Cluster, inspect, prefix string, into map[string]*Latencies)
 			return fmt.Errorf("prober's results: %w", err)
 		}
 		for op, res := range out {
-			l := into[op]
-			if l == nil {
-				continue
+			if l := into[op]; l != nil {
+				l.merge(res)
 			}
-			l.mu.Lock()
-			l.xs = append(l.xs, res.Samples...)
-			l.errs += res.Errors
-			if res.LastErr != "" {
-				l.lastErr = errors.New(res.LastErr)
-			}
-			l.mu.Unlock()
 		}
 		return nil
 	}, nil

@@ -130,3 +130,18 @@ func TestHistQuantile(t *testing.T) {
 		t.Errorf("nothing new: %s of %d", got, n)
 	}
 }
+
+func TestLedgerNth(t *testing.T) {
+	m := map[string]time.Duration{"a": 3 * time.Second, "b": time.Second, "c": 2 * time.Second}
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 3 * time.Second}, {5, 3 * time.Second}, {0, 0}} {
+		if got := nth(m, tc.n); got != tc.want {
+			t.Errorf("nth(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	if got := nth(nil, 1); got != 0 {
+		t.Errorf("nth of none = %v, want 0", got)
+	}
+}
