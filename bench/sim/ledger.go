@@ -26,6 +26,7 @@ type Ledger struct {
 	counts    func(*api.Task) bool
 	start     time.Time
 	delivered map[string]time.Duration
+	sent      map[string]time.Duration // its running report first went out
 	acked     map[string]time.Duration
 	changed   chan struct{}
 }
@@ -35,7 +36,7 @@ func (l *Ledger) Arm(counts func(*api.Task) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts, l.start = counts, time.Now()
-	l.delivered, l.acked = map[string]time.Duration{}, map[string]time.Duration{}
+	l.delivered, l.sent, l.acked = map[string]time.Duration{}, map[string]time.Duration{}, map[string]time.Duration{}
 	l.changed = make(chan struct{}, 1)
 }
 
@@ -49,6 +50,22 @@ func (l *Ledger) started(t *api.Task) {
 	}
 	if _, ok := l.delivered[t.ID]; !ok {
 		l.delivered[t.ID] = time.Since(l.start)
+	}
+}
+
+// sending records the tasks of a report going out as running.
+func (l *Ledger) sending(tasks map[string]api.TaskStatus) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.counts == nil {
+		return
+	}
+	for id, st := range tasks {
+		if _, ok := l.delivered[id]; ok && st.State == api.TaskRunning {
+			if _, ok := l.sent[id]; !ok {
+				l.sent[id] = time.Since(l.start)
+			}
+		}
 	}
 }
 
@@ -85,6 +102,10 @@ func (l *Ledger) reported(tasks map[string]api.TaskStatus) {
 // counted tasks was delivered and acknowledged running.
 type LedgerFigures struct {
 	Delivered, Acked time.Duration
+	// Queued is each acknowledged task's time from its node starting it
+	// to its running report going out (the node's queue: one report in
+	// flight at a time), Sent from then to a manager acknowledging it.
+	Queued, Sent []time.Duration
 }
 
 // Wait returns once n counted tasks are acknowledged running (or ctx
@@ -110,7 +131,12 @@ func (l *Ledger) Wait(ctx context.Context, n int) (LedgerFigures, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts = nil
-	return LedgerFigures{Delivered: nth(l.delivered, n), Acked: nth(l.acked, n)}, nil
+	f := LedgerFigures{Delivered: nth(l.delivered, n), Acked: nth(l.acked, n)}
+	for id, a := range l.acked {
+		f.Queued = append(f.Queued, l.sent[id]-l.delivered[id])
+		f.Sent = append(f.Sent, a-l.sent[id])
+	}
+	return f, nil
 }
 
 // nth is the n-th smallest of the times in m (the largest, when m holds

@@ -241,6 +241,9 @@ func (m *countingManager) AssignmentsFrom(ctx context.Context, index uint64, bas
 }
 
 func (m *countingManager) ReportStatus(ctx context.Context, rep api.StatusReport) error {
+	if m.ledger != nil {
+		m.ledger.sending(rep.Tasks)
+	}
 	err := m.rest.ReportStatus(ctx, rep)
 	if err == nil && m.ledger != nil {
 		m.ledger.reported(rep.Tasks)

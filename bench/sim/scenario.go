@@ -478,6 +478,8 @@ func (r *run) replicated(ctx context.Context) error {
 	rate := float64(r.p.Tasks) / el.Seconds()
 	r.tb.Add("create calls (services of ≤ "+fmt.Sprint(r.p.ServiceSize)+" replicas)", "%d in %.1f s", len(batches), created.Seconds())
 	r.tb.Add(fmt.Sprintf("%d tasks started on their nodes (scheduled, committed, delivered)", r.p.Tasks), "%.2f s after the first create", f.Delivered.Seconds())
+	r.tb.Add("a task's start on its node → its running report sent p50 / p99", "%s / %s", ms(Quantile(f.Queued, 0.5)), ms(Quantile(f.Queued, 0.99)))
+	r.tb.Add("a task's running report sent → acked p50 / p99", "%s / %s", ms(Quantile(f.Sent, 0.5)), ms(Quantile(f.Sent, 0.99)))
 	r.tb.Goal(fmt.Sprintf("%d tasks running (scheduled, started, acked)", r.p.Tasks), fmt.Sprintf("≥ %d tasks/s", goalTasksPerSec), rate >= goalTasksPerSec, "%.2f s = %.0f tasks/s", el.Seconds(), rate)
 	r.raftFigures("while placing", s0, s1, p0, p1, el)
 	_, _, other1 := r.traffic()
@@ -558,6 +560,9 @@ func (r *run) global(ctx context.Context) error {
 			{"service ls", "GET", "/v1/services"},
 			{"service inspect", "GET", "/v1/services/{ref}"},
 			{"service create", "POST", "/v1/services"},
+			// Not the prober's: the nodes' reports, whose group commit is
+			// the last step before a task counts as running.
+			{"node status report", "POST", "/v1/agent/status"},
 		} {
 			match := []string{`method="` + rt.method + `"`, `route="` + rt.route + `"`}
 			p50, _ := HistQuantile(r.apiBase, now, "warren_api_request_duration_seconds", match, .5)

@@ -70,11 +70,19 @@ func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, e
 	if x := v.Cluster(); x != nil {
 		cl = *x
 	}
-	sh := endpoints.NewShared(endpoints.ClusterView{
-		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks(),
-		NodeTasks: v.TasksByNode,
-	})
-	enc, err := tabledelta.Encode(sh.Services(), sh.Peers())
+	// From the table before: a change touches a few services, and the
+	// others keep their entries and encodings (whose bytes the tables in
+	// flight then share).
+	var prevShared *endpoints.Shared
+	var prevEnc *tabledelta.Encoded
+	if c.cur != nil {
+		prevShared, prevEnc = c.cur.shared, c.cur.enc
+	}
+	sh := endpoints.NewSharedFrom(endpoints.ClusterView{
+		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(),
+		NodeTasks: v.TasksByNode, ServiceTasks: v.TasksByService, ServiceTaskVersions: v.TaskVersionsByService,
+	}, prevShared)
+	enc, err := tabledelta.EncodeFrom(prevEnc, sh.Services(), sh.ServiceKeys(), sh.Peers())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -42,8 +42,13 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 		return api.Task{ID: id, ServiceID: svc, NodeID: node, DesiredState: api.TaskRunning, Version: "v1",
 			Status: api.TaskStatus{State: st, Addr: "10.42.1." + id[1:]}}
 	}
+	// A node marked down keeps its task, which is no backend: the shared
+	// part reads each service's tasks from the store's index and leaves
+	// it out there, ForNode from every task grouped.
+	down := ready("n5", "10.42.5.0/24", "k5")
+	down.Status.State = api.NodeDown
 	c.apply(t, &store.Batch{
-		PutNodes: []api.Node{ready("n2", "10.42.2.0/24", "k2"), ready("n3", "10.42.3.0/24", "k3"), ready("n4", "", "k4")},
+		PutNodes: []api.Node{ready("n2", "10.42.2.0/24", "k2"), ready("n3", "10.42.3.0/24", "k3"), ready("n4", "", "k4"), down},
 		PutServices: []api.Service{
 			{ID: "s1", Spec: api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Replicas: 2}, Endpoint: api.Endpoint{VIP: "10.43.0.2"}},
 			{ID: "s2", Spec: api.ServiceSpec{Name: "db", Mode: api.ModeReplicated, Replicas: 1}, Endpoint: api.Endpoint{VIP: "10.43.0.3"}},
@@ -58,7 +63,7 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 	draining.DesiredState, draining.Drain = api.TaskShutdown, &api.Drain{Index: 1}
 	c.apply(t, &store.Batch{PutTasks: []api.Task{
 		task("t1", "s1", "n2", api.TaskRunning), task("t2", "s1", "n3", api.TaskRunning), task("t3", "s2", "n2", api.TaskStarting),
-		removed, draining,
+		removed, draining, task("t7", "s1", "n5", api.TaskRunning),
 	}})
 	v := c.st.View()
 	var cache sharedCache
@@ -71,7 +76,7 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 		cl = *x
 	}
 	view := endpoints.ClusterView{Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(), Tasks: v.Tasks()}
-	for _, id := range []string{"m1", "w1", "n2", "n3", "n4", "unknown"} {
+	for _, id := range []string{"m1", "w1", "n2", "n3", "n4", "n5", "unknown"} {
 		want := endpoints.ForNode(id, view)
 		b, err := encodeAssignments(sh.shared.Header(id), sh.services(), sh.enc.PeersFor(id))
 		if err != nil {
@@ -97,6 +102,15 @@ func TestSharedAssignmentsEqualForNode(t *testing.T) {
 		}
 		if id == "n3" && len(got.Tasks) != 2 {
 			t.Errorf("n3 was handed %d tasks, want t2 and the draining t6", len(got.Tasks))
+		}
+		for _, se := range got.Services {
+			for _, g := range se.Groups {
+				for _, b := range g.Backends {
+					if b.Addr == "10.42.1.7" {
+						t.Errorf("node %s: the task on the down node is a backend of %s", id, se.Name)
+					}
+				}
+			}
 		}
 		for _, p := range got.Peers {
 			if p.NodeID == id {

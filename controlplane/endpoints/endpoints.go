@@ -144,6 +144,17 @@ type ClusterView struct {
 	// hundreds of agents' answers in flight, each on its own index, held
 	// gigabytes on the leader.
 	NodeTasks func(nodeID string) []api.Task
+	// ServiceTasks, when set, returns one service's tasks sorted by task ID
+	// (the store's index), and Tasks is not read: the service table is
+	// computed one service at a time from the index instead of from a copy
+	// of every task regrouped by service — two copies of every task per
+	// table, a third of the leader's allocations at 100 nodes.
+	ServiceTasks func(serviceID string) []api.Task
+	// ServiceTaskVersions, when set with ServiceTasks, walks one service's
+	// tasks in task ID order naming only their ID, node and version (the
+	// store's View.TaskVersionsByService): NewSharedFrom keys each service
+	// by them and reuses the entry of a service whose key did not change.
+	ServiceTaskVersions func(serviceID string, fn func(id, nodeID string, version uint64))
 }
 
 // ForNode returns everything node nodeID needs and nothing addressed to any

@@ -3,6 +3,7 @@ package endpoints
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/warrenhq/warren/controlplane/api"
 )
@@ -18,6 +19,9 @@ type Shared struct {
 	index    uint64
 	network  api.ClusterNetwork // without the node's subnet
 	services []api.ServiceEndpoints
+	// keys are services' keys (serviceKey), by position; nil when the
+	// view had no ServiceTaskVersions.
+	keys     []uint64
 	peers    []api.Peer // every node that can be meshed with, by node ID
 	managers []string
 	// managerIDs are the managers' node IDs, sorted.
@@ -36,7 +40,15 @@ type nodeFacts struct {
 }
 
 // NewShared computes the node-independent part of view's assignments.
-func NewShared(view ClusterView) *Shared {
+func NewShared(view ClusterView) *Shared { return NewSharedFrom(view, nil) }
+
+// NewSharedFrom is NewShared reusing what prev computed (prev may be nil):
+// a service whose key — its own version and its tasks' IDs, versions and
+// whether their nodes are down, all Compute reads — is the one it had in
+// prev keeps prev's entry instead of being read and computed again. A
+// change touches a few services; the table has them all. Without
+// view.ServiceTaskVersions nothing is keyed and every entry is computed.
+func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 	s := &Shared{
 		index: view.Index,
 		network: api.ClusterNetwork{
@@ -63,20 +75,39 @@ func NewShared(view ClusterView) *Shared {
 			down[n.ID] = true
 		}
 	}
-	byService := map[string][]api.Task{}
-	for _, t := range view.Tasks {
-		if !down[t.NodeID] {
+	serviceTasks := view.ServiceTasks
+	if serviceTasks == nil || byNode != nil {
+		byService := map[string][]api.Task{}
+		for _, t := range view.Tasks {
 			byService[t.ServiceID] = append(byService[t.ServiceID], t)
+			if byNode != nil {
+				byNode[t.NodeID] = append(byNode[t.NodeID], t)
+			}
 		}
-		if byNode != nil {
-			byNode[t.NodeID] = append(byNode[t.NodeID], t)
+		for _, ts := range byNode {
+			sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 		}
+		serviceTasks = func(id string) []api.Task { return byService[id] }
 	}
-	for _, ts := range byNode {
-		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	keyed := view.ServiceTaskVersions != nil && view.ServiceTasks != nil
+	if prev != nil && prev.keys == nil {
+		prev = nil
 	}
 	for _, svc := range view.Services {
-		s.services = append(s.services, Compute(svc, byService[svc.ID]))
+		var key uint64
+		if keyed {
+			key = serviceKey(&svc, view.ServiceTaskVersions, down)
+			s.keys = append(s.keys, key)
+		}
+		if i, ok := prev.find(svc.ID); keyed && ok && prev.keys[i] == key {
+			s.services = append(s.services, prev.services[i])
+		} else {
+			ts := serviceTasks(svc.ID)
+			if len(down) > 0 {
+				ts = slices.DeleteFunc(slices.Clone(ts), func(t api.Task) bool { return down[t.NodeID] })
+			}
+			s.services = append(s.services, Compute(svc, ts))
+		}
 		if d := svc.Spec.Disconnect; d != nil && d.StopAfter > 0 {
 			if s.stopAfter == nil {
 				s.stopAfter = map[string]api.Duration{}
@@ -84,7 +115,7 @@ func NewShared(view ClusterView) *Shared {
 			s.stopAfter[svc.ID] = d.StopAfter
 		}
 	}
-	sort.Slice(s.services, func(i, j int) bool { return s.services[i].ServiceID < s.services[j].ServiceID })
+	s.sortServices()
 	for _, n := range view.Nodes {
 		subnet := subnetOf(view.Cluster, &n)
 		s.nodes[n.ID] = nodeFacts{subnet: subnet, role: n.Spec.Role}
@@ -109,6 +140,80 @@ func NewShared(view ClusterView) *Shared {
 	return s
 }
 
+// sortServices sorts the services by ID, their keys with them. The
+// store's list is sorted already; this only makes sure.
+func (s *Shared) sortServices() {
+	if slices.IsSortedFunc(s.services, func(a, b api.ServiceEndpoints) int { return strings.Compare(a.ServiceID, b.ServiceID) }) {
+		return
+	}
+	idx := make([]int, len(s.services))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return s.services[idx[a]].ServiceID < s.services[idx[b]].ServiceID })
+	services := make([]api.ServiceEndpoints, len(idx))
+	var keys []uint64
+	if s.keys != nil {
+		keys = make([]uint64, len(idx))
+	}
+	for i, j := range idx {
+		services[i] = s.services[j]
+		if keys != nil {
+			keys[i] = s.keys[j]
+		}
+	}
+	s.services, s.keys = services, keys
+}
+
+// find is the position of service id in s (nil: none).
+func (s *Shared) find(id string) (int, bool) {
+	if s == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(s.services, id, func(e api.ServiceEndpoints, id string) int { return strings.Compare(e.ServiceID, id) })
+}
+
+// serviceKey fingerprints what Compute reads of one service (FNV-1a, 64
+// bits): the service's version and, for each of its tasks in ID order,
+// the task's ID, version and whether its node is down. The store stamps a
+// new version on every write, so an equal key is an equal entry, short of
+// a 2⁻⁶⁴ accident between two versions of the same service.
+func serviceKey(svc *api.Service, walk func(string, func(id, nodeID string, version uint64)), down map[string]bool) uint64 {
+	h := newFNV()
+	h.str(svc.ID)
+	h.u64(svc.Meta.Version)
+	walk(svc.ID, func(id, nodeID string, version uint64) {
+		h.str(id)
+		h.u64(version)
+		if down[nodeID] {
+			h.byte(1)
+		} else {
+			h.byte(2)
+		}
+	})
+	return uint64(h)
+}
+
+// fnv64 is FNV-1a over strings and integers without allocating.
+type fnv64 uint64
+
+func newFNV() fnv64 { return 14695981039346656037 }
+
+func (h *fnv64) byte(b byte) { *h = (*h ^ fnv64(b)) * 1099511628211 }
+
+func (h *fnv64) str(s string) {
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+	h.byte(0) // "ab","c" and "a","bc" differ
+}
+
+func (h *fnv64) u64(x uint64) {
+	for i := 0; i < 8; i++ {
+		h.byte(byte(x >> (8 * i)))
+	}
+}
+
 // handed is what a node is handed of its tasks: a copy, without those
 // being removed, a draining task held as running (api.Drain).
 func handed(ts []api.Task) []api.Task {
@@ -128,6 +233,10 @@ func (s *Shared) Index() uint64 { return s.index }
 
 // Services are every service's endpoints, by service ID; do not modify.
 func (s *Shared) Services() []api.ServiceEndpoints { return s.services }
+
+// ServiceKeys are the services' keys, by the position of Services (nil
+// when the view had no ServiceTaskVersions): equal keys, equal entries.
+func (s *Shared) ServiceKeys() []uint64 { return s.keys }
 
 // Peers are every node that can be meshed with, by node ID; a node's own
 // assignments leave it out. Do not modify.

@@ -78,8 +78,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []api.TaskState{api.TaskPending, api.TaskAssigned, api.TaskPreparing, api.TaskStarting, api.TaskRunning, api.TaskUnknown, api.TaskComplete, api.TaskShutdown, api.TaskFailed, api.TaskRejected, api.TaskOrphaned} {
 		states[string(s)] = 0
 	}
-	for _, t := range v.Tasks() {
-		states[string(t.Status.State)]++
+	for st, n := range v.TaskStates() {
+		states[string(st)] += n
 	}
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(n), s)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,24 @@ func TestViewIsImmutableAndIndexesFollowMoves(t *testing.T) {
 	mustApply(t, s, &Batch{Now: t0, PutTasks: []api.Task{task("t3", "s2", "n22", api.TaskAssigned)}})
 	if got := s.View().TasksByNode("n2"); len(got) != 1 {
 		t.Fatalf("TasksByNode(n2) = %d tasks, want 1", len(got))
+	}
+}
+
+func TestTaskStates(t *testing.T) {
+	s := New()
+	mustApply(t, s, &Batch{Now: t0, PutTasks: []api.Task{task("t1", "s1", "n1", api.TaskRunning), task("t2", "s1", "n1", api.TaskRunning), task("t3", "s2", "n2", api.TaskPending)}})
+	old := s.View()
+	mustApply(t, s, &Batch{Now: t0, DeleteTasks: []string{"t2"}, PutTasks: []api.Task{task("t3", "s2", "n2", api.TaskFailed)}})
+	for _, c := range []struct {
+		v    *View
+		want map[api.TaskState]int
+	}{
+		{old, map[api.TaskState]int{api.TaskRunning: 2, api.TaskPending: 1}},
+		{s.View(), map[api.TaskState]int{api.TaskRunning: 1, api.TaskFailed: 1}},
+	} {
+		if got := c.v.TaskStates(); !maps.Equal(got, c.want) {
+			t.Errorf("at index %d: TaskStates() = %v, want %v", c.v.Index(), got, c.want)
+		}
 	}
 }
 

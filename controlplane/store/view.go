@@ -67,6 +67,18 @@ func (v *View) TasksByService(serviceID string) []api.Task {
 	return list[api.Task](v.st.bySvc, pairKey(serviceID, ""))
 }
 
+// TaskVersionsByService calls fn with the ID, node and version of each of
+// one service's tasks in task ID order, without copying the tasks. Every
+// write stamps a new version, so these alone tell whether any of them
+// changed since a view before.
+func (v *View) TaskVersionsByService(serviceID string, fn func(id, nodeID string, version uint64)) {
+	v.st.bySvc.Root().WalkPrefix(pairKey(serviceID, ""), func(_ []byte, x interface{}) bool {
+		t := x.(*api.Task)
+		fn(t.ID, t.NodeID, t.Meta.Version)
+		return false
+	})
+}
+
 // TasksByNode returns the tasks assigned to one node, sorted by task ID.
 func (v *View) TasksByNode(nodeID string) []api.Task {
 	return list[api.Task](v.st.byNode, pairKey(nodeID, ""))
@@ -89,12 +101,29 @@ func (v *View) Counts() (nodes, services, tasks int) {
 	return v.st.nodes.Len(), v.st.services.Len(), v.st.tasks.Len()
 }
 
+// TaskStates counts the tasks in each status state without copying them,
+// for metrics: a scrape reads every task.
+func (v *View) TaskStates() map[api.TaskState]int {
+	out := map[api.TaskState]int{}
+	v.st.tasks.Root().Walk(func(_ []byte, x interface{}) bool {
+		out[x.(*api.Task).Status.State]++
+		return false
+	})
+	return out
+}
+
 // list copies the values under prefix (all of them for nil) in key order.
 func list[T any](t *iradix.Tree, prefix []byte) []T {
-	var out []T
-	if prefix == nil {
-		out = make([]T, 0, t.Len())
+	// Sized before copying: a task is 864 bytes, and growing the
+	// slice by appending copied each one about twice more (the largest
+	// allocation on the leader, which lists a node's and a service's tasks
+	// for every table).
+	n := t.Len()
+	if prefix != nil {
+		n = 0
+		t.Root().WalkPrefix(prefix, func([]byte, interface{}) bool { n++; return false })
 	}
+	out := make([]T, 0, n)
 	t.Root().WalkPrefix(prefix, func(_ []byte, x interface{}) bool {
 		out = append(out, *x.(*T))
 		return false

@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -90,8 +91,11 @@ type Encoded struct {
 	Shape
 	services   []json.RawMessage // in the order given to Encode
 	serviceIDs []string
-	peers      []json.RawMessage
-	peerIDs    []string
+	// serviceKeys are the caller's keys of the services (EncodeFrom), by
+	// position; nil when none were given.
+	serviceKeys []uint64
+	peers       []json.RawMessage
+	peerIDs     []string
 }
 
 // Encode encodes and hashes every entry. services must be sorted by
@@ -99,16 +103,46 @@ type Encoded struct {
 // applying a delta sorts the same way, and its copy must be byte for byte
 // the managers' table.
 func Encode(services []api.ServiceEndpoints, peers []api.Peer) (*Encoded, error) {
+	return EncodeFrom(nil, services, nil, peers)
+}
+
+// EncodeFrom is Encode reusing prev's encodings (prev may be nil): keys
+// are the caller's keys of services by position (nil: none), such that
+// equal keys mean equal entries (endpoints.Shared.ServiceKeys), and a
+// service whose key is the one it had in prev keeps prev's encoding and
+// hash instead of being encoded again. The two versions then share the
+// encoding's bytes, which are never modified.
+func EncodeFrom(prev *Encoded, services []api.ServiceEndpoints, keys []uint64, peers []api.Peer) (*Encoded, error) {
+	if keys != nil && len(keys) != len(services) {
+		return nil, fmt.Errorf("encode: %d keys for %d services", len(keys), len(services))
+	}
+	if prev != nil && prev.serviceKeys == nil {
+		prev = nil
+	}
 	e := &Encoded{
 		Shape:    Shape{services: make(map[string]uint64, len(services)), peers: make(map[string]uint64, len(peers))},
 		services: make([]json.RawMessage, len(services)), serviceIDs: make([]string, len(services)),
 		peers: make([]json.RawMessage, len(peers)), peerIDs: make([]string, len(peers)),
 	}
+	var reuse func(i int) (json.RawMessage, uint64, bool)
+	if keys != nil {
+		e.serviceKeys = keys
+		if prev != nil {
+			reuse = func(i int) (json.RawMessage, uint64, bool) {
+				id := services[i].ServiceID
+				j, ok := slices.BinarySearch(prev.serviceIDs, id)
+				if !ok || prev.serviceKeys[j] != keys[i] {
+					return nil, 0, false
+				}
+				return prev.services[j], prev.Shape.services[id], true
+			}
+		}
+	}
 	var err error
-	if e.sum, err = encodeList(services, kindService, func(s api.ServiceEndpoints) string { return s.ServiceID }, e.services, e.serviceIDs, e.Shape.services); err != nil {
+	if e.sum, err = encodeList(services, kindService, func(s api.ServiceEndpoints) string { return s.ServiceID }, e.services, e.serviceIDs, e.Shape.services, reuse); err != nil {
 		return nil, err
 	}
-	sum, err := encodeList(peers, kindPeer, func(p api.Peer) string { return p.NodeID }, e.peers, e.peerIDs, e.Shape.peers)
+	sum, err := encodeList(peers, kindPeer, func(p api.Peer) string { return p.NodeID }, e.peers, e.peerIDs, e.Shape.peers, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +151,19 @@ func Encode(services []api.ServiceEndpoints, peers []api.Peer) (*Encoded, error)
 }
 
 // encodeList encodes one list of the table into enc and ids (by position)
-// and shapes (ID → hash), and returns the sum of its hashes.
-func encodeList[T any](list []T, kind byte, id func(T) string, enc []json.RawMessage, ids []string, shapes map[string]uint64) (Sum, error) {
+// and shapes (ID → hash), and returns the sum of its hashes. reuse, when
+// set, offers an entry's encoding and hash from before.
+func encodeList[T any](list []T, kind byte, id func(T) string, enc []json.RawMessage, ids []string, shapes map[string]uint64, reuse func(int) (json.RawMessage, uint64, bool)) (Sum, error) {
 	var sum Sum
 	for i, x := range list {
+		if reuse != nil {
+			if b, h, ok := reuse(i); ok {
+				enc[i], ids[i] = b, id(x)
+				shapes[id(x)] = h
+				sum += Sum(h)
+				continue
+			}
+		}
 		b, err := json.Marshal(x)
 		if err != nil {
 			return 0, fmt.Errorf("encode %s %s: %w", kindName(kind), id(x), err)

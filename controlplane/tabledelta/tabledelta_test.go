@@ -318,3 +318,43 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// EncodeFrom takes an entry's encoding and hash from the version before
+// when the caller's key for it is unchanged — trusting the key, which is
+// the caller's promise that the entry is the same — and encodes it again
+// when the key moved, the entry is new, or no keys were given.
+func TestEncodeFromReusesByKey(t *testing.T) {
+	a, b, c := svc("a", 0, "10.0.0.1"), svc("b", 0, "10.0.0.2"), svc("c", 0, "10.0.0.3")
+	prev, err := EncodeFrom(nil, []api.ServiceEndpoints{a, b}, []uint64{1, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changedA, changedB := svc("a", 0, "10.0.0.9"), svc("b", 0, "10.0.0.8")
+	cur, err := EncodeFrom(prev, []api.ServiceEndpoints{changedA, changedB, c}, []uint64{1, 7, 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Encode([]api.ServiceEndpoints{a, changedB, c}, nil) // a's key did not move: its old encoding stays
+	if !bytes.Equal(cur.Services(), want.Services()) || cur.Sum() != want.Sum() {
+		t.Fatalf("EncodeFrom = %s (%s), want %s (%s)", cur.Services(), cur.Sum(), want.Services(), want.Sum())
+	}
+	if &cur.services[0][0] != &prev.services[0][0] {
+		t.Error("the entry whose key did not move was encoded again, not shared")
+	}
+	// No keys now, or a previous version without keys: every entry encoded.
+	for _, tc := range []struct {
+		prev *Encoded
+		keys []uint64
+	}{{prev, nil}, {want, []uint64{1, 7, 3}}} {
+		got, err := EncodeFrom(tc.prev, []api.ServiceEndpoints{changedA, changedB, c}, tc.keys, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh, _ := Encode([]api.ServiceEndpoints{changedA, changedB, c}, nil); got.Sum() != fresh.Sum() {
+			t.Errorf("EncodeFrom(keys %v) reused an entry it had no key for", tc.keys)
+		}
+	}
+	if _, err := EncodeFrom(prev, []api.ServiceEndpoints{a}, []uint64{1, 2}, nil); err == nil {
+		t.Error("EncodeFrom took 2 keys for 1 service")
+	}
+}
