@@ -80,7 +80,7 @@ func (c *sharedCache) latest(view func() *store.View) (*store.View, *sharedAt, e
 	}
 	sh := endpoints.NewSharedFrom(endpoints.ClusterView{
 		Index: v.Index(), Cluster: cl, Nodes: v.Nodes(), Services: v.Services(),
-		NodeTasks: v.TasksByNode, ServiceTasks: v.TasksByService, ServiceTaskVersions: v.TaskVersionsByService,
+		NodeTasks: v.TasksByNode, ServiceTasks: v.TasksByService, ServiceTasksChanged: v.ServiceTasksChanged,
 	}, prevShared)
 	enc, err := tabledelta.EncodeFrom(prevEnc, sh.Services(), sh.ServiceKeys(), sh.Peers())
 	if err != nil {

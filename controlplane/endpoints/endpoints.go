@@ -150,11 +150,11 @@ type ClusterView struct {
 	// of every task regrouped by service — two copies of every task per
 	// table, a third of the leader's allocations at 100 nodes.
 	ServiceTasks func(serviceID string) []api.Task
-	// ServiceTaskVersions, when set with ServiceTasks, walks one service's
-	// tasks in task ID order naming only their ID, node and version (the
-	// store's View.TaskVersionsByService): NewSharedFrom keys each service
-	// by them and reuses the entry of a service whose key did not change.
-	ServiceTaskVersions func(serviceID string, fn func(id, nodeID string, version uint64))
+	// ServiceTasksChanged, when set with ServiceTasks, is the raft index of
+	// the last write to any of one service's tasks (the store's
+	// View.ServiceTasksChanged): NewSharedFrom keys each service by it and
+	// reuses the entry of a service whose key did not move.
+	ServiceTasksChanged func(serviceID string) uint64
 }
 
 // ForNode returns everything node nodeID needs and nothing addressed to any

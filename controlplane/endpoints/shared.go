@@ -43,11 +43,11 @@ type nodeFacts struct {
 func NewShared(view ClusterView) *Shared { return NewSharedFrom(view, nil) }
 
 // NewSharedFrom is NewShared reusing what prev computed (prev may be nil):
-// a service whose key — its own version and its tasks' IDs, versions and
-// whether their nodes are down, all Compute reads — is the one it had in
-// prev keeps prev's entry instead of being read and computed again. A
-// change touches a few services; the table has them all. Without
-// view.ServiceTaskVersions nothing is keyed and every entry is computed.
+// a service whose key — its own version, when its tasks were last written,
+// and which nodes are down: all Compute reads — is the one it had in prev
+// keeps prev's entry instead of being read and computed again. A change
+// touches a few services; the table has them all. Without
+// view.ServiceTasksChanged nothing is keyed and every entry is computed.
 func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 	s := &Shared{
 		index: view.Index,
@@ -89,14 +89,20 @@ func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 		}
 		serviceTasks = func(id string) []api.Task { return byService[id] }
 	}
-	keyed := view.ServiceTaskVersions != nil && view.ServiceTasks != nil
+	keyed := view.ServiceTasksChanged != nil && view.ServiceTasks != nil
+	downSum := newFNV()
+	for _, n := range view.Nodes {
+		if down[n.ID] {
+			downSum.str(n.ID)
+		}
+	}
 	if prev != nil && prev.keys == nil {
 		prev = nil
 	}
 	for _, svc := range view.Services {
 		var key uint64
 		if keyed {
-			key = serviceKey(&svc, view.ServiceTaskVersions, down)
+			key = serviceKey(&svc, view.ServiceTasksChanged(svc.ID), downSum)
 			s.keys = append(s.keys, key)
 		}
 		if i, ok := prev.find(svc.ID); keyed && ok && prev.keys[i] == key {
@@ -174,23 +180,18 @@ func (s *Shared) find(id string) (int, bool) {
 }
 
 // serviceKey fingerprints what Compute reads of one service (FNV-1a, 64
-// bits): the service's version and, for each of its tasks in ID order,
-// the task's ID, version and whether its node is down. The store stamps a
-// new version on every write, so an equal key is an equal entry, short of
-// a 2⁻⁶⁴ accident between two versions of the same service.
-func serviceKey(svc *api.Service, walk func(string, func(id, nodeID string, version uint64)), down map[string]bool) uint64 {
+// bits): the service's version, the index its tasks were last written at,
+// and which nodes are down (down, summed over them). The store stamps every
+// write with its index, so an equal key is an equal entry, short of a
+// 2⁻⁶⁴ accident between two versions of the same service. A node going
+// down or up moves every key: that is rare, and cheaper than finding
+// which services have tasks there.
+func serviceKey(svc *api.Service, tasksChanged uint64, down fnv64) uint64 {
 	h := newFNV()
 	h.str(svc.ID)
 	h.u64(svc.Meta.Version)
-	walk(svc.ID, func(id, nodeID string, version uint64) {
-		h.str(id)
-		h.u64(version)
-		if down[nodeID] {
-			h.byte(1)
-		} else {
-			h.byte(2)
-		}
-	})
+	h.u64(tasksChanged)
+	h.u64(uint64(down))
 	return uint64(h)
 }
 

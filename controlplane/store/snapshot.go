@@ -136,8 +136,20 @@ func readSnapshot(r io.Reader) (*state, error) {
 			if rec.End.Count != count {
 				return nil, fmt.Errorf("read snapshot: end record says %d objects, read %d", rec.End.Count, count)
 			}
+			// Every service with tasks changed at the snapshot's index, as
+			// far as anyone can tell from here: what changed in the
+			// entries it stands for is not in it.
+			tasksAt := iradix.New().Txn()
+			t.bySvc.Root().Walk(func(_ []byte, x interface{}) bool {
+				id := x.(*api.Task).ServiceID
+				if _, ok := t.services.Get([]byte(id)); ok {
+					tasksAt.Insert([]byte(id), h.Index)
+				}
+				return false
+			})
 			return &state{
 				index:     h.Index,
+				tasksAt:   tasksAt.CommitOnly(),
 				cluster:   t.cluster,
 				nodes:     t.nodes.CommitOnly(),
 				services:  t.services.CommitOnly(),

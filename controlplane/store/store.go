@@ -30,11 +30,16 @@ type state struct {
 	secrets   *iradix.Tree // kind \x00 ID -> *api.Secret (secrets.go)
 	secNames  *iradix.Tree // kind \x00 name -> *api.Secret
 	removed   *iradix.Tree // node ID -> *RemovedNode (removed.go)
+	// tasksAt is, for each service that exists, the raft index of the
+	// last write to any of its tasks (put, status, move, delete): a
+	// service's tasks are what they were at a view before exactly when
+	// this did not move (View.ServiceTasksChanged).
+	tasksAt *iradix.Tree // service ID -> uint64
 }
 
 func emptyState() *state {
 	t := iradix.New()
-	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t, secrets: t, secNames: t, removed: t}
+	return &state{nodes: t, services: t, svcByName: t, tasks: t, bySvc: t, byNode: t, images: t, volumes: t, secrets: t, secNames: t, removed: t, tasksAt: t}
 }
 
 // Store is the in-memory state of the cluster. Objects inside it are never
@@ -147,6 +152,7 @@ type txn struct {
 	secrets   *iradix.Txn
 	secNames  *iradix.Txn
 	removed   *iradix.Txn
+	tasksAt   *iradix.Txn // nil while a snapshot is read (readSnapshot)
 }
 
 func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
@@ -170,6 +176,7 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		secrets:   cur.secrets.Txn(),
 		secNames:  cur.secNames.Txn(),
 		removed:   cur.removed.Txn(),
+		tasksAt:   cur.tasksAt.Txn(),
 	}
 	for _, step := range []func(*Batch) error{
 		t.applyCluster, t.applyNodes, t.applyRemovedNodes, t.applyServices, t.applyTasks,
@@ -193,6 +200,7 @@ func applyBatch(cur *state, index uint64, b *Batch) (*state, error) {
 		secrets:   t.secrets.CommitOnly(),
 		secNames:  t.secNames.CommitOnly(),
 		removed:   t.removed.CommitOnly(),
+		tasksAt:   t.tasksAt.CommitOnly(),
 	}, nil
 }
 
@@ -285,6 +293,7 @@ func (t *txn) applyServices(b *Batch) error {
 			continue
 		}
 		t.dropName(v.(*api.Service))
+		t.tasksAt.Delete([]byte(id))
 	}
 	for i := range b.PutServices {
 		s := &b.PutServices[i]
@@ -323,7 +332,21 @@ func pairKey(a, b string) []byte {
 	return append(k, b...)
 }
 
+// tasksChanged records a write to one of service's tasks at this index;
+// a service that does not exist (deleted before its tasks) keeps no entry.
+func (t *txn) tasksChanged(service string) {
+	if t.tasksAt == nil {
+		return
+	}
+	if _, ok := t.services.Get([]byte(service)); !ok {
+		t.tasksAt.Delete([]byte(service))
+		return
+	}
+	t.tasksAt.Insert([]byte(service), t.index)
+}
+
 func (t *txn) unindexTask(old *api.Task) {
+	t.tasksChanged(old.ServiceID)
 	t.bySvc.Delete(pairKey(old.ServiceID, old.ID))
 	if old.NodeID != "" {
 		t.byNode.Delete(pairKey(old.NodeID, old.ID))
@@ -339,6 +362,7 @@ func (t *txn) putTask(task, old *api.Task) {
 	}
 	t.tasks.Insert([]byte(task.ID), task)
 	t.bySvc.Insert(pairKey(task.ServiceID, task.ID), task)
+	t.tasksChanged(task.ServiceID)
 	if task.NodeID != "" {
 		t.byNode.Insert(pairKey(task.NodeID, task.ID), task)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,6 +237,56 @@ func TestTaskStates(t *testing.T) {
 		if got := c.v.TaskStates(); !maps.Equal(got, c.want) {
 			t.Errorf("at index %d: TaskStates() = %v, want %v", c.v.Index(), got, c.want)
 		}
+	}
+}
+
+// A service's tasks-changed index moves on every write to one of its tasks
+// — put, status, move to another service (both), delete — and on nothing
+// else; a deleted service keeps none; a store read from a snapshot has the
+// snapshot's index for every service with tasks.
+func TestServiceTasksChanged(t *testing.T) {
+	s := New()
+	at := func(v *View, svcs ...string) []uint64 {
+		var out []uint64
+		for _, id := range svcs {
+			out = append(out, v.ServiceTasksChanged(id))
+		}
+		return out
+	}
+	steps := []struct {
+		b    *Batch
+		want []uint64 // s1, s2, s3
+	}{
+		{&Batch{PutServices: []api.Service{svc("s1", "a"), svc("s2", "b"), svc("s3", "c")}}, []uint64{0, 0, 0}},
+		{&Batch{PutTasks: []api.Task{task("t1", "s1", "n1", api.TaskRunning)}}, []uint64{2, 0, 0}},
+		{&Batch{PutServices: []api.Service{svc("s1", "a")}}, []uint64{2, 0, 0}},                                                                     // the service itself: not its tasks
+		{&Batch{TaskStatuses: []TaskStatusUpdate{{TaskID: "t1", NodeID: "n1", Status: api.TaskStatus{State: api.TaskRunning}}}}, []uint64{2, 0, 0}}, // nothing new: no write
+		{&Batch{TaskStatuses: []TaskStatusUpdate{{TaskID: "t1", NodeID: "n1", Status: api.TaskStatus{State: api.TaskFailed}}}}, []uint64{5, 0, 0}},
+		{&Batch{PutTasks: []api.Task{task("t1", "s2", "n1", api.TaskRunning)}}, []uint64{6, 6, 0}}, // moved: both
+		{&Batch{PutTasks: []api.Task{task("t2", "s3", "n1", api.TaskRunning)}}, []uint64{6, 6, 7}},
+		{&Batch{DeleteTasks: []string{"t1"}}, []uint64{6, 8, 7}},
+		{&Batch{DeleteServices: []string{"s3"}}, []uint64{6, 8, 0}},
+		{&Batch{DeleteTasks: []string{"t2"}}, []uint64{6, 8, 0}}, // its service is gone: no entry comes back
+	}
+	for i, st := range steps {
+		st.b.Now = t0
+		mustApply(t, s, st.b)
+		if got := at(s.View(), "s1", "s2", "s3"); !slices.Equal(got, st.want) {
+			t.Fatalf("step %d: tasks changed at %v, want %v", i+1, got, st.want)
+		}
+	}
+	mustApply(t, s, &Batch{Now: t0, PutTasks: []api.Task{task("t3", "s1", "n1", api.TaskRunning)}})
+	var snap bytes.Buffer
+	if err := s.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	idx := r.View().Index()
+	if got := at(r.View(), "s1", "s2", "s3"); !slices.Equal(got, []uint64{idx, 0, 0}) {
+		t.Fatalf("restored at %d: tasks changed at %v, want s1 at the snapshot's index and none else", idx, got)
 	}
 }
 

@@ -67,16 +67,15 @@ func (v *View) TasksByService(serviceID string) []api.Task {
 	return list[api.Task](v.st.bySvc, pairKey(serviceID, ""))
 }
 
-// TaskVersionsByService calls fn with the ID, node and version of each of
-// one service's tasks in task ID order, without copying the tasks. Every
-// write stamps a new version, so these alone tell whether any of them
-// changed since a view before.
-func (v *View) TaskVersionsByService(serviceID string, fn func(id, nodeID string, version uint64)) {
-	v.st.bySvc.Root().WalkPrefix(pairKey(serviceID, ""), func(_ []byte, x interface{}) bool {
-		t := x.(*api.Task)
-		fn(t.ID, t.NodeID, t.Meta.Version)
-		return false
-	})
+// ServiceTasksChanged is the raft index of the last write to any of one
+// service's tasks (0: none since the service exists; read from a snapshot,
+// the snapshot's index for every service with tasks). Equal at two views
+// of one store, the service's tasks are the same at both.
+func (v *View) ServiceTasksChanged(serviceID string) uint64 {
+	if x, ok := v.st.tasksAt.Get([]byte(serviceID)); ok {
+		return x.(uint64)
+	}
+	return 0
 }
 
 // TasksByNode returns the tasks assigned to one node, sorted by task ID.
