@@ -84,7 +84,13 @@ func Plan(s Snapshot, now time.Time, rnd *rand.Rand, ids func() string) Result {
 	res := orchestrator.Reconcile(orchestrator.ClusterState{Now: now, LeaderSince: s.LeaderSince, Cluster: cluster, Nodes: nodes, Services: s.Services, Tasks: s.Tasks, Acks: s.Acks}, ids)
 	out.NextEval = res.NextEval
 	a := after(s.Tasks, nodes, res)
-	plan := scheduler.ScheduleVolumes(a.nodes, a.live, a.pending, s.Volumes, rnd)
+	// Nothing waiting, nothing to place: the converged cluster's plan —
+	// the one most writes wake — skips the scheduler and its copy of every
+	// live task.
+	var plan scheduler.Plan
+	if len(a.pending) > 0 {
+		plan = scheduler.ScheduleVolumes(a.nodes, a.live, a.pending, s.Volumes, rnd)
+	}
 	place := placer(plan, now)
 
 	for _, t := range res.Create {
@@ -157,7 +163,7 @@ func waiting(t *api.Task) bool {
 // on a node just marked down nor counts a task just deleted or stopped.
 type afterReconcile struct {
 	nodes   []api.Node // with the orchestrator's down marks
-	live    []api.Task // non-terminal tasks
+	live    []api.Task // non-terminal tasks; nil when none is pending
 	pending []api.Task // waiting tasks, existing and new
 	updated map[string]bool
 	deleted map[string]bool
@@ -165,8 +171,7 @@ type afterReconcile struct {
 }
 
 func after(tasks []api.Task, nodes []api.Node, res orchestrator.Result) afterReconcile {
-	a := afterReconcile{updated: make(map[string]bool, len(res.Update)), deleted: make(map[string]bool, len(res.Delete)), down: map[string]api.Node{},
-		live: make([]api.Task, 0, len(tasks))}
+	a := afterReconcile{updated: make(map[string]bool, len(res.Update)), deleted: make(map[string]bool, len(res.Delete)), down: map[string]api.Node{}}
 	updates := make(map[string]api.Task, len(res.Update))
 	for _, t := range res.Update {
 		updates[t.ID] = t
@@ -178,23 +183,33 @@ func after(tasks []api.Task, nodes []api.Node, res orchestrator.Result) afterRec
 	for _, n := range res.NodesDown {
 		a.down[n.ID] = n
 	}
-	for i := range tasks {
-		t := &tasks[i]
-		if a.deleted[t.ID] {
-			continue
+	// live as the scheduler must see it: what is not deleted, as updated.
+	live := func(yield func(*api.Task) bool) {
+		for i := range tasks {
+			t := &tasks[i]
+			if a.deleted[t.ID] {
+				continue
+			}
+			if u, ok := updates[t.ID]; ok {
+				t = &u
+			}
+			if !t.Status.State.Terminal() && !yield(t) {
+				return
+			}
 		}
-		if u, ok := updates[t.ID]; ok {
-			t = &u
-		}
-		if t.Status.State.Terminal() {
-			continue
-		}
-		a.live = append(a.live, *t)
+	}
+	for t := range live {
 		if waiting(t) {
 			a.pending = append(a.pending, *t)
 		}
 	}
 	a.pending = append(a.pending, res.Create...)
+	if len(a.pending) > 0 {
+		a.live = make([]api.Task, 0, len(tasks))
+		for t := range live {
+			a.live = append(a.live, *t)
+		}
+	}
 	a.nodes = make([]api.Node, 0, len(nodes))
 	for _, n := range nodes {
 		if d, ok := a.down[n.ID]; ok {
