@@ -268,10 +268,7 @@ func New(cfg Config, st *store.Store) (*Node, error) {
 		}
 	}
 	below := &lastErrorLogs{LogStore: logStore}
-	logs, err := raft.NewLogCache(512, below)
-	if err != nil {
-		return nil, fmt.Errorf("raft log cache: %w", err)
-	}
+	logs := newLogCache(below, logCacheEntries, logCacheBytes)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  cfg.Stream,
 		MaxPool: 5,
