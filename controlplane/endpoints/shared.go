@@ -20,7 +20,7 @@ type Shared struct {
 	network  api.ClusterNetwork // without the node's subnet
 	services []api.ServiceEndpoints
 	// keys are services' keys (serviceKey), by position; nil when the
-	// view had no ServiceTaskVersions.
+	// view had no ServiceTasksChanged.
 	keys     []uint64
 	peers    []api.Peer // every node that can be meshed with, by node ID
 	managers []string
@@ -236,7 +236,7 @@ func (s *Shared) Index() uint64 { return s.index }
 func (s *Shared) Services() []api.ServiceEndpoints { return s.services }
 
 // ServiceKeys are the services' keys, by the position of Services (nil
-// when the view had no ServiceTaskVersions): equal keys, equal entries.
+// when the view had no ServiceTasksChanged): equal keys, equal entries.
 func (s *Shared) ServiceKeys() []uint64 { return s.keys }
 
 // Peers are every node that can be meshed with, by node ID; a node's own
