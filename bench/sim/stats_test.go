@@ -5,9 +5,12 @@ package sim
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/controlplane/api"
 )
 
 func TestQuantile(t *testing.T) {
@@ -143,5 +146,34 @@ func TestLedgerNth(t *testing.T) {
 	}
 	if got := nth(nil, 1); got != 0 {
 		t.Errorf("nth of none = %v, want 0", got)
+	}
+}
+
+// The ledger splits a task's report path where the running report first
+// goes out: a report that says something else, or names a task no node was
+// seen starting, does not count.
+func TestLedgerSplitsTheReportPath(t *testing.T) {
+	var l Ledger
+	l.Arm(func(*api.Task) bool { return true })
+	l.started(&api.Task{ID: "t1", DesiredState: api.TaskRunning})
+	time.Sleep(2 * time.Millisecond)
+	l.sending(map[string]api.TaskStatus{"t1": {State: api.TaskStarting}, "t9": {State: api.TaskRunning}})
+	time.Sleep(2 * time.Millisecond)
+	l.sending(map[string]api.TaskStatus{"t1": {State: api.TaskRunning}})
+	time.Sleep(2 * time.Millisecond)
+	l.reported(map[string]api.TaskStatus{"t1": {State: api.TaskRunning}, "t9": {State: api.TaskRunning}})
+	f, err := l.Wait(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Queued) != 1 || len(f.Sent) != 1 {
+		t.Fatalf("%d queued and %d sent times, want one of each (t1 alone)", len(f.Queued), len(f.Sent))
+	}
+	// started → starting report → running report → ack, 2 ms apart at least.
+	if f.Queued[0] < 4*time.Millisecond || f.Sent[0] < 2*time.Millisecond {
+		t.Errorf("queued %v, sent → acked %v: the split is not where the running report went out", f.Queued[0], f.Sent[0])
+	}
+	if f.Acked-f.Delivered != f.Queued[0]+f.Sent[0] {
+		t.Errorf("queued %v + sent %v ≠ acked %v − delivered %v", f.Queued[0], f.Sent[0], f.Acked, f.Delivered)
 	}
 }
