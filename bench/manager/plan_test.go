@@ -2,8 +2,6 @@ package manager
 
 import (
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -20,10 +18,7 @@ import (
 // view's tasks once. It reports the plan's time and bytes allocated, and
 // both as multiples of that copy.
 func BenchmarkPlanSteady(b *testing.B) {
-	nodes, perNode, services := 2000, 25, 100
-	if os.Getenv("WARREN_BENCH_SMOKE") != "" {
-		nodes, perNode = 500, 20
-	}
+	nodes, perNode, services := issueSize()
 	st, _ := tableStore(b, nodes, perNode, services)
 	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
 	cl := &api.Cluster{ID: "c", Network: api.ClusterNetworkSpec{PodCIDR: "10.64.0.0/10", ServiceCIDR: "10.43.0.0/16"},
@@ -61,22 +56,9 @@ func BenchmarkPlanSteady(b *testing.B) {
 		b.Fatalf("the converged cluster's plan writes %d tasks, %d services, %d nodes, cluster %v: the benchmark would time a change",
 			len(batch.PutTasks), len(batch.PutServices), len(batch.PutNodes), batch.Cluster != nil)
 	}
-	measure := func(f func()) (time.Duration, float64) {
-		const rounds = 10
-		runtime.GC()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		start := time.Now()
-		for range rounds {
-			f()
-		}
-		el := time.Since(start) / rounds
-		runtime.ReadMemStats(&m1)
-		return el, float64(m1.TotalAlloc-m0.TotalAlloc) / rounds
-	}
 	for range b.N {
-		tCopy, aCopy := measure(func() { _ = v.Tasks() })
-		tPlan, aPlan := measure(func() { _ = plan() })
+		tCopy, aCopy := measure(10, func() { _ = v.Tasks() })
+		tPlan, aPlan := measure(10, func() { _ = plan() })
 		b.ReportMetric(float64(tPlan.Microseconds())/1000, "ms/plan")
 		b.ReportMetric(aPlan/(1<<20), "MiB-alloc/plan")
 		b.ReportMetric(float64(tPlan)/float64(tCopy), "x-copy-time")

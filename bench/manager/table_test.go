@@ -25,10 +25,7 @@ import (
 // tables in flight: each lives as long as the slowest answer built from
 // it) keep on the heap, beside the store's own heap at that size.
 func BenchmarkServiceTable(b *testing.B) {
-	nodes, perNode, services := 2000, 25, 100
-	if os.Getenv("WARREN_BENCH_SMOKE") != "" {
-		nodes, perNode = 500, 20
-	}
+	nodes, perNode, services := issueSize()
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
@@ -42,11 +39,10 @@ func BenchmarkServiceTable(b *testing.B) {
 		var prevSh *endpoints.Shared
 		var prevEnc *tabledelta.Encoded
 		keep := make([]*tabledelta.Encoded, 0, held)
-		runtime.GC()
 		var m0, m1 runtime.MemStats
+		runtime.GC()
 		runtime.ReadMemStats(&m0)
-		start := time.Now()
-		for range held {
+		perTable, alloc = measure(held, func() {
 			tk := tasks[rnd.IntN(len(tasks))]
 			stat := tk.Status
 			stat.Health = map[bool]api.HealthState{true: api.HealthHealthy, false: api.HealthUnhealthy}[rnd.IntN(2) == 0]
@@ -64,10 +60,7 @@ func BenchmarkServiceTable(b *testing.B) {
 			}
 			prevSh, prevEnc = sh, enc
 			keep = append(keep, enc)
-		}
-		perTable = time.Since(start) / held
-		runtime.ReadMemStats(&m1)
-		alloc = float64(m1.TotalAlloc-m0.TotalAlloc) / held
+		})
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		retained = float64(int64(m1.HeapAlloc) - int64(m0.HeapAlloc))
@@ -88,6 +81,30 @@ func BenchmarkServiceTable(b *testing.B) {
 		b.Logf("%d nodes × %d tasks (the store: %.1f MiB of heap): a table from scratch %v (%.1f MiB allocated), from the one before %v (%.1f MiB); 64 tables held %.1f MiB vs %.1f MiB",
 			nodes, perNode, storeHeap, tScratch, aScratch/(1<<20), tFrom, aFrom/(1<<20), rScratch/(1<<20), rFrom/(1<<20))
 	}
+}
+
+// issueSize is issue 19's cluster: 2,000 nodes × 25 tasks in 100
+// services, or 500 × 20 under WARREN_BENCH_SMOKE (make ci).
+func issueSize() (nodes, perNode, services int) {
+	if os.Getenv("WARREN_BENCH_SMOKE") != "" {
+		return 500, 20, 100
+	}
+	return 2000, 25, 100
+}
+
+// measure runs f rounds times and returns the time and the bytes
+// allocated per round.
+func measure(rounds int, f func()) (time.Duration, float64) {
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	for range rounds {
+		f()
+	}
+	el := time.Since(start) / time.Duration(rounds)
+	runtime.ReadMemStats(&m1)
+	return el, float64(m1.TotalAlloc-m0.TotalAlloc) / float64(rounds)
 }
 
 // tableStore is a store of nodes ready nodes with perNode running tasks

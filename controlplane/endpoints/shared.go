@@ -1,6 +1,8 @@
 package endpoints
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -75,34 +77,44 @@ func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 			down[n.ID] = true
 		}
 	}
-	serviceTasks := view.ServiceTasks
-	if serviceTasks == nil || byNode != nil {
-		byService := map[string][]api.Task{}
+	// Without the store's indexes (ForNode, tests), from every task.
+	if byNode != nil {
 		for _, t := range view.Tasks {
-			byService[t.ServiceID] = append(byService[t.ServiceID], t)
-			if byNode != nil {
-				byNode[t.NodeID] = append(byNode[t.NodeID], t)
-			}
+			byNode[t.NodeID] = append(byNode[t.NodeID], t)
 		}
 		for _, ts := range byNode {
 			sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 		}
+	}
+	serviceTasks := view.ServiceTasks
+	if serviceTasks == nil {
+		byService := map[string][]api.Task{}
+		for _, t := range view.Tasks {
+			byService[t.ServiceID] = append(byService[t.ServiceID], t)
+		}
 		serviceTasks = func(id string) []api.Task { return byService[id] }
 	}
 	keyed := view.ServiceTasksChanged != nil && view.ServiceTasks != nil
-	downSum := newFNV()
+	var downSum maphash.Hash
+	downSum.SetSeed(keySeed)
 	for _, n := range view.Nodes {
 		if down[n.ID] {
-			downSum.str(n.ID)
+			downSum.WriteString(n.ID)
+			downSum.WriteByte(0)
 		}
 	}
 	if prev != nil && prev.keys == nil {
 		prev = nil
 	}
-	for _, svc := range view.Services {
+	// By ID, so that services and keys come out in the table's order.
+	services := view.Services
+	if !slices.IsSortedFunc(services, byServiceID) {
+		services = slices.SortedFunc(slices.Values(services), byServiceID)
+	}
+	for _, svc := range services {
 		var key uint64
 		if keyed {
-			key = serviceKey(&svc, view.ServiceTasksChanged(svc.ID), downSum)
+			key = serviceKey(&svc, view.ServiceTasksChanged(svc.ID), downSum.Sum64())
 			s.keys = append(s.keys, key)
 		}
 		if i, ok := prev.find(svc.ID); keyed && ok && prev.keys[i] == key {
@@ -121,7 +133,6 @@ func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 			s.stopAfter[svc.ID] = d.StopAfter
 		}
 	}
-	s.sortServices()
 	for _, n := range view.Nodes {
 		subnet := subnetOf(view.Cluster, &n)
 		s.nodes[n.ID] = nodeFacts{subnet: subnet, role: n.Spec.Role}
@@ -146,30 +157,7 @@ func NewSharedFrom(view ClusterView, prev *Shared) *Shared {
 	return s
 }
 
-// sortServices sorts the services by ID, their keys with them. The
-// store's list is sorted already; this only makes sure.
-func (s *Shared) sortServices() {
-	if slices.IsSortedFunc(s.services, func(a, b api.ServiceEndpoints) int { return strings.Compare(a.ServiceID, b.ServiceID) }) {
-		return
-	}
-	idx := make([]int, len(s.services))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return s.services[idx[a]].ServiceID < s.services[idx[b]].ServiceID })
-	services := make([]api.ServiceEndpoints, len(idx))
-	var keys []uint64
-	if s.keys != nil {
-		keys = make([]uint64, len(idx))
-	}
-	for i, j := range idx {
-		services[i] = s.services[j]
-		if keys != nil {
-			keys[i] = s.keys[j]
-		}
-	}
-	s.services, s.keys = services, keys
-}
+func byServiceID(a, b api.Service) int { return strings.Compare(a.ID, b.ID) }
 
 // find is the position of service id in s (nil: none).
 func (s *Shared) find(id string) (int, bool) {
@@ -179,40 +167,27 @@ func (s *Shared) find(id string) (int, bool) {
 	return slices.BinarySearchFunc(s.services, id, func(e api.ServiceEndpoints, id string) int { return strings.Compare(e.ServiceID, id) })
 }
 
-// serviceKey fingerprints what Compute reads of one service (FNV-1a, 64
+// keySeed seeds the services' keys: they are compared only within this
+// process, between tables built here.
+var keySeed = maphash.MakeSeed()
+
+// serviceKey fingerprints what Compute reads of one service (maphash, 64
 // bits): the service's version, the index its tasks were last written at,
-// and which nodes are down (down, summed over them). The store stamps every
+// and which nodes are down (down, hashed over them). The store stamps every
 // write with its index, so an equal key is an equal entry, short of a
 // 2⁻⁶⁴ accident between two versions of the same service. A node going
 // down or up moves every key: that is rare, and cheaper than finding
 // which services have tasks there.
-func serviceKey(svc *api.Service, tasksChanged uint64, down fnv64) uint64 {
-	h := newFNV()
-	h.str(svc.ID)
-	h.u64(svc.Meta.Version)
-	h.u64(tasksChanged)
-	h.u64(uint64(down))
-	return uint64(h)
-}
-
-// fnv64 is FNV-1a over strings and integers without allocating.
-type fnv64 uint64
-
-func newFNV() fnv64 { return 14695981039346656037 }
-
-func (h *fnv64) byte(b byte) { *h = (*h ^ fnv64(b)) * 1099511628211 }
-
-func (h *fnv64) str(s string) {
-	for i := 0; i < len(s); i++ {
-		h.byte(s[i])
-	}
-	h.byte(0) // "ab","c" and "a","bc" differ
-}
-
-func (h *fnv64) u64(x uint64) {
-	for i := 0; i < 8; i++ {
-		h.byte(byte(x >> (8 * i)))
-	}
+func serviceKey(svc *api.Service, tasksChanged, down uint64) uint64 {
+	var h maphash.Hash
+	h.SetSeed(keySeed)
+	h.WriteString(svc.ID)
+	var b [24]byte
+	binary.LittleEndian.PutUint64(b[0:], svc.Meta.Version)
+	binary.LittleEndian.PutUint64(b[8:], tasksChanged)
+	binary.LittleEndian.PutUint64(b[16:], down)
+	h.Write(b[:])
+	return h.Sum64()
 }
 
 // handed is what a node is handed of its tasks: a copy, without those
